@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:
+#   make demo   create .venv, install the core and every plugin, build the sample, run a training set
+#   make test   the same set-up, then the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLUGINS := plugins/tsm_writers plugins/tsm_dp1 plugins/tsm_dp02
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install browser clean bench
+
+$(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]" $(foreach p,$(PLUGINS),-e $(p))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's chromium for the browser test (no tool downloads a browser of its own).
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "chromium could not be installed: the browser test will be skipped"; \
+		else echo "chromium not installed (needs root and apt-get): the browser test will be skipped"; fi; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/tsm demo --out demo-output
+
+test: $(STAMP) browser
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

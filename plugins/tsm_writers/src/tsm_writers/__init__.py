@@ -1,0 +1,1 @@
+"""Parquet, CSV, FITS and HDF5 writers for the Training Set Maker."""

@@ -1,0 +1,34 @@
+"""Training Set Maker: photo-z training sets from spectroscopic redshifts x Rubin Objects.
+
+The public API::
+
+    import tsm_core
+    result = tsm_core.run("my_training_set.yaml")
+    result.output_path, result.n_rows, result.product_id
+
+Plugins implement the hooks of :mod:`tsm_core.hookspecs` with ``@tsm_core.hookimpl``.
+"""
+
+from tsm_core.config import RunConfig, load_config
+from tsm_core.errors import TSMError
+from tsm_core.pipeline import RunResult, run
+from tsm_core.plugins import get_plugin_manager, hookimpl
+from tsm_core.types import ColumnInfo, Dereddener, FluxType, ObjectCatalog, OutputMetadata, SampleSpec, SkyField, Writer
+
+__all__ = [
+    "ColumnInfo",
+    "Dereddener",
+    "FluxType",
+    "ObjectCatalog",
+    "OutputMetadata",
+    "RunConfig",
+    "RunResult",
+    "SampleSpec",
+    "SkyField",
+    "TSMError",
+    "Writer",
+    "get_plugin_manager",
+    "hookimpl",
+    "load_config",
+    "run",
+]

@@ -1,0 +1,57 @@
+"""Errors a user can act on. The CLI prints them as one line (no traceback)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+
+class TSMError(Exception):
+    """Base class of every error the Training Set Maker reports to its user."""
+
+
+class ConfigError(TSMError, ValueError):
+    """A configuration value is invalid; ``key`` is its dotted path in the config."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+class UnknownChoiceError(ConfigError):
+    """A name (release, flux type, dereddener, format) that no installed plugin offers."""
+
+    def __init__(self, key: str, kind: str, value: str, choices: Iterable[str]) -> None:
+        self.value = value
+        self.choices = sorted(choices)
+        listed = ", ".join(self.choices) if self.choices else "(none installed)"
+        super().__init__(key, f"unknown {kind} {value!r}; installed choices: {listed}")
+
+
+class CatalogError(TSMError):
+    """An input catalog is unreadable or does not hold what it must."""
+
+
+class BadRowsError(CatalogError):
+    """Rows of a redshift catalog with invalid values; ``rows`` are 0-based row numbers."""
+
+    def __init__(self, what: str, rows: Sequence[int], source: str) -> None:
+        self.rows = list(rows)
+        shown = ", ".join(str(r) for r in self.rows[:10])
+        more = f" (and {len(self.rows) - 10} more)" if len(self.rows) > 10 else ""
+        super().__init__(f"{source}: {len(self.rows)} row(s) with {what}: rows {shown}{more}")
+
+
+class MissingDustMapError(ConfigError):
+    """The files of a dust map are not installed."""
+
+    def __init__(self, key: str, name: str, missing: Sequence[Path], fetch: str | None) -> None:
+        self.missing = list(missing)
+        files = ", ".join(str(p) for p in self.missing)
+        hint = f"; install them with `{fetch}`" if fetch else ""
+        hint += " or set object_catalog.dust_maps_dir (or TSM_DUSTMAPS_DIR) to where they are"
+        super().__init__(key, f"dust map {name!r} is missing file(s) {files}{hint}")
+
+
+class OutputError(TSMError):
+    """The output cannot be written where asked."""

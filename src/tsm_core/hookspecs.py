@@ -1,0 +1,61 @@
+"""Hook specifications of the Training Set Maker.
+
+A plugin is a module (or object) with functions marked ``@tsm_core.hookimpl`` whose names
+are the hooks below, registered through the entry-point group ``tsm``::
+
+    [project.entry-points.tsm]
+    my_release = "my_release.plugin"
+
+Each ``tsm_*`` hook returns a list of small typed records (see :mod:`tsm_core.types`);
+the plugin manager flattens the lists of all plugins, indexes them by name and refuses
+two plugins that claim the same name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from tsm_core.types import Dereddener, FluxType, ObjectCatalog, Writer
+
+hookspec = pluggy.HookspecMarker("tsm")
+
+
+@hookspec
+def tsm_object_catalogs() -> list[ObjectCatalog]:
+    """Object catalogs (data releases) this plugin provides.
+
+    Each :class:`~tsm_core.types.ObjectCatalog` describes one release: its name
+    (``dp1``), where its HATS catalog lives, its id / coordinate columns, bands,
+    flux-column naming, flux unit and zero point, extinction coefficients, default
+    row filter and E(B-V) column, and a generator of a synthetic sample.
+    """
+
+
+@hookspec
+def tsm_flux_types(catalog: ObjectCatalog) -> list[FluxType]:
+    """Flux types selectable for ``catalog``.
+
+    Called once per installed release; return ``[]`` for releases you do not know.
+    A plugin may add flux types to a release provided by another plugin. Exactly one
+    flux type per release should be marked ``default=True``.
+    """
+
+
+@hookspec
+def tsm_dereddeners() -> list[Dereddener]:
+    """Dereddeners (sources of E(B-V)) this plugin provides, such as a dust map."""
+
+
+@hookspec
+def tsm_writers() -> list[Writer]:
+    """Output writers (file formats) this plugin provides."""
+
+
+@hookspec
+def tsm_register_commands(cli: click.Group) -> None:
+    """Add sub-commands to the ``tsm`` command line (for example ``tsm serve``)."""

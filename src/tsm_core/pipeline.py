@@ -1,0 +1,370 @@
+"""One training-set run: plan -> crossmatch -> photometry -> select -> write -> register.
+
+:func:`run` is the whole of it. Every choice is resolved and checked in
+:func:`plan_run` before any data is read, so that a wrong release, flux type,
+dereddener, format, dust map or directory fails at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from tsm_core import layout, plugins
+from tsm_core.compute import dask_scheduler, stream
+from tsm_core.config import RunConfig, load_config, tsm_home
+from tsm_core.dust import describe_source
+from tsm_core.errors import CatalogError, ConfigError, TSMError
+from tsm_core.noise import quiet_known_warnings
+from tsm_core.objects import open_objects
+from tsm_core.output import check_directory, output_file_name, staged_file
+from tsm_core.redshift import load_redshift_catalog
+from tsm_core.registry import Registry
+from tsm_core.selection import training_flags, unique_galaxies
+from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
+from tsm_core.types import ColumnInfo, ObjectCatalog, OutputMetadata, Writer
+
+log = logging.getLogger("tsm")
+
+#: progress callback: (stage, done, total)
+Progress = Callable[[str, int, int], None]
+SPLIT_COLUMN = "is_training"
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Log the wall time of a stage of the run."""
+    start = time.perf_counter()
+    yield
+    log.info("%s: %.2f s", name, time.perf_counter() - start)
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    product_id: int
+    output_path: Path
+    n_rows: int
+    n_redshifts: int
+    n_matched: int
+    removed: dict[str, int]
+    median_separation_arcsec: float | None
+    provenance: dict[str, Any] = field(repr=False)
+
+
+@dataclass
+class Plan:
+    """Everything resolved and checked before work starts."""
+
+    config: RunConfig
+    release: ObjectCatalog
+    object_path: str
+    redshift_source: str
+    redshifts: pd.DataFrame
+    photometry: Photometry
+    writer: Writer
+    output_dir: Path
+    dereddening: str
+
+
+def _versions() -> dict[str, str]:
+    versions = {}
+    for dist in ("tsm-core", "lsdb", "hats", "nested-pandas", "pyarrow", "pandas", "dask", "dustmaps"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions | plugins.plugin_versions()
+
+
+def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame, str]:
+    source = config.redshift_catalog
+    if source.path:
+        path, columns, label = source.path, source.columns, source.path
+    else:
+        record = registry.redshift_catalog(source.name if source.name else source.id)
+        path, columns = record.path, record.columns | source.columns
+        label = f"registered catalog {record.name!r} (id {record.id}, {record.path})"
+    frame = load_redshift_catalog(path, columns)
+    frame[ZROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
+    for cut in config.filters.redshift:
+        try:
+            frame = frame.query(cut)
+        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds here
+            raise ConfigError("filters.redshift", f"cannot apply {cut!r}: {exc}") from exc
+    return frame, label
+
+
+def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
+    """Resolve and check every choice of ``config``; raises before any heavy work."""
+    oc = config.object_catalog
+    release = plugins.object_catalog(oc.release)
+    flux = plugins.flux_type(release, oc.flux_type)
+    bands = tuple(oc.bands or release.bands)
+    unknown = [b for b in bands if b not in release.bands]
+    if unknown:
+        raise ConfigError("object_catalog.bands", f"unknown band(s) {unknown}; {release.name} has {list(release.bands)}")
+    dereddener = plugins.dereddener(oc.dereddening)
+    writer = plugins.writer(config.output.format)
+    coefficients = dict(release.extinction_coefficients) | (oc.extinction_coefficients or {})
+    maps_dir = Path(oc.dust_maps_dir).expanduser() if oc.dust_maps_dir else None
+    ebv = dereddener.source(release, maps_dir)
+    if ebv is not None:
+        lacking = [b for b in bands if b not in coefficients]
+        if lacking:
+            raise ConfigError("object_catalog.extinction_coefficients", f"no coefficient for band(s) {lacking}")
+    output_dir = check_directory(config.output.directory)
+    object_path = release.resolve_path(oc.path, home)
+    if not oc.path and object_path == str(release.sample_dir(home) / "objects"):
+        if not Path(object_path).exists():
+            raise CatalogError(
+                f"no {release.name} object catalog: set object_catalog.path"
+                + (f" or ${release.env_var}" if release.env_var else "")
+                + f", or build the synthetic sample with `tsm sample {release.name}`"
+            )
+        log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
+    redshifts, label = _read_redshifts(config, registry)
+    description = describe_source(dereddener, ebv)
+    photometry = Photometry(
+        catalog=release,
+        flux_type=flux.name,
+        bands=bands,
+        to_magnitudes=oc.convert_to_magnitudes,
+        redshift_columns=tuple(c for c in redshifts.columns if c != ZROW_COLUMN),
+        coefficients={b: coefficients[b] for b in bands if b in coefficients},
+        ebv=ebv,
+        ebv_description=description,
+    )
+    return Plan(config, release, object_path, label, redshifts, photometry, writer, output_dir, description)
+
+
+def _crossmatch(plan: Plan) -> Any:
+    """The lazy LSDB crossmatch of redshifts (left) with objects (right)."""
+    import lsdb
+
+    cfg, release = plan.config, plan.release
+    columns = [release.id_column, release.ra_column, release.dec_column, *plan.photometry.object_columns()]
+    dereddener = plugins.dereddener(cfg.object_catalog.dereddening)
+    columns += [c for c in dereddener.required_columns(release) if c not in columns]
+    objects = open_objects(release, plan.object_path, columns, cfg.filters.object, cfg.crossmatch.radius_arcsec)
+    redshifts = lsdb.from_dataframe(
+        plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
+        catalog_name="redshifts", partition_rows=50_000,
+    )
+    return redshifts.crossmatch(
+        objects,
+        n_neighbors=cfg.crossmatch.n_neighbors,
+        radius_arcsec=cfg.crossmatch.radius_arcsec,
+        require_right_margin=True,
+        suffixes=("", "_object"),
+        suffix_method="overlapping_columns",
+    )
+
+
+class _Spool:
+    """Matched partitions parked on disk while a whole-set selection is made."""
+
+    def __init__(self, directory: Path, key_columns: list[str]) -> None:
+        self.directory = directory
+        self.key_columns = key_columns
+        self.files: list[Path] = []
+        self.keys: list[pd.DataFrame] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        path = self.directory / f"part-{len(self.files):06d}.parquet"
+        frame.to_parquet(path, index=False)
+        self.files.append(path)
+        self.keys.append(frame[[c for c in self.key_columns if c in frame]])
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(k) for k in self.keys)
+
+    def all_keys(self) -> pd.DataFrame:
+        if not self.keys:
+            return pd.DataFrame(columns=self.key_columns)
+        return pd.concat(self.keys, ignore_index=True)
+
+    def replay(self, mask: np.ndarray) -> Iterator[pd.DataFrame]:
+        start = 0
+        for path in self.files:
+            frame = pd.read_parquet(path, dtype_backend="pyarrow")
+            yield frame[mask[start : start + len(frame)]]
+            start += len(frame)
+            path.unlink()
+
+
+def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
+    info = plan.photometry.column_info()
+    for name in plan.photometry.redshift_columns:
+        values = plan.redshifts[name]
+        if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_numeric_dtype(values.dtype):
+            nbytes = values.astype("string").str.encode("utf-8").str.len()
+            longest = int(nbytes.max(skipna=True)) if nbytes.notna().any() else 0
+            info[name] = replace(info[name], max_length=max(longest, 1))
+    if plan.config.split:
+        s = plan.config.split
+        info[SPLIT_COLUMN] = ColumnInfo("", f"training (true) or validation (false); fraction {s.train_fraction}, seed {s.seed}")
+    return info
+
+
+@dataclass
+class _Finisher:
+    """Turns a matched, selected frame into the Arrow table that is written."""
+
+    config: RunConfig
+    info: dict[str, ColumnInfo]
+    schema: pa.Schema | None = None
+
+    def frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.config.split:
+            flags = training_flags(frame["id"], self.config.split.train_fraction, self.config.split.seed)
+            frame = frame.assign(**{SPLIT_COLUMN: flags})
+        return layout.apply(frame.drop(columns=[ZROW_COLUMN]), self.info, self.config.output)
+
+    def table(self, frame: pd.DataFrame) -> pa.Table:
+        table = pa.Table.from_pandas(self.frame(frame), schema=self.schema, preserve_index=False)
+        return table.replace_schema_metadata(None) if self.schema is None else table
+
+
+def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
+    cfg, release = plan.config, plan.release
+    prov: dict[str, Any] = {
+        "product_id": product_id,
+        "name": cfg.name,
+        "description": cfg.description,
+        "config": cfg.model_dump(mode="json"),
+        "release": release.name,
+        "object_catalog_path": plan.object_path,
+        "redshift_catalog": plan.redshift_source,
+        "flux_type": plan.photometry.flux_type,
+        "flux_unit": release.flux_unit,
+        "zero_point": release.zero_point,
+        "dereddening": plan.dereddening,
+        "versions": _versions(),
+        "started_at": started,
+    }
+    if plan.photometry.ebv is not None:
+        prov["extinction_coefficients"] = plan.photometry.coefficients
+        prov["extinction_source"] = release.extinction_source
+    return prov
+
+
+def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResult:
+    cfg = plan.config
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    final = plan.output_dir / output_file_name(cfg.name, product_id, plan.writer.extension)
+    with stage("plan crossmatch"):
+        xmatch = _crossmatch(plan)
+        import dask
+
+        tasks = [dask.delayed(plan.photometry)(part) for part in xmatch.to_delayed()]
+        info = _column_info(plan)
+        finisher = _Finisher(cfg, info)
+        finisher.schema = finisher.table(plan.photometry(xmatch.meta.iloc[:0])).schema
+    metadata = OutputMetadata(
+        cfg.name, cfg.description, product_id, layout.column_info(info, cfg.output), _provenance(plan, product_id, started)
+    )
+    release = plan.release
+    n_matched = 0
+    n_rows = 0
+    distances: list[np.ndarray] = []
+    removed: dict[str, int] = {}
+
+    def report(done: int) -> None:
+        if progress:
+            progress("crossmatch", done, len(tasks))
+
+    with dask_scheduler(cfg.compute) as n_workers, staged_file(final, cfg.output.overwrite) as staged:
+        frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=4 * n_workers, on_done=report)
+        if cfg.unique_galaxies != "none":
+            spool = _Spool(staged.parent, [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"])
+            with stage("crossmatch and photometry"):
+                for frame in frames:
+                    spool.add(frame)
+            n_matched = spool.n_rows
+            mask, removed = unique_galaxies(spool.all_keys(), cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
+            for rule, count in removed.items():
+                log.info("unique galaxies (%s): removed %d rows %s", cfg.unique_galaxies, count, rule)
+            frames = spool.replay(mask)
+        sink = plan.writer.open(staged, finisher.schema, metadata, cfg.output)
+        try:
+            with stage("write"):
+                for frame in frames:
+                    if cfg.unique_galaxies == "none":
+                        n_matched += len(frame)
+                    distances.append(frame[DIST_COLUMN].to_numpy(dtype=float))
+                    n_rows += len(frame)
+                    sink.write(finisher.table(frame))
+            metadata.provenance.update(
+                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                counts={"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed},
+                output_file=final.name,
+            )
+        finally:
+            sink.close()
+    dist = np.concatenate(distances) if distances else np.zeros(0)
+    return RunResult(
+        product_id=product_id,
+        output_path=final,
+        n_rows=n_rows,
+        n_redshifts=len(plan.redshifts),
+        n_matched=n_matched,
+        removed=removed,
+        median_separation_arcsec=float(np.median(dist)) if len(dist) else None,
+        provenance=metadata.provenance,
+    )
+
+
+def run(
+    config: RunConfig | dict[str, Any] | str | Path,
+    *,
+    overrides: list[str] | None = None,
+    progress: Progress | None = None,
+    product_id: int | None = None,
+) -> RunResult:
+    """Build one training set.
+
+    ``config`` is a :class:`~tsm_core.config.RunConfig`, a dict of the same keys, or
+    the path of a YAML file; ``overrides`` are ``key.sub=value`` strings applied on top.
+    Returns a :class:`RunResult` with ``output_path``, ``n_rows`` and ``product_id``.
+    Raises a :class:`~tsm_core.errors.TSMError` naming the bad value; a run that fails
+    leaves no output file and is recorded as failed in the registry.
+
+    ``product_id`` is for callers that registered the product themselves (the web
+    service); ``progress(stage, done, total)`` is told how far the run is.
+    """
+    quiet_known_warnings()
+    cfg = load_config(config if not isinstance(config, Path) else str(config), overrides)
+    home = tsm_home()
+    registry = Registry.at_home(home)
+    try:
+        with stage("plan"):
+            plan = plan_run(cfg, home, registry)
+    except TSMError as exc:
+        if product_id is not None:
+            registry.fail_product(product_id, str(exc))
+        raise
+    if product_id is None:
+        product_id = registry.create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"))
+    log.info("training set %r: product ID %d", cfg.name, product_id)
+    try:
+        result = _execute(plan, product_id, progress)
+    except BaseException as exc:
+        registry.fail_product(product_id, str(exc) or type(exc).__name__)
+        raise
+    registry.finish_product(product_id, result.n_rows, str(result.output_path), result.provenance)
+    log.info("wrote %d rows to %s", result.n_rows, result.output_path)
+    return result

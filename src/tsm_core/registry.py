@@ -1,0 +1,221 @@
+"""The SQLite registry of redshift catalogs and training-set products.
+
+One file, ``$TSM_HOME/registry.sqlite``, serves the CLI, Python calls and the web
+service alike. Each call opens its own short connection (WAL journal, busy timeout),
+so several processes can run training sets against one registry at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tsm_core.errors import CatalogError, ConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS redshift_catalogs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL DEFAULT '',
+    path TEXT NOT NULL,
+    columns TEXT NOT NULL,
+    n_rows INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS products (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    config TEXT NOT NULL,
+    n_rows INTEGER,
+    output_path TEXT,
+    error TEXT,
+    provenance TEXT,
+    progress REAL NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    finished_at TEXT
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class RedshiftCatalogRecord:
+    """A registered redshift catalog: a validated file and its column mapping."""
+
+    id: int
+    name: str
+    description: str
+    path: str
+    columns: dict[str, str]
+    n_rows: int
+    created_at: str
+
+
+@dataclass(frozen=True)
+class ProductRecord:
+    """A training set: its automatic ID, status and, once done, its file."""
+
+    id: int
+    name: str
+    description: str
+    status: str
+    config: dict[str, Any]
+    n_rows: int | None
+    output_path: str | None
+    error: str | None
+    provenance: dict[str, Any] | None
+    progress: float
+    created_at: str
+    finished_at: str | None
+
+
+class Registry:
+    """Access to the registry file at ``path`` (created on first use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(self.path, timeout=60)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    @classmethod
+    def at_home(cls, home: Path) -> Registry:
+        """The registry of ``$TSM_HOME``."""
+        return cls(home / "registry.sqlite")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
+            db.row_factory = sqlite3.Row
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # -- redshift catalogs -------------------------------------------------------------
+    def add_redshift_catalog(
+        self, name: str, path: str, columns: dict[str, str], n_rows: int, description: str = ""
+    ) -> RedshiftCatalogRecord:
+        """Record a validated redshift catalog under a unique ``name``."""
+        if not name.strip():
+            raise ConfigError("name", "a redshift catalog needs a non-blank name")
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM redshift_catalogs WHERE name = ?", (name,)).fetchone():
+                raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
+            cur = db.execute(
+                "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, description, path, json.dumps(columns), n_rows, _now()),
+            )
+            row_id = cur.lastrowid
+        return self.redshift_catalog(row_id)
+
+    def redshift_catalogs(self) -> list[RedshiftCatalogRecord]:
+        """All registered redshift catalogs, oldest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM redshift_catalogs ORDER BY id").fetchall()
+        return [self._redshift(r) for r in rows]
+
+    def redshift_catalog(self, key: str | int) -> RedshiftCatalogRecord:
+        """A registered redshift catalog by name or ID; fails listing the registered names."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT * FROM redshift_catalogs WHERE name = ? OR id = ?", (str(key), _as_int(key))
+            ).fetchone()
+        if row is None:
+            names = ", ".join(f"{c.name} (id {c.id})" for c in self.redshift_catalogs()) or "none"
+            raise CatalogError(f"no registered redshift catalog {key!r}; registered: {names}")
+        return self._redshift(row)
+
+    @staticmethod
+    def _redshift(row: sqlite3.Row) -> RedshiftCatalogRecord:
+        data = dict(row)
+        data["columns"] = json.loads(data["columns"])
+        return RedshiftCatalogRecord(**data)
+
+    # -- products ----------------------------------------------------------------------
+    def create_product(self, name: str, description: str, config: dict[str, Any]) -> int:
+        """Register a new training set as running; returns its automatic ID."""
+        with self._connect() as db:
+            cur = db.execute(
+                "INSERT INTO products (name, description, status, config, created_at) VALUES (?, ?, 'running', ?, ?)",
+                (name, description, json.dumps(config), _now()),
+            )
+            return int(cur.lastrowid)
+
+    def set_progress(self, product_id: int, fraction: float) -> None:
+        """Record how far a running product is (0 to 1)."""
+        with self._connect() as db:
+            db.execute("UPDATE products SET progress = ? WHERE id = ?", (fraction, product_id))
+
+    def finish_product(
+        self, product_id: int, n_rows: int, output_path: str, provenance: dict[str, Any]
+    ) -> None:
+        """Mark a product done, with its file and provenance."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE products SET status = 'done', n_rows = ?, output_path = ?, provenance = ?, "
+                "progress = 1, finished_at = ? WHERE id = ?",
+                (n_rows, output_path, json.dumps(provenance, default=str), _now(), product_id),
+            )
+
+    def fail_product(self, product_id: int, error: str) -> None:
+        """Mark a product failed with its error (it has no file)."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE products SET status = 'failed', error = ?, output_path = NULL, finished_at = ? WHERE id = ?",
+                (error, _now(), product_id),
+            )
+
+    def product(self, product_id: int) -> ProductRecord:
+        """A training set by ID."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM products WHERE id = ?", (_as_int(product_id),)).fetchone()
+        if row is None:
+            raise CatalogError(f"no training set with ID {product_id}")
+        return self._product(row)
+
+    def products(self, search: str | None = None, limit: int | None = None) -> list[ProductRecord]:
+        """Training sets, newest first; ``search`` matches part of the name (any case)."""
+        query = "SELECT * FROM products"
+        args: list[Any] = []
+        if search:
+            query += " WHERE name LIKE ? ESCAPE '\\'"
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            args.append(f"%{escaped}%")
+        query += " ORDER BY id DESC"
+        if limit:
+            query += " LIMIT ?"
+            args.append(limit)
+        with self._connect() as db:
+            rows = db.execute(query, args).fetchall()
+        return [self._product(r) for r in rows]
+
+    @staticmethod
+    def _product(row: sqlite3.Row) -> ProductRecord:
+        data = dict(row)
+        data["config"] = json.loads(data["config"])
+        data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else None
+        return ProductRecord(**data)
+
+
+def _as_int(key: str | int) -> int | None:
+    try:
+        return int(key)
+    except (TypeError, ValueError):
+        return None

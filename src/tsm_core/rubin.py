@@ -1,0 +1,39 @@
+"""Conventions shared by the Object tables of Rubin data releases (DP0.2, DP1, ...).
+
+Release plugins build their :class:`~tsm_core.types.FluxType` lists from here, so that
+each flux family is described once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tsm_core.types import FluxType
+
+#: the flux family offered by default (the Photo-z Server's default)
+DEFAULT_FLUX_TYPE = "cModel"
+
+FLUX_FAMILIES: dict[str, str] = {
+    "cModel": "composite model (exponential + de Vaucouleurs) flux, forced on the reference band: "
+    "the usual choice for galaxy colours",
+    "free_cModel": "composite model flux fitted freely in each band",
+    "psf": "PSF-model flux, forced: best for point sources",
+    "free_psf": "PSF-model flux fitted freely in each band",
+    "gaapOptimal": "GAaP flux with the optimal aperture: PSF-homogenised, consistent colours",
+    "gaapPsf": "GAaP flux with a PSF-sized aperture",
+    "gaap0p5": "GAaP flux in a 0.5 arcsec aperture",
+    "gaap0p7": "GAaP flux in a 0.7 arcsec aperture",
+    "gaap1p0": "GAaP flux in a 1.0 arcsec aperture (the Photo-z Server's second choice)",
+    "gaap1p5": "GAaP flux in a 1.5 arcsec aperture",
+    "gaap2p5": "GAaP flux in a 2.5 arcsec aperture",
+    "gaap3p0": "GAaP flux in a 3.0 arcsec aperture",
+    "kron": "Kron (elliptical aperture) flux",
+    "calib": "flux in the 12-pixel calibration aperture",
+    "sersic": "Sersic-model flux",
+    **{f"ap{r}": f"flux in a circular aperture of radius {int(r)} pixels" for r in ("03", "06", "09", "12", "17", "25", "35", "50", "70")},
+}
+
+
+def flux_types(families: Iterable[str], default: str = DEFAULT_FLUX_TYPE) -> list[FluxType]:
+    """:class:`FluxType` records of ``families``, ``default`` marked as the default."""
+    return [FluxType(name, FLUX_FAMILIES[name], default=name == default) for name in families]

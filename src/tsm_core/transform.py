@@ -1,0 +1,121 @@
+"""Per-partition photometry on matched rows: deredden, convert to magnitudes, rename.
+
+:class:`Photometry` is a small picklable callable applied to each crossmatched
+partition, so that it runs where Dask runs the partition (threads or workers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tsm_core import photometry
+from tsm_core.types import ColumnInfo, EBVSource, ObjectCatalog
+
+DIST_COLUMN = "_dist_arcsec"
+EBV_COLUMN = "ebv"
+#: internal row number of the redshift catalog; used for selection, never written
+ZROW_COLUMN = "_zrow"
+
+REDSHIFT_COLUMN_INFO: dict[str, ColumnInfo] = {
+    "id": ColumnInfo("", "identifier of the redshift measurement"),
+    "ra": ColumnInfo("deg", "right ascension of the redshift source (ICRS)"),
+    "dec": ColumnInfo("deg", "declination of the redshift source (ICRS)"),
+    "z": ColumnInfo("", "spectroscopic redshift", quantity="redshift"),
+    "z_err": ColumnInfo("", "redshift uncertainty"),
+    "z_flag": ColumnInfo("", "redshift quality flag"),
+    "survey": ColumnInfo("", "survey of the redshift measurement"),
+}
+
+
+@dataclass(frozen=True)
+class Photometry:
+    """Turns one crossmatched partition into output rows.
+
+    ``redshift_columns`` are the canonical redshift columns present; fluxes of
+    ``flux_type`` in ``bands`` become magnitudes when ``to_magnitudes``; ``ebv`` (if
+    given) dereddens with ``coefficients`` (A_b / E(B-V) per band).
+    """
+
+    catalog: ObjectCatalog
+    flux_type: str
+    bands: tuple[str, ...]
+    to_magnitudes: bool
+    redshift_columns: tuple[str, ...]
+    coefficients: dict[str, float]
+    ebv: EBVSource | None = None
+    ebv_description: str = ""
+
+    @property
+    def dered_suffix(self) -> str:
+        return "_dered" if self.ebv is not None else ""
+
+    def output_names(self, band: str) -> tuple[str, str]:
+        """Names of the value and error columns of ``band`` in the output."""
+        kind = "Mag" if self.to_magnitudes else "Flux"
+        base = f"{band}_{self.flux_type}{kind}"
+        return base + self.dered_suffix, base + "Err" + self.dered_suffix
+
+    def object_columns(self) -> list[str]:
+        """The object columns the transform reads (besides id and coordinates)."""
+        cols = []
+        for band in self.bands:
+            cols += [self.catalog.flux_column(self.flux_type, band), self.catalog.flux_err_column(self.flux_type, band)]
+        return cols
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        cat = self.catalog
+        out: dict[str, object] = {}
+        # .array keeps Arrow-backed dtypes (strings, nullable integers) as they are
+        for col in (ZROW_COLUMN, *self.redshift_columns, cat.id_column, cat.ra_column, cat.dec_column, DIST_COLUMN):
+            out[col] = frame[col].array
+        ebv = None
+        if self.ebv is not None:
+            ra = frame[cat.ra_column].to_numpy(dtype=np.float64, na_value=np.nan)
+            dec = frame[cat.dec_column].to_numpy(dtype=np.float64, na_value=np.nan)
+            ebv = np.asarray(self.ebv(ra, dec, frame), dtype=np.float64) if len(frame) else np.zeros(0)
+        for band in self.bands:
+            flux = frame[cat.flux_column(self.flux_type, band)].to_numpy(dtype=np.float64, na_value=np.nan)
+            err = frame[cat.flux_err_column(self.flux_type, band)].to_numpy(dtype=np.float64, na_value=np.nan)
+            a_band = None if ebv is None else photometry.extinction(ebv, self.coefficients[band])
+            value_name, err_name = self.output_names(band)
+            if self.to_magnitudes:
+                mag = photometry.flux_to_mag(flux, cat.zero_point)
+                out[value_name] = mag if a_band is None else photometry.deredden_mag(mag, a_band)
+                out[err_name] = photometry.flux_err_to_mag_err(flux, err)
+            elif a_band is None:
+                out[value_name], out[err_name] = flux, err
+            else:
+                out[value_name] = photometry.deredden_flux(flux, a_band)
+                out[err_name] = photometry.deredden_flux(err, a_band)
+        if ebv is not None:
+            out[EBV_COLUMN] = ebv
+        return pd.DataFrame(out)
+
+    def column_info(self) -> dict[str, ColumnInfo]:
+        """Unit and description of every output column."""
+        cat = self.catalog
+        info = {c: REDSHIFT_COLUMN_INFO[c] for c in self.redshift_columns}
+        info[cat.id_column] = ColumnInfo("", f"{cat.name} object identifier")
+        info[cat.ra_column] = ColumnInfo("deg", f"{cat.name} object right ascension (ICRS)")
+        info[cat.dec_column] = ColumnInfo("deg", f"{cat.name} object declination (ICRS)")
+        info[DIST_COLUMN] = ColumnInfo("arcsec", "angular distance between redshift source and object")
+        dered = ""
+        if self.ebv is not None:
+            dered = f", dereddened with {self.ebv_description}"
+        for band in self.bands:
+            value_name, err_name = self.output_names(band)
+            if self.to_magnitudes:
+                what = f"AB magnitude, zero point {cat.zero_point}"
+                info[value_name] = ColumnInfo("mag", f"{band}-band {self.flux_type} {what}{dered}", "mag", band)
+                info[err_name] = ColumnInfo("mag", f"{band}-band {self.flux_type} magnitude error", "mag_err", band)
+            else:
+                unit = cat.flux_unit
+                info[value_name] = ColumnInfo(unit, f"{band}-band {self.flux_type} flux{dered}", "flux", band)
+                info[err_name] = ColumnInfo(unit, f"{band}-band {self.flux_type} flux error{dered}", "flux_err", band)
+        if self.ebv is not None:
+            coeffs = ", ".join(f"{b}={self.coefficients[b]}" for b in self.bands)
+            info[EBV_COLUMN] = ColumnInfo("mag", f"E(B-V) from {self.ebv_description}; A_b/E(B-V): {coeffs}")
+        return info

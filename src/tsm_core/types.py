@@ -1,0 +1,204 @@
+"""The records that plugins return from the hooks in :mod:`tsm_core.hookspecs`.
+
+They are small and typed, so that the core can index them by name and check them,
+and so that a reader of a plugin sees at once what the plugin claims to provide.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+    from tsm_core.config import OutputConfig
+
+LSST_BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
+
+
+@dataclass(frozen=True)
+class SkyField:
+    """A circular patch of sky, used to place synthetic sample objects."""
+
+    name: str
+    ra: float
+    dec: float
+    radius_deg: float
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How to generate a synthetic sample of a release (see :mod:`tsm_core.sample`).
+
+    ``fields`` is the release's footprint; ``flux_dtype`` the dtype of its flux columns;
+    ``flux_types`` the flux families written; ``depths`` the 5-sigma limiting AB
+    magnitude per band; ``missing_bands`` the bands not observed in a field (by field
+    name); ``primary_column``, if set, a boolean column that is False for a fraction of
+    rows (DP0.2's ``detect_isPrimary``); ``id_base`` the first object id.
+    """
+
+    fields: tuple[SkyField, ...]
+    depths: Mapping[str, float]
+    flux_dtype: str = "float64"
+    flux_types: tuple[str, ...] = ("cModel", "gaap1p0", "gaapOptimal", "psf", "calib", "kron")
+    missing_bands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    primary_column: str | None = None
+    id_base: int = 1_000_000_000_000
+
+
+@dataclass(frozen=True)
+class ObjectCatalog:
+    """One object catalog (a data release), as offered by a provider plugin.
+
+    Columns follow the Rubin Object table: ``{band}_{flux_type}Flux`` and
+    ``{band}_{flux_type}FluxErr``. Where the HATS catalog lives is resolved by
+    :meth:`resolve_path`: the configured path, else the environment variable
+    ``env_var``, else ``default_path`` (where it exists, as on the Rubin Science
+    Platform), else the generated sample under ``$TSM_HOME``.
+    """
+
+    name: str
+    description: str
+    extinction_coefficients: Mapping[str, float]
+    extinction_source: str
+    bands: tuple[str, ...] = LSST_BANDS
+    id_column: str = "objectId"
+    ra_column: str = "coord_ra"
+    dec_column: str = "coord_dec"
+    flux_column_template: str = "{band}_{flux_type}Flux"
+    flux_err_column_template: str = "{band}_{flux_type}FluxErr"
+    flux_unit: str = "nJy"
+    zero_point: float = 31.4
+    default_filters: tuple[tuple[str, str, Any], ...] = ()
+    ebv_column: str | None = None
+    env_var: str | None = None
+    default_path: str | None = None
+    known_locations: tuple[str, ...] = ()
+    sample: SampleSpec | None = None
+
+    def flux_column(self, flux_type: str, band: str) -> str:
+        """Name of the flux column of ``band`` for ``flux_type``."""
+        return self.flux_column_template.format(band=band, flux_type=flux_type)
+
+    def flux_err_column(self, flux_type: str, band: str) -> str:
+        """Name of the flux-error column of ``band`` for ``flux_type``."""
+        return self.flux_err_column_template.format(band=band, flux_type=flux_type)
+
+    def sample_dir(self, home: Path) -> Path:
+        """Where the generated sample of this release is cached."""
+        return home / "samples" / self.name
+
+    def resolve_path(self, configured: str | None, home: Path) -> str:
+        """The HATS catalog to open: config, then ``env_var``, then default, then sample."""
+        if configured:
+            return str(configured)
+        if self.env_var and os.environ.get(self.env_var):
+            return os.environ[self.env_var]
+        if self.default_path and ("://" in self.default_path or Path(self.default_path).exists()):
+            return self.default_path
+        return str(self.sample_dir(home) / "objects")
+
+
+@dataclass(frozen=True)
+class FluxType:
+    """A flux family selectable for a release (``cModel``, ``gaap1p0``, ...)."""
+
+    name: str
+    description: str
+    default: bool = False
+
+
+class EBVSource(Protocol):
+    """Gives E(B-V) for the matched rows of one partition (must be picklable)."""
+
+    def __call__(self, ra: np.ndarray, dec: np.ndarray, frame: pd.DataFrame) -> np.ndarray: ...
+
+
+class Dereddener(ABC):
+    """A source of E(B-V): a dust map, a catalog column, or nothing."""
+
+    name: str
+    description: str
+    #: the command that installs missing files, shown in errors
+    fetch_command: str | None = None
+
+    def required_columns(self, catalog: ObjectCatalog) -> list[str]:
+        """Object columns the dereddener reads (for example the release's E(B-V))."""
+        return []
+
+    def expected_files(self, maps_dir: Path | None) -> list[Path]:
+        """Files the dereddener needs; used to report which ones are missing."""
+        return []
+
+    def missing_files(self, maps_dir: Path | None) -> list[Path]:
+        """The expected files that are not on disk."""
+        return [p for p in self.expected_files(maps_dir) if not p.is_file()]
+
+    @abstractmethod
+    def source(self, catalog: ObjectCatalog, maps_dir: Path | None) -> EBVSource | None:
+        """Check that the dereddener can serve ``catalog`` and return its E(B-V) source.
+
+        ``None`` means no dereddening. Raise :class:`tsm_core.errors.ConfigError` (or
+        :class:`~tsm_core.errors.MissingDustMapError`) when it cannot be used.
+        """
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """Unit and description of one output column (``unit`` empty when dimensionless).
+
+    ``quantity`` (``mag``, ``mag_err``, ``flux``, ``flux_err``, ``redshift``) and ``band``
+    say what a column holds, for layouts such as RAIL's; ``max_length`` is the longest
+    value of a string column, for formats with fixed-width strings (FITS).
+    """
+
+    unit: str = ""
+    description: str = ""
+    quantity: str | None = None
+    band: str | None = None
+    max_length: int | None = None
+
+
+@dataclass
+class OutputMetadata:
+    """What a writer needs to make a self-describing file."""
+
+    name: str
+    description: str
+    product_id: int
+    columns: dict[str, ColumnInfo]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+
+class Sink(Protocol):
+    """An open output file that takes Arrow tables one after another."""
+
+    def write(self, table: pa.Table) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Writer(ABC):
+    """An output format: ``name`` (as in ``output.format``), file ``extension``."""
+
+    name: str
+    extension: str
+    description: str
+
+    @abstractmethod
+    def open(
+        self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig
+    ) -> Sink:
+        """Create ``path`` for a table of ``schema``; batches follow through ``write``.
+
+        The core gives a path in a staging directory and moves the closed file into
+        place, so a writer never has to clean up after a failure.
+        """
