@@ -12,6 +12,8 @@ import warnings
 KNOWN_NOISE: tuple[tuple[type[Warning], str, str, str], ...] = (
     (FutureWarning, ".*", r"(lsdb|hats|nested_pandas)(\..*)?$",
      "API deprecations inside LSDB/HATS that we do not call directly"),
+    (DeprecationWarning, ".*", r"(lsdb|hats|nested_pandas)(\..*)?$",
+     "pandas 3 deprecations (Pandas4Warning: inplace=, chained_assignment) raised by LSDB's own code"),
     (UserWarning, r".*[Pp]yarrow.*dtype.*", r"(pandas|nested_pandas)(\..*)?$",
      "pandas notes about pyarrow-backed dtypes that we convert explicitly"),
     (Warning, r"Configuration file not found", r"dustmaps(\..*)?$",

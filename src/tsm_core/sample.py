@@ -128,9 +128,10 @@ def redshift_table(
     if release.sample and release.sample.primary_column:
         galaxy &= objects[release.sample.primary_column].to_numpy()
     i_flux = objects[release.flux_column("cModel", "i")].to_numpy(dtype=float)
-    usable = galaxy & (i_flux > 0)
+    # spectroscopic targets: galaxies brighter than i ~ 24.5, brighter ones preferred
+    usable = galaxy & (i_flux > 10 ** (-0.4 * (24.5 - NJY_ZERO_POINT)))
     weight = np.zeros(len(objects))
-    weight[usable] = i_flux[usable] ** 0.7
+    weight[usable] = i_flux[usable] ** 0.5
     n_matched = min(int(n * 0.92), int((weight > 0).sum()))
     chosen = rng.choice(len(objects), n_matched, replace=False, p=weight / weight.sum())
     n_twice = n_matched // 20

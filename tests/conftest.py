@@ -1,0 +1,113 @@
+"""Shared fixtures: an isolated $TSM_HOME, and HATS catalogs written by the tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import DP1_BANDS, write_objects
+
+REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference-data"
+
+
+@pytest.fixture(autouse=True)
+def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own registry, caches and samples."""
+    home = tmp_path / "tsm-home"
+    monkeypatch.setenv("TSM_HOME", str(home))
+    monkeypatch.delenv("TSM_DP1_PATH", raising=False)
+    monkeypatch.delenv("TSM_DP02_PATH", raising=False)
+    monkeypatch.delenv("TSM_DUSTMAPS_DIR", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def reference() -> Path:
+    if not REFERENCE.exists():
+        pytest.skip(f"shared reference data not found at {REFERENCE}")
+    return REFERENCE
+
+
+def _scene(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Objects and redshifts in two patches, one across RA = 0/360, dense enough that
+    several objects lie within a few arcsec of each redshift and partitions are small."""
+    rng = np.random.default_rng(seed)
+    centres = [(0.0, 1.0), (45.0, -30.0)]
+    zra, zdec = [], []
+    for ra0, dec0 in centres:
+        n = 400
+        r = 0.25 * np.sqrt(rng.uniform(0, 1, n))
+        a = rng.uniform(0, 2 * np.pi, n)
+        dec = dec0 + r * np.sin(a)
+        zra.append(np.mod(ra0 + r * np.cos(a) / np.cos(np.radians(dec)), 360))
+        zdec.append(dec)
+    zra, zdec = np.concatenate(zra), np.concatenate(zdec)
+    nz = len(zra)
+    redshifts = pd.DataFrame({
+        "id": [f"spec{i:05d}" for i in range(nz)],
+        "ra": zra,
+        "dec": zdec,
+        "z": np.round(rng.uniform(0.01, 2.0, nz), 4),
+        "z_err": rng.uniform(1e-4, 1e-3, nz),
+        "z_flag": rng.choice([1, 2, 3, 4], nz),
+        "survey": rng.choice(["DESI", "VVDS", "2dFLenS"], nz),
+    })
+    # 0-4 objects within ~4 arcsec of each redshift, plus a uniform background
+    k = rng.integers(0, 5, nz)
+    near = np.repeat(np.arange(nz), k)
+    off = rng.normal(0, 1.6 / 3600, (len(near), 2))
+    odec = zdec[near] + off[:, 1]
+    ora = np.mod(zra[near] + off[:, 0] / np.cos(np.radians(odec)), 360)
+    bra, bdec = [], []
+    for ra0, dec0 in centres:
+        n = 3000
+        dec = dec0 + rng.uniform(-0.3, 0.3, n)
+        bra.append(np.mod(ra0 + rng.uniform(-0.3, 0.3, n) / np.cos(np.radians(dec)), 360))
+        bdec.append(dec)
+    ora = np.concatenate([ora, *bra])
+    odec = np.concatenate([odec, *bdec])
+    no = len(ora)
+    objects = pd.DataFrame({
+        "objectId": (np.int64(1) << 60) + rng.permutation(no).astype(np.int64) * 1000 + 7,
+        "coord_ra": ora,
+        "coord_dec": odec,
+    })
+    for band in DP1_BANDS:
+        flux = rng.lognormal(np.log(2000), 1.5, no) - 300  # some negative fluxes
+        flux[rng.uniform(0, 1, no) < 0.05] = np.nan
+        objects[f"{band}_cModelFlux"] = flux.astype(np.float32)
+        objects[f"{band}_cModelFluxErr"] = (np.abs(rng.normal(50, 10, no))).astype(np.float32)
+        objects[f"{band}_gaap1p0Flux"] = (flux * 0.7).astype(np.float32)
+        objects[f"{band}_gaap1p0FluxErr"] = np.full(no, 40, np.float32)
+    objects["ebv"] = rng.uniform(0.01, 0.1, no).astype(np.float32)
+    objects["refExtendedness"] = rng.choice([0.0, 1.0], no).astype(np.float32)
+    return objects, redshifts
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A DP1-shaped HATS object catalog (many small partitions, margin 10 arcsec, crossing
+    RA = 0) and a redshift catalog, with the source tables for brute-force checks."""
+    base = tmp_path_factory.mktemp("scene")
+    objects, redshifts = _scene(seed=7)
+    objects_path = base / "objects"
+    write_objects(objects, objects_path, margin_arcsec=10.0, partition_rows=400)
+    redshift_path = base / "redshifts.parquet"
+    redshifts.to_parquet(redshift_path, index=False)
+    return {"objects": objects, "redshifts": redshifts, "objects_path": objects_path, "redshift_path": redshift_path}
+
+
+@pytest.fixture
+def base_config(scene: dict, tmp_path: Path) -> dict:
+    """A DP1 run config over :func:`scene`, written to ``tmp_path/out``."""
+    return {
+        "name": "test set",
+        "redshift_catalog": {"path": str(scene["redshift_path"])},
+        "object_catalog": {"release": "dp1", "path": str(scene["objects_path"])},
+        "crossmatch": {"radius_arcsec": 3.0, "n_neighbors": 1},
+        "output": {"format": "parquet", "directory": str(tmp_path / "out")},
+        "compute": {"scheduler": "synchronous"},
+    }

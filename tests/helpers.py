@@ -1,0 +1,58 @@
+"""Independent computations the tests compare against (never the code under test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DP1_BANDS = ("u", "g", "r", "i", "z", "y")
+
+
+def write_objects(frame: pd.DataFrame, path: Path, margin_arcsec: float = 10.0, partition_rows: int = 500,
+                  ra: str = "coord_ra", dec: str = "coord_dec") -> None:
+    """Write ``frame`` as a HATS collection with a margin, with LSDB."""
+    import lsdb
+
+    cat = lsdb.from_dataframe(frame, ra_column=ra, dec_column=dec, catalog_name="objects",
+                              lowest_order=4, highest_order=11, partition_rows=partition_rows,
+                              margin_threshold=margin_arcsec)
+    cat.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False)
+
+
+def brute_force_match(redshifts: pd.DataFrame, objects: pd.DataFrame, radius_arcsec: float,
+                      n_neighbors: int) -> pd.DataFrame:
+    """Every (redshift, object) pair within the radius with astropy, the n nearest kept."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    zc = SkyCoord(redshifts["ra"].to_numpy(), redshifts["dec"].to_numpy(), unit="deg")
+    oc = SkyCoord(objects["coord_ra"].to_numpy(), objects["coord_dec"].to_numpy(), unit="deg")
+    # returns (index into zc, index into oc, separation)
+    zi, oi, sep, _ = oc.search_around_sky(zc, radius_arcsec * u.arcsec)
+    pairs = pd.DataFrame({"zi": zi, "oi": oi, "dist": sep.to(u.arcsec).value})
+    pairs = pairs.sort_values(["zi", "dist"]).groupby("zi").head(n_neighbors)
+    return pd.DataFrame({
+        "id": redshifts["id"].to_numpy()[pairs["zi"]],
+        "objectId": objects["objectId"].to_numpy()[pairs["oi"]],
+        "dist": pairs["dist"].to_numpy(),
+        "oi": pairs["oi"].to_numpy(),
+    }).reset_index(drop=True)
+
+
+def ab_mag(flux: np.ndarray) -> np.ndarray:
+    """AB magnitude of fluxes in nJy, written out independently: NaN for flux <= 0."""
+    flux = np.asarray(flux, dtype=np.float64)
+    out = np.full(flux.shape, np.nan)
+    ok = flux > 0
+    out[ok] = 31.4 - 2.5 * np.log10(flux[ok])
+    return out
+
+
+def ab_mag_err(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
+    flux = np.asarray(flux, dtype=np.float64)
+    out = np.full(flux.shape, np.nan)
+    ok = flux > 0
+    out[ok] = 1.0857362047581294 * np.asarray(err, dtype=np.float64)[ok] / flux[ok]
+    return out
