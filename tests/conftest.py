@@ -15,7 +15,10 @@ REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference-d
 
 @pytest.fixture(autouse=True)
 def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own registry, caches and samples."""
+    """Every test gets its own registry, caches and samples (and the known-noise filters)."""
+    from tsm_core.noise import quiet_known_warnings
+
+    quiet_known_warnings()
     home = tmp_path / "tsm-home"
     monkeypatch.setenv("TSM_HOME", str(home))
     monkeypatch.delenv("TSM_DP1_PATH", raising=False)

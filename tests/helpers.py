@@ -15,6 +15,9 @@ def write_objects(frame: pd.DataFrame, path: Path, margin_arcsec: float = 10.0, 
     """Write ``frame`` as a HATS collection with a margin, with LSDB."""
     import lsdb
 
+    from tsm_core.noise import quiet_known_warnings
+
+    quiet_known_warnings()
     cat = lsdb.from_dataframe(frame, ra_column=ra, dec_column=dec, catalog_name="objects",
                               lowest_order=4, highest_order=11, partition_rows=partition_rows,
                               margin_threshold=margin_arcsec)

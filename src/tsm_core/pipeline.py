@@ -150,8 +150,10 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     return Plan(config, release, object_path, label, redshifts, photometry, writer, output_dir, description)
 
 
-def _crossmatch(plan: Plan) -> Any:
-    """The lazy LSDB crossmatch of redshifts (left) with objects (right)."""
+def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
+    """Delayed photometry over the lazy LSDB crossmatch of redshifts (left) with objects
+    (right), one task per partition, and the (empty) frame that describes its columns."""
+    import dask
     import lsdb
 
     cfg, release = plan.config, plan.release
@@ -163,14 +165,22 @@ def _crossmatch(plan: Plan) -> Any:
         plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
         catalog_name="redshifts", partition_rows=50_000,
     )
-    return redshifts.crossmatch(
-        objects,
-        n_neighbors=cfg.crossmatch.n_neighbors,
-        radius_arcsec=cfg.crossmatch.radius_arcsec,
-        require_right_margin=True,
-        suffixes=("", "_object"),
-        suffix_method="overlapping_columns",
-    )
+    try:
+        xmatch = redshifts.crossmatch(
+            objects,
+            n_neighbors=cfg.crossmatch.n_neighbors,
+            radius_arcsec=cfg.crossmatch.radius_arcsec,
+            require_right_margin=True,
+            suffixes=("", "_object"),
+            suffix_method="overlapping_columns",
+        )
+    except RuntimeError as exc:
+        if "do not overlap" not in str(exc):
+            raise
+        log.warning("the redshift catalog does not overlap the %s object catalog: no matches", release.name)
+        meta = pd.concat([redshifts.meta, objects.meta], axis=1).assign(**{DIST_COLUMN: pd.Series(dtype="float64")})
+        return [], meta
+    return [dask.delayed(plan.photometry)(part) for part in xmatch.to_delayed()], xmatch.meta
 
 
 class _Spool:
@@ -267,13 +277,10 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     final = plan.output_dir / output_file_name(cfg.name, product_id, plan.writer.extension)
     with stage("plan crossmatch"):
-        xmatch = _crossmatch(plan)
-        import dask
-
-        tasks = [dask.delayed(plan.photometry)(part) for part in xmatch.to_delayed()]
+        tasks, meta = _crossmatch(plan)
         info = _column_info(plan)
         finisher = _Finisher(cfg, info)
-        finisher.schema = finisher.table(plan.photometry(xmatch.meta.iloc[:0])).schema
+        finisher.schema = finisher.table(plan.photometry(meta.iloc[:0])).schema
     metadata = OutputMetadata(
         cfg.name, cfg.description, product_id, layout.column_info(info, cfg.output), _provenance(plan, product_id, started)
     )

@@ -1,8 +1,10 @@
 """FITS binary table (fitsio), extension ``TRAINING_SET``.
 
 Units go to ``TUNITn``, descriptions to ``TCOMMn``; the provenance JSON is the one row
-of the ``PROVENANCE`` extension. Strings are fixed-width UTF-8 (width from the column's
-``max_length``); a null in an integer column is written as -2**63 and declared with
+of the ``PROVENANCE`` extension. FITS strings are ASCII: non-ASCII characters are
+written as Python backslash escapes (``Ü`` as ``\xdc``, reversible with
+``s.encode().decode("unicode_escape")``), in fixed-width columns sized from the column's
+``max_length``. A null in an integer column is written as -2**63 and declared with
 ``TNULLn``, so astropy reads it masked.
 """
 
@@ -27,7 +29,8 @@ def numpy_dtype(schema: pa.Schema, metadata: OutputMetadata) -> np.dtype:
     for f in schema:
         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
             info = metadata.columns.get(f.name)
-            width = info.max_length if info and info.max_length else 64
+            # room for the longest value once escaped (a UTF-8 byte takes at most 2.5 ASCII characters)
+            width = -(-5 * info.max_length // 2) if info and info.max_length else 64
             fields.append((f.name, f"S{width}"))
         elif pa.types.is_boolean(f.type):
             fields.append((f.name, "?"))
@@ -62,7 +65,7 @@ class _FITSSink:
             column = table.column(name)
             values, sentinel = column_to_numpy(column)
             if values.dtype == object:
-                encoded = np.array([v.encode() for v in values], dtype=object)
+                encoded = np.array([v.encode("ascii", "backslashreplace") for v in values], dtype=object)
                 width = self.dtype[name].itemsize
                 too_long = [v for v in encoded if len(v) > width]
                 if too_long:

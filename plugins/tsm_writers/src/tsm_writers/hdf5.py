@@ -2,7 +2,7 @@
 
 The group is ``training_set`` (``photometry`` with ``output.layout: rail``, the default
 ``hdf5_groupname`` of RAIL). Each dataset has the attributes ``unit`` and
-``description``; the group has ``name``, ``product_id``, ``provenance`` (JSON) and, in
+``description``; the group has ``columns`` (the column order), ``name``, ``product_id``, ``provenance`` (JSON) and, in
 the RAIL layout, ``non_detection``. Strings are variable-length UTF-8; booleans are
 HDF5 enums that h5py reads as numpy bool; a null in an integer column is written as
 -2**63 and the dataset gets the attribute ``null_value``.
@@ -43,6 +43,8 @@ class _HDF5Sink:
         if options.layout == "rail":
             fill = options.non_detection
             self.group.attrs["non_detection"] = np.nan if fill is None or math.isnan(fill) else fill
+        # HDF5 lists datasets alphabetically: keep the column order as an attribute
+        self.group.attrs["columns"] = schema.names
         self.n_rows = 0
         for f in schema:
             if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):

@@ -1,0 +1,187 @@
+"""Bad inputs fail with one clear error, before work, and leave nothing on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tsm_core
+from helpers import write_objects
+from tsm_core.errors import BadRowsError, CatalogError, ConfigError, OutputError, UnknownChoiceError
+
+
+def _no_output(config: dict) -> None:
+    out = Path(config["output"]["directory"])
+    leftovers = list(out.rglob("*")) if out.exists() else []
+    assert leftovers == [], leftovers
+
+
+def test_missing_z_column(scene, base_config, tmp_path):
+    bad = tmp_path / "noz.csv"
+    scene["redshifts"].drop(columns=["z"]).to_csv(bad, index=False)
+    base_config["redshift_catalog"] = {"path": str(bad)}
+    with pytest.raises(CatalogError, match=r"missing required column\(s\) z.*columns present: id, ra, dec"):
+        tsm_core.run(base_config)
+    _no_output(base_config)
+
+
+def test_mapped_column_absent(scene, base_config, tmp_path):
+    bad = tmp_path / "z.parquet"
+    scene["redshifts"].to_parquet(bad)
+    base_config["redshift_catalog"] = {"path": str(bad), "columns": {"z": "Z_BEST"}}
+    with pytest.raises(CatalogError, match="'Z_BEST' \\(mapped to 'z'\\) not found"):
+        tsm_core.run(base_config)
+
+
+def test_nan_coordinates_name_the_rows(scene, base_config, tmp_path):
+    z = scene["redshifts"].copy()
+    z.loc[[3, 17], "dec"] = np.nan
+    z.loc[25, "ra"] = 400.0
+    bad = tmp_path / "nan.parquet"
+    z.to_parquet(bad)
+    base_config["redshift_catalog"] = {"path": str(bad)}
+    with pytest.raises(BadRowsError, match=r"2 row\(s\) with NaN or non-numeric ra/dec: rows 3, 17") as info:
+        tsm_core.run(base_config)
+    assert info.value.rows == [3, 17]
+    _no_output(base_config)
+
+
+def test_radius_larger_than_margin(base_config):
+    base_config["crossmatch"]["radius_arcsec"] = 12.0
+    with pytest.raises(ConfigError, match=r"crossmatch.radius_arcsec: 12.0 arcsec is larger than .* margin of 10.0"):
+        tsm_core.run(base_config)
+    _no_output(base_config)
+
+
+def test_catalog_without_margin(scene, base_config, tmp_path):
+    import lsdb
+
+    path = tmp_path / "nomargin"
+    lsdb.from_dataframe(scene["objects"].head(2000), ra_column="coord_ra", dec_column="coord_dec",
+                        margin_threshold=None).write_catalog(path, progress_bar=False)
+    base_config["object_catalog"]["path"] = str(path)
+    with pytest.raises(CatalogError, match="has no margin cache"):
+        tsm_core.run(base_config)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind"),
+    [
+        ("flux_type", "cmodel", "flux type for dp1"),
+        ("release", "dp9", "object catalog"),
+        ("dereddening", "schlegel", "dereddener"),
+    ],
+)
+def test_unknown_choices_list_installed_ones(base_config, key, value, kind):
+    base_config["object_catalog"][key] = value
+    with pytest.raises(UnknownChoiceError, match=f"unknown {kind} '{value}'; installed choices: ") as info:
+        tsm_core.run(base_config)
+    assert info.value.choices
+    _no_output(base_config)
+
+
+def test_unknown_format(base_config):
+    base_config["output"]["format"] = "xlsx"
+    with pytest.raises(UnknownChoiceError, match="output.format: unknown output format 'xlsx'; installed choices: csv, fits, hdf5, parquet"):
+        tsm_core.run(base_config)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_directory_non_root(base_config, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    base_config["output"]["directory"] = str(locked)
+    with pytest.raises(OutputError, match="not writable"):
+        tsm_core.run(base_config)
+
+
+def test_unwritable_directory(base_config, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    base_config["output"]["directory"] = str(blocker / "out")
+    with pytest.raises(OutputError, match="output.directory .*cannot create it"):
+        tsm_core.run(base_config)
+
+
+def test_missing_flux_column_named(scene, base_config, tmp_path):
+    path = tmp_path / "partial"
+    write_objects(scene["objects"].drop(columns=["y_cModelFlux"]).head(3000), path)
+    base_config["object_catalog"]["path"] = str(path)
+    with pytest.raises(CatalogError, match="lacks column\\(s\\) y_cModelFlux; flux types it has: cModel, gaap1p0"):
+        tsm_core.run(base_config)
+
+
+def test_existing_output_not_overwritten(base_config):
+    from tsm_core.output import staged_file
+
+    target = Path(base_config["output"]["directory"])
+    target.mkdir(parents=True)
+    existing = target / "keep.parquet"
+    existing.write_text("precious")
+    with pytest.raises(OutputError, match="exists already"):
+        with staged_file(existing):
+            pass
+    assert existing.read_text() == "precious"
+
+
+def test_failure_midway_leaves_nothing(base_config):
+    """A writer that fails after writing some rows: no file, product marked failed."""
+    from tsm_core.config import tsm_home
+    from tsm_core.registry import Registry
+    from tsm_writers.parquet import ParquetWriter
+
+    class Exploding(ParquetWriter):
+        name = "exploding"
+
+        def open(self, path, schema, metadata, options):
+            sink = super().open(path, schema, metadata, options)
+            real_write = sink.write
+            calls = []
+
+            def write(table):
+                calls.append(1)
+                real_write(table)
+                if len(calls) == 2:
+                    raise RuntimeError("disk on fire")
+
+            sink.write = write
+            return sink
+
+    class Plugin:
+        @tsm_core.hookimpl
+        def tsm_writers(self):
+            return [Exploding()]
+
+    pm = tsm_core.get_plugin_manager()
+    pm.register(Plugin(), name="exploding-writer")
+    try:
+        base_config["output"]["format"] = "exploding"
+        with pytest.raises(RuntimeError, match="disk on fire"):
+            tsm_core.run(base_config)
+    finally:
+        pm.unregister(name="exploding-writer")
+    _no_output(base_config)
+    [product] = Registry.at_home(tsm_home()).products()
+    assert product.status == "failed" and "disk on fire" in product.error and product.output_path is None
+
+
+def test_config_errors_name_the_key(base_config):
+    from tsm_core.config import load_config
+
+    for change, key in [
+        ({"crossmatch": {"radius_arcsec": 0}}, "crossmatch.radius_arcsec"),
+        ({"crossmatch": {"n_neighbors": 0}}, "crossmatch.n_neighbors"),
+        ({"name": "  "}, "name"),
+        ({"colour": "blue"}, "colour"),
+        ({"object_catalog": {"flux": "cModel"}}, "object_catalog.flux"),
+        ({"unique_galaxies": "some"}, "unique_galaxies"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            load_config(base_config | change)
+        assert info.value.key == key, (change, str(info.value))
+    with pytest.raises(ConfigError, match="object_catalog.flux: unknown key"):
+        load_config(base_config | {"object_catalog": {"flux": "cModel"}})

@@ -1,0 +1,177 @@
+"""Every format read back with its standard reader and compared with the source table."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import tsm_core
+from helpers import DP1_BANDS
+
+
+@pytest.fixture(scope="module")
+def nullable_redshifts(scene, tmp_path_factory):
+    """The scene's redshifts with a nullable integer z_flag and missing z_err."""
+    z = scene["redshifts"].copy()
+    z["z_flag"] = z["z_flag"].astype("Int64")
+    z.loc[z.index[::7], "z_flag"] = pd.NA
+    z.loc[z.index[::11], "z_err"] = np.nan
+    z.loc[0, "survey"] = "DESI-ÜÉ"  # non-ASCII survives every format
+    path = tmp_path_factory.mktemp("nullable") / "z.parquet"
+    z.to_parquet(path, index=False)
+    return path
+
+
+def _config(base_config, redshift_path, fmt, **output):
+    cfg = dict(base_config)
+    cfg["redshift_catalog"] = {"path": str(redshift_path)}
+    cfg["output"] = {**base_config["output"], "format": fmt, **output}
+    cfg["crossmatch"] = {"radius_arcsec": 3.0, "n_neighbors": 2}
+    cfg["split"] = {"train_fraction": 0.7, "seed": 3}
+    return cfg
+
+
+@pytest.fixture
+def outputs(base_config, nullable_redshifts):
+    """The same training set in the four formats (and the Parquet one as the reference)."""
+    paths = {fmt: tsm_core.run(_config(base_config, nullable_redshifts, fmt)).output_path
+             for fmt in ("parquet", "csv", "fits", "hdf5")}
+    return paths
+
+
+def test_all_formats_agree(outputs):
+    ref = pq.read_table(outputs["parquet"]).to_pandas()
+    assert len(ref) > 100 and ref["z_flag"].isna().any() and ref["is_training"].any() and not ref["is_training"].all()
+
+    csv = pd.read_csv(outputs["csv"], comment="#", dtype={"z_flag": "Int64", "id": str, "survey": str})
+    from astropy.table import Table
+    import fitsio
+
+    fits_astropy = Table.read(outputs["fits"], hdu="TRAINING_SET")
+    fits_raw = fitsio.read(outputs["fits"], ext="TRAINING_SET")
+    with h5py.File(outputs["hdf5"]) as fh:
+        group = fh["training_set"]
+        hdf = {name: group[name][()] for name in group.attrs["columns"]}
+        assert sorted(hdf) == sorted(group)
+        zflag_null = group["z_flag"].attrs["null_value"]
+
+    assert list(csv.columns) == list(ref.columns) == list(fits_astropy.colnames) == list(hdf)
+    for name in ref.columns:
+        want = ref[name]
+        if name == "z_flag":
+            valid = want.notna().to_numpy()
+            exact = want[valid].astype(np.int64).to_numpy()
+            assert (csv[name][valid].astype(np.int64).to_numpy() == exact).all() and csv[name][~valid].isna().all()
+            column = fits_astropy[name]
+            assert column.dtype.newbyteorder("=") == np.int64 and (column.mask == ~valid).all()
+            assert (np.asarray(column)[valid] == exact).all()
+            assert hdf[name].dtype == np.int64 and (hdf[name][~valid] == zflag_null).all()
+            assert (hdf[name][valid] == exact).all()
+            continue
+        if want.dtype.kind in "OUT" or pd.api.types.is_string_dtype(want):
+            expected = want.astype(str).to_numpy()
+            assert (csv[name].astype(str).to_numpy() == expected).all(), name
+            escaped = [v.encode("ascii", "backslashreplace").decode() for v in expected]
+            assert list(np.char.rstrip(np.asarray(fits_astropy[name]).astype(str))) == escaped, name
+            assert ([v.decode() for v in hdf[name]] == list(expected)), name
+            continue
+        expected = want.to_numpy()
+        for got, label in ((csv[name].to_numpy(), "csv"), (np.asarray(fits_raw[name]), "fitsio"),
+                           (np.asarray(fits_astropy[name]), "astropy"), (hdf[name], "hdf5")):
+            # FITS is big-endian on disk: same type, other byte order
+            assert got.dtype.newbyteorder("=") == expected.dtype, (name, label, got.dtype, expected.dtype)
+            np.testing.assert_array_equal(got, expected, err_msg=f"{name} in {label}")
+    # int64 ids exactly, beyond float precision
+    assert ref["objectId"].min() > 2**53
+
+
+def test_self_describing(outputs):
+    schema = pq.read_schema(outputs["parquet"])
+    assert schema.field("i_cModelMag").metadata[b"unit"] == b"mag"
+    assert schema.field("coord_ra").metadata[b"unit"] == b"deg"
+    assert schema.field("_dist_arcsec").metadata[b"unit"] == b"arcsec"
+    prov = json.loads(pq.read_metadata(outputs["parquet"]).metadata[b"tsm.provenance"])
+    assert prov["config"]["crossmatch"]["n_neighbors"] == 2 and "lsdb" in prov["versions"] and "hats" in prov["versions"]
+    assert prov["counts"]["rows"] == pq.read_metadata(outputs["parquet"]).num_rows
+
+    header = outputs["csv"].read_text().splitlines()
+    assert any(line.startswith("# column i_cModelMag [mag]:") for line in header)
+    assert json.loads(next(l for l in header if l.startswith("# provenance: "))[14:])["product_id"] > 0
+
+    from astropy.io import fits
+
+    with fits.open(outputs["fits"]) as hdul:
+        hdr = hdul["TRAINING_SET"].header
+        idx = hdul["TRAINING_SET"].columns.names.index("i_cModelMag") + 1
+        assert hdr[f"TUNIT{idx}"] == "mag" and "cModel" in hdr[f"TCOMM{idx}"]
+        assert json.loads(hdul["PROVENANCE"].data["JSON"][0])["counts"]["rows"] == hdr["NROWS"]
+
+    with h5py.File(outputs["hdf5"]) as fh:
+        assert fh["training_set/i_cModelMag"].attrs["unit"] == "mag"
+        assert json.loads(fh["training_set"].attrs["provenance"])["name"] == "test set"
+
+
+def test_rail_layout_read_by_tables_io(base_config, nullable_redshifts):
+    import tables_io
+
+    cfg = _config(base_config, nullable_redshifts, "hdf5", layout="rail", non_detection=99.0)
+    result = tsm_core.run(cfg)
+    # as RAIL does: read the file, then take its hdf5_groupname (default "photometry")
+    data = tables_io.read(str(result.output_path))["photometry"]
+    for band in DP1_BANDS:
+        assert f"mag_{band}_lsst" in data and f"mag_err_{band}_lsst" in data
+        assert not np.isnan(data[f"mag_{band}_lsst"]).any()
+    ref = pq.read_table(tsm_core.run(_config(base_config, nullable_redshifts, "parquet")).output_path).to_pandas()
+    mags = ref["g_cModelMag"].to_numpy()
+    np.testing.assert_array_equal(data["mag_g_lsst"], np.where(np.isnan(mags), 99.0, mags))
+    np.testing.assert_array_equal(data["redshift"], ref["z"].to_numpy())
+    with h5py.File(result.output_path) as fh:
+        assert fh["photometry"].attrs["non_detection"] == 99.0
+
+
+def test_rail_layout_needs_magnitudes(base_config, nullable_redshifts):
+    cfg = _config(base_config, nullable_redshifts, "hdf5", layout="rail")
+    cfg["object_catalog"] = {**cfg["object_catalog"], "convert_to_magnitudes": False}
+    with pytest.raises(tsm_core.TSMError, match="output.layout: the rail layout needs magnitudes"):
+        tsm_core.run(cfg)
+
+
+def test_empty_result_is_a_valid_file(base_config, tmp_path):
+    far = pd.DataFrame({"ra": [180.0], "dec": [60.0], "z": [0.5]})
+    path = tmp_path / "far.csv"
+    far.to_csv(path, index=False)
+    for fmt in ("parquet", "csv", "fits", "hdf5"):
+        cfg = _config(base_config, path, fmt)
+        cfg.pop("split")
+        result = tsm_core.run(cfg)
+        assert result.n_rows == 0 and result.output_path.exists()
+    assert pq.read_table(tsm_core.run(_config(base_config, path, "parquet")).output_path).num_rows == 0
+
+
+def test_third_party_writer_plugin(base_config, tmp_path):
+    """A VOTable writer registered as an external plugin is used by its format name."""
+    from astropy.io.votable import parse_single_table
+
+    from votable_plugin import VOTableWriter
+
+    class Plugin:
+        @tsm_core.hookimpl
+        def tsm_writers(self):
+            return [VOTableWriter()]
+
+    pm = tsm_core.get_plugin_manager()
+    pm.register(Plugin(), name="votable-test")
+    try:
+        base_config["output"]["format"] = "votable"
+        result = tsm_core.run(base_config)
+    finally:
+        pm.unregister(name="votable-test")
+    table = parse_single_table(str(result.output_path)).to_table()
+    ref = pq.read_table(tsm_core.run(dict(base_config, output={**base_config["output"], "format": "parquet"})).output_path)
+    assert len(table) == ref.num_rows and str(table["i_cModelMag"].unit) == "mag"
+    np.testing.assert_array_equal(np.asarray(table["objectId"]), ref.column("objectId").to_numpy())
