@@ -19,7 +19,7 @@ def write_objects(frame: pd.DataFrame, path: Path, margin_arcsec: float = 10.0, 
 
     quiet_known_warnings()
     cat = lsdb.from_dataframe(frame, ra_column=ra, dec_column=dec, catalog_name="objects",
-                              lowest_order=4, highest_order=11, partition_rows=partition_rows,
+                              lowest_order=4, highest_order=9, partition_rows=partition_rows,
                               margin_threshold=margin_arcsec)
     cat.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False)
 

@@ -173,7 +173,7 @@ def write_hats(frame: pd.DataFrame, release: ObjectCatalog, path: Path, margin_a
         dec_column=release.dec_column,
         catalog_name=f"{release.name}_object",
         lowest_order=5,
-        highest_order=10,
+        highest_order=8,
         partition_rows=max(1000, len(frame) // 16),
         margin_threshold=margin_arcsec,
     )
