@@ -13,11 +13,11 @@ DP1_BANDS = ("u", "g", "r", "i", "z", "y")
 def write_objects(frame: pd.DataFrame, path: Path, margin_arcsec: float = 10.0, partition_rows: int = 500,
                   ra: str = "coord_ra", dec: str = "coord_dec") -> None:
     """Write ``frame`` as a HATS collection with a margin, with LSDB."""
-    import lsdb
-
     from tsm_core.noise import quiet_known_warnings
 
-    quiet_known_warnings()
+    quiet_known_warnings()  # before importing lsdb, which warns at import
+    import lsdb
+
     cat = lsdb.from_dataframe(frame, ra_column=ra, dec_column=dec, catalog_name="objects",
                               lowest_order=4, highest_order=9, partition_rows=partition_rows,
                               margin_threshold=margin_arcsec)
@@ -59,3 +59,35 @@ def ab_mag_err(flux: np.ndarray, err: np.ndarray) -> np.ndarray:
     ok = flux > 0
     out[ok] = 1.0857362047581294 * np.asarray(err, dtype=np.float64)[ok] / flux[ok]
     return out
+
+
+def select_unique(pairs: list[dict], rule: str) -> set[tuple]:
+    """The unique-galaxy rules written as plain loops over (zrow, objectId, dist, z_flag, z_err).
+
+    Returns the kept (redshift id, objectId) pairs.
+    """
+    if rule == "closest":
+        best_for_z: dict = {}
+        for p in pairs:
+            cur = best_for_z.get(p["id"])
+            if cur is None or p["dist"] < cur["dist"]:
+                best_for_z[p["id"]] = p
+        best_for_o: dict = {}
+        for p in best_for_z.values():
+            cur = best_for_o.get(p["objectId"])
+            if cur is None or p["dist"] < cur["dist"]:
+                best_for_o[p["objectId"]] = p
+        return {(p["id"], p["objectId"]) for p in best_for_o.values()}
+    if rule == "best_redshift":
+        def rank(p):
+            flag = p["z_flag"] if p["z_flag"] == p["z_flag"] else -np.inf
+            err = p["z_err"] if p["z_err"] == p["z_err"] else np.inf
+            return (-flag, err, p["dist"])
+
+        best: dict = {}
+        for p in pairs:
+            cur = best.get(p["objectId"])
+            if cur is None or rank(p) < rank(cur):
+                best[p["objectId"]] = p
+        return {(p["id"], p["objectId"]) for p in best.values()}
+    return {(p["id"], p["objectId"]) for p in pairs}
