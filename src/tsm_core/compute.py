@@ -21,8 +21,6 @@ from tsm_core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
-
 
 @contextmanager
 def dask_scheduler(config: ComputeConfig) -> Iterator[int]:
@@ -50,11 +48,6 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[int]:
             log.info("local Dask cluster with %d worker processes", n_workers)
             yield n_workers
         return
-    if "://" not in config.scheduler:
-        raise ConfigError(
-            "compute.scheduler",
-            f"{config.scheduler!r} is neither one of {', '.join(LOCAL_SCHEDULERS)} nor a scheduler address like tcp://host:8786",
-        )
     try:
         client = Client(config.scheduler, timeout="20s")
     except OSError as exc:

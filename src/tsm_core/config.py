@@ -105,13 +105,25 @@ class OutputConfig(_Model):
     overwrite: bool = False
 
 
+LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
+
+
 class ComputeConfig(_Model):
-    """Where the Dask graph runs: local threads, local processes, or a scheduler address."""
+    """Where the Dask graph runs: local threads, local worker processes, or the address
+    of a running ``dask.distributed`` scheduler (``tcp://host:8786``)."""
 
     scheduler: str = "threads"
     n_workers: int | None = Field(None, ge=1)
     memory_limit: str | None = None
-    progress: bool | None = None
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str) -> str:
+        if value not in LOCAL_SCHEDULERS and "://" not in value:
+            raise ValueError(
+                f"{value!r} is neither one of {', '.join(LOCAL_SCHEDULERS)} nor a scheduler address like tcp://host:8786"
+            )
+        return value
 
 
 class RunConfig(_Model):
@@ -139,7 +151,7 @@ class RunConfig(_Model):
 def _first_error(exc: ValidationError) -> ConfigError:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"])
-    message = err["msg"]
+    message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown key"
     elif err["type"] == "missing":
