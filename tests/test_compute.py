@@ -29,3 +29,14 @@ def test_bad_scheduler_named(base_config):
     base_config["compute"] = {"scheduler": "gpu"}
     with pytest.raises(tsm_core.TSMError, match="compute.scheduler: .gpu. is neither one of threads, processes"):
         tsm_core.run(base_config)
+
+
+def test_numba_cache_enabled_for_hats(tmp_path):
+    from numba.core.caching import NullCache
+
+    from hats.pixel_tree import pixel_alignment
+    from tsm_core import numba_cache
+
+    numba_cache.enable(tmp_path / "cache")
+    assert not isinstance(pixel_alignment.perform_align_trees._cache, NullCache)
+    assert numba_cache.enable(tmp_path / "cache") == 0  # already on: nothing more to switch

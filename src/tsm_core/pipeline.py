@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tsm_core import layout, plugins
+from tsm_core import layout, numba_cache, plugins
 from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
@@ -156,6 +156,7 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     import dask
     import lsdb
 
+    numba_cache.enable(tsm_home() / "numba-cache")
     cfg, release = plan.config, plan.release
     columns = [release.id_column, release.ra_column, release.dec_column, *plan.photometry.object_columns()]
     dereddener = plugins.dereddener(cfg.object_catalog.dereddening)
