@@ -7,7 +7,12 @@ from pathlib import Path
 
 
 class TSMError(Exception):
-    """Base class of every error the Training Set Maker reports to its user."""
+    """Base class of every error the Training Set Maker reports to its user.
+
+    ``key`` is the dotted config key the error is about, where there is one.
+    """
+
+    key: str = ""
 
 
 class ConfigError(TSMError, ValueError):
@@ -31,6 +36,10 @@ class UnknownChoiceError(ConfigError):
 class CatalogError(TSMError):
     """An input catalog is unreadable or does not hold what it must."""
 
+    def __init__(self, message: str, key: str = "") -> None:
+        self.key = key
+        super().__init__(message)
+
 
 class BadRowsError(CatalogError):
     """Rows of a redshift catalog with invalid values; ``rows`` are 0-based row numbers."""
@@ -39,7 +48,7 @@ class BadRowsError(CatalogError):
         self.rows = list(rows)
         shown = ", ".join(str(r) for r in self.rows[:10])
         more = f" (and {len(self.rows) - 10} more)" if len(self.rows) > 10 else ""
-        super().__init__(f"{source}: {len(self.rows)} row(s) with {what}: rows {shown}{more}")
+        super().__init__(f"{source}: {len(self.rows)} row(s) with {what}: rows {shown}{more} (0-based)", "redshift_catalog")
 
 
 class MissingDustMapError(ConfigError):
@@ -55,3 +64,5 @@ class MissingDustMapError(ConfigError):
 
 class OutputError(TSMError):
     """The output cannot be written where asked."""
+
+    key = "output.directory"

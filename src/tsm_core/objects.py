@@ -42,7 +42,7 @@ def read_schema_names(path: str) -> list[str]:
     try:
         opened = hats.read_hats(path)
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable HATS catalog
-        raise CatalogError(f"cannot open the HATS object catalog at {path}: {exc}") from exc
+        raise CatalogError(f"cannot open the HATS object catalog at {path}: {exc}", "object_catalog.path") from exc
     main = getattr(opened, "main_catalog", opened)
     return list(main.schema.names)
 
@@ -55,7 +55,8 @@ def check_columns(release: ObjectCatalog, path: str, present: list[str], needed:
     families = sorted({m.group(1) for c in present if (m := re.match(r"^[ugrizy]_(\w+)Flux$", c))})
     raise CatalogError(
         f"the {release.name} object catalog at {path} lacks column(s) {', '.join(missing)}"
-        + (f"; flux types it has: {', '.join(families)}" if families else "")
+        + (f"; flux types it has: {', '.join(families)}" if families else ""),
+        "object_catalog.flux_type",
     )
 
 
@@ -91,7 +92,8 @@ def open_objects(
     if objects.margin is None:
         raise CatalogError(
             f"the object catalog at {path} has no margin cache; a crossmatch needs one at least "
-            f"{radius_arcsec} arcsec wide (write it with a margin, e.g. lsdb's write_catalog)"
+            f"{radius_arcsec} arcsec wide (write it with a margin, e.g. lsdb's write_catalog)",
+            "object_catalog.path",
         )
     threshold = objects.margin.hc_structure.catalog_info.margin_threshold
     if threshold is not None and radius_arcsec > threshold:

@@ -132,7 +132,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
             raise CatalogError(
                 f"no {release.name} object catalog: set object_catalog.path"
                 + (f" or ${release.env_var}" if release.env_var else "")
-                + f", or build the synthetic sample with `tsm sample {release.name}`"
+                + f", or build the synthetic sample with `tsm sample {release.name}`",
+                "object_catalog.path",
             )
         log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
     redshifts, label = _read_redshifts(config, registry)
@@ -336,35 +337,27 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
     )
 
 
-def run(
-    config: RunConfig | dict[str, Any] | str | Path,
-    *,
-    overrides: list[str] | None = None,
-    progress: Progress | None = None,
-    product_id: int | None = None,
-) -> RunResult:
-    """Build one training set.
+def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str] | None = None) -> Plan:
+    """Validate ``config`` and resolve every choice, reading only the redshift catalog.
 
-    ``config`` is a :class:`~tsm_core.config.RunConfig`, a dict of the same keys, or
-    the path of a YAML file; ``overrides`` are ``key.sub=value`` strings applied on top.
-    Returns a :class:`RunResult` with ``output_path``, ``n_rows`` and ``product_id``.
-    Raises a :class:`~tsm_core.errors.TSMError` naming the bad value; a run that fails
-    leaves no output file and is recorded as failed in the registry.
-
-    ``product_id`` is for callers that registered the product themselves (the web
-    service); ``progress(stage, done, total)`` is told how far the run is.
+    Raises a :class:`~tsm_core.errors.TSMError` naming the bad value; nothing is
+    registered or written. :func:`execute` then does the work.
     """
     quiet_known_warnings()
     cfg = load_config(config if not isinstance(config, Path) else str(config), overrides)
     home = tsm_home()
-    registry = Registry.at_home(home)
-    try:
-        with stage("plan"):
-            plan = plan_run(cfg, home, registry)
-    except TSMError as exc:
-        if product_id is not None:
-            registry.fail_product(product_id, str(exc))
-        raise
+    with stage("plan"):
+        return plan_run(cfg, home, Registry.at_home(home))
+
+
+def execute(plan: Plan, product_id: int | None = None, progress: Progress | None = None) -> RunResult:
+    """Run a prepared training set and record it in the registry.
+
+    ``product_id`` is for callers that registered the product themselves (the web
+    service); a failure marks the product failed and leaves no output file.
+    """
+    registry = Registry.at_home(tsm_home())
+    cfg = plan.config
     if product_id is None:
         product_id = registry.create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"))
     log.info("training set %r: product ID %d", cfg.name, product_id)
@@ -376,3 +369,21 @@ def run(
     registry.finish_product(product_id, result.n_rows, str(result.output_path), result.provenance)
     log.info("wrote %d rows to %s", result.n_rows, result.output_path)
     return result
+
+
+def run(
+    config: RunConfig | dict[str, Any] | str | Path,
+    *,
+    overrides: list[str] | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Build one training set.
+
+    ``config`` is a :class:`~tsm_core.config.RunConfig`, a dict of the same keys, or
+    the path of a YAML file; ``overrides`` are ``key.sub=value`` strings applied on top.
+    Returns a :class:`RunResult` with ``output_path``, ``n_rows`` and ``product_id``.
+    Raises a :class:`~tsm_core.errors.TSMError` naming the bad value, before any work
+    where it can; a run that fails later leaves no output file and is recorded as
+    failed in the registry. ``progress(stage, done, total)`` is told how far it is.
+    """
+    return execute(prepare(config, overrides), progress=progress)

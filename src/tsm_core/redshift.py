@@ -41,7 +41,7 @@ def file_format(path: str | Path) -> str:
         if name.endswith(suffixes):
             return fmt
     known = ", ".join(s for suffixes in FILE_FORMATS.values() for s in suffixes)
-    raise CatalogError(f"{path}: unknown redshift catalog format; use one of {known} or a HATS catalog")
+    raise CatalogError(f"{path}: unknown redshift catalog format; use one of {known} or a HATS catalog", "redshift_catalog")
 
 
 def _read_hdf5(path: Path) -> pd.DataFrame:
@@ -70,7 +70,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """The whole redshift file as a DataFrame (redshift catalogs are small)."""
     path = Path(path)
     if not path.exists():
-        raise CatalogError(f"redshift catalog {path} does not exist")
+        raise CatalogError(f"redshift catalog {path} does not exist", "redshift_catalog")
     fmt = file_format(path)
     try:
         if fmt == "parquet":
@@ -87,7 +87,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except CatalogError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
-        raise CatalogError(f"cannot read redshift catalog {path} as {fmt}: {exc}") from exc
+        raise CatalogError(f"cannot read redshift catalog {path} as {fmt}: {exc}", "redshift_catalog") from exc
 
 
 def column_mapping(present: list[str], columns: Mapping[str, str], source: str) -> dict[str, str]:
@@ -100,14 +100,16 @@ def column_mapping(present: list[str], columns: Mapping[str, str], source: str) 
         elif canonical in columns:
             raise CatalogError(
                 f"{source}: column {own!r} (mapped to {canonical!r}) not found; columns present: "
-                f"{', '.join(present)}"
+                f"{', '.join(present)}",
+                f"redshift_catalog.columns.{canonical}",
             )
     missing = [c for c in REQUIRED_REDSHIFT_COLUMNS if c not in mapping.values()]
     if missing:
         raise CatalogError(
             f"{source}: missing required column(s) {', '.join(missing)}; map them with "
             f"columns: {{{', '.join(f'{m}: <column>' for m in missing)}}}; columns present: "
-            f"{', '.join(present)}"
+            f"{', '.join(present)}",
+            f"redshift_catalog.columns.{missing[0]}",
         )
     return mapping
 

@@ -139,7 +139,7 @@ class Registry:
             ).fetchone()
         if row is None:
             names = ", ".join(f"{c.name} (id {c.id})" for c in self.redshift_catalogs()) or "none"
-            raise CatalogError(f"no registered redshift catalog {key!r}; registered: {names}")
+            raise CatalogError(f"no registered redshift catalog {key!r}; registered: {names}", "redshift_catalog")
         return self._redshift(row)
 
     @staticmethod
