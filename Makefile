@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PLUGINS := plugins/tsm_writers plugins/tsm_dp1 plugins/tsm_dp02
+PLUGINS := plugins/tsm_writers plugins/tsm_dp1 plugins/tsm_dp02 plugins/tsm_web
+# what `pip install -e` gets: the core and every plugin, with the test extras
+EDITABLE := -e ".[test]" -e plugins/tsm_writers -e plugins/tsm_dp1 -e plugins/tsm_dp02 -e "plugins/tsm_web[test]"
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install browser clean bench
@@ -12,7 +14,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]" $(foreach p,$(PLUGINS),-e $(p))
+	$(BIN)/pip install --quiet $(EDITABLE)
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -201,18 +201,6 @@ def redshift() -> None:
     """Registered redshift catalogs."""
 
 
-def _parse_columns(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    mapping = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not canonical=column", param_hint="--columns")
-        mapping[key.strip()] = value.strip()
-    return mapping
-
-
 @redshift.command("register")
 @click.argument("name")
 @click.argument("file", type=click.Path(exists=True))
@@ -220,9 +208,13 @@ def _parse_columns(text: str | None) -> dict[str, str]:
 @click.option("--description", default="")
 def redshift_register(name: str, file: str, columns: str | None, description: str) -> None:
     """Validate FILE and register it as redshift catalog NAME."""
-    from tsm_core.catalogs import register_redshift_catalog
+    from tsm_core.catalogs import parse_column_mapping, register_redshift_catalog
 
-    record = register_redshift_catalog(name, file, _parse_columns(columns), description)
+    try:
+        mapping = parse_column_mapping(columns)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--columns") from None
+    record = register_redshift_catalog(name, file, mapping, description)
     click.echo(f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.path}")
 
 
