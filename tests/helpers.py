@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,22 @@ def select_unique(pairs: list[dict], rule: str) -> set[tuple]:
                 best[p["objectId"]] = p
         return {(p["id"], p["objectId"]) for p in best.values()}
     return {(p["id"], p["objectId"]) for p in pairs}
+
+
+@contextmanager
+def registered_writer(writer):
+    """Register ``writer`` as a throw-away plugin for the duration of a ``with`` block."""
+    import tsm_core
+
+    class Plugin:
+        @tsm_core.hookimpl
+        def tsm_writers(self):
+            return [writer]
+
+    pm = tsm_core.get_plugin_manager()
+    name = f"test-writer-{writer.name}"
+    pm.register(Plugin(), name=name)
+    try:
+        yield writer
+    finally:
+        pm.unregister(name=name)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tsm_core
-from helpers import write_objects
+from helpers import registered_writer, write_objects
 from tsm_core.errors import BadRowsError, CatalogError, ConfigError, OutputError, UnknownChoiceError
 
 
@@ -151,19 +151,9 @@ def test_failure_midway_leaves_nothing(base_config):
             sink.write = write
             return sink
 
-    class Plugin:
-        @tsm_core.hookimpl
-        def tsm_writers(self):
-            return [Exploding()]
-
-    pm = tsm_core.get_plugin_manager()
-    pm.register(Plugin(), name="exploding-writer")
-    try:
-        base_config["output"]["format"] = "exploding"
-        with pytest.raises(RuntimeError, match="disk on fire"):
-            tsm_core.run(base_config)
-    finally:
-        pm.unregister(name="exploding-writer")
+    base_config["output"]["format"] = "exploding"
+    with registered_writer(Exploding()), pytest.raises(RuntimeError, match="disk on fire"):
+        tsm_core.run(base_config)
     _no_output(base_config)
     [product] = Registry.at_home(tsm_home()).products()
     assert product.status == "failed" and "disk on fire" in product.error and product.output_path is None

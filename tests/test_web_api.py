@@ -14,6 +14,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import tsm_core  # noqa: E402
+from helpers import registered_writer  # noqa: E402
 from tsm_web import create_app  # noqa: E402
 
 DESI_COLUMNS = {"id": "TARGETID", "ra": "TARGET_RA", "dec": "TARGET_DEC", "z": "Z", "z_err": "ZERR", "z_flag": "ZWARN"}
@@ -153,19 +154,10 @@ def test_failed_run_shown_failed(client, scene, odd_csv, tsm_home):
         def open(self, path, schema, metadata, options):
             raise OSError("quota exceeded")
 
-    class Plugin:
-        @tsm_core.hookimpl
-        def tsm_writers(self):
-            return [Broken()]
-
-    pm = tsm_core.get_plugin_manager()
-    pm.register(Plugin(), name="broken-writer")
-    try:
+    with registered_writer(Broken()):
         cid = _upload(client, "c", odd_csv).json()["id"]
         sub = client.post("/api/training-sets", json=_config(scene, cid) | {"output": {"format": "broken"}})
         product = _wait(client, sub.json()["id"])
-    finally:
-        pm.unregister(name="broken-writer")
     assert product["status"] == "failed" and "quota exceeded" in product["error"] and product["download_url"] is None
     assert client.get(f"/api/training-sets/{product['id']}/file").status_code == 409
     assert not any((tsm_home / "products").iterdir())

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tsm_core
-from helpers import DP1_BANDS
+from helpers import DP1_BANDS, registered_writer
 
 
 @pytest.fixture(scope="module")
@@ -159,18 +159,9 @@ def test_third_party_writer_plugin(base_config, tmp_path):
 
     from votable_plugin import VOTableWriter
 
-    class Plugin:
-        @tsm_core.hookimpl
-        def tsm_writers(self):
-            return [VOTableWriter()]
-
-    pm = tsm_core.get_plugin_manager()
-    pm.register(Plugin(), name="votable-test")
-    try:
-        base_config["output"]["format"] = "votable"
+    base_config["output"]["format"] = "votable"
+    with registered_writer(VOTableWriter()):
         result = tsm_core.run(base_config)
-    finally:
-        pm.unregister(name="votable-test")
     table = parse_single_table(str(result.output_path)).to_table()
     ref = pq.read_table(tsm_core.run(dict(base_config, output={**base_config["output"], "format": "parquet"})).output_path)
     assert len(table) == ref.num_rows and str(table["i_cModelMag"].unit) == "mag"

@@ -265,18 +265,24 @@ def create_app(max_runs: int = 2, max_upload_bytes: int = 200 * 2**20, token: st
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def form_page() -> HTMLResponse:
-        return HTMLResponse((STATIC / "form.html").read_text())
+        return _page("New training set", "form")
 
     @app.get("/products", response_class=HTMLResponse, include_in_schema=False)
     def products_page() -> HTMLResponse:
-        return HTMLResponse((STATIC / "products.html").read_text())
+        return _page("Training sets", "products")
 
     @app.get("/products/{product_id}", response_class=HTMLResponse, include_in_schema=False)
     def product_page(product_id: int) -> HTMLResponse:
-        return HTMLResponse((STATIC / "product.html").read_text())
+        return _page(f"Training set {product_id}", "product")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _page(title: str, part: str) -> HTMLResponse:
+    """A page: the shared layout around ``static/<part>.part.html`` (which calls the API)."""
+    layout = (STATIC / "layout.html").read_text()
+    return HTMLResponse(layout.replace("{title}", title).replace("{body}", (STATIC / f"{part}.part.html").read_text()))
 
 
 def _unknown_release(name: str) -> list[FluxTypeOut]:
