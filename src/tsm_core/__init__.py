@@ -9,9 +9,10 @@ The public API::
 Plugins implement the hooks of :mod:`tsm_core.hookspecs` with ``@tsm_core.hookimpl``.
 """
 
+from typing import Any
+
 from tsm_core.config import RunConfig, load_config
 from tsm_core.errors import TSMError
-from tsm_core.pipeline import RunResult, run
 from tsm_core.plugins import get_plugin_manager, hookimpl
 from tsm_core.types import ColumnInfo, Dereddener, FluxType, ObjectCatalog, OutputMetadata, SampleSpec, SkyField, Writer
 
@@ -27,8 +28,22 @@ __all__ = [
     "SkyField",
     "TSMError",
     "Writer",
+    "execute",
     "get_plugin_manager",
     "hookimpl",
     "load_config",
+    "prepare",
     "run",
 ]
+
+_PIPELINE = ("RunResult", "execute", "prepare", "run")
+
+
+def __getattr__(name: str) -> Any:
+    # the run and its heavy imports (pandas, pyarrow, LSDB) load on first use, so that
+    # `tsm --help`, `tsm formats` and plugins importing tsm_core stay quick
+    if name in _PIPELINE:
+        from tsm_core import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'tsm_core' has no attribute {name!r}")

@@ -14,14 +14,16 @@ import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from tsm_core.errors import ConfigError, MissingDustMapError
 from tsm_core.plugins import hookimpl
 from tsm_core.types import Dereddener, EBVSource, ObjectCatalog
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: rows per call to a dustmaps query (bounds the memory of coordinate transforms)
 QUERY_CHUNK = 1_000_000
