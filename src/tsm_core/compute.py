@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -58,17 +59,43 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[int]:
         yield workers
 
 
+def bounded_arrow_memory() -> None:
+    """Allocate Arrow memory with jemalloc, which hands freed memory back to the system.
+
+    Arrow's default mimalloc pool keeps what partitions freed, so the peak memory of a
+    run grew with the number of partitions read (941 MB against 607 MB with jemalloc for
+    20 million objects in 172 partitions; 534 MB for 1 million). A pool chosen with
+    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone.
+    """
+    import pyarrow as pa
+
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        log.debug("jemalloc is not available in this pyarrow; keeping %s", pa.default_memory_pool().backend_name)
+
+
 def stream(
     tasks: Sequence[Any], in_flight: int, on_done: Callable[[int], None] | None = None
 ) -> Iterator[Any]:
     """Compute delayed ``tasks`` ``in_flight`` at a time and yield results in order.
 
-    Memory holds at most ``in_flight`` results at once, whatever the number of tasks.
-    ``on_done(n)`` is told how many tasks have finished.
+    The next batch is computed while the caller consumes the current one (writes it),
+    so writing overlaps matching; memory holds at most two batches of results, whatever
+    the number of tasks. ``on_done(n)`` is told how many tasks have finished.
     """
     step = max(1, in_flight)
-    for start in range(0, len(tasks), step):
-        results = dask.compute(*tasks[start : start + step])
-        if on_done is not None:
-            on_done(min(start + step, len(tasks)))
-        yield from results
+    batches = [tasks[i : i + step] for i in range(0, len(tasks), step)]
+    if not batches:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsm-prefetch") as pool:
+        pending = pool.submit(dask.compute, *batches[0])
+        for k in range(len(batches)):
+            results = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(dask.compute, *batches[k + 1])
+            if on_done is not None:
+                on_done(min((k + 1) * step, len(tasks)))
+            yield from results

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tsm_core import layout, numba_cache, plugins
-from tsm_core.compute import dask_scheduler, stream
+from tsm_core.compute import bounded_arrow_memory, dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError, TSMError
@@ -223,9 +224,9 @@ def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
     for name in plan.photometry.redshift_columns:
         values = plan.redshifts[name]
         if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_numeric_dtype(values.dtype):
-            nbytes = values.astype("string").str.encode("utf-8").str.len()
-            longest = int(nbytes.max(skipna=True)) if nbytes.notna().any() else 0
-            info[name] = replace(info[name], max_length=max(longest, 1))
+            # longest value in UTF-8 bytes, for fixed-width formats
+            longest = pc.max(pc.binary_length(pa.array(values.astype("string"), type=pa.large_string()))).as_py()
+            info[name] = replace(info[name], max_length=max(longest or 0, 1))
     if plan.config.split:
         s = plan.config.split
         info[SPLIT_COLUMN] = ColumnInfo("", f"training (true) or validation (false); fraction {s.train_fraction}, seed {s.seed}")
@@ -276,6 +277,7 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
 
 def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResult:
     cfg = plan.config
+    bounded_arrow_memory()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     final = plan.output_dir / output_file_name(cfg.name, product_id, plan.writer.extension)
     with stage("plan crossmatch"):
@@ -297,7 +299,7 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
             progress("crossmatch", done, len(tasks))
 
     with dask_scheduler(cfg.compute) as n_workers, staged_file(final, cfg.output.overwrite) as staged:
-        frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=4 * n_workers, on_done=report)
+        frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=2 * n_workers, on_done=report)
         if cfg.unique_galaxies != "none":
             spool = _Spool(staged.parent, [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"])
             with stage("crossmatch and photometry"):
