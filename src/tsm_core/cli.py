@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -290,6 +291,14 @@ def get_cli() -> click.Group:
     return cli
 
 
+#: Arrow's default mimalloc pool keeps the memory that finished partitions freed, so the
+#: peak memory of a run grew with the number of partitions read (941 MB against 607 MB
+#: with jemalloc for 20 million objects; 534 MB for 1 million). Arrow reads this variable
+#: once, when pyarrow is first imported; a pool the user chose is left alone.
+ARROW_POOL = ("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+
 def main() -> None:
     """Entry point of the ``tsm`` console script."""
+    os.environ.setdefault(*ARROW_POOL)
     get_cli()(obj={})

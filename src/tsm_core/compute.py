@@ -59,24 +59,6 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[int]:
         yield workers
 
 
-def bounded_arrow_memory() -> None:
-    """Allocate Arrow memory with jemalloc, which hands freed memory back to the system.
-
-    Arrow's default mimalloc pool keeps what partitions freed, so the peak memory of a
-    run grew with the number of partitions read (941 MB against 607 MB with jemalloc for
-    20 million objects in 172 partitions; 534 MB for 1 million). A pool chosen with
-    ``ARROW_DEFAULT_MEMORY_POOL`` is left alone.
-    """
-    import pyarrow as pa
-
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
-        return
-    try:
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-    except NotImplementedError:  # a pyarrow built without jemalloc
-        log.debug("jemalloc is not available in this pyarrow; keeping %s", pa.default_memory_pool().backend_name)
-
-
 def stream(
     tasks: Sequence[Any], in_flight: int, on_done: Callable[[int], None] | None = None
 ) -> Iterator[Any]:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tsm_core import layout, numba_cache, plugins
-from tsm_core.compute import bounded_arrow_memory, dask_scheduler, stream
+from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError, TSMError
@@ -277,7 +277,6 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
 
 def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResult:
     cfg = plan.config
-    bounded_arrow_memory()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     final = plan.output_dir / output_file_name(cfg.name, product_id, plan.writer.extension)
     with stage("plan crossmatch"):
