@@ -175,3 +175,21 @@ def test_config_errors_name_the_key(base_config):
         assert info.value.key == key, (change, str(info.value))
     with pytest.raises(ConfigError, match="object_catalog.flux: unknown key"):
         load_config(base_config | {"object_catalog": {"flux": "cModel"}})
+
+
+def test_unknown_filter_column(base_config):
+    base_config["filters"] = {"object": ["extendedness == 1"]}
+    with pytest.raises(ConfigError, match="filters.object: unknown object column 'extendedness'"):
+        tsm_core.run(base_config)
+    _no_output(base_config)
+
+
+def test_object_catalog_problems_fail_before_registration(base_config):
+    """Margin and column problems are found while planning: no product is recorded."""
+    from tsm_core.config import tsm_home
+    from tsm_core.registry import Registry
+
+    base_config["crossmatch"]["radius_arcsec"] = 11.0
+    with pytest.raises(ConfigError):
+        tsm_core.run(base_config)
+    assert Registry.at_home(tsm_home()).products() == []

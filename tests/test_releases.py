@@ -65,7 +65,7 @@ def test_dp02_reference_sample(reference, tmp_path):
             np.testing.assert_allclose(row[f"{band}_cModelMag"], want, atol=1e-9)
 
 
-def test_dp02_has_no_catalog_ebv(reference, tmp_path, base_config):
+def test_dp02_has_no_catalog_ebv(tmp_path, base_config):
     base_config["object_catalog"] = {"release": "dp02", "dereddening": "catalog", "path": str(tmp_path)}
     with pytest.raises(tsm_core.TSMError, match="release 'dp02' has no E\\(B-V\\) column; choose a dust map"):
         tsm_core.run(base_config)

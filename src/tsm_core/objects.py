@@ -77,17 +77,20 @@ def open_objects(
     import lsdb
 
     present = read_schema_names(path)
-    check_columns(release, path, present, columns)
+    check_columns(release, path, present, columns + [c for c, _, _ in release.default_filters])
     pushed = list(release.default_filters)
     general: list[str] = []
     for cut in cuts:
         parsed = parse_cut(cut)
-        (pushed.append(parsed) if parsed else general.append(cut))
-    referenced = [c for c, _, _ in pushed] + [i for g in general for i in _IDENTIFIER.findall(g)]
-    unknown = [c for c, _, _ in pushed if c not in present]
-    if unknown:
-        raise ConfigError("filters.object", f"unknown object column(s) {', '.join(unknown)}")
-    load = list(dict.fromkeys(columns + [c for c in referenced if c in present and c not in columns]))
+        if parsed is None:
+            general.append(cut)
+        elif parsed[0] not in present:
+            raise ConfigError("filters.object", f"unknown object column {parsed[0]!r} in {cut!r}")
+        else:
+            pushed.append(parsed)
+    # pushed cuts need no column of their own; general ones are evaluated on loaded columns
+    used = [i for g in general for i in _IDENTIFIER.findall(g) if i in present]
+    load = list(dict.fromkeys(columns + used))
     objects = lsdb.open_catalog(path, columns=load, filters=pushed or None)
     if objects.margin is None:
         raise CatalogError(

@@ -72,6 +72,7 @@ class Plan:
     config: RunConfig
     release: ObjectCatalog
     object_path: str
+    objects: Any  # the lazy LSDB catalog, opened with only the needed columns
     redshift_source: str
     redshifts: pd.DataFrame
     photometry: Photometry
@@ -109,7 +110,11 @@ def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame
 
 
 def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
-    """Resolve and check every choice of ``config``; raises before any heavy work."""
+    """Resolve and check every choice of ``config``; raises before any heavy work.
+
+    Reads the redshift catalog (small) and the object catalog's metadata (schema,
+    partitions, margin), never object rows.
+    """
     oc = config.object_catalog
     release = plugins.object_catalog(oc.release)
     flux = plugins.flux_type(release, oc.flux_type)
@@ -149,7 +154,11 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         ebv=ebv,
         ebv_description=description,
     )
-    return Plan(config, release, object_path, label, redshifts, photometry, writer, output_dir, description)
+    layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
+    columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
+    columns += [c for c in dereddener.required_columns(release) if c not in columns]
+    objects = open_objects(release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec)
+    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, description)
 
 
 def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
@@ -159,11 +168,7 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     import lsdb
 
     numba_cache.enable(tsm_home() / "numba-cache")
-    cfg, release = plan.config, plan.release
-    columns = [release.id_column, release.ra_column, release.dec_column, *plan.photometry.object_columns()]
-    dereddener = plugins.dereddener(cfg.object_catalog.dereddening)
-    columns += [c for c in dereddener.required_columns(release) if c not in columns]
-    objects = open_objects(release, plan.object_path, columns, cfg.filters.object, cfg.crossmatch.radius_arcsec)
+    cfg, release, objects = plan.config, plan.release, plan.objects
     redshifts = lsdb.from_dataframe(
         plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
         catalog_name="redshifts", partition_rows=50_000,
