@@ -139,3 +139,10 @@ def test_dustmaps_config_untouched(tmp_path, monkeypatch):
     source = plugins.dereddener("sfd").source(plugins.object_catalog("dp1"), tmp_path / "maps")
     source(np.array([10.0]), np.array([10.0]), None)
     assert not (tmp_path / "home" / ".dustmapsrc").exists()
+
+
+def test_sfd_files_directly_in_the_maps_dir(two_hemispheres, tmp_path):
+    """dust_maps_dir may also be the map's own folder (the files without dustmaps' sfd/ level)."""
+    dust_maps.write_sfd(tmp_path / "maps")
+    result = tsm_core.run(_config(two_hemispheres, tmp_path, "sfd", tmp_path / "maps" / "sfd"))
+    assert result.n_rows == len(two_hemispheres["objects"])

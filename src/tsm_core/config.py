@@ -59,6 +59,7 @@ class ObjectCatalogConfig(_Model):
 
     release: str = "dp1"
     path: str | None = None
+    margin_path: str | None = Field(None, description="a margin cache kept apart from the catalog (else its own)")
     flux_type: str | None = None
     dereddening: str = "none"
     convert_to_magnitudes: bool = True

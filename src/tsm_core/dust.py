@@ -163,8 +163,14 @@ class DustMapDereddener(Dereddener):
         self.fetch_command = f"tsm dustmaps fetch {name}"
 
     def expected_files(self, maps_dir: Path | None) -> list[Path]:
+        """The map files under ``maps_dir`` in dustmaps' layout (``sfd/SFD_dust_4096_ngp.fits``);
+        a file found directly in ``maps_dir`` (the map's own folder) is taken too."""
         base = maps_dir if maps_dir is not None else resolve_maps_dir()
-        return [base / f for f in self.spec.files]
+        found = []
+        for relative in self.spec.files:
+            flat = base / Path(relative).name
+            found.append(flat if not (base / relative).is_file() and flat.is_file() else base / relative)
+        return found
 
     def source(self, catalog: ObjectCatalog, maps_dir: Path | None) -> EBVSource | None:
         missing = self.missing_files(maps_dir)

@@ -66,13 +66,14 @@ def open_objects(
     columns: list[str],
     cuts: list[str],
     radius_arcsec: float,
+    margin_path: str | None = None,
 ) -> Any:
     """Lazily open the object catalog for a crossmatch at ``radius_arcsec``.
 
     Reads only ``columns`` (plus those that general cuts use); the release's default
     filters and simple ``column op value`` cuts are pushed into the Parquet read.
-    The catalog's margin must be at least the radius, or matches near partition
-    edges would be lost.
+    The margin (the collection's own, or ``margin_path``) must be at least the radius,
+    or matches near partition edges would be lost.
     """
     import lsdb
 
@@ -91,7 +92,10 @@ def open_objects(
     # pushed cuts need no column of their own; general ones are evaluated on loaded columns
     used = [i for g in general for i in _IDENTIFIER.findall(g) if i in present]
     load = list(dict.fromkeys(columns + used))
-    objects = lsdb.open_catalog(path, columns=load, filters=pushed or None)
+    try:
+        objects = lsdb.open_catalog(path, columns=load, filters=pushed or None, margin_cache=margin_path)
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"cannot open the object catalog at {path}: {exc}", "object_catalog.path") from exc
     if objects.margin is None:
         raise CatalogError(
             f"the object catalog at {path} has no margin cache; a crossmatch needs one at least "

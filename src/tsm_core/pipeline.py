@@ -157,7 +157,9 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
-    objects = open_objects(release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec)
+    objects = open_objects(
+        release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
+    )
     return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, description)
 
 

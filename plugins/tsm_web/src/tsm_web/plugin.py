@@ -13,7 +13,8 @@ def tsm_register_commands(cli: click.Group) -> None:
     @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
     @click.option("--port", default=8000, show_default=True, type=int)
     @click.option("--runs", default=2, show_default=True, type=click.IntRange(1), help="Training sets built at once.")
-    @click.option("--max-upload-mb", default=200, show_default=True, type=click.IntRange(1))
+    @click.option("--max-upload-mb", default=200, show_default=True, type=click.IntRange(1),
+                  envvar="TSM_MAX_UPLOAD_MB", help="Largest redshift catalog upload (or $TSM_MAX_UPLOAD_MB).")
     def serve(host: str, port: int, runs: int, max_upload_mb: int) -> None:
         """Serve the web form and the HTTP API (registry under $TSM_HOME; token: $TSM_API_TOKEN)."""
         import uvicorn
