@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,7 @@ def _import(target: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_query(name: str, paths: tuple[str, ...]) -> Any:
     """The dustmaps query object of map ``name`` over ``paths`` (built once per process)."""
     cls = _import(DUST_MAPS[name].query_class)
@@ -186,7 +187,7 @@ class DustMapDereddener(Dereddener):
         """
         target_dir.mkdir(parents=True, exist_ok=True)
         rc = target_dir / ".dustmapsrc"
-        rc.write_text('{"data_dir": "%s"}' % str(target_dir.resolve()))
+        rc.write_text(json.dumps({"data_dir": str(target_dir.resolve())}))
         os.environ["DUSTMAPS_CONFIG_FNAME"] = str(rc)
         import dustmaps.config
 

@@ -26,7 +26,7 @@ from tsm_core import layout, numba_cache, plugins
 from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
-from tsm_core.errors import CatalogError, ConfigError, TSMError
+from tsm_core.errors import CatalogError, ConfigError
 from tsm_core.noise import quiet_known_warnings
 from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
