@@ -286,7 +286,7 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
     cfg = plan.config
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     final = plan.output_dir / output_file_name(cfg.name, product_id, plan.writer.extension)
-    with stage("plan crossmatch"):
+    with stage("crossmatch graph"):
         tasks, meta = _crossmatch(plan)
         info = _column_info(plan)
         finisher = _Finisher(cfg, info)
@@ -308,7 +308,7 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=2 * n_workers, on_done=report)
         if cfg.unique_galaxies != "none":
             spool = _Spool(staged.parent, [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"])
-            with stage("crossmatch and photometry"):
+            with stage("match and photometry (spooled for selection)"):
                 for frame in frames:
                     spool.add(frame)
             n_matched = spool.n_rows
@@ -318,7 +318,7 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
             frames = spool.replay(mask)
         sink = plan.writer.open(staged, finisher.schema, metadata, cfg.output)
         try:
-            with stage("write"):
+            with stage("match, photometry and write"):
                 for frame in frames:
                     if cfg.unique_galaxies == "none":
                         n_matched += len(frame)
