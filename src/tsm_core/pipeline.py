@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -330,8 +330,11 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
                 counts={"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed},
                 output_file=final.name,
             )
-        finally:
-            sink.close()
+        except BaseException:
+            with suppress(Exception):  # the staged file is discarded; keep the first error
+                sink.close()
+            raise
+        sink.close()
     dist = np.concatenate(distances) if distances else np.zeros(0)
     return RunResult(
         product_id=product_id,
