@@ -121,3 +121,10 @@ def test_margin_cache_kept_apart(scene, base_config, tmp_path):
     got = _read(tsm_core.run(base_config).output_path)
     expected = brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1)
     assert sorted(zip(got["id"], got["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))
+
+
+def test_object_catalog_by_url(scene, base_config):
+    """Paths go through fsspec/UPath: a file:// URL works as s3:// or https:// would."""
+    base_config["object_catalog"]["path"] = scene["objects_path"].as_uri()
+    got = _read(tsm_core.run(base_config).output_path)
+    assert len(got) == len(brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1))
