@@ -13,6 +13,13 @@ from tsm_core.types import FluxType
 #: the flux family offered by default (the Photo-z Server's default)
 DEFAULT_FLUX_TYPE = "cModel"
 
+#: flux families of the Object tables of both DP0.2 and DP1; each release adds its own
+OBJECT_TABLE_FAMILIES: tuple[str, ...] = (
+    "cModel", "free_cModel", "psf", "free_psf", "gaapOptimal", "gaapPsf", "gaap0p7", "gaap1p0",
+    "gaap1p5", "gaap2p5", "gaap3p0", "kron", "calib",
+    "ap03", "ap06", "ap09", "ap12", "ap17", "ap25", "ap35", "ap50", "ap70",
+)
+
 FLUX_FAMILIES: dict[str, str] = {
     "cModel": "composite model (exponential + de Vaucouleurs) flux, forced on the reference band: "
     "the usual choice for galaxy colours",

@@ -9,15 +9,11 @@ training set keeps; there is no E(B-V) column, so dereddening needs a dust map.
 from __future__ import annotations
 
 from tsm_core import FluxType, ObjectCatalog, SampleSpec, SkyField, hookimpl
-from tsm_core.rubin import flux_types
+from tsm_core.rubin import OBJECT_TABLE_FAMILIES, flux_types
 
 RELEASE = "dp02"
 
-FLUX_FAMILIES = (
-    "cModel", "free_cModel", "psf", "free_psf", "gaapOptimal", "gaapPsf", "gaap0p5", "gaap0p7",
-    "gaap1p0", "gaap1p5", "gaap2p5", "gaap3p0", "kron", "calib",
-    "ap03", "ap06", "ap09", "ap12", "ap17", "ap25", "ap35", "ap50", "ap70",
-)
+FLUX_FAMILIES = (*OBJECT_TABLE_FAMILIES, "gaap0p5")
 
 #: A_b / E(B-V) for LSST u g r i z y: Cardelli, Clayton & Mathis (1989) with the DESC DC2
 #: throughputs, as in DESC DC2, RAIL's default and LIneA's pipelines; for raw SFD E(B-V).

@@ -8,15 +8,11 @@ Finkbeiner & Davis (1998) at the object position, no ``detect_isPrimary``.
 from __future__ import annotations
 
 from tsm_core import FluxType, ObjectCatalog, SampleSpec, SkyField, hookimpl
-from tsm_core.rubin import flux_types
+from tsm_core.rubin import OBJECT_TABLE_FAMILIES, flux_types
 
 RELEASE = "dp1"
 
-FLUX_FAMILIES = (
-    "cModel", "free_cModel", "psf", "free_psf", "gaapOptimal", "gaapPsf", "gaap0p7", "gaap1p0",
-    "gaap1p5", "gaap2p5", "gaap3p0", "kron", "calib", "sersic",
-    "ap03", "ap06", "ap09", "ap12", "ap17", "ap25", "ap35", "ap50", "ap70",
-)
+FLUX_FAMILIES = (*OBJECT_TABLE_FAMILIES, "sersic")
 
 #: A_b / E(B-V) for LSST u g r i z y from rubin_sim ``DustValues().r_x``, as used in the
 #: Rubin DP1 tutorial notebooks; they multiply raw SFD E(B-V) (the ``ebv`` column).
