@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -86,9 +87,14 @@ class Registry:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=60)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
+            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+            # take the write lock up front, so that a second process creating the registry
+            # at the same moment waits for it instead of failing
+            _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                db.execute(statement)
+            db.execute("COMMIT")
 
     @classmethod
     def at_home(cls, home: Path) -> Registry:
@@ -99,7 +105,7 @@ class Registry:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
             db.row_factory = sqlite3.Row
-            db.execute("BEGIN IMMEDIATE")
+            _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
             try:
                 yield db
                 db.execute("COMMIT")
@@ -212,6 +218,24 @@ class Registry:
         data["config"] = json.loads(data["config"])
         data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else None
         return ProductRecord(**data)
+
+
+def _retry_locked(action: Callable[[], object], seconds: float = 60.0) -> None:
+    """Run ``action``, retrying while another process holds the database.
+
+    SQLite's busy timeout does not cover every case: switching the journal mode, or
+    starting a transaction while another process recovers the WAL, can fail at once
+    with "database is locked".
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _as_int(key: str | int) -> int | None:
