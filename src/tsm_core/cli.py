@@ -125,6 +125,8 @@ def catalogs() -> None:
     for name, cat in plugins.object_catalogs().items():
         click.echo(f"{name}: {cat.description}")
         click.echo(f"  location: {cat.resolve_path(None, home)}" + (f" (or ${cat.env_var})" if cat.env_var else ""))
+        for known in cat.known_locations:
+            click.echo(f"  known location: {known}")
         for flux in plugins.flux_types(cat).values():
             mark = " (default)" if flux.default else ""
             click.echo(f"  - {flux.name}{mark}: {flux.description}")

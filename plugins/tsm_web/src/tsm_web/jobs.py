@@ -17,7 +17,6 @@ class Runner:
 
     def __init__(self, max_runs: int) -> None:
         self.pool = ThreadPoolExecutor(max_workers=max_runs, thread_name_prefix="tsm-run")
-        self.futures: dict[int, Future] = {}
 
     def submit(self, plan: Plan, product_id: int, registry: Registry) -> Future:
         last = [0.0]
@@ -34,9 +33,7 @@ class Runner:
             except Exception:  # noqa: BLE001 - recorded in the registry by execute()
                 log.exception("training set %d failed", product_id)
 
-        future = self.pool.submit(work)
-        self.futures[product_id] = future
-        return future
+        return self.pool.submit(work)
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
