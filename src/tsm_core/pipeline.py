@@ -78,7 +78,6 @@ class Plan:
     photometry: Photometry
     writer: Writer
     output_dir: Path
-    dereddening: str
 
 
 def _versions() -> dict[str, str]:
@@ -143,7 +142,6 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
             )
         log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
     redshifts, label = _read_redshifts(config, registry)
-    description = describe_source(dereddener, ebv)
     photometry = Photometry(
         catalog=release,
         flux_type=flux.name,
@@ -152,7 +150,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         redshift_columns=tuple(c for c in redshifts.columns if c != ZROW_COLUMN),
         coefficients={b: coefficients[b] for b in bands if b in coefficients},
         ebv=ebv,
-        ebv_description=description,
+        ebv_description=describe_source(dereddener, ebv),
     )
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
@@ -160,7 +158,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     objects = open_objects(
         release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
     )
-    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, description)
+    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir)
 
 
 def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
@@ -272,7 +270,7 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
         "flux_type": plan.photometry.flux_type,
         "flux_unit": release.flux_unit,
         "zero_point": release.zero_point,
-        "dereddening": plan.dereddening,
+        "dereddening": plan.photometry.ebv_description,
         "versions": _versions(),
         "started_at": started,
     }
