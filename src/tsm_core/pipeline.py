@@ -132,7 +132,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
             raise ConfigError("object_catalog.extinction_coefficients", f"no coefficient for band(s) {lacking}")
     output_dir = check_directory(config.output.directory)
     object_path = release.resolve_path(oc.path, home)
-    if not oc.path and object_path == str(release.sample_dir(home) / "objects"):
+    if not oc.path and object_path == str(release.sample_objects(home)):
         if not Path(object_path).exists():
             raise CatalogError(
                 f"no {release.name} object catalog: set object_catalog.path"

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tsm_core.photometry import NJY_ZERO_POINT
-from tsm_core.types import ObjectCatalog, SampleSpec
+from tsm_core.types import SAMPLE_OBJECTS_DIR, ObjectCatalog, SampleSpec
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ def make_sample(
     """
     out_dir = Path(out_dir)
     params = {"release": release.name, "n_objects": n_objects, "n_redshifts": n_redshifts, "seed": seed, "version": 1}
-    paths = {"objects": out_dir / "objects", "redshifts": out_dir / "redshifts.parquet"}
+    paths = {"objects": out_dir / SAMPLE_OBJECTS_DIR, "redshifts": out_dir / "redshifts.parquet"}
     stamp = out_dir / "sample.json"
     if stamp.exists() and json.loads(stamp.read_text()) == params and all(p.exists() for p in paths.values()):
         return paths

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from tsm_core.config import OutputConfig
 
 LSST_BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
+#: the HATS object catalog inside a sample directory (see :mod:`tsm_core.sample`)
+SAMPLE_OBJECTS_DIR = "objects"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,10 @@ class ObjectCatalog:
         """Where the generated sample of this release is cached."""
         return home / "samples" / self.name
 
+    def sample_objects(self, home: Path) -> Path:
+        """The HATS object catalog of the cached sample."""
+        return self.sample_dir(home) / SAMPLE_OBJECTS_DIR
+
     def resolve_path(self, configured: str | None, home: Path) -> str:
         """The HATS catalog to open: config, then ``env_var``, then default, then sample."""
         if configured:
@@ -104,7 +110,7 @@ class ObjectCatalog:
             return os.environ[self.env_var]
         if self.default_path and ("://" in self.default_path or Path(self.default_path).exists()):
             return self.default_path
-        return str(self.sample_dir(home) / "objects")
+        return str(self.sample_objects(home))
 
 
 @dataclass(frozen=True)
