@@ -7,18 +7,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from tsm_core import plugins
 from tsm_core.config import tsm_home
 from tsm_core.errors import TSMError
-
-F = TypeVar("F", bound=Callable[..., Any])
-log = logging.getLogger("tsm")
 
 
 class TSMGroup(click.Group):
@@ -43,14 +39,19 @@ class TSMGroup(click.Group):
 
 
 def _setup_logging(verbosity: int) -> None:
+    """Send the log lines of the core and of every installed plugin to stderr."""
     level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("tsm: %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(level)
-    log.propagate = False
-    for name in ("tsm_core", "tsm_dp1", "tsm_dp02", "tsm_writers"):
-        logging.getLogger(name).parent = log
+    packages = {"tsm_core"} | {
+        (getattr(p, "__name__", None) or type(p).__module__).split(".")[0]
+        for p in plugins.get_plugin_manager().get_plugins()
+    }
+    for name in packages:
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
 
 
 @click.group(cls=TSMGroup)

@@ -36,7 +36,7 @@ from tsm_core.selection import training_flags, unique_galaxies
 from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
 from tsm_core.types import ColumnInfo, ObjectCatalog, OutputMetadata, Writer
 
-log = logging.getLogger("tsm")
+log = logging.getLogger(__name__)
 
 #: progress callback: (stage, done, total)
 Progress = Callable[[str, int, int], None]

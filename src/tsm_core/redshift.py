@@ -8,7 +8,6 @@ z_flag, survey``; only ``ra``, ``dec`` and ``z`` are required. A catalog without
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import pandas as pd
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, REQUIRED_REDSHIFT_COLUMNS
 from tsm_core.errors import BadRowsError, CatalogError
 
-log = logging.getLogger(__name__)
 
 FILE_FORMATS: dict[str, tuple[str, ...]] = {
     "parquet": (".parquet", ".pq", ".parq"),
