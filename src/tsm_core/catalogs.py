@@ -1,13 +1,25 @@
-"""Registering redshift catalogs: validate once, then choose them by name or ID."""
+"""Registering redshift catalogs: validate once, store a normalized copy, then choose
+them by name or ID.
+
+A registered catalog is a snapshot: the normalized table (canonical columns, the
+homogenized ``z_flag``, every other column of the file, bad rows dropped) is written as
+Parquet under ``$TSM_HOME/redshift_catalogs/``, so it keeps working after the original
+file moves or is deleted.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from contextlib import suppress
 from pathlib import Path
 
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
-from tsm_core.redshift import load_redshift_catalog
+from tsm_core.errors import ConfigError
+from tsm_core.redshift import read_redshift_catalog, write_snapshot
 from tsm_core.registry import RedshiftCatalogRecord, Registry
+
+SNAPSHOT_DIR = "redshift_catalogs"
 
 
 def register_redshift_catalog(
@@ -16,15 +28,50 @@ def register_redshift_catalog(
     columns: dict[str, str] | None = None,
     description: str = "",
     registry: Registry | None = None,
+    *,
+    convention: str | None = None,
+    bad_rows: str = "drop",
+    delimiter: str | None = None,
 ) -> RedshiftCatalogRecord:
-    """Validate the catalog at ``path`` with its column mapping and register it as ``name``.
+    """Validate the catalog at ``path`` and register a normalized copy of it as ``name``.
 
-    Fails (with the bad rows or the missing columns named) before anything is recorded.
+    ``columns`` overrides the mapping of ``convention`` (detected from the columns when
+    not given); ``bad_rows`` drops and counts, or refuses, invalid rows. Fails (with the
+    bad rows or the missing columns named) before anything is recorded or stored.
     """
+    name = name.strip()
+    if not name:
+        raise ConfigError("name", "a redshift catalog needs a non-blank name")
     path = Path(path).expanduser().resolve()
-    frame = load_redshift_catalog(path, columns or {})
     registry = registry or Registry.at_home(tsm_home())
-    return registry.add_redshift_catalog(name.strip(), str(path), columns or {}, len(frame), description)
+    if any(r.name == name for r in registry.redshift_catalogs()):
+        raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
+    table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter)
+    directory = registry.path.parent / SNAPSHOT_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    snapshot = directory / f"{uuid.uuid4().hex}.parquet"
+    staging = snapshot.with_name(f".{snapshot.name}.tmp")
+    try:
+        write_snapshot(table, staging)
+        staging.replace(snapshot)
+        return registry.add_redshift_catalog(
+            name, str(snapshot), columns or {}, len(table.frame), description,
+            source_path=str(path), convention=table.convention, dropped=table.dropped,
+        )
+    except BaseException:
+        with suppress(OSError):
+            staging.unlink(missing_ok=True)
+            snapshot.unlink(missing_ok=True)
+        raise
+
+
+def remove_redshift_catalog(key: str | int, registry: Registry | None = None) -> RedshiftCatalogRecord:
+    """Unregister a catalog (by name or ID) and delete its stored copy; the original file stays."""
+    registry = registry or Registry.at_home(tsm_home())
+    record = registry.remove_redshift_catalog(key)
+    if record.source_path is not None:  # a snapshot of ours, not the user's file
+        Path(record.path).unlink(missing_ok=True)
+    return record
 
 
 def parse_column_mapping(text: str | None) -> dict[str, str]:

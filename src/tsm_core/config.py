@@ -29,12 +29,21 @@ class RedshiftCatalogConfig(_Model):
 
     ``columns`` maps canonical names (``id, ra, dec, z, z_err, z_flag, survey``) to the
     file's own column names; canonical names that the file already uses need no entry.
+    ``convention`` names the survey convention (``tsm redshift conventions``; detected
+    from the columns when unset); ``bad_rows`` drops (and counts) or refuses rows with
+    bad coordinates or redshifts; ``keep_columns`` lists the non-canonical columns a
+    training set keeps (``all`` for every one; default: the convention's extras);
+    ``delimiter`` is a CSV file's (sniffed when unset).
     """
 
     path: str | None = None
     name: str | None = None
     id: int | None = None
     columns: dict[str, str] = Field(default_factory=dict)
+    convention: str | None = None
+    bad_rows: Literal["drop", "fail"] = "drop"
+    keep_columns: list[str] | Literal["all"] | None = None
+    delimiter: str | None = Field(None, min_length=1, max_length=1)
 
     @field_validator("columns")
     @classmethod
@@ -66,6 +75,9 @@ class ObjectCatalogConfig(_Model):
     dust_maps_dir: str | None = None
     extinction_coefficients: dict[str, float] | None = None
     bands: list[str] | None = None
+    extra_columns: list[str] = Field(
+        default_factory=list, description="object-catalog columns written beside the photometry"
+    )
 
 
 class CrossmatchConfig(_Model):
@@ -185,8 +197,34 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+#: config keys holding a local path (a URL such as ``s3://...`` is left alone)
+PATH_KEYS: tuple[tuple[str, str], ...] = (
+    ("redshift_catalog", "path"),
+    ("object_catalog", "path"),
+    ("object_catalog", "margin_path"),
+    ("object_catalog", "dust_maps_dir"),
+    ("output", "directory"),
+)
+
+
+def resolve_paths(data: dict[str, Any], base: str | os.PathLike[str]) -> dict[str, Any]:
+    """Make the relative paths of a config dict absolute against ``base`` (in place, and returned)."""
+    for section, key in PATH_KEYS:
+        node = data.get(section)
+        if not isinstance(node, dict):
+            continue
+        value = node.get(key)
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value.strip() or "://" in value:
+            continue
+        path = Path(value).expanduser()
+        node[key] = str(path if path.is_absolute() else (Path(base) / path).resolve())
+    return data
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The YAML file at ``path`` as a dict; relative paths inside stay as written."""
+    """The YAML file at ``path`` as a dict; relative paths inside resolve against its folder."""
     try:
         with open(path) as fh:
             data = yaml.safe_load(fh) or {}
@@ -196,7 +234,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError("", f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError("", f"{path} must hold a mapping of keys, not {type(data).__name__}")
-    return data
+    return resolve_paths(data, Path(path).expanduser().resolve().parent)
 
 
 def load_config(
@@ -215,6 +253,7 @@ def load_config(
         raise ConfigError("", f"a config is a dict, a YAML path or a RunConfig, not {type(config).__name__}")
     if overrides:
         data = apply_overrides(data, overrides)
+    resolve_paths(data, Path.cwd())  # stored absolute, so a re-run works from anywhere
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

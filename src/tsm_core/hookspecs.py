@@ -20,7 +20,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from tsm_core.types import Dereddener, FluxType, ObjectCatalog, Writer
+    from tsm_core.types import Dereddener, FluxType, ObjectCatalog, RedshiftConvention, Writer
 
 hookspec = pluggy.HookspecMarker("tsm")
 
@@ -54,6 +54,19 @@ def tsm_dereddeners() -> list[Dereddener]:
 @hookspec
 def tsm_writers() -> list[Writer]:
     """Output writers (file formats) this plugin provides."""
+
+
+@hookspec
+def tsm_redshift_conventions() -> list[RedshiftConvention]:
+    """Redshift-catalog conventions (surveys) this plugin provides.
+
+    Each :class:`~tsm_core.types.RedshiftConvention` knows a survey's column names
+    (``TARGET_RA`` for ``ra``, ...), the columns that identify its catalogs, the extra
+    columns worth keeping, and how to derive the homogenized ``z_flag`` (0 no redshift,
+    1 <70 %, 2 70-90 %, 3 90-99 %, 4 >99 % confidence, 6 star) from the survey's own
+    flag, which is kept as ``z_flag_raw``. Chosen with ``redshift_catalog.convention``,
+    or detected from a catalog's columns.
+    """
 
 
 @hookspec

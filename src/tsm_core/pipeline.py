@@ -30,10 +30,10 @@ from tsm_core.errors import CatalogError, ConfigError
 from tsm_core.noise import quiet_known_warnings
 from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
-from tsm_core.redshift import load_redshift_catalog
+from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapshot
 from tsm_core.registry import Registry
 from tsm_core.selection import training_flags, unique_galaxies
-from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
+from tsm_core.transform import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
 from tsm_core.types import ColumnInfo, ObjectCatalog, OutputMetadata, Writer
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,9 @@ class RunResult:
     removed: dict[str, int]
     median_separation_arcsec: float | None
     provenance: dict[str, Any] = field(repr=False)
+    #: the redshift catalog's survey convention, and the rows dropped from it per reason
+    convention: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Plan:
     photometry: Photometry
     writer: Writer
     output_dir: Path
+    #: how the redshift catalog was read: convention, rows read and dropped (see RedshiftTable.summary)
+    redshift_summary: dict[str, Any] = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -90,22 +95,37 @@ def _versions() -> dict[str, str]:
     return versions | plugins.plugin_versions()
 
 
-def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame, str]:
+def _open_redshifts(config: RunConfig, registry: Registry) -> tuple[RedshiftTable, str]:
+    """The normalized redshift table of ``config`` (a file, or a registered snapshot) and its label."""
     source = config.redshift_catalog
     if source.path:
-        path, columns, label = source.path, source.columns, source.path
-    else:
-        record = registry.redshift_catalog(source.name if source.name else source.id)
-        path, columns = record.path, record.columns | source.columns
-        label = f"registered catalog {record.name!r} (id {record.id}, {record.path})"
-    frame = load_redshift_catalog(path, columns)
+        table = read_redshift_catalog(source.path, source.columns, source.convention, source.bad_rows, source.delimiter)
+        return table, source.path
+    record = registry.redshift_catalog(source.name if source.name else source.id)
+    label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
+    if record.source_path is None:  # registered before snapshots: the user's file, read as then
+        return read_redshift_catalog(record.path, record.columns | source.columns, source.convention, source.bad_rows), label
+    for key in ("columns", "convention", "delimiter"):
+        if getattr(source, key):
+            raise ConfigError(
+                f"redshift_catalog.{key}",
+                f"applies when a catalog is read from its file; {record.name!r} was registered normalized "
+                f"(convention {record.convention!r}): register the file again to change it",
+            )
+    return read_snapshot(record.path), label
+
+
+def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame, str, RedshiftTable]:
+    table, label = _open_redshifts(config, registry)
+    frame = table.frame.copy()
     frame[ZROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
     for cut in config.filters.redshift:
         try:
             frame = frame.query(cut)
         except Exception as exc:  # noqa: BLE001 - pandas raises many kinds here
             raise ConfigError("filters.redshift", f"cannot apply {cut!r}: {exc}") from exc
-    return frame, label
+    frame = frame[[*table.kept_columns(config.redshift_catalog.keep_columns), ZROW_COLUMN]]
+    return frame, label, table
 
 
 def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
@@ -141,7 +161,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
                 "object_catalog.path",
             )
         log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
-    redshifts, label = _read_redshifts(config, registry)
+    redshifts, label, table = _read_redshifts(config, registry)
+    extra = tuple(dict.fromkeys(oc.extra_columns))
     photometry = Photometry(
         catalog=release,
         flux_type=flux.name,
@@ -151,14 +172,48 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         coefficients={b: coefficients[b] for b in bands if b in coefficients},
         ebv=ebv,
         ebv_description=describe_source(dereddener, ebv),
+        extra_columns=extra,
+        notes=table.info,
     )
+    if extra:
+        _check_extra_columns(release, object_path, photometry)
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
+    clash = [c for c in photometry.redshift_columns if c in columns]
+    if clash:
+        raise ConfigError(
+            "redshift_catalog.keep_columns",
+            f"redshift column(s) {', '.join(clash)} have the name of {release.name} object columns; keep fewer columns",
+        )
     objects = open_objects(
         release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
     )
-    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir)
+    summary = table.summary() | {"columns_kept": list(photometry.redshift_columns)}
+    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, summary)
+
+
+def _check_extra_columns(release: ObjectCatalog, object_path: str, photometry: Photometry) -> None:
+    """``object_catalog.extra_columns`` exist in the object catalog's schema and clash with no
+    other output column; checked before any row is read."""
+    from tsm_core.objects import read_schema_names
+
+    present = read_schema_names(object_path)
+    missing = [c for c in photometry.extra_columns if c not in present]
+    if missing:
+        raise ConfigError(
+            "object_catalog.extra_columns",
+            f"unknown column(s) {', '.join(missing)} of the {release.name} object catalog at {object_path} "
+            f"({len(present)} columns, e.g. {', '.join(present[:8])})",
+        )
+    taken = set(photometry.redshift_columns) | {DIST_COLUMN, ZROW_COLUMN}
+    if photometry.ebv is not None:
+        taken.add(EBV_COLUMN)
+    for band in photometry.bands:
+        taken.update(photometry.output_names(band))
+    clash = [c for c in photometry.extra_columns if c in taken]
+    if clash:
+        raise ConfigError("object_catalog.extra_columns", f"column(s) {', '.join(clash)} clash with output columns of the same name")
 
 
 def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
@@ -267,6 +322,9 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
         "release": release.name,
         "object_catalog_path": plan.object_path,
         "redshift_catalog": plan.redshift_source,
+        "redshift_convention": plan.redshift_summary.get("convention"),
+        "redshift_rows": plan.redshift_summary,
+        "object_extra_columns": list(plan.photometry.extra_columns),
         "flux_type": plan.photometry.flux_type,
         "flux_unit": release.flux_unit,
         "zero_point": release.zero_point,
@@ -276,8 +334,22 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
     }
     if plan.photometry.ebv is not None:
         prov["extinction_coefficients"] = plan.photometry.coefficients
-        prov["extinction_source"] = release.extinction_source
+        prov["extinction_source"] = _extinction_source(release, cfg.object_catalog.extinction_coefficients, plan.photometry.bands)
     return prov
+
+
+def _extinction_source(release: ObjectCatalog, overrides: dict[str, float] | None, bands: tuple[str, ...]) -> str:
+    """Where the A_b/E(B-V) coefficients came from, saying which bands the config overrode."""
+    mine = [b for b in bands if b in (overrides or {})]
+    if not mine:
+        return release.extinction_source
+    if len(mine) == len(bands):
+        return f"object_catalog.extinction_coefficients (user-supplied for {', '.join(mine)})"
+    others = [b for b in bands if b not in mine]
+    return (
+        f"object_catalog.extinction_coefficients (user-supplied) for {', '.join(mine)}; "
+        f"{', '.join(others)}: {release.extinction_source}"
+    )
 
 
 def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResult:
@@ -343,6 +415,8 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         removed=removed,
         median_separation_arcsec=float(np.median(dist)) if len(dist) else None,
         provenance=metadata.provenance,
+        convention=plan.redshift_summary.get("convention"),
+        dropped=dict(plan.redshift_summary.get("rows_dropped") or {}),
     )
 
 

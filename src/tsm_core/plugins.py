@@ -17,12 +17,12 @@ import pluggy
 
 from tsm_core import hookspecs
 from tsm_core.errors import ConfigError, UnknownChoiceError
-from tsm_core.types import Dereddener, FluxType, ObjectCatalog, Writer
+from tsm_core.types import Dereddener, FluxType, ObjectCatalog, RedshiftConvention, Writer
 
 hookimpl = pluggy.HookimplMarker("tsm")
 
 ENTRY_POINT_GROUP = "tsm"
-BUILTIN_PLUGINS: tuple[str, ...] = ("tsm_core.dust",)
+BUILTIN_PLUGINS: tuple[str, ...] = ("tsm_core.dust", "tsm_core.conventions")
 
 R = TypeVar("R")
 
@@ -112,6 +112,16 @@ def writers() -> dict[str, Writer]:
 def writer(name: str) -> Writer:
     """The writer of format ``name``."""
     return _lookup(writers(), "output.format", "output format", name)
+
+
+def redshift_conventions() -> dict[str, RedshiftConvention]:
+    """Every installed redshift-catalog convention, by name."""
+    return _collect(get_plugin_manager().hook.tsm_redshift_conventions, "redshift convention")
+
+
+def redshift_convention(name: str) -> RedshiftConvention:
+    """The redshift-catalog convention called ``name``."""
+    return _lookup(redshift_conventions(), "redshift_catalog.convention", "redshift convention", name)
 
 
 def plugin_versions() -> dict[str, str]:

@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,10 @@ CREATE TABLE IF NOT EXISTS redshift_catalogs (
     path TEXT NOT NULL,
     columns TEXT NOT NULL,
     n_rows INTEGER NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    source_path TEXT,
+    convention TEXT,
+    dropped TEXT
 );
 CREATE TABLE IF NOT EXISTS products (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -46,13 +49,23 @@ CREATE TABLE IF NOT EXISTS products (
 """
 
 
+#: columns added to ``redshift_catalogs`` after its first version (added to older registries)
+REDSHIFT_CATALOG_COLUMNS_ADDED = (("source_path", "TEXT"), ("convention", "TEXT"), ("dropped", "TEXT"))
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True)
 class RedshiftCatalogRecord:
-    """A registered redshift catalog: a validated file and its column mapping."""
+    """A registered redshift catalog.
+
+    ``path`` is its normalized copy under ``$TSM_HOME`` and ``source_path`` the file it
+    was made from (``None`` for catalogs registered before copies were kept: then
+    ``path`` is the user's file, read with ``columns``). ``convention`` is the survey
+    convention applied and ``dropped`` the rows dropped per reason.
+    """
 
     id: int
     name: str
@@ -61,6 +74,9 @@ class RedshiftCatalogRecord:
     columns: dict[str, str]
     n_rows: int
     created_at: str
+    source_path: str | None = None
+    convention: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,10 @@ class Registry:
             _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
+            have = {r[1] for r in db.execute("PRAGMA table_info(redshift_catalogs)")}
+            for column, kind in REDSHIFT_CATALOG_COLUMNS_ADDED:
+                if column not in have:
+                    db.execute(f"ALTER TABLE redshift_catalogs ADD COLUMN {column} {kind}")
             db.execute("COMMIT")
 
     @classmethod
@@ -115,7 +135,16 @@ class Registry:
 
     # -- redshift catalogs -------------------------------------------------------------
     def add_redshift_catalog(
-        self, name: str, path: str, columns: dict[str, str], n_rows: int, description: str = ""
+        self,
+        name: str,
+        path: str,
+        columns: dict[str, str],
+        n_rows: int,
+        description: str = "",
+        *,
+        source_path: str | None = None,
+        convention: str | None = None,
+        dropped: dict[str, int] | None = None,
     ) -> RedshiftCatalogRecord:
         """Record a validated redshift catalog under a unique ``name``."""
         if not name.strip():
@@ -124,12 +153,20 @@ class Registry:
             if db.execute("SELECT 1 FROM redshift_catalogs WHERE name = ?", (name,)).fetchone():
                 raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
             cur = db.execute(
-                "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (name, description, path, json.dumps(columns), n_rows, _now()),
+                "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at, "
+                "source_path, convention, dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, description, path, json.dumps(columns), n_rows, _now(), source_path, convention,
+                 json.dumps(dropped or {})),
             )
             row_id = cur.lastrowid
         return self.redshift_catalog(row_id)
+
+    def remove_redshift_catalog(self, key: str | int) -> RedshiftCatalogRecord:
+        """Forget a registered redshift catalog (by name or ID); returns what it was."""
+        record = self.redshift_catalog(key)
+        with self._connect() as db:
+            db.execute("DELETE FROM redshift_catalogs WHERE id = ?", (record.id,))
+        return record
 
     def redshift_catalogs(self) -> list[RedshiftCatalogRecord]:
         """All registered redshift catalogs, oldest first."""
@@ -152,6 +189,7 @@ class Registry:
     def _redshift(row: sqlite3.Row) -> RedshiftCatalogRecord:
         data = dict(row)
         data["columns"] = json.loads(data["columns"])
+        data["dropped"] = json.loads(data["dropped"]) if data.get("dropped") else {}
         return RedshiftCatalogRecord(**data)
 
     # -- products ----------------------------------------------------------------------

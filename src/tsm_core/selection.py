@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tsm_core.types import Z_FLAG_STAR
+
 UNIQUE_RULES = ("none", "closest", "best_redshift")
 
 
@@ -35,7 +37,9 @@ def unique_galaxies(
     * ``closest``: each redshift keeps its nearest object, then each object keeps its
       nearest remaining redshift: the result is one-to-one.
     * ``best_redshift``: an object matched by several redshifts keeps the one with the
-      highest ``z_flag``, then the smallest ``z_err``, then the nearest.
+      highest homogenized ``z_flag``, then the smallest ``z_err``, then the nearest; a
+      star (``z_flag`` 6) ranks below every other redshift, a missing flag just above
+      it, so a star is never chosen while a galaxy redshift of the object exists.
     """
     keys = keys.reset_index(drop=True).assign(_row=np.arange(len(keys)))
     mask = np.ones(len(keys), dtype=bool)
@@ -52,7 +56,10 @@ def unique_galaxies(
     elif rule == "best_redshift":
         order, ascending = [], []
         if "z_flag" in keys:
-            order.append("z_flag")
+            flag = pd.to_numeric(keys["z_flag"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            rank = np.where(flag == Z_FLAG_STAR, -2.0, np.where(np.isnan(flag), -1.0, flag))
+            keys = keys.assign(_flag_rank=rank)
+            order.append("_flag_rank")
             ascending.append(False)
         if "z_err" in keys:
             order.append("z_err")

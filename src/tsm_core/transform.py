@@ -6,7 +6,8 @@ partition, so that it runs where Dask runs the partition (threads or workers).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,28 @@ REDSHIFT_COLUMN_INFO: dict[str, ColumnInfo] = {
     "dec": ColumnInfo("deg", "declination of the redshift source (ICRS)"),
     "z": ColumnInfo("", "spectroscopic redshift", quantity="redshift"),
     "z_err": ColumnInfo("", "redshift uncertainty"),
-    "z_flag": ColumnInfo("", "redshift quality flag"),
+    "z_flag": ColumnInfo(
+        "", "homogenized redshift quality: 0 none, 1 <70 %, 2 70-90 %, 3 90-99 %, 4 >99 % confidence, 6 star"
+    ),
     "survey": ColumnInfo("", "survey of the redshift measurement"),
+}
+
+#: descriptions of Rubin Object-table columns that a training set may keep (``extra_columns``)
+OBJECT_COLUMN_INFO: dict[str, ColumnInfo] = {
+    "refExtendedness": ColumnInfo("", "extendedness in the reference band: 0 point source, 1 extended"),
+    "refBand": ColumnInfo("", "reference band of the object's measurements"),
+    "tract": ColumnInfo("", "skymap tract of the object"),
+    "patch": ColumnInfo("", "skymap patch of the object within its tract"),
+    "detect_isPrimary": ColumnInfo("", "true for a primary (deblended, inner-tract, inner-patch) object"),
+    "detect_isIsolated": ColumnInfo("", "true for an object with no blended parent or siblings"),
+    "detect_fromBlend": ColumnInfo("", "true for an object deblended from a blend"),
+    "detect_isDeblendedModelSource": ColumnInfo("", "true for a deblended child with a model"),
+    "ebv": ColumnInfo("mag", "E(B-V) at the object position (SFD 1998)"),
+    "shape_xx": ColumnInfo("arcsec2", "second moment xx of the object shape"),
+    "shape_yy": ColumnInfo("arcsec2", "second moment yy of the object shape"),
+    "shape_xy": ColumnInfo("arcsec2", "second moment xy of the object shape"),
+    **{f"{b}_blendedness": ColumnInfo("", f"{b}-band blendedness (0 isolated, 1 fully blended)") for b in "ugrizy"},
+    **{f"{b}_extendedness": ColumnInfo("", f"{b}-band extendedness: 0 point source, 1 extended") for b in "ugrizy"},
 }
 
 
@@ -34,9 +55,11 @@ REDSHIFT_COLUMN_INFO: dict[str, ColumnInfo] = {
 class Photometry:
     """Turns one crossmatched partition into output rows.
 
-    ``redshift_columns`` are the canonical redshift columns present; fluxes of
+    ``redshift_columns`` are the redshift columns kept (canonical ones first); fluxes of
     ``flux_type`` in ``bands`` become magnitudes when ``to_magnitudes``; ``ebv`` (if
-    given) dereddens with ``coefficients`` (A_b / E(B-V) per band).
+    given) dereddens with ``coefficients`` (A_b / E(B-V) per band). ``extra_columns``
+    are object columns passed through as they are; ``notes`` gives units and
+    descriptions of non-canonical columns (redshift extras).
     """
 
     catalog: ObjectCatalog
@@ -47,6 +70,8 @@ class Photometry:
     coefficients: dict[str, float]
     ebv: EBVSource | None = None
     ebv_description: str = ""
+    extra_columns: tuple[str, ...] = ()
+    notes: Mapping[str, ColumnInfo] = field(default_factory=dict)
 
     @property
     def dered_suffix(self) -> str:
@@ -63,13 +88,17 @@ class Photometry:
         cols = []
         for band in self.bands:
             cols += [self.catalog.flux_column(self.flux_type, band), self.catalog.flux_err_column(self.flux_type, band)]
-        return cols
+        return list(dict.fromkeys(cols + [c for c in self.extra_columns if c not in self._identity_columns()]))
+
+    def _identity_columns(self) -> tuple[str, ...]:
+        return (self.catalog.id_column, self.catalog.ra_column, self.catalog.dec_column)
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         cat = self.catalog
         out: dict[str, object] = {}
         # .array keeps Arrow-backed dtypes (strings, nullable integers) as they are
-        for col in (ZROW_COLUMN, *self.redshift_columns, cat.id_column, cat.ra_column, cat.dec_column, DIST_COLUMN):
+        passed = (ZROW_COLUMN, *self.redshift_columns, cat.id_column, cat.ra_column, cat.dec_column, DIST_COLUMN)
+        for col in dict.fromkeys(passed + self.extra_columns):
             out[col] = frame[col].array
         ebv = None
         if self.ebv is not None:
@@ -97,11 +126,16 @@ class Photometry:
     def column_info(self) -> dict[str, ColumnInfo]:
         """Unit and description of every output column."""
         cat = self.catalog
-        info = {c: REDSHIFT_COLUMN_INFO[c] for c in self.redshift_columns}
+        info = {
+            c: REDSHIFT_COLUMN_INFO.get(c) or self.notes.get(c) or ColumnInfo("", f"redshift catalog column {c}")
+            for c in self.redshift_columns
+        }
         info[cat.id_column] = ColumnInfo("", f"{cat.name} object identifier")
         info[cat.ra_column] = ColumnInfo("deg", f"{cat.name} object right ascension (ICRS)")
         info[cat.dec_column] = ColumnInfo("deg", f"{cat.name} object declination (ICRS)")
         info[DIST_COLUMN] = ColumnInfo("arcsec", "angular distance between redshift source and object")
+        for col in self.extra_columns:
+            info.setdefault(col, OBJECT_COLUMN_INFO.get(col) or ColumnInfo("", f"{cat.name} object column {col}"))
         dered = ""
         if self.ebv is not None:
             dered = f", dereddened with {self.ebv_description}"

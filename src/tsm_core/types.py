@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -208,3 +208,49 @@ class Writer(ABC):
         The core gives a path in a staging directory and moves the closed file into
         place, so a writer never has to clean up after a failure.
         """
+
+
+#: the homogenized redshift quality scale (LIneA's Combine Redshift Catalogs pipeline)
+Z_FLAG_SCALE: dict[int, str] = {
+    0: "no redshift could be assigned",
+    1: "confidence < 70 %",
+    2: "70 % < confidence < 90 %",
+    3: "90 % < confidence < 99 %",
+    4: "confidence > 99 %",
+    6: "star / not extragalactic",
+}
+#: the homogenized flag of a star: never chosen as a galaxy's redshift
+Z_FLAG_STAR = 6
+
+
+@dataclass(frozen=True)
+class RedshiftConvention:
+    """How a survey (or a pipeline's output) names its redshift columns and rates quality.
+
+    ``columns`` maps canonical names (``id, ra, dec, z, z_err, z_flag, survey``) to the
+    survey's own column names (a canonical name missing from it is looked for under its
+    own name); a run's ``redshift_catalog.columns`` overrides entries. ``detect`` lists
+    columns whose joint presence identifies the convention when none is configured
+    (empty: never detected). ``extra_columns`` are survey columns kept in a training set
+    by default, where present. ``homogenize``, when set, receives the table renamed to
+    canonical names (``z_flag`` holding the survey's own flag, other columns under their
+    own names) and returns the homogenized ``z_flag`` on the scale of
+    :data:`Z_FLAG_SCALE`; the survey's flag is then kept as ``z_flag_raw``. Without it,
+    ``z_flag`` is taken as already homogenized. ``column_info`` gives units and
+    descriptions of the survey's columns. ``rules`` says in words how the flag is
+    derived (shown by ``tsm redshift conventions`` and in the provenance).
+    """
+
+    name: str
+    description: str
+    columns: Mapping[str, str] = field(default_factory=dict)
+    detect: tuple[str, ...] = ()
+    extra_columns: tuple[str, ...] = ()
+    homogenize: Callable[[pd.DataFrame], np.ndarray] | None = None
+    column_info: Mapping[str, ColumnInfo] = field(default_factory=dict)
+    rules: str = ""
+
+    def detected_in(self, present: Iterable[str]) -> bool:
+        """True when every ``detect`` column is among ``present`` (never if ``detect`` is empty)."""
+        names = set(present)
+        return bool(self.detect) and all(c in names for c in self.detect)
