@@ -15,6 +15,7 @@ from tsm_core.config import RunConfig, load_config
 from tsm_core.errors import TSMError
 from tsm_core.plugins import get_plugin_manager, hookimpl
 from tsm_core.types import ColumnInfo, Dereddener, FluxType, ObjectCatalog, OutputMetadata, SampleSpec, SkyField, Writer
+from tsm_core.types import RedshiftConvention
 
 __all__ = [
     "ColumnInfo",
@@ -22,6 +23,7 @@ __all__ = [
     "FluxType",
     "ObjectCatalog",
     "OutputMetadata",
+    "RedshiftConvention",
     "RunConfig",
     "RunResult",
     "SampleSpec",
@@ -33,10 +35,11 @@ __all__ = [
     "hookimpl",
     "load_config",
     "prepare",
+    "rerun",
     "run",
 ]
 
-_PIPELINE = ("RunResult", "execute", "prepare", "run")
+_PIPELINE = ("RunResult", "execute", "prepare", "rerun", "run")
 
 
 def __getattr__(name: str) -> Any:

@@ -100,6 +100,10 @@ def _run_and_report(config: Any, overrides: list[str], progress: bool | None) ->
     finally:
         bar.close()
     click.echo(f"Training set {result.product_id}: {result.n_rows} rows -> {result.output_path}")
+    if result.convention:
+        click.echo(f"  redshift convention: {result.convention}")
+    for reason, count in result.dropped.items():
+        click.echo(f"  redshift catalog: dropped {count} rows with {reason}")
     for rule, count in result.removed.items():
         click.echo(f"  unique galaxies removed {count} rows {rule}")
     return result
@@ -214,17 +218,26 @@ def redshift() -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(exists=True))
 @click.option("--columns", help="Column mapping, e.g. ra=TARGET_RA,dec=TARGET_DEC,z=Z,id=TARGETID")
+@click.option("--convention", help="Survey convention (tsm redshift conventions); detected from the columns if not given.")
+@click.option("--bad-rows", type=click.Choice(["drop", "fail"]), default="drop", show_default=True,
+              help="Drop (and count) or refuse rows with bad coordinates or redshifts.")
+@click.option("--delimiter", help="CSV delimiter (sniffed if not given).")
 @click.option("--description", default="")
-def redshift_register(name: str, file: str, columns: str | None, description: str) -> None:
-    """Validate FILE and register it as redshift catalog NAME."""
+def redshift_register(name: str, file: str, columns: str | None, convention: str | None, bad_rows: str,
+                      delimiter: str | None, description: str) -> None:
+    """Validate FILE and register a normalized copy of it as redshift catalog NAME."""
     from tsm_core.catalogs import parse_column_mapping, register_redshift_catalog
 
     try:
         mapping = parse_column_mapping(columns)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--columns") from None
-    record = register_redshift_catalog(name, file, mapping, description)
-    click.echo(f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.path}")
+    record = register_redshift_catalog(name, file, mapping, description, convention=convention, bad_rows=bad_rows,
+                                       delimiter=delimiter)
+    click.echo(f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.source_path}, "
+               f"convention {record.convention}")
+    for reason, count in record.dropped.items():
+        click.echo(f"  dropped {count} rows with {reason}")
 
 
 @redshift.command("list")
@@ -233,7 +246,52 @@ def redshift_list() -> None:
     from tsm_core.registry import Registry
 
     for rec in Registry.at_home(tsm_home()).redshift_catalogs():
-        click.echo(f"{rec.id}\t{rec.name}\t{rec.n_rows} rows\t{rec.path}\t{json.dumps(rec.columns)}")
+        click.echo(f"{rec.id}\t{rec.name}\t{rec.n_rows} rows\t{rec.convention or ''}\t{rec.source_path or rec.path}"
+                   f"\t{json.dumps(rec.columns)}")
+
+
+@redshift.command("show")
+@click.argument("key")
+def redshift_show(key: str) -> None:
+    """Show registered redshift catalog KEY (name or ID): source, convention, rows, columns."""
+    from tsm_core.redshift import read_snapshot
+    from tsm_core.registry import Registry
+
+    rec = Registry.at_home(tsm_home()).redshift_catalog(key)
+    click.echo(f"ID: {rec.id}\nname: {rec.name}\ndescription: {rec.description}\ncreated: {rec.created_at}")
+    click.echo(f"source file: {rec.source_path or rec.path}\nstored copy: {rec.path if rec.source_path else '(none)'}")
+    click.echo(f"convention: {rec.convention or ''}\ncolumn mapping: {json.dumps(rec.columns)}\nrows: {rec.n_rows}")
+    for reason, count in rec.dropped.items():
+        click.echo(f"dropped: {count} rows with {reason}")
+    if rec.source_path:
+        table = read_snapshot(rec.path)
+        click.echo(f"kept by default: {', '.join(table.kept_columns(None))}")
+        click.echo(f"all columns: {', '.join(map(str, table.frame.columns))}")
+
+
+@redshift.command("remove")
+@click.argument("key")
+def redshift_remove(key: str) -> None:
+    """Unregister redshift catalog KEY (name or ID) and delete its stored copy."""
+    from tsm_core.catalogs import remove_redshift_catalog
+
+    rec = remove_redshift_catalog(key)
+    click.echo(f"removed {rec.name!r} (id {rec.id})")
+
+
+@redshift.command("conventions")
+def redshift_conventions() -> None:
+    """List the installed survey conventions and how each derives the homogenized z_flag."""
+    for name, conv in plugins.redshift_conventions().items():
+        click.echo(f"{name}: {conv.description}")
+        if conv.columns:
+            click.echo(f"  columns: {', '.join(f'{k}={v}' for k, v in conv.columns.items())}")
+        if conv.detect:
+            click.echo(f"  detected by: {', '.join(conv.detect)}")
+        if conv.extra_columns:
+            click.echo(f"  kept by default: {', '.join(conv.extra_columns)}")
+        if conv.rules:
+            click.echo(f"  z_flag: {conv.rules}")
 
 
 @cli.group()
@@ -268,6 +326,17 @@ def products_show(product_id: int) -> None:
         click.echo(f"error: {p.error}")
     click.echo("config (re-run with `tsm run`):")
     click.echo(yaml.safe_dump(p.config, sort_keys=False).rstrip())
+
+
+@products.command("rerun")
+@click.argument("product_id", type=int)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key of the stored config.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+def products_rerun(product_id: int, overrides: tuple[str, ...], progress: bool | None) -> None:
+    """Build training set PRODUCT_ID again from its stored config, as a new product."""
+    from tsm_core.pipeline import product_config
+
+    _run_and_report(product_config(product_id), list(overrides), progress)
 
 
 @cli.group()

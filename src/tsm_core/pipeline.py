@@ -454,6 +454,29 @@ def execute(plan: Plan, product_id: int | None = None, progress: Progress | None
     return result
 
 
+def _without_nulls(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _without_nulls(v) for k, v in data.items() if v is not None}
+    return data
+
+
+def product_config(product_id: int) -> dict[str, Any]:
+    """The stored config of product ``product_id``, unset keys left out (ready for overrides)."""
+    return _without_nulls(Registry.at_home(tsm_home()).product(product_id).config)
+
+
+def rerun(
+    product_id: int, *, overrides: list[str] | None = None, progress: Progress | None = None
+) -> RunResult:
+    """Build again, as a new product, the training set of product ``product_id``.
+
+    Its stored config is used, with ``overrides`` (``key.sub=value``) applied on top.
+    A product made from a registered redshift catalog re-runs from the catalog's stored
+    copy, even after the original file was moved or deleted.
+    """
+    return run(product_config(product_id), overrides=overrides, progress=progress)
+
+
 def run(
     config: RunConfig | dict[str, Any] | str | Path,
     *,

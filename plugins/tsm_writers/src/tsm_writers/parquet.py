@@ -1,7 +1,16 @@
-"""Parquet: types, nulls and units kept as they are (field metadata ``unit``, ``description``)."""
+"""Parquet: types, nulls and units kept as they are (field metadata ``unit``, ``description``).
+
+The provenance is in the file's key-value metadata (``tsm.provenance``) and in the Arrow
+schema metadata (``tsm.provenance``, and ``PANDAS_ATTRS`` so that ``pandas.read_parquet``
+puts it in ``DataFrame.attrs["provenance"]``). The Arrow schema is fixed when a Parquet
+file is opened while the provenance is complete only at the end (row counts), so batches
+go to a part file beside the final one (in the core's staging directory), whose row
+groups are rewritten, one at a time, into the final file when it is closed.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,25 +31,40 @@ def described_schema(schema: pa.Schema, metadata: OutputMetadata) -> pa.Schema:
     return pa.schema(fields, metadata={"tsm.name": metadata.name, "tsm.product_id": str(metadata.product_id)})
 
 
+def with_provenance(schema: pa.Schema, metadata: OutputMetadata) -> pa.Schema:
+    """``schema`` with the provenance in its metadata, also as pandas ``attrs``."""
+    text = provenance_json(metadata)
+    attrs = json.dumps({"provenance": json.loads(text)})
+    return schema.with_metadata(schema.metadata | {"tsm.provenance": text, "PANDAS_ATTRS": attrs})
+
+
 class _ParquetSink:
     def __init__(self, path: Path, schema: pa.Schema, metadata: OutputMetadata) -> None:
+        self.path = path
+        self.part = path.with_name(f".{path.name}.part")
         self.schema = described_schema(schema, metadata)
         self.metadata = metadata
-        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(self.part, self.schema, compression="zstd")
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
             self.writer.write_table(table.cast(self.schema))
 
     def close(self) -> None:
-        self.writer.add_key_value_metadata({"tsm.provenance": provenance_json(self.metadata)})
         self.writer.close()
+        schema = with_provenance(self.schema, self.metadata)
+        part = pq.ParquetFile(self.part)
+        with pq.ParquetWriter(self.path, schema, compression="zstd") as final:
+            for i in range(part.num_row_groups):
+                final.write_table(part.read_row_group(i).replace_schema_metadata(schema.metadata))
+            final.add_key_value_metadata({"tsm.provenance": provenance_json(self.metadata)})
+        self.part.unlink()
 
 
 class ParquetWriter(Writer):
     name = "parquet"
     extension = "parquet"
-    description = "Apache Parquet (pyarrow); units and descriptions in field metadata, provenance in the file metadata"
+    description = "Apache Parquet (pyarrow); units and descriptions in field metadata, provenance in the file and schema metadata"
 
     def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> _ParquetSink:
         return _ParquetSink(path, schema, metadata)
