@@ -156,7 +156,7 @@ def choose_convention(present: Sequence[str], name: str | None) -> tuple[Redshif
     if len(found) > 1:
         raise ConfigError(
             "redshift_catalog.convention",
-            f"the columns fit conventions {', '.join(repr(c.name) for c in found)}; choose one",
+            f"the columns fit conventions {', '.join(sorted(repr(c.name) for c in found))}; choose one",
         )
     if found:
         return found[0], True
