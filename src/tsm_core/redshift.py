@@ -271,6 +271,24 @@ def _scalar_columns(frame: pd.DataFrame) -> list[str]:
     return keep
 
 
+def _settle_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give Python-object columns (booleans with nulls, ...) one Arrow type for the whole
+    column, so that every sky partition of it has the same type; all-null ones become text."""
+    import pyarrow as pa
+
+    for col in frame.columns:
+        if frame[col].dtype != object:
+            continue
+        try:
+            arr = pa.array(frame[col].tolist(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            arr = pa.array(frame[col].astype("string").tolist(), type=pa.string())
+        if pa.types.is_null(arr.type):
+            arr = arr.cast(pa.string())
+        frame[col] = pd.Series(arr.to_pandas(types_mapper=pd.ArrowDtype), index=frame.index)
+    return frame
+
+
 @dataclass
 class RedshiftTable:
     """A normalized redshift catalog and what was done to make it.
@@ -399,7 +417,7 @@ def normalize_table(
             name += "_"
         out[name] = table[own]
         names[own] = name
-    frame = pd.DataFrame(out)
+    frame = _settle_dtypes(pd.DataFrame(out))
     extras = []
     for own in conv.extra_columns:
         if own in names and names[own] not in CANONICAL_REDSHIFT_COLUMNS:
@@ -506,7 +524,7 @@ def read_snapshot(path: str | Path) -> RedshiftTable:
     for f in arrow.schema:
         if f.metadata and b"description" in f.metadata:
             info[f.name] = ColumnInfo(f.metadata.get(b"unit", b"").decode(), f.metadata[b"description"].decode())
-    frame = arrow.replace_schema_metadata(None).to_pandas()
+    frame = _settle_dtypes(arrow.replace_schema_metadata(None).to_pandas())
     return RedshiftTable(
         frame=frame, source=meta["source"], convention=meta["convention"], detected=meta["detected"],
         n_read=meta["n_read"], dropped=meta["dropped"], names=meta["names"],
