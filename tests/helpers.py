@@ -81,7 +81,8 @@ def select_unique(pairs: list[dict], rule: str) -> set[tuple]:
         return {(p["id"], p["objectId"]) for p in best_for_o.values()}
     if rule == "best_redshift":
         def rank(p):
-            flag = p["z_flag"] if p["z_flag"] == p["z_flag"] else -np.inf
+            # homogenized scale: a star (6) ranks below any redshift, an unknown flag just above it
+            flag = -2 if p["z_flag"] == 6 else p["z_flag"] if p["z_flag"] == p["z_flag"] else -1
             err = p["z_err"] if p["z_err"] == p["z_err"] else np.inf
             return (-flag, err, p["dist"])
 

@@ -227,7 +227,7 @@ def test_csv_hash_is_data_and_delimiter_sniffed_or_set(tmp_path):
 def test_text_column_mapped_to_z_is_named(tmp_path):
     frame = pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "Z": [0.1, 0.2], "NAME": ["gal a", "gal b"]})
     frame.to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(CatalogError, match=r"column 'NAME' \(mapped to 'z'\) is a text column, not numbers \(row 0: 'gal a'\)"):
+    with pytest.raises(CatalogError, match=r"column 'NAME' \(mapped to 'z'\) holds text, not numbers \(row 0: 'gal a'\)"):
         read_redshift_catalog(tmp_path / "t.csv", {"z": "NAME"})
 
 

@@ -42,7 +42,7 @@ def test_nan_coordinates_name_the_rows(scene, base_config, tmp_path):
     z.loc[25, "ra"] = 400.0
     bad = tmp_path / "nan.parquet"
     z.to_parquet(bad)
-    base_config["redshift_catalog"] = {"path": str(bad)}
+    base_config["redshift_catalog"] = {"path": str(bad), "bad_rows": "fail"}
     with pytest.raises(BadRowsError, match=r"2 row\(s\) with NaN or non-numeric ra/dec: rows 3, 17") as info:
         tsm_core.run(base_config)
     assert info.value.rows == [3, 17]

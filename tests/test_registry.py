@@ -59,10 +59,13 @@ def test_register_refuses_bad_rows(scene, tmp_path):
     path = tmp_path / "bad.csv"
     z.to_csv(path, index=False)
     with pytest.raises(BadRowsError, match=r"2 row\(s\) with non-finite z: rows 5, 9"):
-        register_redshift_catalog("bad", path)
+        register_redshift_catalog("bad", path, bad_rows="fail")
     assert Registry.at_home(tsm_home()).redshift_catalogs() == []
-    out = CliRunner().invoke(get_cli(), ["redshift", "register", "bad", str(path)])
+    assert not any((tsm_home() / "redshift_catalogs").glob("*"))
+    out = CliRunner().invoke(get_cli(), ["redshift", "register", "bad", str(path), "--bad-rows", "fail"])
     assert out.exit_code == 1 and out.output.count("\n") == 1 and "Traceback" not in out.output
+    dropped = register_redshift_catalog("dropped", path)  # the default drops and counts them
+    assert dropped.n_rows == len(z) - 2 and dropped.dropped == {"non-finite z": 2}
 
 
 def test_register_missing_column_and_duplicate_name(scene, odd_catalog):

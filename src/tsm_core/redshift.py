@@ -207,7 +207,7 @@ def _check_numeric(frame: pd.DataFrame, mapping: Mapping[str, str], skip: Sequen
         if text.any():
             row = int(np.flatnonzero(text.to_numpy(dtype=bool, na_value=False))[0])
             raise CatalogError(
-                f"{source}: column {own!r} (mapped to {canonical!r}) is a text column, not numbers "
+                f"{source}: column {own!r} (mapped to {canonical!r}) holds text, not numbers "
                 f"(row {row}: {str(values.iloc[row])!r})",
                 f"redshift_catalog.columns.{canonical}",
             )
