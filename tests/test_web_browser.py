@@ -38,7 +38,8 @@ def test_form_end_to_end(server, scene, tmp_path):
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 1300}, accept_downloads=True)
+        # Playwright evaluates its wait conditions as strings, which the pages' CSP forbids (no eval)
+        page = browser.new_page(viewport={"width": 1100, "height": 1300}, accept_downloads=True, bypass_csp=True)
         page.goto(server + "/")
         page.wait_for_function("document.querySelectorAll('#flux_type option').length > 0")
         options = lambda: page.eval_on_selector_all("#flux_type option", "els => els.map(e => e.value)")  # noqa: E731
