@@ -27,6 +27,7 @@ from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError
+from tsm_core.filters import Filter, apply_filters, check_filter_columns, parse_filters
 from tsm_core.noise import quiet_known_warnings
 from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
@@ -115,15 +116,16 @@ def _open_redshifts(config: RunConfig, registry: Registry) -> tuple[RedshiftTabl
     return read_snapshot(record.path), label
 
 
-def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame, str, RedshiftTable]:
+def _read_redshifts(
+    config: RunConfig, registry: Registry, filters: list[Filter]
+) -> tuple[pd.DataFrame, str, RedshiftTable]:
+    """The redshift rows a run uses: filters see every column of the normalized table, the
+    training set keeps ``redshift_catalog.keep_columns``."""
     table, label = _open_redshifts(config, registry)
     frame = table.frame.copy()
+    check_filter_columns(filters, [str(c) for c in frame.columns], "redshift")
     frame[ZROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
-    for cut in config.filters.redshift:
-        try:
-            frame = frame.query(cut)
-        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds here
-            raise ConfigError("filters.redshift", f"cannot apply {cut!r}: {exc}") from exc
+    frame = apply_filters(frame, filters)
     frame = frame[[*table.kept_columns(config.redshift_catalog.keep_columns), ZROW_COLUMN]]
     return frame, label, table
 
@@ -135,6 +137,9 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     partitions, margin), never object rows.
     """
     oc = config.object_catalog
+    # filters are parsed (and anything outside their language refused) before any data is read
+    redshift_filters = parse_filters(config.filters.redshift, "filters.redshift")
+    object_filters = parse_filters(config.filters.object, "filters.object")
     release = plugins.object_catalog(oc.release)
     flux = plugins.flux_type(release, oc.flux_type)
     bands = tuple(oc.bands or release.bands)
@@ -161,7 +166,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
                 "object_catalog.path",
             )
         log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
-    redshifts, label, table = _read_redshifts(config, registry)
+    redshifts, label, table = _read_redshifts(config, registry, redshift_filters)
     extra = tuple(dict.fromkeys(oc.extra_columns))
     photometry = Photometry(
         catalog=release,
@@ -187,7 +192,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
             f"redshift column(s) {', '.join(clash)} have the name of {release.name} object columns; keep fewer columns",
         )
     objects = open_objects(
-        release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
+        release, object_path, columns, object_filters, config.crossmatch.radius_arcsec, oc.margin_path
     )
     summary = table.summary() | {"columns_kept": list(photometry.redshift_columns)}
     return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, summary)
@@ -196,9 +201,9 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
 def _check_extra_columns(release: ObjectCatalog, object_path: str, photometry: Photometry) -> None:
     """``object_catalog.extra_columns`` exist in the object catalog's schema and clash with no
     other output column; checked before any row is read."""
-    from tsm_core.objects import read_schema_names
+    from tsm_core.objects import read_schema
 
-    present = read_schema_names(object_path)
+    present = list(read_schema(object_path).names)
     missing = [c for c in photometry.extra_columns if c not in present]
     if missing:
         raise ConfigError(
