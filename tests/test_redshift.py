@@ -267,3 +267,25 @@ def test_overridden_extinction_coefficients_are_named(field, tmp_path):
     assert prov["extinction_source"].startswith(
         "object_catalog.extinction_coefficients (user-supplied) for i; u, g, r, z, y: rubin_sim"
     )
+
+
+def test_registry_of_an_older_version_keeps_working(scene, base_config, tmp_path):
+    """A registry made before snapshots: its catalogs point at the user's file, with a mapping."""
+    import sqlite3
+
+    z = scene["redshifts"].rename(columns={"ra": "RA", "dec": "DEC"})
+    z.to_parquet(tmp_path / "old.parquet")
+    home = tsm_home()
+    home.mkdir(parents=True)
+    with sqlite3.connect(home / "registry.sqlite") as db:
+        db.execute("CREATE TABLE redshift_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+                   "description TEXT NOT NULL DEFAULT '', path TEXT NOT NULL, columns TEXT NOT NULL, "
+                   "n_rows INTEGER NOT NULL, created_at TEXT NOT NULL)")
+        db.execute("INSERT INTO redshift_catalogs (name, path, columns, n_rows, created_at) VALUES (?, ?, ?, ?, ?)",
+                   ("old", str(tmp_path / "old.parquet"), json.dumps({"ra": "RA", "dec": "DEC"}), len(z), "2025"))
+    record = Registry.at_home(home).redshift_catalog("old")
+    assert record.source_path is None and record.dropped == {} and record.columns == {"ra": "RA", "dec": "DEC"}
+    base_config["redshift_catalog"] = {"name": "old"}
+    result = tsm_core.run(base_config)
+    expected = brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1)
+    assert result.n_rows == len(expected) and result.convention == "canonical"

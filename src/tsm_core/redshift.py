@@ -49,7 +49,7 @@ NUMERIC_COLUMNS = ("ra", "dec", "z", "z_err", "z_flag")
 RAW_FLAG_COLUMN = "z_flag_raw"
 #: schema metadata key of a normalized snapshot written by :func:`write_snapshot`
 SNAPSHOT_KEY = b"tsm.redshift_catalog"
-CSV_DELIMITERS = ",;\t| "
+CSV_DELIMITERS = ",;\t|"
 
 
 def is_hats_catalog(path: str | Path) -> bool:
