@@ -270,3 +270,11 @@ def test_keep_columns_unknown_name(desi):
     assert len(table.kept_columns("all")) == len(table.frame.columns)
     with pytest.raises(ConfigError, match="redshift_catalog.keep_columns: unknown column 'SPECTYP'"):
         table.kept_columns(["SPECTYP"])
+
+
+def test_duplicate_ids_name_rows_of_the_file(tmp_path):
+    frame = pd.DataFrame({"id": ["a", "b", "c", "b"], "ra": [1.0, np.nan, 1.0, 1.0], "dec": 0.0, "z": 0.1})
+    frame.loc[4] = ["c", 2.0, 0.0, 0.2]
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    with pytest.raises(CatalogError, match=r"1 id value\(s\) occur more than once, e.g. 'c' \(rows 2, 4\);"):
+        read_redshift_catalog(tmp_path / "d.csv")  # row 1 (a bad row, dropped) no longer counts

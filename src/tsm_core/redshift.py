@@ -242,16 +242,18 @@ def validate_rows(frame: pd.DataFrame, source: str) -> None:
             raise BadRowsError(what, np.flatnonzero(bad).tolist(), source)
 
 
-def _check_unique_ids(ids: pd.Series, source: str) -> None:
-    dup = ids.duplicated(keep=False)
+def _check_unique_ids(ids: pd.Series, file_rows: np.ndarray, source: str) -> None:
+    """Refuse repeated ids, naming the first values and their 0-based rows in the file."""
+    dup = ids.duplicated(keep=False).to_numpy()
     if not dup.any():
         return
     shown = []
-    for value, rows in ids[dup].groupby(ids[dup], sort=False).groups.items():
-        shown.append(f"{value!r} (rows {', '.join(str(r) for r in list(rows)[:3])})")
+    repeated = pd.Series(file_rows[dup], index=ids[dup].to_numpy())
+    for value, rows in repeated.groupby(level=0, sort=False):
+        shown.append(f"{value!r} (rows {', '.join(str(r) for r in rows.to_numpy()[:3])})")
         if len(shown) == 3:
             break
-    n = int(ids[dup].nunique())
+    n = int(ids[dup].nunique(dropna=False))
     raise CatalogError(
         f"{source}: {n} id value(s) occur more than once, e.g. {'; '.join(shown)}; ids must be unique "
         "(map another column to id, or leave id unmapped to number the rows)",
@@ -395,7 +397,7 @@ def normalize_table(
         raise CatalogError(f"{source}: no valid rows: all {len(table)} were dropped ({', '.join(dropped)})", "redshift_catalog")
     table = table[keep].reset_index(drop=True)
     canonical = canonical[keep].reset_index(drop=True)
-    _check_unique_ids(canonical["id"], source)
+    _check_unique_ids(canonical["id"], np.flatnonzero(keep), source)
 
     out: dict[str, object] = {c: canonical[c] for c in CANONICAL_REDSHIFT_COLUMNS if c in canonical.columns}
     names = {own: canon for own, canon in mapping.items()}
