@@ -64,7 +64,7 @@ class ColumnEBV:
 
 class CatalogDereddener(Dereddener):
     name = "catalog"
-    description = "the release's own E(B-V) column (DP1: `ebv`, raw SFD)"
+    description = "the release's own E(B-V) column (ObjectCatalog.ebv_column)"
 
     def required_columns(self, catalog: ObjectCatalog) -> list[str]:
         return [catalog.ebv_column] if catalog.ebv_column else []
