@@ -187,7 +187,7 @@ def test_two_plugins_claiming_a_convention_are_refused(sdss_plugin):
     pm = tsm_core.get_plugin_manager()
     pm.register(Again(), name="test-sdss-again")
     try:
-        with pytest.raises(ConfigError, match="redshift convention 'sdss' is provided twice"):
+        with pytest.raises(tsm_core.TSMError, match="redshift convention 'sdss' is offered twice"):
             plugins.redshift_conventions()
     finally:
         pm.unregister(name="test-sdss-again")

@@ -25,12 +25,21 @@ def read_schema(path: str) -> Any:
     return main.schema
 
 
+def flux_families(release: ObjectCatalog, present: Iterable[str]) -> list[str]:
+    """The flux types whose value column exists for some band of ``release`` in ``present``,
+    found through the release's own column template."""
+    bands = "|".join(re.escape(b) for b in release.bands)
+    pattern = re.escape(release.flux_column_template).replace(re.escape("{band}"), f"(?:{bands})")
+    pattern = pattern.replace(re.escape("{flux_type}"), r"(\w+?)")
+    return sorted({m.group(1) for c in present if (m := re.fullmatch(pattern, c))})
+
+
 def check_columns(release: ObjectCatalog, path: str, present: list[str], needed: Iterable[str]) -> None:
     """Fail naming the needed columns that the catalog lacks."""
     missing = [c for c in needed if c not in present]
     if not missing:
         return
-    families = sorted({m.group(1) for c in present if (m := re.match(r"^[ugrizy]_(\w+)Flux$", c))})
+    families = flux_families(release, present)
     raise CatalogError(
         f"the {release.name} object catalog at {path} lacks column(s) {', '.join(missing)}"
         + (f"; flux types it has: {', '.join(families)}" if families else ""),

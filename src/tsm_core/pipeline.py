@@ -28,7 +28,6 @@ from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError
 from tsm_core.filters import Filter, apply_filters, check_filter_columns, parse_filters
-from tsm_core.noise import quiet_known_warnings
 from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
 from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapshot
@@ -227,7 +226,7 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     import dask
     import lsdb
 
-    numba_cache.enable(tsm_home() / "numba-cache")
+    numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
     redshifts = lsdb.from_dataframe(
         plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
@@ -431,7 +430,6 @@ def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str
     Raises a :class:`~tsm_core.errors.TSMError` naming the bad value; nothing is
     registered or written. :func:`execute` then does the work.
     """
-    quiet_known_warnings()
     cfg = load_config(config if not isinstance(config, Path) else str(config), overrides)
     home = tsm_home()
     with stage("plan"):
