@@ -66,7 +66,7 @@ def test_broken_and_misspelt_plugins_reported_others_unaffected(site):
 def test_tsm_plugins_chooses_what_loads(site):
     only = _tsm(site, "plugins", plugins_env="writers")
     names = [line.split(" ", 1)[0] for line in only.stdout.splitlines()]
-    assert names == ["tsm_core.dust", "writers"]
+    assert names == ["tsm_core.dust", "tsm_core.conventions", "writers"]
     none = _tsm(site, "formats", plugins_env="none")
     assert none.returncode == 0 and none.stdout == ""
 
