@@ -278,3 +278,19 @@ def test_duplicate_ids_name_rows_of_the_file(tmp_path):
     frame.to_csv(tmp_path / "d.csv", index=False)
     with pytest.raises(CatalogError, match=r"1 id value\(s\) occur more than once, e.g. 'c' \(rows 2, 4\);"):
         read_redshift_catalog(tmp_path / "d.csv")  # row 1 (a bad row, dropped) no longer counts
+
+
+def test_a_convention_off_the_scale_is_refused(tmp_path):
+    class Plugin:
+        @tsm_core.hookimpl
+        def tsm_redshift_conventions(self):
+            return [tsm_core.RedshiftConvention(name="five", description="x", homogenize=lambda t: t["z_flag"] + 4)]
+
+    pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "z": [0.1, 0.2], "z_flag": [0, 1]}).to_parquet(tmp_path / "f.parquet")
+    pm = tsm_core.get_plugin_manager()
+    pm.register(Plugin(), name="test-five")
+    try:
+        with pytest.raises(CatalogError, match=r"convention 'five' gave z_flag values off the scale \[0, 1, 2, 3, 4, 6\]: \[5.0\]"):
+            read_redshift_catalog(tmp_path / "f.parquet", convention="five")
+    finally:
+        pm.unregister(name="test-five")

@@ -30,7 +30,7 @@ import pandas as pd
 from tsm_core import plugins
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, REQUIRED_REDSHIFT_COLUMNS
 from tsm_core.errors import BadRowsError, CatalogError, ConfigError
-from tsm_core.types import ColumnInfo, RedshiftConvention
+from tsm_core.types import Z_FLAG_SCALE, ColumnInfo, RedshiftConvention
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +403,14 @@ def normalize_table(
     names = {own: canon for own, canon in mapping.items()}
     if homogenized:
         renamed = pd.concat([table.drop(columns=list(mapping)), canonical], axis=1)
-        flag = np.asarray(conv.homogenize(renamed))  # type: ignore[misc]
+        flag = np.asarray(conv.homogenize(renamed), dtype=float)  # type: ignore[misc]
+        off_scale = ~np.isin(flag, list(Z_FLAG_SCALE)) & ~np.isnan(flag)
+        if len(flag) != len(canonical) or off_scale.any():
+            raise CatalogError(
+                f"{source}: convention {conv.name!r} gave z_flag values off the scale "
+                f"{sorted(Z_FLAG_SCALE)}: {sorted(set(flag[off_scale].tolist()))[:5] or 'wrong length'}",
+                "redshift_catalog.convention",
+            )
         out[RAW_FLAG_COLUMN] = canonical["z_flag"]
         out["z_flag"] = flag.astype(np.int64) if np.all(np.isfinite(flag)) else flag.astype(float)
         names[next(own for own, canon in mapping.items() if canon == "z_flag")] = RAW_FLAG_COLUMN

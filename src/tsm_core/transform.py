@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tsm_core import photometry
-from tsm_core.types import ColumnInfo, EBVSource, ObjectCatalog
+from tsm_core.types import Z_FLAG_SCALE, ColumnInfo, EBVSource, ObjectCatalog
 
 DIST_COLUMN = "_dist_arcsec"
 EBV_COLUMN = "ebv"
@@ -26,9 +26,7 @@ REDSHIFT_COLUMN_INFO: dict[str, ColumnInfo] = {
     "dec": ColumnInfo("deg", "declination of the redshift source (ICRS)"),
     "z": ColumnInfo("", "spectroscopic redshift", quantity="redshift"),
     "z_err": ColumnInfo("", "redshift uncertainty"),
-    "z_flag": ColumnInfo(
-        "", "homogenized redshift quality: 0 none, 1 <70 %, 2 70-90 %, 3 90-99 %, 4 >99 % confidence, 6 star"
-    ),
+    "z_flag": ColumnInfo("", "homogenized redshift quality: " + "; ".join(f"{k} {v}" for k, v in Z_FLAG_SCALE.items())),
     "survey": ColumnInfo("", "survey of the redshift measurement"),
 }
 
