@@ -100,6 +100,8 @@ def _run_and_report(config: Any, overrides: list[str], progress: bool | None) ->
     finally:
         bar.close()
     click.echo(f"Training set {result.product_id}: {result.n_rows} rows -> {result.output_path}")
+    if result.output_paths.get("validation"):
+        click.echo(f"  validation rows -> {result.output_paths['validation']}")
     for rule, count in result.removed.items():
         click.echo(f"  unique galaxies removed {count} rows {rule}")
     return result
