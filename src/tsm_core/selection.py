@@ -81,16 +81,7 @@ def seeded_hash(values: pd.Series | np.ndarray, seed: int) -> np.ndarray:
         return _splitmix64(hashed.astype(np.uint64) ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
 
 
-def training_flags(redshift_ids: pd.Series, fraction: float, seed: int) -> np.ndarray:
-    """``is_training`` per row: a seeded hash of the redshift id below ``fraction``.
-
-    All matches of one redshift fall on the same side, and the flag of a row depends
-    only on its id and the seed, never on partitioning or row order.
-    """
-    uniform = (seeded_hash(redshift_ids, seed) >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    return uniform < fraction
-
-
+#: the redshift columns a split reads (besides the object id)
 SPLIT_KEY_COLUMNS = ("id", "z", "ra", "dec")
 
 
