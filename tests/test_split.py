@@ -8,6 +8,7 @@ redshifts and redshifts match several objects: groups chain across rows.
 from __future__ import annotations
 
 import json
+import re
 
 import healpy as hp
 import numpy as np
@@ -157,3 +158,24 @@ def test_groups_unit():
     # same partition of rows: labels and roots map one-to-one
     pairs = set(zip(labels.tolist(), roots))
     assert len(pairs) == len(set(labels.tolist())) == len(set(roots))
+
+
+def test_split_files_from_the_cli(base_config, chained, tmp_path):
+    """`tsm run` names both files; `tsm products show` lists the validation file too."""
+    import yaml
+    from click.testing import CliRunner
+
+    from tsm_core.cli import get_cli
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(_config(base_config, chained, {"method": "healpix", "healpix_order": 8})))
+    out = CliRunner().invoke(get_cli(), ["run", str(path), "--set", "output.split_files=true", "--set", "output.format=csv"])
+    assert out.exit_code == 0, out.output
+    train = out.output.split("-> ", 1)[1].splitlines()[0]
+    valid = [l for l in out.output.splitlines() if l.startswith("  validation rows -> ")][0].split("-> ")[1]
+    assert train.endswith("_training.csv") and valid.endswith("_validation.csv")
+    t, v = pd.read_csv(train, comment="#"), pd.read_csv(valid, comment="#")
+    _assert_disjoint(t, v)
+    product_id = re.search(r"Training set (\d+):", out.output).group(1)
+    shown = CliRunner().invoke(get_cli(), ["products", "show", product_id])
+    assert f"output: {train}" in shown.output and f"validation output: {valid}" in shown.output

@@ -266,6 +266,9 @@ def products_show(product_id: int) -> None:
     click.echo(f"ID: {p.id}\nname: {p.name}\ndescription: {p.description}\nstatus: {p.status}")
     click.echo(f"created: {p.created_at}\nfinished: {p.finished_at or ''}\nrows: {p.n_rows if p.n_rows is not None else ''}")
     click.echo(f"output: {p.output_path or ''}")
+    split_files = (p.provenance or {}).get("output_files")
+    if split_files and p.output_path:  # output.split_files: output is the training file
+        click.echo(f"validation output: {Path(p.output_path).parent / split_files['validation']}")
     if p.error:
         click.echo(f"error: {p.error}")
     click.echo("config (re-run with `tsm run`):")
