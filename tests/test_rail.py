@@ -39,7 +39,7 @@ def rail_runs(scene, tmp_path_factory):
     try:
         runs = {
             fmt: tsm_core.run({**base, "output": {"format": fmt, "directory": str(out), "layout": "rail"}})
-            for fmt in ("hdf5", "parquet")
+            for fmt in ("hdf5", "parquet", "csv", "fits")
         }
         runs["reference"] = tsm_core.run({**base, "output": {"format": "parquet", "directory": str(out)}})
     finally:
@@ -47,18 +47,15 @@ def rail_runs(scene, tmp_path_factory):
     return runs
 
 
-def _expected(reference: pd.DataFrame, band: str, limit: float) -> tuple[np.ndarray, np.ndarray]:
-    mag = reference[f"{band}_cModelMag"].to_numpy(dtype=float)
-    err = reference[f"{band}_cModelMagErr"].to_numpy(dtype=float)
-    missing = np.isnan(mag)
-    return np.where(missing, 99.0, mag), np.where(missing, limit, err)
-
-
 def test_rail_columns_and_non_detections(rail_runs, scene):
     reference = pq.read_table(rail_runs["reference"].output_path).to_pandas()
     objects = scene["objects"].set_index("objectId").loc[reference["objectId"]]
     assert rail_runs["parquet"].output_path.suffix == ".pq"
     parquet = pq.read_table(rail_runs["parquet"].output_path).to_pandas()
+    csv = pd.read_csv(rail_runs["csv"].output_path, comment="#")
+    from astropy.table import Table
+
+    fits = Table.read(rail_runs["fits"].output_path, hdu="TRAINING_SET")
     with h5py.File(rail_runs["hdf5"].output_path) as fh:
         group = fh["photometry"]
         hdf = {name: group[name][()] for name in group}
@@ -76,10 +73,13 @@ def test_rail_columns_and_non_detections(rail_runs, scene):
         n_missing += int((~detected).sum())
         want_mag = np.where(detected, ab_mag(flux), 99.0)
         want_err = np.where(detected, ab_mag_err(flux, flux_err), RAIL_LIMITS[band])
-        for label, data in (("hdf5", hdf), ("parquet", parquet)):
-            np.testing.assert_allclose(np.asarray(data[f"mag_{band}_lsst"]), want_mag, rtol=1e-12, err_msg=label)
-            np.testing.assert_allclose(np.asarray(data[f"mag_err_{band}_lsst"]), want_err, rtol=1e-12, err_msg=label)
+        for label, data in (("hdf5", hdf), ("parquet", parquet), ("csv", csv), ("fits", fits)):
+            np.testing.assert_allclose(np.asarray(data[f"mag_{band}_lsst"], dtype=float), want_mag, rtol=1e-12,
+                                       err_msg=label)
+            np.testing.assert_allclose(np.asarray(data[f"mag_err_{band}_lsst"], dtype=float), want_err, rtol=1e-12,
+                                       err_msg=label)
     assert n_missing > 10  # the scene has negative and NaN fluxes
+    assert "99.0 where not detected" in pq.read_schema(rail_runs["parquet"].output_path).field("mag_g_lsst").metadata[b"description"].decode()
 
 
 def test_nan_error_and_overrides(base_config, scene, tmp_path):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -129,9 +129,17 @@ def apply(frame: pd.DataFrame, info: dict[str, ColumnInfo], output: OutputConfig
 
 
 def column_info(info: dict[str, ColumnInfo], output: OutputConfig) -> dict[str, ColumnInfo]:
-    """Column descriptions under the names of the layout."""
+    """Column descriptions under the names of the layout (saying how non-detections are written)."""
     mapping = renames(info, output)
-    return {mapping.get(k, k): v for k, v in info.items()}
+    fill = RAIL_NON_DETECTION if output.non_detection is None else output.non_detection
+    notes = {
+        "mag": f"; {fill} where not detected",
+        "mag_err": "; the band's 1-sigma limiting magnitude where not detected",
+    } if mapping and not math.isnan(fill) else {}
+    return {
+        mapping.get(k, k): replace(v, description=v.description + notes.get(v.quantity or "", "")) if v.band else v
+        for k, v in info.items()
+    }
 
 
 def file_extension(extension: str, output: OutputConfig) -> str:
