@@ -8,10 +8,14 @@ independent of how the sky was partitioned.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from tsm_core.config import SplitConfig
+
+log = logging.getLogger(__name__)
 
 UNIQUE_RULES = ("none", "closest", "best_redshift")
 
@@ -81,6 +85,8 @@ def seeded_hash(values: pd.Series | np.ndarray, seed: int) -> np.ndarray:
         return _splitmix64(hashed.astype(np.uint64) ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
 
 
+#: a group holding more than this share of the rows is reported (the split cannot cut it)
+LARGE_GROUP = 0.25
 #: the redshift columns a split reads (besides the object id)
 SPLIT_KEY_COLUMNS = ("id", "z", "ra", "dec")
 
@@ -168,6 +174,9 @@ def assign_split(keys: pd.DataFrame, object_key: str, split: SplitConfig) -> tup
         groups["stratum"] = 0
     groups = groups.sort_values(["stratum", "hash"], kind="mergesort")
     sizes = groups["size"].to_numpy()
+    if sizes.max() > LARGE_GROUP * n:
+        log.warning("split: %d of %d rows share objects, redshifts%s in one group, which goes to one side whole",
+                    sizes.max(), n, " or HEALPix pixels" if split.method == "healpix" else "")
     if split.k:
         group_fold = pd.Series(_assign_folds(sizes, split.k), index=groups.index)
         fold = group_fold.reindex(labels).to_numpy()
