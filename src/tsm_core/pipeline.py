@@ -331,7 +331,6 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
     n_rows = 0
     distances: list[np.ndarray] = []
     removed: dict[str, int] = {}
-    side_rows = {side: 0 for side in finals}
 
     def report(done: int) -> None:
         if progress:
@@ -374,12 +373,9 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
                     n_rows += len(frame)
                     if None in sinks:
                         sinks[None].write(finisher.table(frame))
-                        side_rows[None] += len(frame)
                         continue
                     for side, is_training in SPLIT_FILES.items():
-                        part = frame[frame[SPLIT_COLUMN].to_numpy() == is_training]
-                        side_rows[side] += len(part)
-                        sinks[side].write(finisher.table(part))
+                        sinks[side].write(finisher.table(frame[frame[SPLIT_COLUMN].to_numpy() == is_training]))
             counts: dict[str, Any] = {"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed}
             if cfg.split:
                 counts["training"] = int(training.sum()) if training is not None else 0
@@ -398,7 +394,15 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
                 with suppress(Exception):  # the staged files are discarded; keep the first error
                     sink.close()
             raise
-        for sink in sinks.values():
+        first, *rest = sinks.values()
+        try:
+            first.close()
+        except BaseException:
+            for sink in rest:
+                with suppress(Exception):  # the staged files are discarded; keep the first error
+                    sink.close()
+            raise
+        for sink in rest:
             sink.close()
     dist = np.concatenate(distances) if distances else np.zeros(0)
     return RunResult(
