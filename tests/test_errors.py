@@ -85,7 +85,7 @@ def test_unknown_choices_list_installed_ones(base_config, key, value, kind):
 
 def test_unknown_format(base_config):
     base_config["output"]["format"] = "xlsx"
-    with pytest.raises(UnknownChoiceError, match="output.format: unknown output format 'xlsx'; installed choices: csv, fits, hdf5, parquet"):
+    with pytest.raises(UnknownChoiceError, match="output.format: unknown output format 'xlsx'; installed choices: csv, fits, hats, hdf5, parquet"):
         tsm_core.run(base_config)
 
 

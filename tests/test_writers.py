@@ -7,6 +7,7 @@ import json
 import h5py
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -166,3 +167,55 @@ def test_third_party_writer_plugin(base_config, tmp_path):
     ref = pq.read_table(tsm_core.run(dict(base_config, output={**base_config["output"], "format": "parquet"})).output_path)
     assert len(table) == ref.num_rows and str(table["i_cModelMag"].unit) == "mag"
     np.testing.assert_array_equal(np.asarray(table["objectId"]), ref.column("objectId").to_numpy())
+
+
+def test_hdf5_compressed_and_chunked_to_its_size(base_config, nullable_redshifts, tmp_path):
+    """1,000 rows of a real training set: under 1 MB, chunks no longer than the data,
+    gzip-compressed, read back equal with h5py."""
+    from tsm_core.types import OutputMetadata
+    from tsm_writers.hdf5 import HDF5Writer
+
+    result = tsm_core.run(_config(base_config, nullable_redshifts, "parquet"))
+    table = pq.read_table(result.output_path).replace_schema_metadata(None)
+    table = pa.concat_tables([table] * (1000 // table.num_rows + 1)).slice(0, 1000)
+    metadata = OutputMetadata("size", "", 1, {}, {})
+    options = tsm_core.load_config(_config(base_config, nullable_redshifts, "hdf5")).output
+    path = tmp_path / "thousand.hdf5"
+    sink = HDF5Writer().open(path, table.schema, metadata, options)
+    for batch in (table.slice(0, 300), table.slice(300, 700)):
+        sink.write(batch)
+    sink.close()
+    assert path.stat().st_size < 1_000_000
+    ref = table.to_pandas()
+    with h5py.File(path) as fh:
+        group = fh["training_set"]
+        for name in ("i_cModelMag", "objectId", "z", "id"):
+            ds = group[name]
+            assert ds.shape == (1000,) and ds.chunks[0] <= 1000 and ds.compression == "gzip"
+        np.testing.assert_array_equal(group["i_cModelMag"][()], ref["i_cModelMag"].to_numpy())
+        np.testing.assert_array_equal(group["objectId"][()], ref["objectId"].to_numpy())
+        assert [v.decode() for v in group["id"][()]] == ref["id"].astype(str).tolist()
+
+
+def test_hats_output_opened_by_lsdb(base_config, nullable_redshifts):
+    """The hats format is a HATS catalog that lsdb.open_catalog reads: same rows as the
+    Parquet file, provenance in its properties, a margin for further crossmatches."""
+    import lsdb
+
+    result = tsm_core.run(_config(base_config, nullable_redshifts, "hats"))
+    assert result.output_path.is_dir() and result.output_path.suffix == ".hats"
+    catalog = lsdb.open_catalog(result.output_path)
+    assert catalog.margin is not None
+    got = catalog.compute().reset_index(drop=True)
+    ref = pq.read_table(tsm_core.run(_config(base_config, nullable_redshifts, "parquet")).output_path).to_pandas()
+    key = ["id", "objectId"]
+    got = got[list(ref.columns)].sort_values(key).reset_index(drop=True)
+    ref = ref.sort_values(key).reset_index(drop=True)
+    assert len(got) == len(ref) == result.n_rows
+    for name in ("objectId", "i_cModelMag", "z", "ra", "is_training"):
+        np.testing.assert_array_equal(got[name].to_numpy(), ref[name].to_numpy())
+    assert got["id"].astype(str).tolist() == ref["id"].astype(str).tolist()
+    extra = catalog.hc_structure.catalog_info.model_extra
+    prov = json.loads(extra["tsm_provenance"])
+    assert prov["product_id"] == result.product_id == int(extra["tsm_product_id"])
+    assert prov["counts"]["rows"] == result.n_rows

@@ -106,6 +106,8 @@ def _run_and_report(config: Any, overrides: list[str], progress: bool | None) ->
         click.echo(f"  redshift convention: {result.convention}")
     for reason, count in result.dropped.items():
         click.echo(f"  redshift catalog: dropped {count} rows with {reason}")
+    if result.output_paths.get("validation"):
+        click.echo(f"  validation rows -> {result.output_paths['validation']}")
     for rule, count in result.removed.items():
         click.echo(f"  unique galaxies removed {count} rows {rule}")
     return result
@@ -340,6 +342,9 @@ def products_show(product_id: int) -> None:
     click.echo(f"ID: {p.id}\nname: {p.name}\ndescription: {p.description}\nstatus: {p.status}")
     click.echo(f"created: {p.created_at}\nfinished: {p.finished_at or ''}\nrows: {p.n_rows if p.n_rows is not None else ''}")
     click.echo(f"output: {p.output_path or ''}")
+    split_files = (p.provenance or {}).get("output_files")
+    if split_files and p.output_path:  # output.split_files: output is the training file
+        click.echo(f"validation output: {Path(p.output_path).parent / split_files['validation']}")
     if p.error:
         click.echo(f"error: {p.error}")
     click.echo("config (re-run with `tsm run`):")

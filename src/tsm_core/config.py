@@ -99,22 +99,59 @@ class FiltersConfig(_Model):
     redshift: list[str] = Field(default_factory=list)
 
 
-class SplitConfig(_Model):
-    """Training / validation split: adds a boolean ``is_training`` column."""
+SPLIT_METHODS = ("random", "kfold", "healpix")
 
+
+class SplitConfig(_Model):
+    """Training / validation split: adds a boolean ``is_training`` column (and ``fold``).
+
+    Rows are grouped so that every row of one object and of one redshift id falls on
+    one side: ``random`` assigns these groups by a seeded hash, ``kfold`` deals them
+    into ``k`` folds (``fold`` column; fold ``validation_fold`` is the validation side),
+    ``healpix`` assigns whole HEALPix pixels of order ``healpix_order`` (spatially
+    blocked; with ``k``, into folds). ``stratify: z`` balances each of ``z_bins``
+    quantile bins of redshift on its own. The split depends only on the ids and ``seed``.
+    """
+
+    method: Literal["random", "kfold", "healpix"] = "random"
     train_fraction: float = Field(0.8, gt=0, lt=1)
     seed: int = 42
+    k: int | None = Field(None, ge=2, description="number of folds (kfold, or healpix with folds)")
+    validation_fold: int = Field(0, ge=0, description="the fold written as validation (is_training false)")
+    stratify: Literal["z"] | None = None
+    z_bins: int = Field(10, ge=1, description="quantile bins of z with stratify: z")
+    healpix_order: int = Field(5, ge=0, le=20, description="HEALPix order of the blocks of the healpix method")
+
+    @model_validator(mode="after")
+    def _folds(self) -> SplitConfig:
+        if self.method == "kfold" and self.k is None:
+            raise ValueError("the kfold method needs k (the number of folds), e.g. k: 5")
+        if self.method == "random" and self.k is not None:
+            raise ValueError("k applies to the kfold and healpix methods, not random")
+        if self.k is not None and self.validation_fold >= self.k:
+            raise ValueError(f"validation_fold {self.validation_fold} is not a fold of 0..{self.k - 1}")
+        return self
 
 
 class OutputConfig(_Model):
-    """Format and directory of the output file; ``layout: rail`` shapes HDF5 for RAIL."""
+    """Format and directory of the output; ``layout: rail`` writes what RAIL reads by default.
+
+    In the rail layout a missing magnitude becomes ``non_detection`` (99 if unset, RAIL's
+    ``nondetect_val``; ``.nan`` keeps NaN) with the band's 1-sigma limiting magnitude
+    as its error (the release's ``mag_limits``, overridden per band by ``mag_limits``).
+    ``split_files`` writes the training and validation rows as two files.
+    """
 
     format: str = "parquet"
     directory: str = "."
     layout: Literal["default", "rail"] = "default"
     non_detection: float | None = Field(
-        None, description="value written for missing magnitudes in the rail layout (NaN if unset)"
+        None, description="value written for missing magnitudes in the rail layout (99 if unset; .nan keeps NaN)"
     )
+    mag_limits: dict[str, float] | None = Field(
+        None, description="1-sigma limiting magnitude per band for the rail layout, e.g. {u: 26.1}"
+    )
+    split_files: bool = Field(False, description="write training and validation rows as two files (needs split)")
     overwrite: bool = False
 
 
@@ -159,6 +196,12 @@ class RunConfig(_Model):
         if not value.strip():
             raise ValueError("must not be blank")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _split_files_need_split(self) -> RunConfig:
+        if self.output.split_files and self.split is None:
+            raise ValueError("output.split_files needs a split (e.g. split: {train_fraction: 0.8})")
+        return self
 
 
 def _first_error(exc: ValidationError) -> ConfigError:

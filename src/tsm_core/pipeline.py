@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -32,7 +32,7 @@ from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
 from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapshot
 from tsm_core.registry import Registry
-from tsm_core.selection import training_flags, unique_galaxies
+from tsm_core.selection import SPLIT_KEY_COLUMNS, assign_split, unique_galaxies
 from tsm_core.transform import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
 from tsm_core.types import ColumnInfo, ObjectCatalog, OutputMetadata, Writer
 
@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 #: progress callback: (stage, done, total)
 Progress = Callable[[str, int, int], None]
 SPLIT_COLUMN = "is_training"
+FOLD_COLUMN = "fold"
+#: the two files of ``output.split_files``: suffix of the file name -> rows written there
+SPLIT_FILES = {"training": True, "validation": False}
 
 
 @contextmanager
@@ -66,6 +69,8 @@ class RunResult:
     #: the redshift catalog's survey convention, and the rows dropped from it per reason
     convention: str | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    #: with ``output.split_files``: ``{"training": path, "validation": path}``
+    output_paths: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +88,7 @@ class Plan:
     output_dir: Path
     #: how the redshift catalog was read: convention, rows read and dropped (see RedshiftTable.summary)
     redshift_summary: dict[str, Any] = field(default_factory=dict)
+    rail: layout.RailFill | None = None
 
 
 def _versions() -> dict[str, str]:
@@ -182,6 +188,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     if extra:
         _check_extra_columns(release, object_path, photometry)
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
+    rail = layout.rail_fill(config.output, release.mag_limits, release.name, bands)
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
     clash = [c for c in photometry.redshift_columns if c in columns]
@@ -194,7 +201,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         release, object_path, columns, object_filters, config.crossmatch.radius_arcsec, oc.margin_path
     )
     summary = table.summary() | {"columns_kept": list(photometry.redshift_columns)}
-    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, summary)
+    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir,
+                redshift_summary=summary, rail=rail)
 
 
 def _check_extra_columns(release: ObjectCatalog, object_path: str, photometry: Photometry) -> None:
@@ -293,8 +301,24 @@ def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
             info[name] = replace(info[name], max_length=max(longest or 0, 1))
     if plan.config.split:
         s = plan.config.split
-        info[SPLIT_COLUMN] = ColumnInfo("", f"training (true) or validation (false); fraction {s.train_fraction}, seed {s.seed}")
+        how = f"{s.method}" + (f" order {s.healpix_order}" if s.method == "healpix" else "")
+        how += f", {s.k} folds, fold {s.validation_fold} is validation" if s.k else f", fraction {s.train_fraction}"
+        how += f", stratified in {s.z_bins} z bins" if s.stratify else ""
+        info[SPLIT_COLUMN] = ColumnInfo("", f"training (true) or validation (false); {how}, seed {s.seed}; "
+                                        "all rows of an object and of a redshift id on one side")
+        if s.k:
+            info[FOLD_COLUMN] = ColumnInfo("", f"fold 0..{s.k - 1} of the {s.method} split")
     return info
+
+
+def _with_split(frame: pd.DataFrame, config: RunConfig, training: np.ndarray, fold: np.ndarray | None) -> pd.DataFrame:
+    """``frame`` with the split columns of ``config`` (values for its rows)."""
+    if not config.split:
+        return frame
+    columns: dict[str, Any] = {SPLIT_COLUMN: training}
+    if config.split.k:
+        columns[FOLD_COLUMN] = fold if fold is not None else np.zeros(len(frame), dtype=np.int64)
+    return frame.assign(**columns)
 
 
 @dataclass
@@ -304,12 +328,11 @@ class _Finisher:
     config: RunConfig
     info: dict[str, ColumnInfo]
     schema: pa.Schema | None = None
+    rail: layout.RailFill | None = None
 
     def frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self.config.split:
-            flags = training_flags(frame["id"], self.config.split.train_fraction, self.config.split.seed)
-            frame = frame.assign(**{SPLIT_COLUMN: flags})
-        return layout.apply(frame.drop(columns=[ZROW_COLUMN]), self.info, self.config.output)
+        """The frame as written: split columns already added, internal columns dropped."""
+        return layout.apply(frame.drop(columns=[ZROW_COLUMN]), self.info, self.config.output, self.rail)
 
     def table(self, frame: pd.DataFrame) -> pa.Table:
         table = pa.Table.from_pandas(self.frame(frame), schema=self.schema, preserve_index=False)
@@ -339,6 +362,8 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
     if plan.photometry.ebv is not None:
         prov["extinction_coefficients"] = plan.photometry.coefficients
         prov["extinction_source"] = _extinction_source(release, cfg.object_catalog.extinction_coefficients, plan.photometry.bands)
+    if plan.rail is not None:
+        prov["rail_layout"] = plan.rail.provenance()
     return prov
 
 
@@ -356,15 +381,26 @@ def _extinction_source(release: ObjectCatalog, overrides: dict[str, float] | Non
     )
 
 
+def _output_files(plan: Plan, product_id: int) -> dict[str | None, Path]:
+    """Final path per side: ``{None: path}``, or one per side with ``output.split_files``."""
+    cfg = plan.config
+    extension = layout.file_extension(plan.writer.extension, cfg.output)
+    if not cfg.output.split_files:
+        return {None: plan.output_dir / output_file_name(cfg.name, product_id, extension)}
+    stem = output_file_name(cfg.name, product_id, extension).rsplit(".", 1)[0]
+    return {side: plan.output_dir / f"{stem}_{side}.{extension}" for side in SPLIT_FILES}
+
+
 def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResult:
     cfg = plan.config
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    final = plan.output_dir / output_file_name(cfg.name, product_id, plan.writer.extension)
+    finals = _output_files(plan, product_id)
     with stage("crossmatch graph"):
         tasks, meta = _crossmatch(plan)
         info = _column_info(plan)
-        finisher = _Finisher(cfg, info)
-        finisher.schema = finisher.table(plan.photometry(meta.iloc[:0])).schema
+        finisher = _Finisher(cfg, info, rail=plan.rail)
+        empty = plan.photometry(meta.iloc[:0])
+        finisher.schema = finisher.table(_with_split(empty, cfg, np.zeros(0, dtype=bool), None)).schema
     metadata = OutputMetadata(
         cfg.name, cfg.description, product_id, layout.column_info(info, cfg.output), _provenance(plan, product_id, started)
     )
@@ -378,41 +414,78 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         if progress:
             progress("crossmatch", done, len(tasks))
 
-    with dask_scheduler(cfg.compute) as n_workers, staged_file(final, cfg.output.overwrite) as staged:
+    with dask_scheduler(cfg.compute) as n_workers, ExitStack() as files:
+        staged = {side: files.enter_context(staged_file(final, cfg.output.overwrite)) for side, final in finals.items()}
         frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=2 * n_workers, on_done=report)
-        if cfg.unique_galaxies != "none":
-            spool = _Spool(staged.parent, [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"])
+        training = fold = None
+        if cfg.unique_galaxies != "none" or cfg.split:
+            key_columns = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"]
+            if cfg.split:
+                key_columns += [c for c in SPLIT_KEY_COLUMNS if c not in key_columns]
+            spool = _Spool(next(iter(staged.values())).parent, key_columns)
             with stage("match and photometry (spooled for selection)"):
                 for frame in frames:
                     spool.add(frame)
             n_matched = spool.n_rows
-            mask, removed = unique_galaxies(spool.all_keys(), cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
+            keys = spool.all_keys()
+            mask, removed = unique_galaxies(keys, cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
             for rule, count in removed.items():
                 log.info("unique galaxies (%s): removed %d rows %s", cfg.unique_galaxies, count, rule)
+            if cfg.split:
+                with stage(f"split ({cfg.split.method})"):
+                    training, fold = assign_split(keys[mask], release.id_column, cfg.split)
             frames = spool.replay(mask)
-        sink = plan.writer.open(staged, finisher.schema, metadata, cfg.output)
+        sinks: dict[str | None, Any] = {}
         try:
+            for side, path in staged.items():
+                sinks[side] = plan.writer.open(path, finisher.schema, metadata, cfg.output)
             with stage("match, photometry and write"):
                 for frame in frames:
-                    if cfg.unique_galaxies == "none":
+                    if cfg.unique_galaxies == "none" and not cfg.split:
                         n_matched += len(frame)
+                    if cfg.split:
+                        assert training is not None
+                        at = slice(n_rows, n_rows + len(frame))
+                        frame = _with_split(frame, cfg, training[at], None if fold is None else fold[at])
                     distances.append(frame[DIST_COLUMN].to_numpy(dtype=float))
                     n_rows += len(frame)
-                    sink.write(finisher.table(frame))
+                    if None in sinks:
+                        sinks[None].write(finisher.table(frame))
+                        continue
+                    for side, is_training in SPLIT_FILES.items():
+                        sinks[side].write(finisher.table(frame[frame[SPLIT_COLUMN].to_numpy() == is_training]))
+            counts: dict[str, Any] = {"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed}
+            if cfg.split:
+                counts["training"] = int(training.sum()) if training is not None else 0
+                counts["validation"] = n_rows - counts["training"]
+                if fold is not None:
+                    counts["folds"] = np.bincount(fold, minlength=cfg.split.k).tolist()
             metadata.provenance.update(
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                counts={"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed},
-                output_file=final.name,
+                counts=counts,
+                output_file=finals[None].name if None in finals else finals["training"].name,
             )
+            if None not in finals:
+                metadata.provenance["output_files"] = {side: path.name for side, path in finals.items()}
         except BaseException:
-            with suppress(Exception):  # the staged file is discarded; keep the first error
-                sink.close()
+            for sink in sinks.values():
+                with suppress(Exception):  # the staged files are discarded; keep the first error
+                    sink.close()
             raise
-        sink.close()
+        first, *rest = sinks.values()
+        try:
+            first.close()
+        except BaseException:
+            for sink in rest:
+                with suppress(Exception):  # the staged files are discarded; keep the first error
+                    sink.close()
+            raise
+        for sink in rest:
+            sink.close()
     dist = np.concatenate(distances) if distances else np.zeros(0)
     return RunResult(
         product_id=product_id,
-        output_path=final,
+        output_path=finals[None] if None in finals else finals["training"],
         n_rows=n_rows,
         n_redshifts=len(plan.redshifts),
         n_matched=n_matched,
@@ -421,6 +494,7 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         provenance=metadata.provenance,
         convention=plan.redshift_summary.get("convention"),
         dropped=dict(plan.redshift_summary.get("rows_dropped") or {}),
+        output_paths={side: path for side, path in finals.items() if side is not None},
     )
 
 

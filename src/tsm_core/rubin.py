@@ -20,6 +20,10 @@ OBJECT_TABLE_FAMILIES: tuple[str, ...] = (
     "ap03", "ap06", "ap09", "ap12", "ap17", "ap25", "ap35", "ap50", "ap70",
 )
 
+#: RAIL's default 1-sigma limiting magnitudes (``rail.core.common_params.lsst_def_maglims``,
+#: as in its DC2 training files and rail_bpz): the error of a non-detection in the RAIL layout
+RAIL_MAG_LIMITS: dict[str, float] = {"u": 27.79, "g": 29.04, "r": 29.06, "i": 28.62, "z": 27.98, "y": 27.05}
+
 FLUX_FAMILIES: dict[str, str] = {
     "cModel": "composite model (exponential + de Vaucouleurs) flux, forced on the reference band: "
     "the usual choice for galaxy colours",

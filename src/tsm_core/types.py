@@ -64,7 +64,8 @@ class ObjectCatalog:
     ``{band}_{flux_type}FluxErr``. Where the HATS catalog lives is resolved by
     :meth:`resolve_path`: the configured path, else the environment variable
     ``env_var``, else ``default_path`` (where it exists, as on the Rubin Science
-    Platform), else the generated sample under ``$TSM_HOME``.
+    Platform), else the generated sample under ``$TSM_HOME``. ``mag_limits`` are the
+    bands' 1-sigma limiting magnitudes used by the RAIL layout for non-detections.
     """
 
     name: str
@@ -85,6 +86,9 @@ class ObjectCatalog:
     default_path: str | None = None
     known_locations: tuple[str, ...] = ()
     sample: SampleSpec | None = None
+    #: 1-sigma limiting AB magnitude per band: the error written for non-detections in
+    #: ``output.layout: rail`` (overridable with ``output.mag_limits``)
+    mag_limits: Mapping[str, float] = field(default_factory=dict)
 
     def flux_column(self, flux_type: str, band: str) -> str:
         """Name of the flux column of ``band`` for ``flux_type``."""

@@ -9,7 +9,7 @@ training set keeps; there is no E(B-V) column, so dereddening needs a dust map.
 from __future__ import annotations
 
 from tsm_core import FluxType, ObjectCatalog, SampleSpec, SkyField, hookimpl
-from tsm_core.rubin import OBJECT_TABLE_FAMILIES, flux_types
+from tsm_core.rubin import OBJECT_TABLE_FAMILIES, RAIL_MAG_LIMITS, flux_types
 
 RELEASE = "dp02"
 
@@ -35,6 +35,7 @@ DP02 = ObjectCatalog(
     extinction_source="CCM89 with DC2 throughputs (DESC DC2, RAIL default, LIneA), for raw SFD E(B-V)",
     default_filters=(("detect_isPrimary", "==", True),),
     env_var="TSM_DP02_PATH",
+    mag_limits=RAIL_MAG_LIMITS,
     sample=SampleSpec(
         fields=FIELDS,
         depths={"u": 25.6, "g": 26.8, "r": 26.6, "i": 26.0, "z": 25.2, "y": 24.3},

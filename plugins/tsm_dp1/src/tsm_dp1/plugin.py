@@ -8,7 +8,7 @@ Finkbeiner & Davis (1998) at the object position, no ``detect_isPrimary``.
 from __future__ import annotations
 
 from tsm_core import FluxType, ObjectCatalog, SampleSpec, SkyField, hookimpl
-from tsm_core.rubin import OBJECT_TABLE_FAMILIES, flux_types
+from tsm_core.rubin import OBJECT_TABLE_FAMILIES, RAIL_MAG_LIMITS, flux_types
 
 RELEASE = "dp1"
 
@@ -38,6 +38,7 @@ DP1 = ObjectCatalog(
     env_var="TSM_DP1_PATH",
     default_path="/rubin/lsdb_data/object_collection",
     known_locations=("/rubin/lsdb_data/object_collection (Rubin Science Platform, DP1 Object HATS collection)",),
+    mag_limits=RAIL_MAG_LIMITS,
     sample=SampleSpec(
         fields=FIELDS,
         depths={"u": 23.8, "g": 25.0, "r": 24.9, "i": 24.4, "z": 23.8, "y": 22.8},

@@ -1,1 +1,1 @@
-"""Parquet, CSV, FITS and HDF5 writers for the Training Set Maker."""
+"""Parquet, CSV, FITS, HDF5 and HATS writers for the Training Set Maker."""

@@ -3,13 +3,20 @@
 The group is ``training_set`` (``photometry`` with ``output.layout: rail``, the default
 ``hdf5_groupname`` of RAIL). Each dataset has the attributes ``unit`` and
 ``description``; the group has ``columns`` (the column order), ``name``, ``product_id``, ``provenance`` (JSON) and, in
-the RAIL layout, ``non_detection``. Strings are variable-length UTF-8; booleans are
-HDF5 enums that h5py reads as numpy bool; a null in an integer column is written as
--2**63 and the dataset gets the attribute ``null_value``.
+the RAIL layout, ``non_detection`` and ``mag_limits``. Strings are fixed-width UTF-8 (sized from the
+column's longest value; variable-length where that is unknown), which h5py reads as
+bytes; booleans are HDF5 enums that h5py reads as numpy bool; a null in an integer
+column is written as -2**63 and the dataset gets the attribute ``null_value``.
+
+Datasets are chunked and compressed (gzip with byte shuffle, which every HDF5 reader
+decodes). Rows are buffered until a chunk of :data:`CHUNK_ROWS` is full, so a file
+smaller than one chunk gets chunks of exactly its own length instead of a mostly
+empty 65,536-row chunk.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -23,6 +30,8 @@ from tsm_writers.common import column_to_numpy, provenance_json
 DEFAULT_GROUP = "training_set"
 RAIL_GROUP = "photometry"
 CHUNK_ROWS = 65_536
+#: h5py's dataset options for compression: gzip (deflate) with the shuffle filter
+COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 
 
 def group_name(options: OutputConfig) -> str:
@@ -41,42 +50,80 @@ class _HDF5Sink:
         self.group.attrs["description"] = metadata.description
         self.group.attrs["product_id"] = metadata.product_id
         if options.layout == "rail":
-            fill = options.non_detection
+            rail = metadata.provenance.get("rail_layout", {})
+            fill = rail.get("non_detection", options.non_detection)
             self.group.attrs["non_detection"] = np.nan if fill is None or math.isnan(fill) else fill
+            if rail.get("mag_limits"):
+                self.group.attrs["mag_limits"] = json.dumps(rail["mag_limits"])
         # HDF5 lists datasets alphabetically: keep the column order as an attribute
         self.group.attrs["columns"] = schema.names
+        self.schema = schema
+        self.dtypes = {f.name: _dtype(f, metadata) for f in schema}
         self.n_rows = 0
-        for f in schema:
-            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
-                dtype = h5py.string_dtype("utf-8")
-            elif pa.types.is_boolean(f.type):
-                dtype = np.bool_
-            else:
-                dtype = np.dtype(f.type.to_pandas_dtype())
-            ds = self.group.create_dataset(f.name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(CHUNK_ROWS,))
-            info = metadata.columns.get(f.name)
+        self.pending: list[pa.Table] = []  # rows held until the first chunk is full
+        self.created = False
+
+    def _create(self, chunk_rows: int) -> None:
+        for f in self.schema:
+            ds = self.group.create_dataset(f.name, shape=(0,), maxshape=(None,), dtype=self.dtypes[f.name],
+                                           chunks=(max(chunk_rows, 1),), **COMPRESSION)
+            info = self.metadata.columns.get(f.name)
             ds.attrs["unit"] = info.unit if info else ""
             ds.attrs["description"] = info.description if info else ""
+        self.created = True
 
-    def write(self, table: pa.Table) -> None:
-        if not table.num_rows:
-            return
+    def _append(self, table: pa.Table) -> None:
         start, stop = self.n_rows, self.n_rows + table.num_rows
         for name in table.column_names:
             column = table.column(name)
             values, sentinel = column_to_numpy(column)
             ds = self.group[name]
+            if values.dtype == object and ds.dtype.kind == "S":
+                values = np.array([v.encode("utf-8") for v in values], dtype=ds.dtype)
             ds.resize((stop,))
             ds[start:stop] = values
             if column.null_count and sentinel is not None:
                 ds.attrs["null_value"] = sentinel
         self.n_rows = stop
 
+    def _flush(self) -> None:
+        if self.pending:
+            self._append(pa.concat_tables(self.pending))
+            self.pending = []
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self.created:
+            self._append(table)
+            return
+        self.pending.append(table)
+        if sum(t.num_rows for t in self.pending) >= CHUNK_ROWS:
+            self._create(CHUNK_ROWS)
+            self._flush()
+
     def close(self) -> None:
         try:
+            if not self.created:
+                self._create(sum(t.num_rows for t in self.pending))
+                self._flush()
             self.group.attrs["provenance"] = provenance_json(self.metadata)
         finally:
             self.file.close()
+
+
+def _dtype(f: pa.Field, metadata: OutputMetadata) -> np.dtype:
+    """The HDF5 dtype of a column: fixed-width UTF-8 strings where the longest value is known."""
+    import h5py
+
+    if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+        info = metadata.columns.get(f.name)
+        if info and info.max_length:
+            return h5py.string_dtype("utf-8", length=info.max_length)
+        return h5py.string_dtype("utf-8")
+    if pa.types.is_boolean(f.type):
+        return np.dtype(np.bool_)
+    return np.dtype(f.type.to_pandas_dtype())
 
 
 class HDF5Writer(Writer):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from tsm_core import Writer, hookimpl
 from tsm_writers.csv import CSVWriter
 from tsm_writers.fits import FITSWriter
+from tsm_writers.hats import HATSWriter
 from tsm_writers.hdf5 import HDF5Writer
 from tsm_writers.parquet import ParquetWriter
 
 
 @hookimpl
 def tsm_writers() -> list[Writer]:
-    return [ParquetWriter(), CSVWriter(), FITSWriter(), HDF5Writer()]
+    return [ParquetWriter(), CSVWriter(), FITSWriter(), HDF5Writer(), HATSWriter()]
