@@ -66,3 +66,29 @@ class OutputError(TSMError):
     """The output cannot be written where asked."""
 
     key = "output.directory"
+
+
+class RunCancelled(TSMError):
+    """A run was stopped (a signal, a cancel request, a server shutting down).
+
+    ``status`` is what its product becomes: ``cancelled`` (asked for by a user) or
+    ``failed`` (interrupted).
+    """
+
+    def __init__(self, reason: str, status: str = "cancelled") -> None:
+        self.status = status
+        super().__init__(reason)
+
+
+def one_line(exc: BaseException | str, limit: int = 500) -> str:
+    """The message of ``exc`` as one line: the first meaningful line of a multi-line
+    library error (a FITSIO dump, an HDF5 stack), whitespace collapsed, cut at ``limit``."""
+    text = str(exc) if not isinstance(exc, str) else exc
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [line for line in lines if line and set(line) - set("-=*_#~ ")]
+    if not lines:
+        return type(exc).__name__ if isinstance(exc, BaseException) else ""
+    first = lines[0]
+    if len(lines) > 1 and len(first) < 40:  # a heading such as "FITSIO status = 106: ..." and its detail
+        first = f"{first} {lines[1]}"
+    return first if len(first) <= limit else first[: limit - 3] + "..."

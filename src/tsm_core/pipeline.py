@@ -26,10 +26,10 @@ from tsm_core import layout, numba_cache, plugins
 from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
-from tsm_core.errors import CatalogError, ConfigError
-from tsm_core.noise import quiet_known_warnings
+from tsm_core.errors import CatalogError, ConfigError, RunCancelled
+from tsm_core.jobs import CancelToken, registry_poll
 from tsm_core.objects import open_objects
-from tsm_core.output import check_directory, output_file_name, staged_file
+from tsm_core.output import check_directory, claim_output, output_file_name, writing_into
 from tsm_core.redshift import load_redshift_catalog
 from tsm_core.registry import Registry
 from tsm_core.selection import training_flags, unique_galaxies
@@ -280,10 +280,29 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
     return prov
 
 
-def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResult:
+def _execute(
+    plan: Plan, product_id: int, progress: Progress | None, registry: Registry, cancel: CancelToken
+) -> RunResult:
     cfg = plan.config
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     final = plan.output_dir / output_file_name(cfg.name, product_id, plan.writer.extension)
+    claim = claim_output(final, cfg.output.overwrite, {"product_id": product_id, "registry": str(registry.path)})
+    try:
+        staged = claim.stage()
+        registry.set_files(product_id, str(final), str(claim.staging), str(claim.claim))
+        cancel.check()
+        result = _compute_and_write(plan, product_id, progress, cancel, final, staged, started)
+        claim.commit(staged)
+        return result
+    finally:
+        claim.release()
+
+
+def _compute_and_write(
+    plan: Plan, product_id: int, progress: Progress | None, cancel: CancelToken, final: Path, staged: Path,
+    started: str,
+) -> RunResult:
+    cfg = plan.config
     with stage("crossmatch graph"):
         tasks, meta = _crossmatch(plan)
         info = _column_info(plan)
@@ -302,27 +321,35 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         if progress:
             progress("crossmatch", done, len(tasks))
 
-    with dask_scheduler(cfg.compute) as n_workers, staged_file(final, cfg.output.overwrite) as staged:
-        frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=2 * n_workers, on_done=report)
+    written = writing_into(plan.output_dir)  # a full disk: one line naming the folder and its free space
+    with dask_scheduler(cfg.compute) as scheduler:
+        frames: Iterator[pd.DataFrame] = stream(
+            tasks, in_flight=2 * scheduler.n_workers, on_done=report, scheduler=scheduler, cancel=cancel
+        )
         if cfg.unique_galaxies != "none":
             spool = _Spool(staged.parent, [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"])
             with stage("match and photometry (spooled for selection)"):
                 for frame in frames:
-                    spool.add(frame)
+                    with written:
+                        spool.add(frame)
             n_matched = spool.n_rows
             mask, removed = unique_galaxies(spool.all_keys(), cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
             for rule, count in removed.items():
                 log.info("unique galaxies (%s): removed %d rows %s", cfg.unique_galaxies, count, rule)
             frames = spool.replay(mask)
-        sink = plan.writer.open(staged, finisher.schema, metadata, cfg.output)
+        with written:
+            sink = plan.writer.open(staged, finisher.schema, metadata, cfg.output)
         try:
             with stage("match, photometry and write"):
                 for frame in frames:
+                    cancel.check()
                     if cfg.unique_galaxies == "none":
                         n_matched += len(frame)
                     distances.append(frame[DIST_COLUMN].to_numpy(dtype=float))
                     n_rows += len(frame)
-                    sink.write(finisher.table(frame))
+                    table = finisher.table(frame)
+                    with written:
+                        sink.write(table)
             metadata.provenance.update(
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 counts={"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed},
@@ -332,7 +359,8 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
             with suppress(Exception):  # the staged file is discarded; keep the first error
                 sink.close()
             raise
-        sink.close()
+        with written:
+            sink.close()
     dist = np.concatenate(distances) if distances else np.zeros(0)
     return RunResult(
         product_id=product_id,
@@ -352,26 +380,40 @@ def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str
     Raises a :class:`~tsm_core.errors.TSMError` naming the bad value; nothing is
     registered or written. :func:`execute` then does the work.
     """
-    quiet_known_warnings()
     cfg = load_config(config if not isinstance(config, Path) else str(config), overrides)
     home = tsm_home()
     with stage("plan"):
         return plan_run(cfg, home, Registry.at_home(home))
 
 
-def execute(plan: Plan, product_id: int | None = None, progress: Progress | None = None) -> RunResult:
+def execute(
+    plan: Plan, product_id: int | None = None, progress: Progress | None = None, cancel: CancelToken | None = None
+) -> RunResult:
     """Run a prepared training set and record it in the registry.
 
-    ``product_id`` is for callers that registered the product themselves (the web
-    service); a failure marks the product failed and leaves no output file.
+    ``product_id`` is for callers that registered the product themselves, queued (the
+    web service); a failure marks the product failed and leaves no output file.
+    ``cancel`` (a :class:`~tsm_core.jobs.CancelToken`) stops the run at its next
+    partition: the product ends ``cancelled`` (or ``failed``, as the token says) and
+    :class:`~tsm_core.errors.RunCancelled` is raised. A cancel asked through the
+    registry (``tsm products cancel``) stops it the same way.
     """
     registry = Registry.at_home(tsm_home())
     cfg = plan.config
     if product_id is None:
         product_id = registry.create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"))
+    elif not registry.start_product(product_id):
+        raise RunCancelled(f"training set {product_id} was cancelled before it started")
+    token = CancelToken(poll=registry_poll(registry, product_id), parent=cancel)
     log.info("training set %r: product ID %d", cfg.name, product_id)
     try:
-        result = _execute(plan, product_id, progress)
+        result = _execute(plan, product_id, progress, registry, token)
+    except RunCancelled as exc:
+        registry.fail_product(product_id, str(exc), exc.status)
+        raise
+    except KeyboardInterrupt:
+        registry.fail_product(product_id, "cancelled (KeyboardInterrupt)", "cancelled")
+        raise
     except BaseException as exc:
         registry.fail_product(product_id, str(exc) or type(exc).__name__)
         raise
@@ -385,6 +427,7 @@ def run(
     *,
     overrides: list[str] | None = None,
     progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> RunResult:
     """Build one training set.
 
@@ -393,6 +436,7 @@ def run(
     Returns a :class:`RunResult` with ``output_path``, ``n_rows`` and ``product_id``.
     Raises a :class:`~tsm_core.errors.TSMError` naming the bad value, before any work
     where it can; a run that fails later leaves no output file and is recorded as
-    failed in the registry. ``progress(stage, done, total)`` is told how far it is.
+    failed in the registry. ``progress(stage, done, total)`` is told how far it is;
+    ``cancel`` (a :class:`~tsm_core.jobs.CancelToken`) stops it cleanly.
     """
-    return execute(prepare(config, overrides), progress=progress)
+    return execute(prepare(config, overrides), progress=progress, cancel=cancel)
