@@ -28,7 +28,7 @@ from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError, RunCancelled
 from tsm_core.jobs import CancelToken, registry_poll
-from tsm_core.objects import open_objects
+from tsm_core.objects import check_margin, open_objects
 from tsm_core.output import check_directory, claim_output, output_file_name, writing_into
 from tsm_core.redshift import load_redshift_catalog
 from tsm_core.registry import Registry
@@ -155,6 +155,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
+    if oc.margin_path:
+        check_margin(release, object_path, oc.margin_path)
     objects = open_objects(
         release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
     )
