@@ -45,7 +45,7 @@ def _wait(client, product_id, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = client.get(f"/api/training-sets/{product_id}").json()
-        if body["status"] != "running":
+        if body["status"] not in ("queued", "running"):
             return body
         time.sleep(0.2)
     raise AssertionError("the run did not finish")

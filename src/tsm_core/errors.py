@@ -27,10 +27,15 @@ class UnknownChoiceError(ConfigError):
     """A name (release, flux type, dereddener, format) that no installed plugin offers."""
 
     def __init__(self, key: str, kind: str, value: str, choices: Iterable[str]) -> None:
+        import difflib
+
         self.value = value
         self.choices = sorted(choices)
         listed = ", ".join(self.choices) if self.choices else "(none installed)"
-        super().__init__(key, f"unknown {kind} {value!r}; installed choices: {listed}")
+        folded = {c.casefold(): c for c in self.choices}
+        close = difflib.get_close_matches(str(value).casefold(), list(folded), n=1, cutoff=0.6)
+        hint = f" (did you mean {folded[close[0]]!r}?)" if close else ""
+        super().__init__(key, f"unknown {kind} {value!r}{hint}; installed choices: {listed}")
 
 
 class CatalogError(TSMError):

@@ -238,7 +238,8 @@ def create_app(max_runs: int = 2, max_upload_bytes: int = 200 * 2**20, token: st
         data["output"]["directory"] = str(products_dir)  # the server decides where files go
         plan = prepare(data)
         reg = registry()
-        product_id = reg.create_product(plan.config.name, plan.config.description, plan.config.model_dump(mode="json"))
+        product_id = reg.create_product(plan.config.name, plan.config.description, plan.config.model_dump(mode="json"),
+                                        status="queued")
         runner.submit(plan, product_id, reg)
         return _product_out(reg.product(product_id))
 
@@ -260,6 +261,28 @@ def create_app(max_runs: int = 2, max_upload_bytes: int = 200 * 2**20, token: st
         if not path.is_file():
             raise APIError(410, f"the file of training set {product_id} is gone from the server", "id")
         return FileResponse(path, filename=path.name)
+
+    # -- job lifecycle: cancel and remove (the core's functions, shared with the CLI) --
+    @api.post("/training-sets/{product_id}/cancel", response_model=ProductOut, status_code=202,
+              summary="Cancel a queued or running training set")
+    def cancel(product_id: int) -> ProductOut:
+        from tsm_core.jobs import cancel_product
+
+        _get_product(registry(), product_id)
+        try:
+            return _product_out(cancel_product(registry(), product_id))
+        except TSMError as exc:
+            raise APIError(409, str(exc), "id") from None
+
+    @api.delete("/training-sets/{product_id}", status_code=204, summary="Remove a finished training set and its file")
+    def remove(product_id: int) -> None:
+        from tsm_core.jobs import remove_product
+
+        _get_product(registry(), product_id)
+        try:
+            remove_product(registry(), product_id)
+        except TSMError as exc:
+            raise APIError(409, str(exc), "id") from None
 
     app.include_router(api)
 
