@@ -97,7 +97,7 @@ def test_field_errors(client, scene, odd_csv):
     cid = _upload(client, "c", odd_csv).json()["id"]
     cases = [
         ({"crossmatch": {"radius_arcsec": 0}}, "crossmatch.radius_arcsec"),
-        ({"object_catalog": {"release": "dp1", "flux_type": "cmodel", "path": str(scene["objects_path"])}}, "object_catalog.flux_type"),
+        ({"object_catalog": {"release": "dp1", "flux_type": "psfFlux", "path": str(scene["objects_path"])}}, "object_catalog.flux_type"),
         ({"output": {"format": "xlsx"}}, "output.format"),
         ({"name": ""}, "name"),
         ({"colour": 1}, "colour"),

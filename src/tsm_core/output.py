@@ -214,10 +214,6 @@ def _remove_placeholder(final: Path, inode: int) -> None:
             final.unlink()
 
 
-#: errno values that mean the disk (or the quota) is full
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-
-
 def _size(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -233,11 +229,16 @@ def write_failure(exc: BaseException, directory: Path) -> OutputError:
         room = f"{_size(free)} free"
     except OSError:
         free, room = None, "free space unknown"
-    text = str(exc)
-    full = getattr(exc, "errno", None) in _FULL or "No space left" in text or "quota" in text.lower()
-    if full or (free is not None and free < 2**20):
-        return OutputError(f"output.directory {directory}: no space left on the device ({room})")
-    return OutputError(f"output.directory {directory}: cannot write the output: {one_line(exc)} ({room})")
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOSPC or "No space left" in str(exc) or (code is None and free is not None and free < 2**20):
+        reason = "no space left on the device"
+    elif code == errno.EDQUOT:
+        reason = "disk quota exceeded"
+    elif code == errno.EFBIG:
+        reason = "the file is larger than the file system or the file-size limit allows"
+    else:
+        reason = f"cannot write the output: {one_line(exc)}"
+    return OutputError(f"output.directory {directory}: {reason} ({room})")
 
 
 class writing_into:  # noqa: N801 - used as a reusable context manager
