@@ -71,9 +71,11 @@ def test_foreign_margin_refused(scene, base_config, tmp_path):
     """A margin of another catalog (another pixel tree, or the same tree with other rows)."""
     from conftest import _scene
 
+    from tsm_core.objects import check_margin
+    from tsm_core.plugins import object_catalog
+
     own = next(p for p in Path(scene["objects_path"]).iterdir() if p.is_dir() and "arcs" in p.name)
-    base_config["object_catalog"]["margin_path"] = str(own)
-    assert tsm_core.run(base_config).n_rows > 0  # its own margin, given apart, is fine
+    check_margin(object_catalog("dp1"), str(scene["objects_path"]), str(own))  # its own margin, given apart, is fine
 
     objects, _ = _scene(seed=7)
     objects["coord_ra"] = (objects["coord_ra"] + 0.5 / 3600) % 360  # same partitions, other objects
