@@ -10,6 +10,7 @@ HDF5 enums that h5py reads as numpy bool; a null in an integer column is written
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
@@ -69,16 +70,16 @@ class _GuardedFile(io.RawIOBase):
 
     def write(self, data: bytes | memoryview) -> int:
         size = memoryview(data).nbytes
+        written = 0
         if self.error is None:
             try:
-                written = self.raw.write(data)
+                written = self.raw.write(data) or 0
                 if written == size:
-                    return written
-                self.raw.seek(size - (written or 0), 1)
-                raise OSError(28, "No space left on device (short write)")
+                    return size
+                raise OSError(errno.ENOSPC, "No space left on device (short write)")
             except OSError as exc:
                 self.error = exc
-        self.raw.seek(size, 1)
+        self.raw.seek(size - written, 1)  # as if all was written: HDF5 must not see the failure
         return size
 
     def truncate(self, size: int | None = None) -> int:
