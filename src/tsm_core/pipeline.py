@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -324,10 +324,10 @@ def _compute_and_write(
             progress("crossmatch", done, len(tasks))
 
     written = writing_into(plan.output_dir)  # a full disk: one line naming the folder and its free space
-    with dask_scheduler(cfg.compute) as scheduler:
-        frames: Iterator[pd.DataFrame] = stream(
-            tasks, in_flight=2 * scheduler.n_workers, on_done=report, scheduler=scheduler, cancel=cancel
-        )
+    with dask_scheduler(cfg.compute) as scheduler, closing(
+        stream(tasks, in_flight=2 * scheduler.n_workers, on_done=report, scheduler=scheduler, cancel=cancel)
+    ) as computed:  # closed on any exit: computations in flight are dropped at once
+        frames: Iterator[pd.DataFrame] = computed
         if cfg.unique_galaxies != "none":
             spool = _Spool(staged.parent, [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"])
             with stage("match and photometry (spooled for selection)"):

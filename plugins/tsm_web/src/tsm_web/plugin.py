@@ -23,4 +23,6 @@ def tsm_register_commands(cli: click.Group) -> None:
 
         app = create_app(max_runs=runs, max_upload_bytes=max_upload_mb * 2**20)
         click.echo(f"Training Set Maker on http://{host}:{port}/  (API description: /docs)")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        # on SIGTERM or Ctrl-C uvicorn stops taking requests, then the app's shutdown marks
+        # the queued and running training sets interrupted (tsm_web.jobs.Runner.shutdown)
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
