@@ -58,6 +58,9 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[Scheduler]:
             processes=True,
             memory_limit=config.memory_limit or "auto",
             dashboard_address=None,
+            # no dashboard, and its HTTP endpoint on any free port: another cluster on the
+            # machine holding 8787 made every run warn "Port 8787 is already in use"
+            scheduler_kwargs={"dashboard_address": ":0"},
             preload=["tsm_core._dask_worker"],  # workers ignore Ctrl-C: the main process stops them
         )
         with _closing_quickly(cluster, Client(cluster)) as client, dask.config.set(scheduler=client):
