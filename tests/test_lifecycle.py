@@ -279,7 +279,7 @@ def test_two_registries_one_file(slow_config, tmp_path):
         cfg = json.loads(json.dumps(slow_config))
         cfg["crossmatch"]["n_neighbors"] = k  # different row counts, to tell the files apart
         (tmp_path / f"r{k}").mkdir()
-        runs.append((Run(cfg, tmp_path / f"r{k}", tmp_path / f"home{k}", delay=0.15), tmp_path / f"home{k}"))
+        runs.append((Run(cfg, tmp_path / f"r{k}", tmp_path / f"home{k}", delay=0.1), tmp_path / f"home{k}"))
     results = [run.finish(timeout=240) for run, _ in runs]
     codes = sorted(code for code, _, _ in results)
     assert codes == [0, 1], results

@@ -115,7 +115,10 @@ def claim_output(final: Path, overwrite: bool = False, owner: dict | None = None
         try:
             fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
-            holder = _read_claim(claim)
+            try:
+                holder = _read_claim(claim)
+            except FileNotFoundError:  # released meanwhile: try again
+                continue
             if _stale(holder):
                 _drop_stale_claim(final, claim, holder)
                 continue
