@@ -417,6 +417,9 @@ def execute(
         registry.fail_product(product_id, "cancelled (KeyboardInterrupt)", "cancelled")
         raise
     except BaseException as exc:
+        if token.is_set():  # a failure caused by the stop (workers hit by Ctrl-C while starting)
+            registry.fail_product(product_id, token.reason, token.status)
+            raise RunCancelled(token.reason, token.status) from exc
         registry.fail_product(product_id, str(exc) or type(exc).__name__)
         raise
     registry.finish_product(product_id, result.n_rows, str(result.output_path), result.provenance)
