@@ -383,6 +383,8 @@ def products_show(product_id: int) -> None:
     click.echo(f"ID: {p.id}\nname: {p.name}\ndescription: {p.description}\nstatus: {p.status}")
     click.echo(f"created: {p.created_at}\nfinished: {p.finished_at or ''}\nrows: {p.n_rows if p.n_rows is not None else ''}")
     click.echo(f"output: {p.output_path or ''}")
+    if p.status in ("queued", "running") and p.pid is not None:
+        click.echo(f"process: {p.pid} on {p.host}")
     if p.error:
         click.echo(f"error: {p.error}")
     click.echo("config (re-run with `tsm run`):")
