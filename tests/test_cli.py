@@ -35,12 +35,12 @@ def test_run_with_overrides(runner, base_config, tmp_path):
 
 def test_errors_are_one_line_and_non_zero(runner, base_config, tmp_path):
     path = _write(tmp_path, base_config)
-    out = runner.invoke(get_cli(), ["run", path, "--set", "object_catalog.flux_type=cmodel"])
+    out = runner.invoke(get_cli(), ["run", path, "--set", "object_catalog.flux_type=psfFlux"])
     assert out.exit_code == 1
     assert out.output.strip().splitlines() == [
         out.output.strip().splitlines()[0]] and out.output.startswith("Error: object_catalog.flux_type: unknown flux type")
     assert "cModel" in out.output and "Traceback" not in out.output
-    debug = runner.invoke(get_cli(), ["--debug", "run", path, "--set", "object_catalog.flux_type=cmodel"])
+    debug = runner.invoke(get_cli(), ["--debug", "run", path, "--set", "object_catalog.flux_type=psfFlux"])
     assert debug.exit_code != 0 and debug.exception is not None
 
 

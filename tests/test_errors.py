@@ -70,14 +70,14 @@ def test_catalog_without_margin(scene, base_config, tmp_path):
 @pytest.mark.parametrize(
     ("key", "value", "kind"),
     [
-        ("flux_type", "cmodel", "flux type for dp1"),
+        ("flux_type", "psfFlux", "flux type for dp1"),
         ("release", "dp9", "object catalog"),
         ("dereddening", "schlegel", "dereddener"),
     ],
 )
 def test_unknown_choices_list_installed_ones(base_config, key, value, kind):
     base_config["object_catalog"][key] = value
-    with pytest.raises(UnknownChoiceError, match=f"unknown {kind} '{value}'; installed choices: ") as info:
+    with pytest.raises(UnknownChoiceError, match=f"unknown {kind} '{value}'( \\(did you mean .*\\))?; installed choices: ") as info:
         tsm_core.run(base_config)
     assert info.value.choices
     _no_output(base_config)
@@ -193,3 +193,76 @@ def test_object_catalog_problems_fail_before_registration(base_config):
     with pytest.raises(ConfigError):
         tsm_core.run(base_config)
     assert Registry.at_home(tsm_home()).products() == []
+
+
+# -- messages (issue 13) ---------------------------------------------------------------------
+def test_unknown_keys_list_the_valid_ones(base_config):
+    from tsm_core.config import load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(base_config | {"crossmatch": {"radius": 2}})
+    assert str(info.value) == ("crossmatch.radius: unknown key (did you mean 'radius_arcsec'?); "
+                               "valid keys: radius_arcsec, n_neighbors")
+    with pytest.raises(ConfigError, match=r"^colour: unknown key; valid keys: name, description, redshift_catalog, "):
+        load_config(base_config | {"colour": "blue"})
+
+
+def test_choices_ignore_case_or_suggest(base_config):
+    from astropy.table import Table
+
+    base_config["object_catalog"] |= {"release": "DP1", "flux_type": "cmodel"}
+    base_config["output"]["format"] = "FITS"
+    result = tsm_core.run(base_config)
+    assert result.output_path.suffix == ".fits" and len(Table.read(result.output_path, hdu="TRAINING_SET")) == result.n_rows
+    assert result.provenance["release"] == "dp1" and result.provenance["flux_type"] == "cModel"
+    base_config["output"]["format"] = "parqet"
+    with pytest.raises(UnknownChoiceError, match=r"unknown output format 'parqet' \(did you mean 'parquet'\?\); installed"):
+        tsm_core.run(base_config)
+
+
+def test_numeric_names_and_paths_accepted(base_config, tmp_path):
+    from click.testing import CliRunner
+    import yaml
+
+    from tsm_core.cli import get_cli
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(base_config))
+    out = CliRunner().invoke(get_cli(), ["-q", "run", str(config), "--set", "name=123"])
+    assert out.exit_code == 0, out.output
+    assert (Path(base_config["output"]["directory"]) / "123_1.parquet").exists()
+    base_config["redshift_catalog"]["path"] = Path(base_config["redshift_catalog"]["path"])
+    base_config["output"]["directory"] = tmp_path / "as-path"
+    assert tsm_core.run(base_config).output_path.parent == (tmp_path / "as-path").resolve()
+
+
+def test_empty_bands_refused(base_config):
+    base_config["object_catalog"]["bands"] = []
+    with pytest.raises(ConfigError, match="object_catalog.bands: an empty list selects no band"):
+        tsm_core.run(base_config)
+
+
+def test_multi_line_errors_are_one_line(base_config, tmp_path):
+    """A library's multi-line error (a FITSIO dump): one line on stderr and in the registry."""
+    from click.testing import CliRunner
+    import yaml
+
+    from tsm_core.cli import get_cli
+    from tsm_writers.parquet import ParquetWriter
+
+    class Dumping(ParquetWriter):
+        name = "dumping"
+
+        def open(self, path, schema, metadata, options):
+            raise RuntimeError("FITSIO status = 108: error reading from FITS file\n"
+                               "ffgtbb: error reading from FITS file\n" + "\n".join(f"  frame {i}" for i in range(6)))
+
+    base_config["output"]["format"] = "dumping"
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(base_config))
+    with registered_writer(Dumping()):
+        out = CliRunner().invoke(get_cli(), ["-q", "run", str(config)])
+    assert out.exit_code == 1
+    assert out.output.splitlines()[0] == "Error: RuntimeError: FITSIO status = 108: error reading from FITS file"
+    listing = CliRunner().invoke(get_cli(), ["products", "list"]).output
+    assert len(listing.splitlines()) == 1 and "failed" in listing, listing

@@ -46,7 +46,7 @@ def _wait(client, product_id, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = client.get(f"/api/training-sets/{product_id}").json()
-        if body["status"] != "running":
+        if body["status"] not in ("queued", "running"):
             return body
         time.sleep(0.2)
     raise AssertionError("the run did not finish")
@@ -99,7 +99,7 @@ def test_field_errors(client, scene, odd_csv):
     cid = _upload(client, "c", odd_csv).json()["id"]
     cases = [
         ({"crossmatch": {"radius_arcsec": 0}}, "crossmatch.radius_arcsec"),
-        ({"object_catalog": {"release": "dp1", "flux_type": "cmodel"}}, "object_catalog.flux_type"),
+        ({"object_catalog": {"release": "dp1", "flux_type": "psfFlux"}}, "object_catalog.flux_type"),
         ({"output": {"format": "xlsx"}}, "output.format"),
         ({"name": ""}, "name"),
         ({"colour": 1}, "colour"),

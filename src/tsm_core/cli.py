@@ -6,7 +6,11 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,7 @@ import click
 
 from tsm_core import plugins
 from tsm_core.config import tsm_home
-from tsm_core.errors import TSMError
+from tsm_core.errors import RunCancelled, TSMError, one_line
 
 
 class TSMGroup(click.Group):
@@ -31,11 +35,93 @@ class TSMGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence of the CLI
             if ctx.obj and ctx.obj.get("debug"):
                 raise
+            # the full text (a FITSIO dump, an HDF5 stack) goes to the log; the user gets one line
+            logging.getLogger("tsm_core").debug("full error:", exc_info=exc)
             kind = "" if isinstance(exc, TSMError) else f"{type(exc).__name__}: "
-            click.echo(f"Error: {kind}{exc}", err=True)
+            click.echo(f"Error: {kind}{one_line(exc)}", err=True)
             if not isinstance(exc, TSMError):
                 click.echo("(run `tsm --debug ...` for the traceback)", err=True)
-            ctx.exit(1)
+            code = _STOPPED.get(getattr(exc, "signal", None), 1) if isinstance(exc, RunCancelled) else 1
+            ctx.exit(code)
+
+
+#: exit status of a run stopped by a signal (128 + its number, as a shell reports it)
+_STOPPED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[Any]:
+    """A cancel token that SIGINT (Ctrl-C) and SIGTERM (``kill``, SLURM's ``scancel``,
+    ``timeout``) set, so that a run stops at its next partition, removes its files and
+    records its product cancelled (SIGINT) or failed (SIGTERM). A second signal stops
+    the process at once (the next registry opening cleans up). Only the CLI does this:
+    the library installs no signal handler."""
+    from tsm_core.jobs import CancelToken
+
+    token = CancelToken()
+    token.signal = None  # type: ignore[attr-defined]
+    if threading.current_thread() is not threading.main_thread():
+        yield token
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if token.is_set():  # asked twice: stop now
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        name = signal.Signals(signum).name
+        token.signal = signum  # type: ignore[attr-defined]
+        if signum == signal.SIGINT:
+            token.cancel(f"cancelled by Ctrl-C ({name})", "cancelled")
+        else:
+            token.cancel(f"interrupted by {name}", "failed")
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield token
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _guard_warning_display() -> None:
+    """Drop the known noise (:data:`tsm_core.noise.KNOWN_NOISE`) where warnings are shown.
+
+    The filters alone are not enough when runs compute in threads: libraries wrap code
+    in ``warnings.catch_warnings()``, which is not thread-safe, and an interleaving can
+    leave a ``simplefilter("always")`` of one thread in force for good; eight runs at
+    once then printed thousands of Pandas4Warning lines each. The CLI owns its process,
+    so it also checks at display time."""
+    import re
+    import warnings
+
+    from tsm_core.noise import KNOWN_NOISE
+
+    rules = [(category, re.compile(message), re.compile(module)) for category, message, module, _ in KNOWN_NOISE]
+    shown = warnings.showwarning
+    if getattr(shown, "tsm_guard", False):
+        return
+
+    def showwarning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                    line: str | None = None) -> None:
+        module = _module_of(filename)
+        text = str(message)
+        if any(issubclass(category, c) and m.match(text) and mod.match(module) for c, m, mod in rules):
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    showwarning.tsm_guard = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
+
+
+def _module_of(filename: str) -> str:
+    """``.../site-packages/lsdb/catalog/x.py`` -> ``lsdb.catalog.x``."""
+    parts = Path(filename).with_suffix("").parts
+    for marker in ("site-packages", "dist-packages", "src"):
+        if marker in parts:
+            parts = parts[len(parts) - parts[::-1].index(marker):]
+            break
+    return ".".join(parts)
 
 
 def _setup_logging(verbosity: int) -> None:
@@ -67,6 +153,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     from tsm_core.noise import quiet_known_warnings
 
     quiet_known_warnings()
+    _guard_warning_display()
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
     _setup_logging(-1 if quiet else verbose)
@@ -98,7 +185,12 @@ def _run_and_report(config: Any, overrides: list[str], progress: bool | None) ->
 
     bar = _Bar(sys.stderr.isatty() if progress is None else progress)
     try:
-        result = run(config, overrides=overrides, progress=bar)
+        with _stop_on_signals() as cancel:
+            try:
+                result = run(config, overrides=overrides, progress=bar, cancel=cancel)
+            except RunCancelled as exc:
+                exc.signal = getattr(cancel, "signal", None)  # type: ignore[attr-defined]
+                raise
     finally:
         bar.close()
     click.echo(f"Training set {result.product_id}: {result.n_rows} rows -> {result.output_path}")
@@ -327,7 +419,34 @@ def products_list(search: str | None) -> None:
 
     for p in Registry.at_home(tsm_home()).products(search=search):
         rows = "" if p.n_rows is None else f"{p.n_rows} rows"
-        click.echo(f"{p.id}\t{p.name}\t{p.status}\t{rows}\t{p.created_at}\t{p.output_path or p.error or ''}")
+        fields = [str(p.id), p.name, p.status, rows, p.created_at, p.output_path or p.error or ""]
+        click.echo("\t".join(" ".join(f.split()) for f in fields))  # one line per product, whatever the texts hold
+
+
+@products.command("cancel")
+@click.argument("product_id", type=int)
+@click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the run to stop.")
+def products_cancel(product_id: int, wait: float) -> None:
+    """Cancel a queued or running training set (its files are removed)."""
+    from tsm_core.jobs import cancel_product
+    from tsm_core.registry import Registry
+
+    p = cancel_product(Registry.at_home(tsm_home()), product_id, wait=wait)
+    if p.status in ("queued", "running"):
+        click.echo(f"training set {p.id}: asked to stop; it stops at its next partition")
+    else:
+        click.echo(f"training set {p.id}: {p.status}" + (f" ({one_line(p.error)})" if p.error else ""))
+
+
+@products.command("remove")
+@click.argument("product_id", type=int)
+def products_remove(product_id: int) -> None:
+    """Remove a training set that has ended, and its file."""
+    from tsm_core.jobs import remove_product
+    from tsm_core.registry import Registry
+
+    p = remove_product(Registry.at_home(tsm_home()), product_id)
+    click.echo(f"removed training set {p.id}" + (f" and {p.output_path}" if p.status == "done" and p.output_path else ""))
 
 
 @products.command("show")
@@ -345,6 +464,8 @@ def products_show(product_id: int) -> None:
     split_files = (p.provenance or {}).get("output_files")
     if split_files and p.output_path:  # output.split_files: output is the training file
         click.echo(f"validation output: {Path(p.output_path).parent / split_files['validation']}")
+    if p.status in ("queued", "running") and p.pid is not None:
+        click.echo(f"process: {p.pid} on {p.host}")
     if p.error:
         click.echo(f"error: {p.error}")
     click.echo("config (re-run with `tsm run`):")

@@ -7,6 +7,7 @@ with the dotted key path named (see :func:`load_config`).
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -78,6 +79,13 @@ class ObjectCatalogConfig(_Model):
     extra_columns: list[str] = Field(
         default_factory=list, description="object-catalog columns written beside the photometry"
     )
+
+    @field_validator("bands")
+    @classmethod
+    def _some_bands(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list selects no band; leave bands out (or null) for all bands of the release")
+        return value
 
 
 class CrossmatchConfig(_Model):
@@ -190,6 +198,12 @@ class RunConfig(_Model):
     output: OutputConfig = Field(default_factory=OutputConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
 
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _numbers_are_text(cls, value: Any) -> Any:
+        # `--set name=123` reads 123 as a number: a name made of digits is still a name
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
     @field_validator("name")
     @classmethod
     def _not_blank(cls, value: str) -> str:
@@ -204,12 +218,31 @@ class RunConfig(_Model):
         return self
 
 
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed where ``loc`` (the path of an unknown key) points."""
+    model: Any = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
 def _first_error(exc: ValidationError) -> ConfigError:
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"])
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        message = "unknown key"
+        valid = _valid_keys(err["loc"])
+        close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
+        message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        if valid:
+            message += f"; valid keys: {', '.join(valid)}"
     elif err["type"] == "missing":
         message = "required key is missing"
     extra = len(exc.errors()) - 1
@@ -296,11 +329,21 @@ def load_config(
         raise ConfigError("", f"a config is a dict, a YAML path or a RunConfig, not {type(config).__name__}")
     if overrides:
         data = apply_overrides(data, overrides)
+    data = _paths_as_text(data)
     resolve_paths(data, Path.cwd())  # stored absolute, so a re-run works from anywhere
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc) from None
+
+
+def _paths_as_text(value: Any) -> Any:
+    """A config with ``pathlib.Path`` (any ``os.PathLike``) values given as strings."""
+    if isinstance(value, dict):
+        return {k: _paths_as_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_paths_as_text(v) for v in value]
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
 
 
 def tsm_home() -> Path:

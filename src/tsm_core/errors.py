@@ -33,10 +33,15 @@ class UnknownChoiceError(ConfigError):
     """A name (release, flux type, dereddener, format) that no installed plugin offers."""
 
     def __init__(self, key: str, kind: str, value: str, choices: Iterable[str]) -> None:
+        import difflib
+
         self.value = value
         self.choices = sorted(choices)
         listed = ", ".join(self.choices) if self.choices else "(none installed)"
-        super().__init__(key, f"unknown {kind} {value!r}; installed choices: {listed}")
+        folded = {c.casefold(): c for c in self.choices}
+        close = difflib.get_close_matches(str(value).casefold(), list(folded), n=1, cutoff=0.6)
+        hint = f" (did you mean {folded[close[0]]!r}?)" if close else ""
+        super().__init__(key, f"unknown {kind} {value!r}{hint}; installed choices: {listed}")
 
 
 class CatalogError(TSMError):
@@ -72,3 +77,29 @@ class OutputError(TSMError):
     """The output cannot be written where asked."""
 
     key = "output.directory"
+
+
+class RunCancelled(TSMError):
+    """A run was stopped (a signal, a cancel request, a server shutting down).
+
+    ``status`` is what its product becomes: ``cancelled`` (asked for by a user) or
+    ``failed`` (interrupted).
+    """
+
+    def __init__(self, reason: str, status: str = "cancelled") -> None:
+        self.status = status
+        super().__init__(reason)
+
+
+def one_line(exc: BaseException | str, limit: int = 500) -> str:
+    """The message of ``exc`` as one line: the first meaningful line of a multi-line
+    library error (a FITSIO dump, an HDF5 stack), whitespace collapsed, cut at ``limit``."""
+    text = str(exc) if not isinstance(exc, str) else exc
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [line for line in lines if line and set(line) - set("-=*_#~ ")]
+    if not lines:
+        return type(exc).__name__ if isinstance(exc, BaseException) else ""
+    first = lines[0]
+    if len(lines) > 1 and len(first) < 40:  # a heading such as "FITSIO status = 106: ..." and its detail
+        first = f"{first} {lines[1]}"
+    return first if len(first) <= limit else first[: limit - 3] + "..."

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -26,10 +26,11 @@ from tsm_core import layout, numba_cache, plugins
 from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
-from tsm_core.errors import CatalogError, ConfigError
+from tsm_core.errors import CatalogError, ConfigError, RunCancelled
 from tsm_core.filters import Filter, apply_filters, check_filter_columns, parse_filters
-from tsm_core.objects import open_objects
-from tsm_core.output import check_directory, output_file_name, staged_file
+from tsm_core.jobs import CancelToken, registry_poll
+from tsm_core.objects import check_margin, open_objects
+from tsm_core.output import check_directory, claim_output, output_file_name, writing_into
 from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapshot
 from tsm_core.registry import Registry
 from tsm_core.selection import SPLIT_KEY_COLUMNS, assign_split, unique_galaxies
@@ -197,6 +198,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
             "redshift_catalog.keep_columns",
             f"redshift column(s) {', '.join(clash)} have the name of {release.name} object columns; keep fewer columns",
         )
+    if oc.margin_path:
+        check_margin(release, object_path, oc.margin_path)
     objects = open_objects(
         release, object_path, columns, object_filters, config.crossmatch.radius_arcsec, oc.margin_path
     )
@@ -391,10 +394,36 @@ def _output_files(plan: Plan, product_id: int) -> dict[str | None, Path]:
     return {side: plan.output_dir / f"{stem}_{side}.{extension}" for side in SPLIT_FILES}
 
 
-def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResult:
+def _execute(
+    plan: Plan, product_id: int, progress: Progress | None, registry: Registry, cancel: CancelToken
+) -> RunResult:
+    """Claim the output names, compute and write into one staging folder, then move the
+    finished files into place; whatever happens, the claims and the staging folder go."""
     cfg = plan.config
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     finals = _output_files(plan, product_id)
+    owner = {"product_id": product_id, "registry": str(registry.path)}
+    with ExitStack() as held:
+        claims = {}
+        for side, final in finals.items():
+            claims[side] = claim_output(final, cfg.output.overwrite, owner)
+            held.callback(claims[side].release)
+        first = next(iter(claims.values()))
+        folder = first.stage().parent
+        staged = {side: folder / final.name for side, final in finals.items()}
+        registry.set_files(product_id, str(first.final), str(first.staging), str(first.claim))
+        cancel.check()
+        result = _compute_and_write(plan, product_id, progress, cancel, finals, staged, started)
+        for side, claim in claims.items():
+            claim.commit(staged[side])
+        return result
+
+
+def _compute_and_write(
+    plan: Plan, product_id: int, progress: Progress | None, cancel: CancelToken,
+    finals: dict[str | None, Path], staged: dict[str | None, Path], started: str,
+) -> RunResult:
+    cfg = plan.config
     with stage("crossmatch graph"):
         tasks, meta = _crossmatch(plan)
         info = _column_info(plan)
@@ -414,9 +443,11 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         if progress:
             progress("crossmatch", done, len(tasks))
 
-    with dask_scheduler(cfg.compute) as n_workers, ExitStack() as files:
-        staged = {side: files.enter_context(staged_file(final, cfg.output.overwrite)) for side, final in finals.items()}
-        frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=2 * n_workers, on_done=report)
+    written = writing_into(plan.output_dir)  # a full disk: one line naming the folder and its free space
+    with dask_scheduler(cfg.compute) as scheduler, closing(
+        stream(tasks, in_flight=2 * scheduler.n_workers, on_done=report, scheduler=scheduler, cancel=cancel)
+    ) as computed:  # closed on any exit: computations in flight are dropped at once
+        frames: Iterator[pd.DataFrame] = computed
         training = fold = None
         if cfg.unique_galaxies != "none" or cfg.split:
             key_columns = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"]
@@ -425,7 +456,8 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
             spool = _Spool(next(iter(staged.values())).parent, key_columns)
             with stage("match and photometry (spooled for selection)"):
                 for frame in frames:
-                    spool.add(frame)
+                    with written:
+                        spool.add(frame)
             n_matched = spool.n_rows
             keys = spool.all_keys()
             mask, removed = unique_galaxies(keys, cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
@@ -438,9 +470,11 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         sinks: dict[str | None, Any] = {}
         try:
             for side, path in staged.items():
-                sinks[side] = plan.writer.open(path, finisher.schema, metadata, cfg.output)
+                with written:
+                    sinks[side] = plan.writer.open(path, finisher.schema, metadata, cfg.output)
             with stage("match, photometry and write"):
                 for frame in frames:
+                    cancel.check()
                     if cfg.unique_galaxies == "none" and not cfg.split:
                         n_matched += len(frame)
                     if cfg.split:
@@ -449,11 +483,12 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
                         frame = _with_split(frame, cfg, training[at], None if fold is None else fold[at])
                     distances.append(frame[DIST_COLUMN].to_numpy(dtype=float))
                     n_rows += len(frame)
-                    if None in sinks:
-                        sinks[None].write(finisher.table(frame))
-                        continue
-                    for side, is_training in SPLIT_FILES.items():
-                        sinks[side].write(finisher.table(frame[frame[SPLIT_COLUMN].to_numpy() == is_training]))
+                    parts = {None: frame} if None in sinks else {
+                        side: frame[frame[SPLIT_COLUMN].to_numpy() == is_training] for side, is_training in SPLIT_FILES.items()}
+                    for side, part in parts.items():
+                        table = finisher.table(part)
+                        with written:
+                            sinks[side].write(table)
             counts: dict[str, Any] = {"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed}
             if cfg.split:
                 counts["training"] = int(training.sum()) if training is not None else 0
@@ -472,16 +507,7 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
                 with suppress(Exception):  # the staged files are discarded; keep the first error
                     sink.close()
             raise
-        first, *rest = sinks.values()
-        try:
-            first.close()
-        except BaseException:
-            for sink in rest:
-                with suppress(Exception):  # the staged files are discarded; keep the first error
-                    sink.close()
-            raise
-        for sink in rest:
-            sink.close()
+        _close_all(list(sinks.values()), written)
     dist = np.concatenate(distances) if distances else np.zeros(0)
     return RunResult(
         product_id=product_id,
@@ -498,6 +524,19 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
     )
 
 
+def _close_all(sinks: list[Any], written: Any) -> None:
+    """Close every sink; the first failure is raised once all are closed."""
+    first: BaseException | None = None
+    for sink in sinks:
+        try:
+            with written:
+                sink.close()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            first = first or exc
+    if first is not None:
+        raise first
+
+
 def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str] | None = None) -> Plan:
     """Validate ``config`` and resolve every choice, reading only the redshift catalog.
 
@@ -510,20 +549,38 @@ def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str
         return plan_run(cfg, home, Registry.at_home(home))
 
 
-def execute(plan: Plan, product_id: int | None = None, progress: Progress | None = None) -> RunResult:
+def execute(
+    plan: Plan, product_id: int | None = None, progress: Progress | None = None, cancel: CancelToken | None = None
+) -> RunResult:
     """Run a prepared training set and record it in the registry.
 
-    ``product_id`` is for callers that registered the product themselves (the web
-    service); a failure marks the product failed and leaves no output file.
+    ``product_id`` is for callers that registered the product themselves, queued (the
+    web service); a failure marks the product failed and leaves no output file.
+    ``cancel`` (a :class:`~tsm_core.jobs.CancelToken`) stops the run at its next
+    partition: the product ends ``cancelled`` (or ``failed``, as the token says) and
+    :class:`~tsm_core.errors.RunCancelled` is raised. A cancel asked through the
+    registry (``tsm products cancel``) stops it the same way.
     """
     registry = Registry.at_home(tsm_home())
     cfg = plan.config
     if product_id is None:
         product_id = registry.create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"))
+    elif not registry.start_product(product_id):
+        raise RunCancelled(f"training set {product_id} was cancelled before it started")
+    token = CancelToken(poll=registry_poll(registry, product_id), parent=cancel)
     log.info("training set %r: product ID %d", cfg.name, product_id)
     try:
-        result = _execute(plan, product_id, progress)
+        result = _execute(plan, product_id, progress, registry, token)
+    except RunCancelled as exc:
+        registry.fail_product(product_id, str(exc), exc.status)
+        raise
+    except KeyboardInterrupt:
+        registry.fail_product(product_id, "cancelled (KeyboardInterrupt)", "cancelled")
+        raise
     except BaseException as exc:
+        if token.is_set():  # a failure caused by the stop (workers hit by Ctrl-C while starting)
+            registry.fail_product(product_id, token.reason, token.status)
+            raise RunCancelled(token.reason, token.status) from exc
         registry.fail_product(product_id, str(exc) or type(exc).__name__)
         raise
     registry.finish_product(product_id, result.n_rows, str(result.output_path), result.provenance)
@@ -559,6 +616,7 @@ def run(
     *,
     overrides: list[str] | None = None,
     progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> RunResult:
     """Build one training set.
 
@@ -567,6 +625,7 @@ def run(
     Returns a :class:`RunResult` with ``output_path``, ``n_rows`` and ``product_id``.
     Raises a :class:`~tsm_core.errors.TSMError` naming the bad value, before any work
     where it can; a run that fails later leaves no output file and is recorded as
-    failed in the registry. ``progress(stage, done, total)`` is told how far it is.
+    failed in the registry. ``progress(stage, done, total)`` is told how far it is;
+    ``cancel`` (a :class:`~tsm_core.jobs.CancelToken`) stops it cleanly.
     """
-    return execute(prepare(config, overrides), progress=progress)
+    return execute(prepare(config, overrides), progress=progress, cancel=cancel)

@@ -186,10 +186,14 @@ def _owners(hook_name: str, record_name: str, kwargs: dict[str, object]) -> list
 
 
 def _lookup(records: dict[str, R], key: str, kind: str, name: str) -> R:
-    try:
+    """The record called ``name``; the case does not matter (``DP1``, ``FITS``, ``cmodel``)
+    as long as it picks one record; else an error listing the choices (with the closest)."""
+    if name in records:
         return records[name]
-    except KeyError:
-        raise UnknownChoiceError(key, kind, name, records) from None
+    folded = [r for n, r in records.items() if n.casefold() == str(name).casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    raise UnknownChoiceError(key, kind, name, records)
 
 
 def object_catalogs() -> dict[str, ObjectCatalog]:

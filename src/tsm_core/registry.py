@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS products (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
     config TEXT NOT NULL,
     n_rows INTEGER,
     output_path TEXT,
@@ -44,7 +44,13 @@ CREATE TABLE IF NOT EXISTS products (
     provenance TEXT,
     progress REAL NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
-    finished_at TEXT
+    finished_at TEXT,
+    host TEXT,
+    pid INTEGER,
+    start_token TEXT,
+    staging_path TEXT,
+    claim_path TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 """
 
@@ -95,6 +101,18 @@ class ProductRecord:
     progress: float
     created_at: str
     finished_at: str | None
+    host: str | None = None
+    pid: int | None = None
+    start_token: str | None = None
+    staging_path: str | None = None
+    claim_path: str | None = None
+    cancel_requested: int = 0
+
+
+#: the products columns of registries made before the job lifecycle (status running/done/failed)
+_OLD_PRODUCT_COLUMNS = (
+    "id, name, description, status, config, n_rows, output_path, error, provenance, progress, created_at, finished_at"
+)
 
 
 class Registry:
@@ -102,19 +120,29 @@ class Registry:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
-            _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
-            # take the write lock up front, so that a second process creating the registry
-            # at the same moment waits for it instead of failing
-            _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
-            for statement in filter(str.strip, SCHEMA.split(";")):
-                db.execute(statement)
-            have = {r[1] for r in db.execute("PRAGMA table_info(redshift_catalogs)")}
-            for column, kind in REDSHIFT_CATALOG_COLUMNS_ADDED:
-                if column not in have:
-                    db.execute(f"ALTER TABLE redshift_catalogs ADD COLUMN {column} {kind}")
-            db.execute("COMMIT")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("TSM_HOME", f"cannot create the registry folder {self.path.parent}: {exc.strerror}") from None
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise ConfigError("TSM_HOME", f"{self.path.parent} is not a directory")
+        try:
+            with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
+                _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+                # take the write lock up front, so that a second process creating the registry
+                # at the same moment waits for it instead of failing
+                _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+                for statement in filter(str.strip, SCHEMA.split(";")):
+                    db.execute(statement)
+                _migrate_products(db)
+                have = {r[1] for r in db.execute("PRAGMA table_info(redshift_catalogs)")}
+                for column, kind in REDSHIFT_CATALOG_COLUMNS_ADDED:
+                    if column not in have:
+                        db.execute(f"ALTER TABLE redshift_catalogs ADD COLUMN {column} {kind}")
+                db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError("TSM_HOME", f"the registry {self.path} is unreadable ({exc}); move it aside to start a new one") from None
+        self.recover_interrupted()
 
     @classmethod
     def at_home(cls, home: Path) -> Registry:
@@ -193,14 +221,45 @@ class Registry:
         return RedshiftCatalogRecord(**data)
 
     # -- products ----------------------------------------------------------------------
-    def create_product(self, name: str, description: str, config: dict[str, Any]) -> int:
-        """Register a new training set as running; returns its automatic ID."""
+    def create_product(
+        self, name: str, description: str, config: dict[str, Any], status: str = "running"
+    ) -> int:
+        """Register a new training set, ``running`` (or ``queued``) and owned by this
+        process; returns its automatic ID."""
+        from tsm_core.jobs import current_owner
+
+        if status not in ("queued", "running"):
+            raise ValueError(f"a new product is queued or running, not {status!r}")
+        owner = current_owner()
         with self._connect() as db:
             cur = db.execute(
-                "INSERT INTO products (name, description, status, config, created_at) VALUES (?, ?, 'running', ?, ?)",
-                (name, description, json.dumps(config), _now()),
+                "INSERT INTO products (name, description, status, config, created_at, host, pid, start_token) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, description, status, json.dumps(config), _now(), owner.host, owner.pid, owner.token),
             )
             return int(cur.lastrowid)
+
+    def start_product(self, product_id: int) -> bool:
+        """Mark a queued (or running) product running in this process; False if it was
+        cancelled or ended meanwhile."""
+        from tsm_core.jobs import current_owner
+
+        owner = current_owner()
+        with self._connect() as db:
+            cur = db.execute(
+                "UPDATE products SET status = 'running', host = ?, pid = ?, start_token = ? "
+                "WHERE id = ? AND status IN ('queued', 'running') AND cancel_requested = 0",
+                (owner.host, owner.pid, owner.token, product_id),
+            )
+            return cur.rowcount == 1
+
+    def set_files(self, product_id: int, output_path: str, staging_path: str | None, claim_path: str | None) -> None:
+        """Record the output file a running product reserved, its staging folder and claim."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE products SET output_path = ?, staging_path = ?, claim_path = ? WHERE id = ?",
+                (output_path, staging_path, claim_path, product_id),
+            )
 
     def set_progress(self, product_id: int, fraction: float) -> None:
         """Record how far a running product is (0 to 1)."""
@@ -214,17 +273,67 @@ class Registry:
         with self._connect() as db:
             db.execute(
                 "UPDATE products SET status = 'done', n_rows = ?, output_path = ?, provenance = ?, "
-                "progress = 1, finished_at = ? WHERE id = ?",
+                "progress = 1, finished_at = ?, staging_path = NULL, claim_path = NULL WHERE id = ?",
                 (n_rows, output_path, json.dumps(provenance, default=str), _now(), product_id),
             )
 
-    def fail_product(self, product_id: int, error: str) -> None:
-        """Mark a product failed with its error (it has no file)."""
+    def fail_product(self, product_id: int, error: str, status: str = "failed") -> bool:
+        """Mark a queued or running product ``failed`` (or ``cancelled``) with its error,
+        as one line (it has no file); False if it had ended already."""
+        from tsm_core.errors import one_line
+
+        if status not in ("failed", "cancelled"):
+            raise ValueError(f"a product fails as failed or cancelled, not {status!r}")
+        with self._connect() as db:
+            cur = db.execute(
+                "UPDATE products SET status = ?, error = ?, output_path = NULL, finished_at = ?, "
+                "staging_path = NULL, claim_path = NULL WHERE id = ? AND status IN ('queued', 'running')",
+                (status, one_line(error), _now(), product_id),
+            )
+            return cur.rowcount == 1
+
+    def request_cancel(self, product_id: int) -> None:
+        """Cancel a queued product now; ask a running one to stop (its process polls this)."""
         with self._connect() as db:
             db.execute(
-                "UPDATE products SET status = 'failed', error = ?, output_path = NULL, finished_at = ? WHERE id = ?",
-                (error, _now(), product_id),
+                "UPDATE products SET status = 'cancelled', error = 'cancelled before it started', finished_at = ? "
+                "WHERE id = ? AND status = 'queued'",
+                (_now(), product_id),
             )
+            db.execute("UPDATE products SET cancel_requested = 1 WHERE id = ? AND status = 'running'", (product_id,))
+
+    def cancel_requested(self, product_id: int) -> bool:
+        """Whether someone asked the product's run to stop."""
+        with self._connect() as db:
+            row = db.execute("SELECT cancel_requested FROM products WHERE id = ?", (product_id,)).fetchone()
+        return bool(row and row["cancel_requested"])
+
+    def delete_product(self, product_id: int) -> None:
+        """Forget a product (its file is the caller's business)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM products WHERE id = ?", (product_id,))
+
+    def recover_interrupted(self) -> list[int]:
+        """Mark failed ("interrupted") the queued and running products of this host
+        whose process is gone, removing their staging folders and output claims.
+        Returns their IDs. Runs every time a registry is opened."""
+        from tsm_core.jobs import Owner, owner_alive
+        from tsm_core.output import release_files
+
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, host, pid, start_token, staging_path, claim_path, output_path FROM products "
+                "WHERE status IN ('queued', 'running')"
+            ).fetchall()
+        gone = []
+        for row in rows:
+            if row["pid"] is None or owner_alive(Owner(row["host"], row["pid"], row["start_token"])) is not False:
+                continue
+            release_files(row["staging_path"], row["claim_path"], row["output_path"], row["pid"])
+            reason = f"interrupted: its process {row['pid']} on {row['host']} is gone"
+            if self.fail_product(row["id"], reason):
+                gone.append(row["id"])
+        return gone
 
     def product(self, product_id: int) -> ProductRecord:
         """A training set by ID."""
@@ -256,6 +365,31 @@ class Registry:
         data["config"] = json.loads(data["config"])
         data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else None
         return ProductRecord(**data)
+
+
+def _migrate_products(db: sqlite3.Connection) -> None:
+    """Bring a products table made by an older TSM to the current schema (new states and
+    columns): SQLite cannot change a CHECK, so the table is copied into a new one."""
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'products'").fetchone()[0]
+    if "'queued'" in sql:
+        return
+    create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS products") :]
+    db.execute("ALTER TABLE products RENAME TO products_old")
+    db.execute(create[: create.index(";")])
+    db.execute(f"INSERT INTO products ({_OLD_PRODUCT_COLUMNS}) SELECT {_OLD_PRODUCT_COLUMNS} FROM products_old")
+    # keep the ID sequence, so that IDs of removed products are not given again
+    db.execute(
+        "UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'products_old') "
+        "WHERE name = 'products'"
+    )
+    db.execute("DELETE FROM sqlite_sequence WHERE name = 'products_old'")
+    db.execute("DROP TABLE products_old")
+    # an old registry did not record which process ran a product: its running ones are lost
+    db.execute(
+        "UPDATE products SET status = 'failed', error = 'interrupted: recorded by an older TSM that did not '"
+        " || 'record its process', finished_at = ? WHERE status = 'running'",
+        (_now(),),
+    )
 
 
 def _retry_locked(action: Callable[[], object], seconds: float = 60.0) -> None:

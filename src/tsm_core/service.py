@@ -195,5 +195,6 @@ def submit(data: Mapping[str, Any], operator: OperatorSettings) -> tuple[Plan, i
 
     plan = prepare(client_config(data, operator))
     cfg = plan.config
-    product_id = Registry.at_home(tsm_home()).create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"))
+    product_id = Registry.at_home(tsm_home()).create_product(
+        cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued")
     return plan, product_id

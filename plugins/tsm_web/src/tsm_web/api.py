@@ -178,6 +178,29 @@ def download(product_id: int) -> FileResponse:
     return FileResponse(path, filename=path.name)
 
 
+@router.post("/training-sets/{product_id}/cancel", response_model=ProductOut, status_code=202,
+             summary="Cancel a queued or running training set")
+def cancel(request: Request, product_id: int) -> ProductOut:
+    from tsm_core.jobs import cancel_product
+
+    _get_product(product_id)
+    try:
+        return ProductOut.of(cancel_product(registry(), product_id), request)
+    except TSMError as exc:
+        raise APIError(409, exc.message, "id") from None
+
+
+@router.delete("/training-sets/{product_id}", status_code=204, summary="Remove a finished training set and its file")
+def remove(product_id: int) -> None:
+    from tsm_core.jobs import remove_product
+
+    _get_product(product_id)
+    try:
+        remove_product(registry(), product_id)
+    except TSMError as exc:
+        raise APIError(409, exc.message, "id") from None
+
+
 def _get_product(product_id: int) -> ProductRecord:
     try:
         return registry().product(product_id)

@@ -1,15 +1,28 @@
-"""Training sets built in background threads, so that long runs never block the server."""
+"""Training sets built in background threads, so that long runs never block the server.
+
+Products are registered ``queued`` at submission and become ``running`` when a thread
+takes them. :meth:`Runner.shutdown` (the server stopping, e.g. on SIGTERM) stops taking
+work, marks the queued ones failed ("interrupted") and stops the running ones at their
+next partition, which remove their files and are marked failed too. A cancel asked
+through the registry (``POST /api/training-sets/{id}/cancel``, ``tsm products cancel``)
+reaches a running product through its cancel token, which polls the registry.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
+from tsm_core.errors import RunCancelled
+from tsm_core.jobs import CancelToken
 from tsm_core.pipeline import Plan, execute
 from tsm_core.registry import Registry
 
 log = logging.getLogger(__name__)
+
+#: the reason recorded for runs the server did not finish
+STOPPED = "interrupted: the server stopped"
 
 
 class Runner:
@@ -17,8 +30,11 @@ class Runner:
 
     def __init__(self, max_runs: int) -> None:
         self.pool = ThreadPoolExecutor(max_workers=max_runs, thread_name_prefix="tsm-run")
+        self.stopping = CancelToken()
+        self.futures: dict[int, tuple[Future, Registry]] = {}
 
     def submit(self, plan: Plan, product_id: int, registry: Registry) -> Future:
+        """Queue ``plan`` (registered as queued product ``product_id``)."""
         last = [0.0]
 
         def progress(stage: str, done: int, total: int) -> None:
@@ -28,12 +44,30 @@ class Runner:
                 registry.set_progress(product_id, 0.99 * done / total)
 
         def work() -> None:
+            if self.stopping.is_set():
+                return
             try:
-                execute(plan, product_id, progress)
+                execute(plan, product_id, progress, cancel=CancelToken(parent=self.stopping))
+            except RunCancelled as exc:
+                log.info("training set %d stopped: %s", product_id, exc)
             except Exception:  # noqa: BLE001 - recorded in the registry by execute()
                 log.exception("training set %d failed", product_id)
 
-        return self.pool.submit(work)
+        future = self.pool.submit(work)
+        self.futures = {k: v for k, v in self.futures.items() if not v[0].done()}
+        self.futures[product_id] = (future, registry)
+        return future
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_seconds: float = 20.0) -> None:
+        """Stop taking work; queued runs are marked interrupted, running ones stop at their
+        next partition (waiting up to ``wait_seconds`` for them to clean up)."""
+        self.stopping.cancel(STOPPED, "failed")
         self.pool.shutdown(wait=False, cancel_futures=True)
+        for product_id, (future, registry) in list(self.futures.items()):
+            if future.cancelled():
+                registry.fail_product(product_id, STOPPED)
+        running = [f for f, _ in self.futures.values() if not f.done()]
+        if running:
+            wait(running, timeout=wait_seconds)
+        for product_id, (_future, registry) in list(self.futures.items()):
+            registry.fail_product(product_id, STOPPED)  # only changes a product still queued or running

@@ -46,4 +46,6 @@ def tsm_register_commands(cli: click.Group) -> None:
             settings = settings.model_copy(update={"release_paths": settings.release_paths | paths})
         app = create_app(settings)
         click.echo(f"Training Set Maker on http://{host}:{port}/  (API description: /docs)")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        # on SIGTERM or Ctrl-C uvicorn stops taking requests, then the app's shutdown marks
+        # the queued and running training sets interrupted (tsm_web.jobs.Runner.shutdown)
+        uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)

@@ -16,9 +16,13 @@ empty 65,536-row chunk.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import math
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -39,12 +43,98 @@ def group_name(options: OutputConfig) -> str:
     return RAIL_GROUP if options.layout == "rail" else DEFAULT_GROUP
 
 
+class _GuardedFile(io.RawIOBase):
+    """The file HDF5 writes through (h5py's ``fileobj`` driver), so that a failed write
+    (a full disk) never reaches the HDF5 library.
+
+    HDF5 does not survive a failed write: the file stays open in a broken state and the
+    library crashes the process (SIGSEGV) when it closes it, at the latest when Python
+    exits. Here the first failure is kept in :attr:`error` and every later write is
+    dropped as if it had succeeded, so HDF5 closes cleanly; the sink then raises the
+    error and the file is discarded.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.raw = open(path, "w+b", buffering=0)  # noqa: SIM115 - closed in close()
+        self.error: OSError | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        return self.raw.readinto(buffer)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def write(self, data: bytes | memoryview) -> int:
+        size = memoryview(data).nbytes
+        written = 0
+        if self.error is None:
+            try:
+                written = self.raw.write(data) or 0
+                if written == size:
+                    return size
+                raise OSError(errno.ENOSPC, "No space left on device (short write)")
+            except OSError as exc:
+                self.error = exc
+        self.raw.seek(size - written, 1)  # as if all was written: HDF5 must not see the failure
+        return size
+
+    def truncate(self, size: int | None = None) -> int:
+        if self.error is None:
+            try:
+                return self.raw.truncate(size)
+            except OSError as exc:
+                self.error = exc
+        return self.tell() if size is None else size
+
+    def flush(self) -> None:
+        if self.error is None and not self.raw.closed:
+            try:
+                self.raw.flush()
+                os.fsync(self.raw.fileno())
+            except OSError as exc:
+                self.error = exc
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self.flush()
+            finally:
+                self.raw.close()
+                super().close()
+
+    def check(self) -> None:
+        """Raise the first write failure, if there was one."""
+        if self.error is not None:
+            raise self.error
+
+
 class _HDF5Sink:
     def __init__(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> None:
         import h5py
 
         self.metadata = metadata
-        self.file = h5py.File(path, "w")
+        self.raw = _GuardedFile(path)
+        try:
+            self._open_file(h5py, schema, metadata, options)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open_file(self, h5py: Any, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> None:
+        self.file = h5py.File(self.raw, "w")
         self.group = self.file.create_group(group_name(options))
         self.group.attrs["name"] = metadata.name
         self.group.attrs["description"] = metadata.description
@@ -73,6 +163,7 @@ class _HDF5Sink:
         self.created = True
 
     def _append(self, table: pa.Table) -> None:
+        self.raw.check()
         start, stop = self.n_rows, self.n_rows + table.num_rows
         for name in table.column_names:
             column = table.column(name)
@@ -85,6 +176,7 @@ class _HDF5Sink:
             if column.null_count and sentinel is not None:
                 ds.attrs["null_value"] = sentinel
         self.n_rows = stop
+        self.raw.check()
 
     def _flush(self) -> None:
         if self.pending:
@@ -104,12 +196,18 @@ class _HDF5Sink:
 
     def close(self) -> None:
         try:
-            if not self.created:
-                self._create(sum(t.num_rows for t in self.pending))
-                self._flush()
-            self.group.attrs["provenance"] = provenance_json(self.metadata)
+            if hasattr(self, "pending") and self.raw.error is None:
+                if not self.created:
+                    self._create(sum(t.num_rows for t in self.pending))
+                    self._flush()
+                self.group.attrs["provenance"] = provenance_json(self.metadata)
         finally:
-            self.file.close()
+            try:
+                if hasattr(self, "file"):
+                    self.file.close()
+            finally:
+                self.raw.close()
+        self.raw.check()
 
 
 def _dtype(f: pa.Field, metadata: OutputMetadata) -> np.dtype:

@@ -22,7 +22,7 @@ async function poll() {
       document.getElementById("file").replaceChildren(link);
     }
     if (p.error) { document.getElementById("error-row").classList.remove("hidden"); document.getElementById("error").textContent = p.error; }
-    if (p.status === "running") setTimeout(poll, 1000);
+    if (p.status === "queued" || p.status === "running") setTimeout(poll, 1000);  // done, failed, cancelled: stop
   } catch (e) {
     if (e.status === 401) TSM.tokenBox(poll); else document.getElementById("status").textContent = e.message;
   }
