@@ -80,9 +80,12 @@ class FiltersConfig(_Model):
 
     ``object`` cuts apply to the object catalog before the crossmatch (simple
     ``column op value`` cuts are pushed into the Parquet read); ``redshift`` cuts apply to
-    the redshift catalog (canonical column names).
+    the redshift catalog (canonical column names). ``preset`` names a cut set of the
+    release (``tsm catalogs`` lists them, e.g. ``recommended``), whose expressions go in
+    front of ``object``.
     """
 
+    preset: str | None = None
     object: list[str] = Field(default_factory=list)
     redshift: list[str] = Field(default_factory=list)
 

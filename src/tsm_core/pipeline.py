@@ -34,7 +34,7 @@ from tsm_core.redshift import load_redshift_catalog
 from tsm_core.registry import Registry
 from tsm_core.selection import training_flags, unique_galaxies
 from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
-from tsm_core.types import ColumnInfo, ObjectCatalog, OutputMetadata, Writer
+from tsm_core.types import CatalogLocation, ColumnInfo, ObjectCatalog, OutputMetadata, Writer
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,24 @@ class Plan:
     photometry: Photometry
     writer: Writer
     output_dir: Path
+    location: CatalogLocation | None = None
+
+
+def locate_objects(release: ObjectCatalog, configured: str | None, home: Path) -> CatalogLocation:
+    """Where the run's object catalog comes from; a synthetic sample only when asked for
+    (``object_catalog.path: sample``) and built (``tsm sample RELEASE``)."""
+    location = release.locate(configured, home)
+    if location.source == "sample" and not Path(location.path).exists():
+        raise CatalogError(
+            f"the synthetic {release.name} sample is not built yet: run `tsm sample {release.name}` "
+            f"(or `tsm run --sample`, which builds it)",
+            "object_catalog.path",
+        )
+    if location.synthetic:
+        log.warning("using the SYNTHETIC %s sample at %s", release.name, location.path)
+    else:
+        log.info("%s object catalog: %s (%s)", release.name, location.path, location.source)
+    return location
 
 
 def _versions() -> dict[str, str]:
@@ -131,16 +149,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         if lacking:
             raise ConfigError("object_catalog.extinction_coefficients", f"no coefficient for band(s) {lacking}")
     output_dir = check_directory(config.output.directory)
-    object_path = release.resolve_path(oc.path, home)
-    if not oc.path and object_path == str(release.sample_objects(home)):
-        if not Path(object_path).exists():
-            raise CatalogError(
-                f"no {release.name} object catalog: set object_catalog.path"
-                + (f" or ${release.env_var}" if release.env_var else "")
-                + f", or build the synthetic sample with `tsm sample {release.name}`",
-                "object_catalog.path",
-            )
-        log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
+    location = locate_objects(release, oc.path, home)
+    object_path = location.path
     redshifts, label = _read_redshifts(config, registry)
     photometry = Photometry(
         catalog=release,
@@ -155,10 +165,11 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
+    cuts = release.preset_filters(config.filters.preset, bands, flux.name) if config.filters.preset else []
     objects = open_objects(
-        release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
+        release, object_path, columns, cuts + config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
     )
-    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir)
+    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, location)
 
 
 def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
@@ -266,6 +277,8 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
         "config": cfg.model_dump(mode="json"),
         "release": release.name,
         "object_catalog_path": plan.object_path,
+        "object_catalog_source": plan.location.source if plan.location else "config",
+        "synthetic_sample": bool(plan.location and plan.location.synthetic),
         "redshift_catalog": plan.redshift_source,
         "flux_type": plan.photometry.flux_type,
         "flux_unit": release.flux_unit,
