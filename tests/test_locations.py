@@ -135,7 +135,8 @@ def test_default_location_then_environment(release, replicas, tmp_path, monkeypa
     objects, path = replicas[release]["objects"], replicas[release]["path"]
     redshifts = _redshifts(objects)
     expected = brute_force_match(redshifts, objects, 1.0, 1)
-    config = _config(tmp_path, release, redshifts)
+    # ebv is not among the collection's default columns: the run must ask for it
+    config = _config(tmp_path, release, redshifts, dereddening="catalog")
 
     monkeypatch.setenv("TSM_LOCATIONS_ROOT", str(replicas["root"]))
     result = tsm_core.run(config)
@@ -144,6 +145,12 @@ def test_default_location_then_environment(release, replicas, tmp_path, monkeypa
     got = pq.read_table(result.output_path).to_pandas()
     assert sorted(zip(got["id"], got["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))
     assert len(expected) >= 250
+    merged = expected.merge(got, on=["id", "objectId"])
+    ebv = objects["ebv"].to_numpy(dtype=float)[merged["oi"]]
+    flux = objects["r_cModelFlux"].to_numpy(dtype=float)[merged["oi"]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = 31.4 - 2.5 * np.log10(np.where(flux > 0, flux, np.nan)) - 2.701367 * ebv
+    np.testing.assert_allclose(merged["r_cModelMag_dered"], want, atol=1e-4)
 
     # the environment variable wins over the default location
     monkeypatch.setenv("TSM_LOCATIONS_ROOT", str(tmp_path / "empty"))

@@ -7,7 +7,7 @@ Finkbeiner & Davis (1998) at the object position, no ``detect_isPrimary``.
 
 from __future__ import annotations
 
-from tsm_core import FluxType, ObjectCatalog, SampleSpec, SkyField, hookimpl
+from tsm_core import FluxType, Location, ObjectCatalog, SampleSpec, SkyField, hookimpl
 from tsm_core.rubin import (
     OBJECT_TABLE_FAMILIES,
     PUBLISHED_COLLECTION,
@@ -17,7 +17,6 @@ from tsm_core.rubin import (
     SAMPLE_FLAG_COLUMNS,
     flux_types,
 )
-from tsm_core.types import Location
 
 RELEASE = "dp1"
 

@@ -9,7 +9,7 @@ per-band ``{b}_cModel_flag``, ``{b}_psfFlux_flag`` and ``{b}_pixelFlags_*`` flag
 
 from __future__ import annotations
 
-from tsm_core import FluxType, ObjectCatalog, SampleSpec, SkyField, hookimpl
+from tsm_core import FluxType, Location, ObjectCatalog, SampleSpec, SkyField, hookimpl
 from tsm_core.rubin import (
     PUBLISHED_COLLECTION,
     RECOMMENDED_CUTS,
@@ -18,7 +18,6 @@ from tsm_core.rubin import (
     SAMPLE_FLAG_COLUMNS,
     flux_types,
 )
-from tsm_core.types import Location
 
 RELEASE = "dp2"
 
