@@ -139,6 +139,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     unknown = [b for b in bands if b not in release.bands]
     if unknown:
         raise ConfigError("object_catalog.bands", f"unknown band(s) {unknown}; {release.name} has {list(release.bands)}")
+    cuts = release.preset_filters(config.filters.preset, bands, flux.name) if config.filters.preset else []
     dereddener = plugins.dereddener(oc.dereddening)
     writer = plugins.writer(config.output.format)
     coefficients = dict(release.extinction_coefficients) | (oc.extinction_coefficients or {})
@@ -165,7 +166,6 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
-    cuts = release.preset_filters(config.filters.preset, bands, flux.name) if config.filters.preset else []
     objects = open_objects(
         release, object_path, columns, cuts + config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
     )

@@ -194,6 +194,8 @@ class ObjectCatalog:
         the environment variable and how to build the sample when there is none.
         """
         if configured == SAMPLE_PATH:
+            if self.sample is None:
+                raise CatalogError(f"release {self.name!r} has no synthetic sample", "object_catalog.path")
             return CatalogLocation(str(self.sample_objects(home)), "sample", synthetic=True)
         if configured:
             return CatalogLocation(str(configured), "config", synthetic=is_synthetic_sample(str(configured)))
