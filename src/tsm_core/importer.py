@@ -167,7 +167,7 @@ def write_collection(
     from tsm_core import numba_cache
     from tsm_core.config import tsm_home
 
-    numba_cache.enable(tsm_home() / "numba-cache")
+    numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     layout = release.collection or CollectionLayout(index_column=release.id_column)
     out = Path(out)
     staging = out.parent / f".{out.name}.importing"

@@ -27,7 +27,7 @@ from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError
-from tsm_core.noise import quiet_known_warnings
+from tsm_core.filters import Filter, apply_filters, check_filter_columns, parse_filters
 from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
 from tsm_core.redshift import load_redshift_catalog
@@ -108,7 +108,7 @@ def _versions() -> dict[str, str]:
     return versions | plugins.plugin_versions()
 
 
-def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame, str]:
+def _read_redshifts(config: RunConfig, registry: Registry, filters: list[Filter]) -> tuple[pd.DataFrame, str]:
     source = config.redshift_catalog
     if source.path:
         path, columns, label = source.path, source.columns, source.path
@@ -117,13 +117,9 @@ def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame
         path, columns = record.path, record.columns | source.columns
         label = f"registered catalog {record.name!r} (id {record.id}, {record.path})"
     frame = load_redshift_catalog(path, columns)
+    check_filter_columns(filters, [str(c) for c in frame.columns], "redshift")
     frame[ZROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
-    for cut in config.filters.redshift:
-        try:
-            frame = frame.query(cut)
-        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds here
-            raise ConfigError("filters.redshift", f"cannot apply {cut!r}: {exc}") from exc
-    return frame, label
+    return apply_filters(frame, filters), label
 
 
 def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
@@ -133,13 +129,18 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     partitions, margin), never object rows.
     """
     oc = config.object_catalog
+    # filters are parsed (and anything outside their language refused) before any data is read
+    redshift_filters = parse_filters(config.filters.redshift, "filters.redshift")
+    object_filters = parse_filters(config.filters.object, "filters.object")
     release = plugins.object_catalog(oc.release)
     flux = plugins.flux_type(release, oc.flux_type)
     bands = tuple(oc.bands or release.bands)
     unknown = [b for b in bands if b not in release.bands]
     if unknown:
         raise ConfigError("object_catalog.bands", f"unknown band(s) {unknown}; {release.name} has {list(release.bands)}")
-    cuts = release.preset_filters(config.filters.preset, bands, flux.name) if config.filters.preset else []
+    # a release's cut set (filters.preset) goes in front of filters.object, through the same filters
+    preset = release.preset_filters(config.filters.preset, bands, flux.name) if config.filters.preset else []
+    cuts = parse_filters(preset, f"filters.preset[{config.filters.preset}]")
     dereddener = plugins.dereddener(oc.dereddening)
     writer = plugins.writer(config.output.format)
     coefficients = dict(release.extinction_coefficients) | (oc.extinction_coefficients or {})
@@ -152,7 +153,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     output_dir = check_directory(config.output.directory)
     location = locate_objects(release, oc.path, home)
     object_path = location.path
-    redshifts, label = _read_redshifts(config, registry)
+    redshifts, label = _read_redshifts(config, registry, redshift_filters)
     photometry = Photometry(
         catalog=release,
         flux_type=flux.name,
@@ -167,7 +168,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
     objects = open_objects(
-        release, object_path, columns, cuts + config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
+        release, object_path, columns, cuts + object_filters, config.crossmatch.radius_arcsec, oc.margin_path
     )
     return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, location)
 
@@ -178,7 +179,7 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     import dask
     import lsdb
 
-    numba_cache.enable(tsm_home() / "numba-cache")
+    numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
     redshifts = lsdb.from_dataframe(
         plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
@@ -365,7 +366,6 @@ def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str
     Raises a :class:`~tsm_core.errors.TSMError` naming the bad value; nothing is
     registered or written. :func:`execute` then does the work.
     """
-    quiet_known_warnings()
     cfg = load_config(config if not isinstance(config, Path) else str(config), overrides)
     home = tsm_home()
     with stage("plan"):
