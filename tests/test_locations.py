@@ -66,7 +66,7 @@ def write_replica(objects: pd.DataFrame, path: Path) -> None:
     }, index=np.repeat(objects.index.to_numpy(), k))
     nested = npd.NestedFrame(objects).join_nested(sources, "objectForcedSource")
     catalog = lsdb.from_dataframe(nested, ra_column="coord_ra", dec_column="coord_dec", catalog_name="object_lc",
-                                  lowest_order=4, highest_order=9, partition_rows=150, margin_threshold=5.0)
+                                  lowest_order=4, highest_order=9, partition_rows=250, margin_threshold=5.0)
     default = ["objectId", "coord_ra", "coord_dec", "refExtendedness", "refFwhm", "objectForcedSource",
                *[f"{b}_psf{s}" for b in DP1_BANDS for s in ("Flux", "FluxErr", "Mag")]]
     catalog.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False, default_columns=default)
@@ -208,7 +208,7 @@ def test_run_on_the_sample_only_when_asked_and_it_says_so(tmp_path):
     from tsm_core.sample import make_sample
 
     cat = plugins.object_catalog("dp2")
-    paths = make_sample(cat, cat.sample_dir(tsm_core.config.tsm_home()), n_objects=3000, n_redshifts=200)
+    paths = make_sample(cat, cat.sample_dir(tsm_core.config.tsm_home()), n_objects=1500, n_redshifts=150)
     config = _config(tmp_path, "dp2", pd.read_parquet(paths["redshifts"]))
     with pytest.raises(tsm_core.TSMError, match="no dp2 object catalog found"):
         tsm_core.run(config)  # built, but not asked for

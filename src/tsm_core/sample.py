@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsm_core import numba_cache
+from tsm_core.config import tsm_home
 from tsm_core.photometry import NJY_ZERO_POINT
 from tsm_core.types import SAMPLE_MARKER, SAMPLE_OBJECTS_DIR, ObjectCatalog, SampleSpec
 
@@ -245,6 +247,7 @@ def make_sample(
     redshifts = redshift_table(release, objects, true_z, n_redshifts, seed)
     staging = out_dir / ".objects.tmp"
     shutil.rmtree(staging, ignore_errors=True)
+    numba_cache.enable(numba_cache.cache_dir(tsm_home()))  # margins are found with HATS' numba code
     if release.collection:
         write_published(objects, release, staging, published_default_columns(release, list(objects.columns)))
     else:
