@@ -55,8 +55,11 @@ def write_replica(objects: pd.DataFrame, path: Path) -> None:
     import lsdb
     import nested_pandas as npd
 
+    from tsm_core import numba_cache
+    from tsm_core.config import tsm_home
     from tsm_core.importer import write_index
 
+    numba_cache.enable(numba_cache.cache_dir(tsm_home()))  # the session's cache (conftest)
     rng = np.random.default_rng(3)
     k = rng.integers(1, 4, len(objects))
     sources = pd.DataFrame({
@@ -172,6 +175,7 @@ def test_known_locations_in_order(replicas, tmp_path, monkeypatch):
         shutil.copytree(replicas["dp1"]["path"], place)
     found = cat.locate(None, tmp_path / "home")
     assert (found.path, found.source, found.site) == (str(canfar), "known", "CANFAR")
+    assert cat.available(tmp_path / "home") == found and not found.synthetic
     assert found.tried == (
         str(tmp_path / "rubin/lsdb_data/dp1/object_collection"),
         str(tmp_path / "global/cfs/cdirs/lsst/shared/rubin/DP1/HATS/dp1_full/hats/v29_0_0/object_collection"),
@@ -208,10 +212,14 @@ def test_run_on_the_sample_only_when_asked_and_it_says_so(tmp_path):
     from tsm_core.sample import make_sample
 
     cat = plugins.object_catalog("dp2")
+    home = tsm_core.config.tsm_home()
+    assert cat.available(home) is None  # what a form shows: no catalog, no sample
     paths = make_sample(cat, cat.sample_dir(tsm_core.config.tsm_home()), n_objects=1500, n_redshifts=150)
     config = _config(tmp_path, "dp2", pd.read_parquet(paths["redshifts"]))
     with pytest.raises(tsm_core.TSMError, match="no dp2 object catalog found"):
         tsm_core.run(config)  # built, but not asked for
+    backing = cat.available(home)
+    assert (backing.source, backing.synthetic, backing.path) == ("sample", True, str(paths["objects"]))
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
     out = CliRunner().invoke(get_cli(), ["run", str(tmp_path / "run.yaml"), "--sample", "--set", "output.format=fits"])
     assert out.exit_code == 0, out.output
