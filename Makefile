@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PLUGINS := plugins/tsm_writers plugins/tsm_dp1 plugins/tsm_dp02 plugins/tsm_web
+PLUGINS := plugins/tsm_writers plugins/tsm_dp1 plugins/tsm_dp2 plugins/tsm_dp02 plugins/tsm_web
 # what `pip install -e` gets: the core and every plugin, with the test extras
-EDITABLE := -e ".[test]" -e plugins/tsm_writers -e plugins/tsm_dp1 -e plugins/tsm_dp02 -e "plugins/tsm_web[test]"
+EDITABLE := -e ".[test]" -e plugins/tsm_writers -e plugins/tsm_dp1 -e plugins/tsm_dp2 -e plugins/tsm_dp02 -e "plugins/tsm_web[test]"
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test install browser clean bench

@@ -36,6 +36,10 @@ def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TSM_HOME", str(home))
     monkeypatch.delenv("TSM_DP1_PATH", raising=False)
     monkeypatch.delenv("TSM_DP02_PATH", raising=False)
+    monkeypatch.delenv("TSM_DP2_PATH", raising=False)
+    # the releases' published locations (/rubin/..., NERSC, CANFAR) are looked up under an
+    # empty folder, so that no test sees a real catalog of the machine it runs on
+    monkeypatch.setenv("TSM_LOCATIONS_ROOT", str(tmp_path / "no-published-catalogs"))
     monkeypatch.delenv("TSM_DUSTMAPS_DIR", raising=False)
     return home
 

@@ -100,7 +100,7 @@ def test_dp1_reference_sample_with_desi_columns(reference, tmp_path):
     assert got["id"].dtype == np.int64  # DESI TARGETIDs stay exact integers
 
 
-@pytest.mark.parametrize("release", ["dp1", "dp02"])
+@pytest.mark.parametrize("release", ["dp1", "dp2", "dp02"])
 def test_generated_sample_round_trips(release, tmp_path, reference):
     import lsdb
 
@@ -108,9 +108,20 @@ def test_generated_sample_round_trips(release, tmp_path, reference):
 
     cat = plugins.object_catalog(release)
     paths = make_sample(cat, tmp_path / release, n_objects=3000, n_redshifts=300, seed=5)
-    objects = lsdb.open_catalog(paths["objects"]).compute()
+    objects = lsdb.open_catalog(paths["objects"], columns="all").compute()
     assert lsdb.open_catalog(paths["objects"]).margin is not None
-    ref = pd.read_parquet(reference / f"{release}_object_sample.parquet").reset_index()
+    if release in ("dp1", "dp2"):  # laid out as published
+        props = dict(line.split("=", 1) for line in (paths["objects"] / "collection.properties").read_text().splitlines()
+                     if "=" in line)
+        assert props["hats_primary_table_url"] == "object_lc"
+        assert props["default_margin"] == props["all_margins"] == "object_lc_5arcs"
+        assert props["all_indexes"] == "objectId object_lc_objectId"
+        assert {"object_lc", "object_lc_5arcs", "object_lc_objectId"} <= {p.name for p in paths["objects"].iterdir()}
+        default = lsdb.open_catalog(paths["objects"]).columns
+        assert "objectId" in default and not [c for c in default if "cModel" in c or c == "ebv"]
+        assert lsdb.open_catalog(paths["objects"]).margin.hc_structure.catalog_info.margin_threshold == 5.0
+        assert pd.api.types.is_bool_dtype(objects["i_pixelFlags_bad"]) and 0 < objects["i_pixelFlags_bad"].sum() < 200
+    ref = pd.read_parquet(reference / f"{'dp1' if release == 'dp2' else release}_object_sample.parquet").reset_index()
     for column in ("objectId", "coord_ra", "coord_dec", "g_cModelFlux", "g_cModelFluxErr", "refExtendedness"):
         assert column in objects, column
         assert objects[column].to_numpy().dtype == ref[column].to_numpy().dtype, column
@@ -118,8 +129,8 @@ def test_generated_sample_round_trips(release, tmp_path, reference):
     for ra, dec in zip(objects["coord_ra"].to_numpy()[:200], objects["coord_dec"].to_numpy()[:200]):
         assert any(np.hypot((ra - f.ra) * np.cos(np.radians(dec)), dec - f.dec) <= f.radius_deg * 1.01 for f in cat.sample.fields)
     flux = objects["i_cModelFlux"].to_numpy(dtype=float)
-    assert (flux < 0).any() and np.isnan(objects["u_cModelFlux"].to_numpy(dtype=float)).any() or release == "dp02"
-    if release == "dp1":
+    assert (flux < 0).any() and np.isnan(objects["u_cModelFlux"].to_numpy(dtype=float)).any() or release != "dp1"
+    if release != "dp02":
         assert objects["ebv"].std() > 0
     else:
         assert (~objects["detect_isPrimary"]).any()
@@ -137,9 +148,4 @@ def test_object_path_from_environment(scene, base_config, monkeypatch):
     monkeypatch.setenv("TSM_DP1_PATH", str(scene["objects_path"]))
     result = tsm_core.run(base_config)
     assert result.provenance["object_catalog_path"] == str(scene["objects_path"])
-
-
-def test_no_catalog_anywhere_says_what_to_do(base_config):
-    del base_config["object_catalog"]["path"]
-    with pytest.raises(tsm_core.TSMError, match=r"no dp1 object catalog: set object_catalog.path or \$TSM_DP1_PATH, or build .* `tsm sample dp1`"):
-        tsm_core.run(base_config)
+    assert result.provenance["object_catalog_source"] == "env" and result.provenance["synthetic_sample"] is False

@@ -14,13 +14,28 @@ from typing import Any
 from tsm_core.config import RunConfig, load_config
 from tsm_core.errors import TSMError
 from tsm_core.plugins import get_plugin_manager, hookimpl
-from tsm_core.types import ColumnInfo, Dereddener, FluxType, ObjectCatalog, OutputMetadata, SampleSpec, SkyField, Writer
-from tsm_core.types import RedshiftConvention
+from tsm_core.types import (
+    CatalogLocation,
+    CollectionLayout,
+    ColumnInfo,
+    Dereddener,
+    FluxType,
+    Location,
+    ObjectCatalog,
+    OutputMetadata,
+    RedshiftConvention,
+    SampleSpec,
+    SkyField,
+    Writer,
+)
 
 __all__ = [
+    "CatalogLocation",
+    "CollectionLayout",
     "ColumnInfo",
     "Dereddener",
     "FluxType",
+    "Location",
     "ObjectCatalog",
     "OutputMetadata",
     "RedshiftConvention",

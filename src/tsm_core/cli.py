@@ -19,6 +19,7 @@ import click
 from tsm_core import plugins
 from tsm_core.config import tsm_home
 from tsm_core.errors import RunCancelled, TSMError, one_line
+from tsm_core.types import SAMPLE_PATH
 
 
 class TSMGroup(click.Group):
@@ -212,10 +213,21 @@ def _run_and_report(config: Any, overrides: list[str], progress: bool | None) ->
 @click.option("--scheduler", help="compute.scheduler: threads, processes, or a Dask scheduler address.")
 @click.option("--n-workers", type=int, help="compute.n_workers")
 @click.option("--memory-limit", help="compute.memory_limit per worker, e.g. 4GB")
+@click.option("--sample", is_flag=True, help="Use the release's SYNTHETIC sample (built if needed) as the object catalog.")
 def run_command(config: str, overrides: tuple[str, ...], progress: bool | None, scheduler: str | None,
-                n_workers: int | None, memory_limit: str | None) -> None:
+                n_workers: int | None, memory_limit: str | None, sample: bool) -> None:
     """Build a training set from a YAML CONFIG."""
     extra = list(overrides)
+    if sample:
+        from tsm_core.config import load_config
+        from tsm_core.sample import make_sample
+
+        release = plugins.object_catalog(load_config(config, extra).object_catalog.release)
+        if release.sample is None:
+            raise TSMError(f"release {release.name!r} has no synthetic sample")
+        if not release.sample_objects(tsm_home()).exists():
+            make_sample(release, release.sample_dir(tsm_home()))
+        extra.append(f"object_catalog.path={SAMPLE_PATH}")
     for key, value in (("scheduler", scheduler), ("n_workers", n_workers), ("memory_limit", memory_limit)):
         if value is not None:
             extra.append(f"compute.{key}={value}")
@@ -224,13 +236,22 @@ def run_command(config: str, overrides: tuple[str, ...], progress: bool | None, 
 
 @cli.command()
 def catalogs() -> None:
-    """List the installed object catalogs (releases) and their flux types."""
+    """List the installed object catalogs (releases): where each is read from, its cut sets
+    and its flux types."""
     home = tsm_home()
     for name, cat in plugins.object_catalogs().items():
         click.echo(f"{name}: {cat.description}")
-        click.echo(f"  location: {cat.resolve_path(None, home)}" + (f" (or ${cat.env_var})" if cat.env_var else ""))
-        for known in cat.known_locations:
-            click.echo(f"  known location: {known}")
+        found = cat.available(home)
+        if found is None or found.synthetic:
+            click.echo("  catalog: NONE FOUND" + (f" (synthetic sample built at {found.path}: use --sample)" if found else ""))
+        else:
+            click.echo(f"  catalog: {found.path} ({found.source}{', ' + found.site if found.site else ''})")
+        if cat.env_var:
+            click.echo(f"  environment variable: ${cat.env_var}" + (" (set)" if os.environ.get(cat.env_var) else ""))
+        for place in cat.locations():
+            click.echo(f"  location: {place.path}" + (f" ({place.site})" if place.site else ""))
+        for preset, cuts in cat.cut_sets.items():
+            click.echo(f"  cut set {preset} (filters.preset): {'; '.join(cuts)}")
         for flux in plugins.flux_types(cat).values():
             mark = " (default)" if flux.default else ""
             click.echo(f"  - {flux.name}{mark}: {flux.description}")
@@ -299,6 +320,8 @@ def demo(release: str, out_dir: str, fmt: str, progress: bool | None) -> None:
     from tsm_core.sample import make_sample
 
     cat = plugins.object_catalog(release)
+    if cat.sample is None:
+        raise TSMError(f"release {release!r} has no sample generator")
     paths = make_sample(cat, cat.sample_dir(tsm_home()))
     config = {
         "name": f"demo {release}",
@@ -306,7 +329,7 @@ def demo(release: str, out_dir: str, fmt: str, progress: bool | None) -> None:
         "redshift_catalog": {"path": str(paths["redshifts"])},
         "object_catalog": {
             "release": release,
-            "path": str(paths["objects"]),
+            "path": SAMPLE_PATH,
             "dereddening": "catalog" if cat.ebv_column else "none",
             "convert_to_magnitudes": True,
         },
@@ -319,6 +342,33 @@ def demo(release: str, out_dir: str, fmt: str, progress: bool | None) -> None:
         f"{result.n_redshifts} redshifts, {result.n_matched} matched within 1 arcsec"
         + (f", median separation {median:.3f} arcsec" if median is not None else "")
     )
+
+
+@cli.command("import")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The collection folder to write.")
+@click.option("--release", default="dp1", show_default=True, help="Whose id, RA and Dec columns and layout the table has.")
+@click.option("--margin", "margin_arcsec", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Margin width in arcsec: the largest crossmatch radius the collection allows.")
+@click.option("--workers", "n_workers", type=click.IntRange(1), default=1, show_default=True, help="Local Dask worker processes.")
+@click.option("--memory-limit", default="auto", show_default=True, help="Memory per worker, e.g. 4GB.")
+@click.option("--chunk-rows", type=click.IntRange(1000), default=250_000, show_default=True, help="Rows read at a time.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing collection at --out.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
+def import_command(inputs: tuple[str, ...], out_dir: str, release: str, margin_arcsec: float, n_workers: int,
+                   memory_limit: str, chunk_rows: int, overwrite: bool, progress: bool | None) -> None:
+    """Import your own Object table(s) INPUTS (Parquet, FITS, CSV files, folders or globs)
+    as a HATS collection with a margin and an id index, for `object_catalog.path`."""
+    from tsm_core.importer import import_objects
+
+    result = import_objects(
+        inputs, out_dir, plugins.object_catalog(release), margin_arcsec=margin_arcsec, n_workers=n_workers,
+        memory_limit=memory_limit, chunk_rows=chunk_rows, overwrite=overwrite,
+        progress=sys.stderr.isatty() if progress is None else progress,
+    )
+    click.echo(f"{result.path}: {result.n_rows} rows in {result.n_partitions} partitions, "
+               f"margin {result.margin_arcsec:g} arcsec ({result.layout.margin}), index {result.layout.index}")
+    click.echo(f"use it with: object_catalog: {{release: {release}, path: {result.path}}}")
 
 
 @cli.group()

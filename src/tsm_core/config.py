@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tsm_core.errors import ConfigError
+from tsm_core.types import SAMPLE_PATH
 
 CANONICAL_REDSHIFT_COLUMNS: tuple[str, ...] = ("id", "ra", "dec", "z", "z_err", "z_flag", "survey")
 REQUIRED_REDSHIFT_COLUMNS: tuple[str, ...] = ("ra", "dec", "z")
@@ -100,9 +101,12 @@ class FiltersConfig(_Model):
 
     ``object`` cuts apply to the object catalog before the crossmatch (simple
     ``column op value`` cuts are pushed into the Parquet read); ``redshift`` cuts apply to
-    the redshift catalog (canonical column names).
+    the redshift catalog (canonical column names). ``preset`` names a cut set of the
+    release (``tsm catalogs`` lists them, e.g. ``recommended``), whose expressions go in
+    front of ``object``.
     """
 
+    preset: str | None = None
     object: list[str] = Field(default_factory=list)
     redshift: list[str] = Field(default_factory=list)
 
@@ -292,7 +296,7 @@ def resolve_paths(data: dict[str, Any], base: str | os.PathLike[str]) -> dict[st
         value = node.get(key)
         if isinstance(value, os.PathLike):
             value = os.fspath(value)
-        if not isinstance(value, str) or not value.strip() or "://" in value:
+        if not isinstance(value, str) or not value.strip() or "://" in value or value == SAMPLE_PATH:
             continue
         path = Path(value).expanduser()
         node[key] = str(path if path.is_absolute() else (Path(base) / path).resolve())

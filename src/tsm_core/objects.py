@@ -95,7 +95,8 @@ def open_objects(
     if threshold is not None and radius_arcsec > threshold:
         raise ConfigError(
             "crossmatch.radius_arcsec",
-            f"{radius_arcsec} arcsec is larger than the object catalog's margin of {threshold} arcsec",
+            f"{radius_arcsec} arcsec is larger than the object catalog's margin of {threshold} arcsec: matches "
+            f"with objects across a partition border would be lost; use a radius <= {threshold} or a wider margin (margin_path)",
         )
     if general:
         objects = objects.map_partitions(RowFilter(tuple(general)), meta=objects.meta)

@@ -35,7 +35,7 @@ from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapsho
 from tsm_core.registry import Registry
 from tsm_core.selection import SPLIT_KEY_COLUMNS, assign_split, unique_galaxies
 from tsm_core.transform import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
-from tsm_core.types import ColumnInfo, ObjectCatalog, OutputMetadata, Writer
+from tsm_core.types import CatalogLocation, ColumnInfo, ObjectCatalog, OutputMetadata, Writer
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,24 @@ class Plan:
     #: how the redshift catalog was read: convention, rows read and dropped (see RedshiftTable.summary)
     redshift_summary: dict[str, Any] = field(default_factory=dict)
     rail: layout.RailFill | None = None
+    location: CatalogLocation | None = None
+
+
+def locate_objects(release: ObjectCatalog, configured: str | None, home: Path) -> CatalogLocation:
+    """Where the run's object catalog comes from; a synthetic sample only when asked for
+    (``object_catalog.path: sample``) and built (``tsm sample RELEASE``)."""
+    location = release.locate(configured, home)
+    if location.source == "sample" and not Path(location.path).exists():
+        raise CatalogError(
+            f"the synthetic {release.name} sample is not built yet: run `tsm sample {release.name}` "
+            f"(or `tsm run --sample`, which builds it)",
+            "object_catalog.path",
+        )
+    if location.synthetic:
+        log.warning("using the SYNTHETIC %s sample at %s", release.name, location.path)
+    else:
+        log.info("%s object catalog: %s (%s)", release.name, location.path, location.source)
+    return location
 
 
 def _versions() -> dict[str, str]:
@@ -152,6 +170,9 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     unknown = [b for b in bands if b not in release.bands]
     if unknown:
         raise ConfigError("object_catalog.bands", f"unknown band(s) {unknown}; {release.name} has {list(release.bands)}")
+    # a release's cut set (filters.preset) goes in front of filters.object, through the same filters
+    preset = release.preset_filters(config.filters.preset, bands, flux.name) if config.filters.preset else []
+    cuts = parse_filters(preset, f"filters.preset[{config.filters.preset}]")
     dereddener = plugins.dereddener(oc.dereddening)
     writer = plugins.writer(config.output.format)
     coefficients = dict(release.extinction_coefficients) | (oc.extinction_coefficients or {})
@@ -162,16 +183,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         if lacking:
             raise ConfigError("object_catalog.extinction_coefficients", f"no coefficient for band(s) {lacking}")
     output_dir = check_directory(config.output.directory)
-    object_path = release.resolve_path(oc.path, home)
-    if not oc.path and object_path == str(release.sample_objects(home)):
-        if not Path(object_path).exists():
-            raise CatalogError(
-                f"no {release.name} object catalog: set object_catalog.path"
-                + (f" or ${release.env_var}" if release.env_var else "")
-                + f", or build the synthetic sample with `tsm sample {release.name}`",
-                "object_catalog.path",
-            )
-        log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
+    location = locate_objects(release, oc.path, home)
+    object_path = location.path
     redshifts, label, table = _read_redshifts(config, registry, redshift_filters)
     extra = tuple(dict.fromkeys(oc.extra_columns))
     photometry = Photometry(
@@ -201,11 +214,11 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     if oc.margin_path:
         check_margin(release, object_path, oc.margin_path)
     objects = open_objects(
-        release, object_path, columns, object_filters, config.crossmatch.radius_arcsec, oc.margin_path
+        release, object_path, columns, cuts + object_filters, config.crossmatch.radius_arcsec, oc.margin_path
     )
     summary = table.summary() | {"columns_kept": list(photometry.redshift_columns)}
     return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir,
-                redshift_summary=summary, rail=rail)
+                redshift_summary=summary, rail=rail, location=location)
 
 
 def _check_extra_columns(release: ObjectCatalog, object_path: str, photometry: Photometry) -> None:
@@ -351,6 +364,8 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
         "config": cfg.model_dump(mode="json"),
         "release": release.name,
         "object_catalog_path": plan.object_path,
+        "object_catalog_source": plan.location.source if plan.location else "config",
+        "synthetic_sample": bool(plan.location and plan.location.synthetic),
         "redshift_catalog": plan.redshift_source,
         "redshift_convention": plan.redshift_summary.get("convention"),
         "redshift_rows": plan.redshift_summary,

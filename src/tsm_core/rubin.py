@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tsm_core.types import FluxType
+from tsm_core.types import CollectionLayout, FluxType
 
 #: the flux family offered by default (the Photo-z Server's default)
 DEFAULT_FLUX_TYPE = "cModel"
@@ -41,6 +41,7 @@ FLUX_FAMILIES: dict[str, str] = {
     "kron": "Kron (elliptical aperture) flux",
     "calib": "flux in the 12-pixel calibration aperture",
     "sersic": "Sersic-model flux",
+    "exponential": "exponential-profile model flux",
     **{f"ap{r}": f"flux in a circular aperture of radius {int(r)} pixels" for r in ("03", "06", "09", "12", "17", "25", "35", "50", "70")},
 }
 
@@ -48,3 +49,33 @@ FLUX_FAMILIES: dict[str, str] = {
 def flux_types(families: Iterable[str], default: str = DEFAULT_FLUX_TYPE) -> list[FluxType]:
     """:class:`FluxType` records of ``families``, ``default`` marked as the default."""
     return [FluxType(name, FLUX_FAMILIES[name], default=name == default) for name in families]
+
+
+#: A_b / E(B-V) for LSST u g r i z y from rubin_sim ``DustValues().r_x``, as used in the
+#: Rubin DP1 tutorial notebooks; they multiply raw SFD E(B-V) (the ``ebv`` column of DP1 and DP2)
+RUBIN_SIM_EXTINCTION: dict[str, float] = {
+    "u": 4.75721, "g": 3.66056, "r": 2.701367, "i": 2.053659, "z": 1.59009, "y": 1.3077049,
+}
+RUBIN_SIM_EXTINCTION_SOURCE = "rubin_sim DustValues().r_x (Rubin DP1 tutorials), for raw SFD E(B-V)"
+
+#: how DP1 and DP2 are published: an LSDB collection ``object_lc`` with a 5 arcsec margin
+#: ``object_lc_5arcs`` and an ``objectId`` index ``object_lc_objectId``
+PUBLISHED_COLLECTION = CollectionLayout()
+
+#: the ``recommended`` quality cuts of DP1 and DP2 (filter expressions; ``{band}`` is each
+#: band of a run, ``{flux_type}`` its flux type): extended sources, no failed cModel fit,
+#: no bad, saturated or edge pixels in the bands used, and S/N >= 5 in i
+RECOMMENDED_CUTS: tuple[str, ...] = (
+    "refExtendedness == 1",
+    "{band}_cModel_flag == False",
+    "{band}_pixelFlags_bad == False",
+    "{band}_pixelFlags_saturated == False",
+    "{band}_pixelFlags_edge == False",
+    "i_{flux_type}Flux / i_{flux_type}FluxErr >= 5",
+)
+
+#: the flag columns that the synthetic DP1 and DP2 samples carry (those the cuts read)
+SAMPLE_FLAG_COLUMNS: tuple[str, ...] = (
+    "{band}_cModel_flag", "{band}_psfFlux_flag", "{band}_pixelFlags_bad", "{band}_pixelFlags_saturated",
+    "{band}_pixelFlags_edge", "shape_flag",
+)

@@ -4,7 +4,10 @@
 :class:`~tsm_core.types.SampleSpec`:
 
 * ``objects/``: a HATS collection (with a margin cache) using the release's column
-  names and dtypes, objects in the release's real footprint, galaxy fluxes in nJy
+  names and dtypes, laid out as the release publishes it where it declares a
+  :class:`~tsm_core.types.CollectionLayout` (DP1 and DP2: ``object_lc``, its 5 arcsec
+  margin ``object_lc_5arcs``, the id index ``object_lc_objectId`` and a
+  ``hats_cols_default`` without cModel, named in ``collection.properties``), objects in the release's real footprint, galaxy fluxes in nJy
   with a redshift-colour relation and Galactic extinction, errors from the release's
   depths (so faint objects have negative fluxes), NaN in bands not observed;
 * ``redshifts.parquet``: a redshift catalog in the Combine Redshift Catalogs format
@@ -12,7 +15,9 @@
   arcsecond from some of the objects, with a few sources matching no object and a
   few objects observed by two surveys.
 
-The same arguments always give the same files.
+The same arguments always give the same files. The collection holds a marker file
+(:data:`~tsm_core.types.SAMPLE_MARKER`) so that a run on it says, in its provenance, that
+its objects are synthetic.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsm_core import numba_cache
+from tsm_core.config import tsm_home
 from tsm_core.photometry import NJY_ZERO_POINT
-from tsm_core.types import SAMPLE_OBJECTS_DIR, ObjectCatalog, SampleSpec
+from tsm_core.types import SAMPLE_MARKER, SAMPLE_OBJECTS_DIR, ObjectCatalog, SampleSpec
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,9 @@ def object_table(release: ObjectCatalog, n: int, seed: int) -> tuple[pd.DataFram
             columns[release.flux_column(family, band)] = flux.astype(dtype)
             columns[release.flux_err_column(family, band)] = err.astype(dtype)
     columns["refExtendedness"] = np.where(star, 0.0, 1.0).astype(dtype)
+    for template in spec.flag_columns:
+        for name in dict.fromkeys(template.format(band=b) for b in release.bands):
+            columns[name] = rng.uniform(0, 1, n) < 0.02
     if release.ebv_column:
         columns[release.ebv_column] = ebv.astype(dtype)
     if spec.primary_column:
@@ -180,6 +190,42 @@ def write_hats(frame: pd.DataFrame, release: ObjectCatalog, path: Path, margin_a
     catalog.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False)
 
 
+def published_default_columns(release: ObjectCatalog, present: list[str]) -> list[str]:
+    """A ``hats_cols_default`` like the published DP1 one: ids, positions, PSF fluxes and
+    ``refExtendedness``; no cModel, GAaP or ``ebv``."""
+    wanted = [release.id_column, release.ra_column, release.dec_column, "refExtendedness"]
+    for band in release.bands:
+        wanted += [release.flux_column("psf", band), release.flux_err_column("psf", band)]
+    return [c for c in wanted if c in present]
+
+
+def write_published(frame: pd.DataFrame, release: ObjectCatalog, path: Path,
+                    default_columns: list[str] | None = None) -> None:
+    """Write ``frame`` as a collection in the release's published layout (main catalog, margin
+    and id index named as in :attr:`~tsm_core.types.ObjectCatalog.collection`)."""
+    import lsdb
+
+    from tsm_core.importer import write_index
+
+    layout = release.collection
+    if layout is None:
+        raise ValueError(f"release {release.name!r} has no published collection layout")
+    catalog = lsdb.from_dataframe(
+        frame,
+        ra_column=release.ra_column,
+        dec_column=release.dec_column,
+        catalog_name=layout.primary,
+        lowest_order=5,
+        highest_order=8,
+        partition_rows=max(1000, len(frame) // 16),
+        margin_threshold=layout.margin_arcsec,
+    )
+    catalog.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False,
+                          catalog_name=layout.primary, default_columns=default_columns)
+    if layout.index:
+        write_index(Path(path), layout.primary, layout.index, layout.index_column)
+
+
 def make_sample(
     release: ObjectCatalog, out_dir: Path, n_objects: int = 20_000, n_redshifts: int = 2_000, seed: int = 20250630
 ) -> dict[str, Path]:
@@ -189,7 +235,7 @@ def make_sample(
     with the same parameters already in ``out_dir`` is reused.
     """
     out_dir = Path(out_dir)
-    params = {"release": release.name, "n_objects": n_objects, "n_redshifts": n_redshifts, "seed": seed, "version": 1}
+    params = {"release": release.name, "n_objects": n_objects, "n_redshifts": n_redshifts, "seed": seed, "version": 2}
     paths = {"objects": out_dir / SAMPLE_OBJECTS_DIR, "redshifts": out_dir / "redshifts.parquet"}
     stamp = out_dir / "sample.json"
     if stamp.exists() and json.loads(stamp.read_text()) == params and all(p.exists() for p in paths.values()):
@@ -201,7 +247,12 @@ def make_sample(
     redshifts = redshift_table(release, objects, true_z, n_redshifts, seed)
     staging = out_dir / ".objects.tmp"
     shutil.rmtree(staging, ignore_errors=True)
-    write_hats(objects, release, staging)
+    numba_cache.enable(numba_cache.cache_dir(tsm_home()))  # margins are found with HATS' numba code
+    if release.collection:
+        write_published(objects, release, staging, published_default_columns(release, list(objects.columns)))
+    else:
+        write_hats(objects, release, staging)
+    (staging / SAMPLE_MARKER).write_text(json.dumps(params | {"synthetic": True}))
     shutil.rmtree(paths["objects"], ignore_errors=True)
     staging.rename(paths["objects"])
     redshifts.to_parquet(paths["redshifts"], index=False)

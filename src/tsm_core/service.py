@@ -36,12 +36,17 @@ class FluxTypeInfo:
 
 @dataclass(frozen=True)
 class ReleaseInfo:
-    """An installed release as a client sees it (no server path)."""
+    """An installed release as a client sees it (no server path).
+
+    ``backed_by`` says what a run on it reads: ``catalog`` (a real object catalog),
+    ``synthetic sample``, or ``nothing`` (no catalog found: a run fails saying where it looked).
+    """
 
     name: str
     description: str
     has_ebv_column: bool
     flux_types: list[FluxTypeInfo]
+    backed_by: str = "nothing"
 
 
 @dataclass(frozen=True)
@@ -66,12 +71,23 @@ def flux_type_listing(release: str) -> list[FluxTypeInfo]:
     return [FluxTypeInfo(f.name, f.description, f.default) for f in plugins.flux_types(catalog).values()]
 
 
-def release_listing() -> list[ReleaseInfo]:
-    """Every installed release with its flux types."""
-    return [
-        ReleaseInfo(c.name, c.description, bool(c.ebv_column), flux_type_listing(c.name))
-        for c in plugins.object_catalogs().values()
-    ]
+def release_listing(release_paths: Mapping[str, str] | None = None) -> list[ReleaseInfo]:
+    """Every installed release with its flux types and what backs it (``release_paths``:
+    the operator's catalogs, which take the place of the releases' own resolution)."""
+    from tsm_core.types import SAMPLE_PATH
+
+    home = tsm_home()
+    out = []
+    for c in plugins.object_catalogs().values():
+        given = (release_paths or {}).get(c.name)
+        if given:
+            located = c.locate(given, home) if given == SAMPLE_PATH else None
+            backed = "synthetic sample" if located and located.synthetic else "catalog"
+        else:
+            found = c.available(home)
+            backed = "nothing" if found is None else "synthetic sample" if found.synthetic else "catalog"
+        out.append(ReleaseInfo(c.name, c.description, bool(c.ebv_column), flux_type_listing(c.name), backed))
+    return out
 
 
 def dereddener_listing(maps_dir: Path | None = None) -> list[DereddenerInfo]:

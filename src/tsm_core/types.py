@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+
+from tsm_core.errors import CatalogError, UnknownChoiceError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,6 +26,71 @@ if TYPE_CHECKING:
 LSST_BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
 #: the HATS object catalog inside a sample directory (see :mod:`tsm_core.sample`)
 SAMPLE_OBJECTS_DIR = "objects"
+#: the file that marks a HATS collection as a synthetic sample (written by :mod:`tsm_core.sample`)
+SAMPLE_MARKER = "tsm_sample.json"
+#: ``object_catalog.path`` value that asks for the release's synthetic sample
+SAMPLE_PATH = "sample"
+#: environment variable: a folder under which the releases' default and known locations
+#: are looked up (``/rubin/lsdb_data/...`` becomes ``$TSM_LOCATIONS_ROOT/rubin/lsdb_data/...``):
+#: for tests, or for a local mirror of a site's tree
+LOCATIONS_ROOT_ENV = "TSM_LOCATIONS_ROOT"
+
+LocationSource = Literal["config", "env", "default", "known", "sample"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place where a release's HATS collection is published (``site`` says where)."""
+
+    path: str
+    site: str = ""
+
+
+@dataclass(frozen=True)
+class CatalogLocation:
+    """Where the object catalog of a run comes from (see :meth:`ObjectCatalog.locate`).
+
+    ``source`` is ``config`` (``object_catalog.path``), ``env`` (the release's environment
+    variable), ``default`` or ``known`` (a published location that exists), or ``sample``
+    (the synthetic sample, only when asked for); ``synthetic`` is true for any synthetic
+    sample, also one given by path; ``tried`` lists the published locations looked at.
+    """
+
+    path: str
+    source: LocationSource
+    synthetic: bool = False
+    tried: tuple[str, ...] = ()
+    site: str = ""
+
+
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How a release publishes its Object table: an LSDB/HATS collection of a main catalog
+    ``primary``, its margin ``margin`` (``margin_arcsec`` wide) and an ``index`` on
+    ``index_column`` (DP1 and DP2: ``object_lc``, ``object_lc_5arcs``, ``object_lc_objectId``)."""
+
+    primary: str = "object_lc"
+    margin: str = "object_lc_5arcs"
+    margin_arcsec: float = 5.0
+    index: str | None = "object_lc_objectId"
+    index_column: str = "objectId"
+
+
+def _under_root(path: str) -> str:
+    """``path`` under ``$TSM_LOCATIONS_ROOT`` when that is set (URLs are left alone)."""
+    root = os.environ.get(LOCATIONS_ROOT_ENV)
+    if not root or "://" in path:
+        return path
+    return str(Path(root) / path.lstrip("/"))
+
+
+def _exists(path: str) -> bool:
+    return "://" in path or Path(path).exists()
+
+
+def is_synthetic_sample(path: str) -> bool:
+    """Whether the local catalog at ``path`` is a synthetic sample written by TSM."""
+    return "://" not in path and (Path(path) / SAMPLE_MARKER).is_file()
 
 
 @dataclass(frozen=True)
@@ -54,6 +121,8 @@ class SampleSpec:
     missing_bands: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     primary_column: str | None = None
     id_base: int = 1_000_000_000_000
+    #: boolean flag columns written (``{band}`` expanded per band), mostly False
+    flag_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,10 +131,16 @@ class ObjectCatalog:
 
     Columns follow the Rubin Object table: ``{band}_{flux_type}Flux`` and
     ``{band}_{flux_type}FluxErr``. Where the HATS catalog lives is resolved by
-    :meth:`resolve_path`: the configured path, else the environment variable
-    ``env_var``, else ``default_path`` (where it exists, as on the Rubin Science
-    Platform), else the generated sample under ``$TSM_HOME``. ``mag_limits`` are the
-    bands' 1-sigma limiting magnitudes used by the RAIL layout for non-detections.
+    :meth:`locate`: the configured path, else the environment variable ``env_var``,
+    else ``default_path`` and then each of ``known_locations`` that exists (as on the
+    Rubin Science Platform, at NERSC or CANFAR); the synthetic sample under
+    ``$TSM_HOME`` only when asked for (``object_catalog.path: sample``).
+
+    ``collection`` is the published collection layout, which the sample and
+    ``tsm import`` reproduce; ``cut_sets`` are named quality cuts (filter expressions,
+    ``{band}`` expanded for each band of a run, ``{flux_type}`` the run's flux type),
+    chosen with ``filters.preset``. ``mag_limits`` are the bands' 1-sigma limiting
+    magnitudes used by the RAIL layout for non-detections.
     """
 
     name: str
@@ -84,11 +159,13 @@ class ObjectCatalog:
     ebv_column: str | None = None
     env_var: str | None = None
     default_path: str | None = None
-    known_locations: tuple[str, ...] = ()
+    known_locations: tuple[Location, ...] = ()
     sample: SampleSpec | None = None
     #: 1-sigma limiting AB magnitude per band: the error written for non-detections in
     #: ``output.layout: rail`` (overridable with ``output.mag_limits``)
     mag_limits: Mapping[str, float] = field(default_factory=dict)
+    collection: CollectionLayout | None = None
+    cut_sets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def flux_column(self, flux_type: str, band: str) -> str:
         """Name of the flux column of ``band`` for ``flux_type``."""
@@ -106,15 +183,73 @@ class ObjectCatalog:
         """The HATS object catalog of the cached sample."""
         return self.sample_dir(home) / SAMPLE_OBJECTS_DIR
 
-    def resolve_path(self, configured: str | None, home: Path) -> str:
-        """The HATS catalog to open: config, then ``env_var``, then default, then sample."""
+    def locations(self) -> list[Location]:
+        """The published locations tried in order: ``default_path``, then ``known_locations``
+        (under ``$TSM_LOCATIONS_ROOT`` when set)."""
+        places = ([Location(self.default_path, "default")] if self.default_path else []) + list(self.known_locations)
+        return [Location(_under_root(p.path), p.site) for p in places]
+
+    def locate(self, configured: str | None, home: Path) -> CatalogLocation:
+        """Where the HATS catalog of this release comes from.
+
+        ``configured`` (``object_catalog.path``): a path or URL, or ``sample`` for the
+        synthetic sample; else ``$env_var``; else the first published location that
+        exists. Raises :class:`~tsm_core.errors.CatalogError` listing the places tried,
+        the environment variable and how to build the sample when there is none.
+        """
+        if configured == SAMPLE_PATH:
+            if self.sample is None:
+                raise CatalogError(f"release {self.name!r} has no synthetic sample", "object_catalog.path")
+            return CatalogLocation(str(self.sample_objects(home)), "sample", synthetic=True)
         if configured:
-            return str(configured)
+            return CatalogLocation(str(configured), "config", synthetic=is_synthetic_sample(str(configured)))
         if self.env_var and os.environ.get(self.env_var):
-            return os.environ[self.env_var]
-        if self.default_path and ("://" in self.default_path or Path(self.default_path).exists()):
-            return self.default_path
-        return str(self.sample_objects(home))
+            path = os.environ[self.env_var]
+            return CatalogLocation(path, "env", synthetic=is_synthetic_sample(path))
+        places = self.locations()
+        tried = tuple(p.path for p in places)
+        for i, place in enumerate(places):
+            if _exists(place.path):
+                source: LocationSource = "default" if i == 0 and self.default_path else "known"
+                return CatalogLocation(place.path, source, synthetic=is_synthetic_sample(place.path), tried=tried[: i + 1], site=place.site)
+        where = f"tried {', '.join(tried)}" if tried else "it has no published location"
+        env = f"set ${self.env_var} or " if self.env_var else ""
+        sample = (
+            f", or use the synthetic sample: object_catalog.path: sample (`tsm run --sample`; build it with `tsm sample {self.name}`)"
+            if self.sample else ""
+        )
+        raise CatalogError(
+            f"no {self.name} object catalog found ({where}): {env}set object_catalog.path{sample}",
+            "object_catalog.path",
+        )
+
+    def available(self, home: Path) -> CatalogLocation | None:
+        """What backs this release when a run names no path: the real catalog that
+        :meth:`locate` finds, else the synthetic sample if it is built (a run must then ask
+        for it with ``object_catalog.path: sample``), else None. For forms and listings."""
+        try:
+            return self.locate(None, home)
+        except CatalogError:
+            if self.sample and self.sample_objects(home).exists():
+                return self.locate(SAMPLE_PATH, home)
+            return None
+
+    def resolve_path(self, configured: str | None, home: Path) -> str:
+        """The path of :meth:`locate`."""
+        return self.locate(configured, home).path
+
+    def preset_filters(self, preset: str, bands: Sequence[str], flux_type: str) -> list[str]:
+        """The filter expressions of cut set ``preset`` for a run over ``bands`` and
+        ``flux_type`` (an expression with ``{band}`` gives one per band)."""
+        if preset not in self.cut_sets:
+            raise UnknownChoiceError("filters.preset", f"cut set of {self.name}", preset, self.cut_sets)
+        out: list[str] = []
+        for expression in self.cut_sets[preset]:
+            if "{band}" in expression:
+                out += [expression.format(band=b, flux_type=flux_type) for b in bands]
+            else:
+                out.append(expression.format(flux_type=flux_type))
+        return out
 
 
 @dataclass(frozen=True)

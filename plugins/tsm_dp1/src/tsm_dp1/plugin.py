@@ -7,8 +7,17 @@ Finkbeiner & Davis (1998) at the object position, no ``detect_isPrimary``.
 
 from __future__ import annotations
 
-from tsm_core import FluxType, ObjectCatalog, SampleSpec, SkyField, hookimpl
-from tsm_core.rubin import OBJECT_TABLE_FAMILIES, RAIL_MAG_LIMITS, flux_types
+from tsm_core import FluxType, Location, ObjectCatalog, SampleSpec, SkyField, hookimpl
+from tsm_core.rubin import (
+    OBJECT_TABLE_FAMILIES,
+    PUBLISHED_COLLECTION,
+    RECOMMENDED_CUTS,
+    RUBIN_SIM_EXTINCTION,
+    RAIL_MAG_LIMITS,
+    RUBIN_SIM_EXTINCTION_SOURCE,
+    SAMPLE_FLAG_COLUMNS,
+    flux_types,
+)
 
 RELEASE = "dp1"
 
@@ -16,7 +25,7 @@ FLUX_FAMILIES = (*OBJECT_TABLE_FAMILIES, "sersic")
 
 #: A_b / E(B-V) for LSST u g r i z y from rubin_sim ``DustValues().r_x``, as used in the
 #: Rubin DP1 tutorial notebooks; they multiply raw SFD E(B-V) (the ``ebv`` column).
-EXTINCTION = {"u": 4.75721, "g": 3.66056, "r": 2.701367, "i": 2.053659, "z": 1.59009, "y": 1.3077049}
+EXTINCTION = RUBIN_SIM_EXTINCTION
 
 #: the seven DP1 fields (centres from the DP1 documentation); radius of the sample patches
 FIELDS = (
@@ -29,15 +38,24 @@ FIELDS = (
     SkyField("Rubin SV 38 7", 37.86, 6.98, 0.35),
 )
 
+#: where the DP1 collection is published, tried in this order: the Rubin Science Platform
+#: (``default_path``), then the copies at NERSC and CANFAR, then the path the collection had
+#: on the Science Platform before DP2
 DP1 = ObjectCatalog(
     name=RELEASE,
     description="Rubin Data Preview 1 (LSSTComCam, 7 fields, 2.3 million objects)",
     extinction_coefficients=EXTINCTION,
-    extinction_source="rubin_sim DustValues().r_x (Rubin DP1 tutorials), for raw SFD E(B-V)",
+    extinction_source=RUBIN_SIM_EXTINCTION_SOURCE,
     ebv_column="ebv",
     env_var="TSM_DP1_PATH",
-    default_path="/rubin/lsdb_data/object_collection",
-    known_locations=("/rubin/lsdb_data/object_collection (Rubin Science Platform, DP1 Object HATS collection)",),
+    default_path="/rubin/lsdb_data/dp1/object_collection",
+    known_locations=(
+        Location("/global/cfs/cdirs/lsst/shared/rubin/DP1/HATS/dp1_full/hats/v29_0_0/object_collection", "NERSC"),
+        Location("/arc/projects/hats/lsst/dp1/object_collection", "CANFAR"),
+        Location("/rubin/lsdb_data/object_collection", "Rubin Science Platform, before DP2"),
+    ),
+    collection=PUBLISHED_COLLECTION,
+    cut_sets={"recommended": RECOMMENDED_CUTS},
     mag_limits=RAIL_MAG_LIMITS,
     sample=SampleSpec(
         fields=FIELDS,
@@ -46,6 +64,7 @@ DP1 = ObjectCatalog(
         flux_types=("cModel", "gaap1p0", "gaapOptimal", "psf", "calib", "kron", "sersic"),
         missing_bands={"Seagull": ("u", "y"), "Rubin SV 95 -25": ("u",), "47 Tuc": ("y",)},
         id_base=592_914_119_181_000_000,
+        flag_columns=SAMPLE_FLAG_COLUMNS,
     ),
 )
 

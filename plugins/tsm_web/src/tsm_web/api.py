@@ -84,8 +84,8 @@ class ProductOut(BaseModel):
 
 
 @router.get("/releases", response_model=list[service.ReleaseInfo], summary="Installed object catalogs with their flux types")
-def releases() -> list[service.ReleaseInfo]:
-    return service.release_listing()
+def releases(request: Request) -> list[service.ReleaseInfo]:
+    return service.release_listing(settings(request).release_paths)
 
 
 @router.get("/releases/{name}/flux-types", response_model=list[service.FluxTypeInfo], summary="Flux types of one release")

@@ -13,7 +13,8 @@ async function load() {
   try {
     const [releases, dereddeners, formats, catalogs] = await Promise.all([
       TSM.api("/api/releases"), TSM.api("/api/dereddeners"), TSM.api("/api/formats"), TSM.api("/api/redshift-catalogs")]);
-    $("release").replaceChildren(...releases.map(r => option(r.name, `${r.name}: ${r.description}`, r.name === "dp1")));
+    const backing = (r) => r.backed_by === "catalog" ? "" : r.backed_by === "synthetic sample" ? " [SYNTHETIC SAMPLE]" : " [no catalog on this server]";
+    $("release").replaceChildren(...releases.map(r => option(r.name, `${r.name}: ${r.description}${backing(r)}`, r.name === "dp1")));
     $("dereddening").replaceChildren(...dereddeners.map(d => option(d.name,
       d.files_present ? d.name : `${d.name} (map files missing)`, d.name === "none", !d.files_present)));
     $("format").replaceChildren(...formats.map(f => option(f.name, f.name, f.name === "parquet")));
