@@ -22,15 +22,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tsm_core import layout, numba_cache, plugins
+from tsm_core import layout, numba_cache, plugins, representativeness
 from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError
+from tsm_core.funnel import Funnel, coverage_mask, record_match, record_read
 from tsm_core.noise import quiet_known_warnings
 from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
 from tsm_core.redshift import load_redshift_catalog
+from tsm_core.representativeness import WEIGHT_COLUMN
 from tsm_core.registry import Registry
 from tsm_core.selection import training_flags, unique_galaxies
 from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
@@ -63,6 +65,8 @@ class RunResult:
     removed: dict[str, int]
     median_separation_arcsec: float | None
     provenance: dict[str, Any] = field(repr=False)
+    #: where the redshifts went (:meth:`tsm_core.funnel.Funnel.to_dict`)
+    funnel: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Plan:
     photometry: Photometry
     writer: Writer
     output_dir: Path
+    funnel: Funnel = field(default_factory=Funnel)
 
 
 def _versions() -> dict[str, str]:
@@ -90,7 +95,7 @@ def _versions() -> dict[str, str]:
     return versions | plugins.plugin_versions()
 
 
-def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame, str]:
+def _read_redshifts(config: RunConfig, registry: Registry, funnel: Funnel) -> tuple[pd.DataFrame, str]:
     source = config.redshift_catalog
     if source.path:
         path, columns, label = source.path, source.columns, source.path
@@ -100,11 +105,14 @@ def _read_redshifts(config: RunConfig, registry: Registry) -> tuple[pd.DataFrame
         label = f"registered catalog {record.name!r} (id {record.id}, {record.path})"
     frame = load_redshift_catalog(path, columns)
     frame[ZROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
+    record_read(funnel, frame, frame.attrs.get("bad_rows"))
     for cut in config.filters.redshift:
+        before = frame
         try:
             frame = frame.query(cut)
         except Exception as exc:  # noqa: BLE001 - pandas raises many kinds here
             raise ConfigError("filters.redshift", f"cannot apply {cut!r}: {exc}") from exc
+        funnel.filtered(f"filter:{cut}", f"redshift filter {cut}", before, frame, ZROW_COLUMN)
     return frame, label
 
 
@@ -141,7 +149,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
                 "object_catalog.path",
             )
         log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
-    redshifts, label = _read_redshifts(config, registry)
+    funnel = Funnel()
+    redshifts, label = _read_redshifts(config, registry, funnel)
     photometry = Photometry(
         catalog=release,
         flux_type=flux.name,
@@ -158,7 +167,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     objects = open_objects(
         release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
     )
-    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir)
+    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, funnel)
 
 
 def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
@@ -235,6 +244,8 @@ def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
     if plan.config.split:
         s = plan.config.split
         info[SPLIT_COLUMN] = ColumnInfo("", f"training (true) or validation (false); fraction {s.train_fraction}, seed {s.seed}")
+    if plan.config.representativeness:
+        info[WEIGHT_COLUMN] = ColumnInfo("", f"k-nearest-neighbour weight to the photometric sample (Lima et al. 2008), {representativeness.describe(plan.config.representativeness)}")
     return info
 
 
@@ -255,6 +266,37 @@ class _Finisher:
     def table(self, frame: pd.DataFrame) -> pa.Table:
         table = pa.Table.from_pandas(self.frame(frame), schema=self.schema, preserve_index=False)
         return table.replace_schema_metadata(None) if self.schema is None else table
+
+
+def _total_rows(path: str) -> int | None:
+    """The object catalog's number of rows before any cut, from its HATS metadata."""
+    import hats
+
+    opened = hats.read_hats(path)
+    return getattr(opened, "main_catalog", opened).catalog_info.total_rows
+
+
+def _finish_funnel(
+    plan: Plan,
+    matched: np.ndarray,
+    removed: dict[str, int],
+    written: np.ndarray,
+    training: np.ndarray | None,
+    weigher: representativeness.Weigher | None,
+) -> None:
+    """The funnel's steps after the redshift filters, and the object cuts where they were counted."""
+    z = plan.redshifts
+    covered = coverage_mask(plan.objects.get_healpix_pixels(), z["ra"].to_numpy(float), z["dec"].to_numpy(float))
+    cfg = plan.config
+    record_match(plan.funnel, z, ZROW_COLUMN, covered, matched, removed, written, training,
+                 cfg.crossmatch.radius_arcsec, cfg.crossmatch.n_neighbors)
+    label = "objects removed by object filters and release cuts"
+    if weigher is not None and (total := _total_rows(plan.object_path)) is not None:
+        plan.funnel.count("object_cuts", label, int(total) - weigher.n_objects_after_cuts,
+                          f"of {int(total)} objects, counted in the representativeness pass over every partition")
+    else:
+        plan.funnel.not_counted("object_cuts", label, "the crossmatch reads only partitions with redshifts and "
+                                "pushed cuts never load removed rows; set representativeness to count them")
 
 
 def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
@@ -288,7 +330,9 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         tasks, meta = _crossmatch(plan)
         info = _column_info(plan)
         finisher = _Finisher(cfg, info)
-        finisher.schema = finisher.table(plan.photometry(meta.iloc[:0])).schema
+        weigher = representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
+        empty = plan.photometry(meta.iloc[:0])
+        finisher.schema = finisher.table(weigher.apply(empty) if weigher else empty).schema
     metadata = OutputMetadata(
         cfg.name, cfg.description, product_id, layout.column_info(info, cfg.output), _provenance(plan, product_id, started)
     )
@@ -297,15 +341,22 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
     n_rows = 0
     distances: list[np.ndarray] = []
     removed: dict[str, int] = {}
+    written_zrows: list[np.ndarray] = []
+    training: list[np.ndarray] = []
 
     def report(done: int) -> None:
         if progress:
             progress("crossmatch", done, len(tasks))
 
     with dask_scheduler(cfg.compute) as n_workers, staged_file(final, cfg.output.overwrite) as staged:
+        if weigher:
+            with stage("photometric sample"):
+                weigher.sample(plan.objects, 2 * n_workers)
         frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=2 * n_workers, on_done=report)
-        if cfg.unique_galaxies != "none":
-            spool = _Spool(staged.parent, [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"])
+        spooled = cfg.unique_galaxies != "none" or weigher is not None
+        if spooled:
+            keys = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"] + (weigher.key_columns if weigher else [])
+            spool = _Spool(staged.parent, keys)
             with stage("match and photometry (spooled for selection)"):
                 for frame in frames:
                     spool.add(frame)
@@ -313,21 +364,33 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
             mask, removed = unique_galaxies(spool.all_keys(), cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
             for rule, count in removed.items():
                 log.info("unique galaxies (%s): removed %d rows %s", cfg.unique_galaxies, count, rule)
+            if weigher:
+                weigher.fit(spool.all_keys()[mask])
             frames = spool.replay(mask)
         sink = plan.writer.open(staged, finisher.schema, metadata, cfg.output)
         try:
             with stage("match, photometry and write"):
                 for frame in frames:
-                    if cfg.unique_galaxies == "none":
+                    if not spooled:
                         n_matched += len(frame)
                     distances.append(frame[DIST_COLUMN].to_numpy(dtype=float))
+                    written_zrows.append(frame[ZROW_COLUMN].to_numpy())
                     n_rows += len(frame)
-                    sink.write(finisher.table(frame))
+                    table = finisher.table(weigher.apply(frame) if weigher else frame)
+                    if cfg.split:
+                        training.append(table.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False))
+                    sink.write(table)
+            written = np.concatenate(written_zrows) if written_zrows else np.zeros(0, np.int64)
+            matched = spool.all_keys()[ZROW_COLUMN].to_numpy() if spooled else written
+            _finish_funnel(plan, matched, removed, written, np.concatenate(training) if cfg.split else None, weigher)
             metadata.provenance.update(
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 counts={"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed},
+                funnel=plan.funnel.to_dict(),
                 output_file=final.name,
             )
+            if weigher:
+                metadata.provenance["representativeness"] = weigher.summary
         except BaseException:
             with suppress(Exception):  # the staged file is discarded; keep the first error
                 sink.close()
@@ -343,6 +406,7 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
         removed=removed,
         median_separation_arcsec=float(np.median(dist)) if len(dist) else None,
         provenance=metadata.provenance,
+        funnel=plan.funnel.to_dict(),
     )
 
 

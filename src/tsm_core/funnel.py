@@ -1,0 +1,245 @@
+"""Where the redshifts of a run went: the funnel, counted while the run happens.
+
+A :class:`Funnel` is an ordered list of :class:`FunnelStep` records. A step either sets
+a total (``redshifts read``, ``match rows``, ``rows written``) or removes a number of
+them (a bad-row reason, a redshift filter, no object catalog coverage, no object within
+the radius, the unique-galaxy rule); each also holds its counts per survey when the
+redshift catalog has a ``survey`` column. The run fills it from what it already has in
+memory (the redshift table, the keys of the matched rows), never from a second pass over
+the object catalog. It is stored in the product's provenance (``to_dict``), returned in
+``RunResult.funnel`` and printed by ``tsm run`` (``lines``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: the survey name used for rows of a catalog without a ``survey`` column, or with none given
+NO_SURVEY = "(none)"
+
+
+def survey_counts(surveys: pd.Series | None) -> dict[str, int]:
+    """Rows per survey (``{}`` without a survey column); missing values count as ``(none)``."""
+    if surveys is None:
+        return {}
+    values = surveys.astype("string").fillna(NO_SURVEY)
+    counts = values.value_counts(sort=False)
+    return {str(k): int(v) for k, v in sorted(counts.items())}
+
+
+@dataclass
+class FunnelStep:
+    """One step of the funnel.
+
+    ``kind`` is ``total`` (``count`` is how many there are after the step), ``removed``
+    (``count`` were removed), ``split`` (``count`` of the written rows are training
+    rows) or ``not_counted`` (``note`` says why). ``unit`` is ``redshifts``, ``rows``
+    (matches: one redshift may have several rows when ``n_neighbors > 1``) or
+    ``objects``. ``remaining`` is the running total after the step.
+    """
+
+    key: str
+    label: str
+    kind: str
+    count: int
+    unit: str = "redshifts"
+    remaining: int | None = None
+    by_survey: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class Funnel:
+    """The ordered steps of a run, with per-survey counts where the catalog has surveys."""
+
+    steps: list[FunnelStep] = field(default_factory=list)
+
+    def _running(self) -> int | None:
+        for step in reversed(self.steps):
+            if step.remaining is not None:
+                return step.remaining
+        return None
+
+    def total(self, key: str, label: str, surveys: pd.Series | None, n: int, unit: str = "redshifts") -> FunnelStep:
+        """A step that sets the running total to ``n`` (``surveys``: one value per row, or None)."""
+        step = FunnelStep(key, label, "total", int(n), unit, int(n), survey_counts(surveys))
+        self.steps.append(step)
+        return step
+
+    def removed(self, key: str, label: str, surveys: pd.Series | None, n: int, unit: str = "redshifts") -> FunnelStep:
+        """A step that removed ``n`` (``surveys``: the survey of each removed row, or None)."""
+        return self.removed_counts(key, label, int(n), survey_counts(surveys), unit)
+
+    def removed_counts(
+        self, key: str, label: str, n: int, by_survey: Mapping[str, int] | None = None, unit: str = "redshifts"
+    ) -> FunnelStep:
+        """A step that removed ``n``, with its per-survey counts given directly."""
+        running = self._running()
+        remaining = None if running is None else running - int(n)
+        step = FunnelStep(key, label, "removed", int(n), unit, remaining, dict(by_survey or {}))
+        self.steps.append(step)
+        return step
+
+    def bad_rows(self, reasons: Mapping[str, int], by_survey: Mapping[str, Mapping[str, int]] | None = None) -> None:
+        """One removal step per bad-row reason, as the redshift reader reports them."""
+        for reason, n in reasons.items():
+            self.removed_counts(f"bad_rows:{reason}", f"bad rows: {reason}", int(n), (by_survey or {}).get(reason))
+
+    def split(self, key: str, label: str, surveys: pd.Series | None, n: int, unit: str = "rows") -> FunnelStep:
+        """A partition of the written rows (training rows): does not change the total."""
+        step = FunnelStep(key, label, "split", int(n), unit, None, survey_counts(surveys))
+        self.steps.append(step)
+        return step
+
+    def not_counted(self, key: str, label: str, note: str, unit: str = "objects") -> FunnelStep:
+        """A step the run could not count in the same pass; ``note`` says why."""
+        step = FunnelStep(key, label, "not_counted", 0, unit, None, {}, note)
+        self.steps.append(step)
+        return step
+
+    def count(self, key: str, label: str, n: int, note: str = "", unit: str = "objects") -> FunnelStep:
+        """An informative count outside the redshift funnel (objects removed by cuts)."""
+        step = FunnelStep(key, label, "info", int(n), unit, None, {}, note)
+        self.steps.append(step)
+        return step
+
+    def step(self, key: str) -> FunnelStep | None:
+        """The first step with ``key``, else None."""
+        return next((s for s in self.steps if s.key == key), None)
+
+    @property
+    def surveys(self) -> list[str]:
+        """The surveys counted, in the order of the first step that has them."""
+        for s in self.steps:
+            if s.by_survey:
+                return list(s.by_survey)
+        return []
+
+    def emptied_at(self) -> FunnelStep | None:
+        """The first step after which nothing remained (None if something remains)."""
+        return next((s for s in self.steps if s.kind in ("total", "removed") and s.remaining == 0), None)
+
+    def filtered(self, key: str, label: str, before: pd.DataFrame, after: pd.DataFrame, on: str) -> FunnelStep:
+        """A removal step from the table ``before`` and ``after`` a filter (rows told apart by column ``on``)."""
+        gone = ~before[on].isin(after[on]).to_numpy()
+        return self.removed(key, label, _surveys(before, gone), int(gone.sum()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``{"steps": [...], "surveys": [...]}``."""
+        return {"steps": [asdict(s) for s in self.steps], "surveys": self.surveys}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Funnel:
+        """The funnel stored by :meth:`to_dict` (for example in a product's provenance)."""
+        return cls([FunnelStep(**s) for s in data.get("steps", [])])
+
+    def lines(self) -> list[str]:
+        """A few lines for the terminal."""
+        out: list[str] = []
+        chain: list[str] = []
+        for s in self.steps:
+            if s.kind == "total":
+                chain.append(f"{s.count} {s.label}")
+            elif s.kind == "removed" and s.count:
+                chain.append(f"-{s.count} {s.label}")
+        if chain:
+            out.append("funnel: " + " | ".join(chain))
+        split = [s for s in self.steps if s.kind == "split"]
+        if split:
+            out.append("  " + ", ".join(f"{s.count} {s.label}" for s in split))
+        for s in self.steps:
+            if s.kind == "info":
+                out.append(f"  {s.label}: {s.count}" + (f" ({s.note})" if s.note else ""))
+            elif s.kind == "not_counted":
+                out.append(f"  {s.label}: not counted ({s.note})")
+        surveys = self.surveys
+        first = self.step("read")
+        last = self.step("written")
+        if surveys and first and last:
+            per = ", ".join(f"{sv} {last.by_survey.get(sv, 0)}/{first.by_survey.get(sv, 0)}" for sv in surveys)
+            out.append(f"  per survey (rows written / redshifts read): {per}")
+        empty = self.emptied_at()
+        if empty is not None:
+            out.append(f"  no rows left after step {empty.label!r}" + (f" ({empty.key})" if empty.key != empty.label else ""))
+        return out
+
+
+def _surveys(frame: pd.DataFrame, mask: np.ndarray | None = None) -> pd.Series | None:
+    if "survey" not in frame.columns:
+        return None
+    return frame["survey"] if mask is None else frame["survey"][np.asarray(mask, dtype=bool)]
+
+
+def record_read(funnel: Funnel, frame: pd.DataFrame, bad_rows: Mapping[str, int] | None = None) -> None:
+    """The first steps: redshifts read (kept rows plus bad rows) and one step per bad-row reason."""
+    bad = {str(k): int(v) for k, v in (bad_rows or {}).items()}
+    funnel.total("read", "redshifts read", _surveys(frame), len(frame) + sum(bad.values()))
+    funnel.bad_rows(bad)
+
+
+def coverage_mask(pixels: list[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """True for positions inside one of the HEALPix ``pixels`` (objects with ``order`` and ``pixel``).
+
+    From the object catalog's partition list alone (metadata): each position's nested
+    pixel at the deepest partition order, shifted up to each order present.
+    """
+    import healpy as hp
+
+    covered = np.zeros(len(ra), dtype=bool)
+    if not len(ra) or not pixels:
+        return covered
+    by_order: dict[int, list[int]] = {}
+    for p in pixels:
+        by_order.setdefault(int(p.order), []).append(int(p.pixel))
+    deepest = max(by_order)
+    deep = hp.ang2pix(2**deepest, np.asarray(ra, float), np.asarray(dec, float), nest=True, lonlat=True).astype(np.int64)
+    for order, pix in by_order.items():
+        covered |= np.isin(deep >> (2 * (deepest - order)), np.asarray(pix, dtype=np.int64))
+    return covered
+
+
+def record_match(
+    funnel: Funnel,
+    redshifts: pd.DataFrame,
+    zrow_column: str,
+    covered: np.ndarray,
+    matched_zrows: np.ndarray,
+    unique_removed: Mapping[str, int],
+    written_zrows: np.ndarray,
+    training: np.ndarray | None,
+    radius_arcsec: float,
+    n_neighbors: int,
+) -> None:
+    """The steps after the redshift filters, from the redshift row number of every match.
+
+    ``redshifts`` is the filtered redshift table, ``covered`` its rows inside the object
+    catalog's partitions, ``matched_zrows`` the redshift row of every match (before the
+    unique-galaxy rule), ``written_zrows`` that of every written row and ``training`` the
+    ``is_training`` flag of every written row (None without a split).
+    """
+    zrows = redshifts[zrow_column].to_numpy()
+    matched = np.isin(zrows, np.asarray(matched_zrows))
+    outside = ~covered & ~matched
+    funnel.removed("outside_coverage", "outside the object catalog", _surveys(redshifts, outside), int(outside.sum()))
+    lonely = covered & ~matched
+    funnel.removed("no_match", f"no object within {radius_arcsec:g} arcsec", _surveys(redshifts, lonely), int(lonely.sum()))
+    survey_of = redshifts.set_index(zrow_column)["survey"] if "survey" in redshifts.columns else None
+
+    def surveys_of(rows: np.ndarray) -> pd.Series | None:
+        return None if survey_of is None else survey_of.reindex(np.asarray(rows)).reset_index(drop=True)
+
+    if n_neighbors > 1:
+        funnel.total("match_rows", f"match rows (up to {n_neighbors} per redshift)", surveys_of(matched_zrows), len(matched_zrows), "rows")
+    for rule, n in unique_removed.items():
+        funnel.removed_counts(f"unique:{rule}", f"unique-galaxy rule: {rule}", int(n), unit="rows")
+    funnel.total("written", "rows written", surveys_of(written_zrows), len(written_zrows), "rows")
+    if training is not None:
+        training = np.asarray(training, dtype=bool)
+        written = np.asarray(written_zrows)
+        funnel.split("training", "training", surveys_of(written[training]), int(training.sum()))
+        funnel.split("validation", "validation", surveys_of(written[~training]), int((~training).sum()))

@@ -1,0 +1,264 @@
+"""How well a training set covers the photometric sample it will be applied to.
+
+With ``representativeness: {sample_fraction: 0.01, k: 20}`` a run
+
+1. draws a random sample of the photometric objects: ``sample_fraction`` of every
+   partition of the object catalog, opened with the run's columns and cuts, through the
+   run's own photometry (same bands, dereddening and magnitudes), seeded by
+   ``(seed, order, pixel)``. This is a second lazy LSDB pass over the same opened
+   catalog: the crossmatch visits only the partitions that hold redshifts, the sample
+   needs all of them;
+2. writes a ``weight`` for every training row from the k-nearest-neighbour density
+   ratio of Lima et al. (2008): ``r`` is the distance from the row to its k-th nearest
+   other training row in magnitude (or colour) space, and
+   ``weight = (N_phot(<= r) / N_phot) / (k / N_train)``. Rows with a non-finite feature
+   (a non-detection) get NaN and are left out of both samples;
+3. counts the photometric objects in cells of a self-organizing map (trained on the
+   photometric sample) that hold no training object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tsm_core import photometry as phot
+from tsm_core.config import RepresentativenessConfig
+from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
+
+WEIGHT_COLUMN = "weight"
+
+
+def _reference_band(bands: Sequence[str]) -> str:
+    return "i" if "i" in bands else bands[len(bands) // 2]
+
+
+def feature_names(bands: Sequence[str], space: str) -> list[str]:
+    """Names of the feature axes: ``mag_g, ...`` or ``mag_i, g-r, r-i, ...``."""
+    if space == "magnitudes":
+        return [f"mag_{b}" for b in bands]
+    return [f"mag_{_reference_band(bands)}"] + [f"{a}-{b}" for a, b in zip(bands[:-1], bands[1:])]
+
+
+def magnitudes(frame: pd.DataFrame, photometry: Photometry) -> np.ndarray:
+    """(n, bands) magnitudes of the photometry's output columns in ``frame``."""
+    cols = []
+    for band in photometry.bands:
+        values = frame[photometry.output_names(band)[0]].to_numpy(dtype=np.float64, na_value=np.nan)
+        cols.append(values if photometry.to_magnitudes else phot.flux_to_mag(values, photometry.catalog.zero_point))
+    return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+
+
+def features(mags: np.ndarray, bands: Sequence[str], space: str) -> np.ndarray:
+    """The feature matrix of ``space`` from (n, bands) magnitudes."""
+    if space == "magnitudes" or mags.shape[1] < 2:
+        return mags
+    ref = list(bands).index(_reference_band(bands))
+    return np.column_stack([mags[:, ref], mags[:, :-1] - mags[:, 1:]])
+
+
+@dataclass(frozen=True)
+class PartitionSampler:
+    """Picklable: the seeded random fraction of one object partition, as magnitudes."""
+
+    photometry: Photometry
+    fraction: float
+    seed: int
+
+    def __call__(self, frame: pd.DataFrame, order: int, pixel: int) -> tuple[pd.DataFrame, int]:
+        rng = np.random.default_rng([self.seed, order, pixel])
+        keep = rng.random(len(frame)) < self.fraction
+        part = frame[keep]
+        blanks = {c: np.full(len(part), np.nan) for c in (ZROW_COLUMN, *self.photometry.redshift_columns, DIST_COLUMN)}
+        out = self.photometry(part.assign(**blanks))
+        mags = magnitudes(out, self.photometry)
+        return pd.DataFrame(mags, columns=list(self.photometry.bands)), len(frame)
+
+
+def sample_tasks(objects: Any, photometry: Photometry, config: RepresentativenessConfig) -> list[Any]:
+    """Delayed ``(magnitudes, rows after cuts)`` per partition of the lazy object catalog."""
+    import dask
+
+    sampler = PartitionSampler(photometry, config.sample_fraction, config.seed)
+    pixels = objects.get_healpix_pixels()
+    return [dask.delayed(sampler)(part, p.order, p.pixel) for part, p in zip(objects.to_delayed(), pixels)]
+
+
+def knn_weights(train: np.ndarray, photometric: np.ndarray, k: int) -> np.ndarray:
+    """Lima et al. (2008) weights of the rows of ``train`` (both arrays (n, d), finite).
+
+    ``r_i`` is the distance to the k-th nearest other training row; the weight is the
+    fraction of ``photometric`` rows within ``r_i`` (inclusive) over ``k / len(train)``.
+    """
+    from scipy.spatial import cKDTree
+
+    n_train, n_phot = len(train), len(photometric)
+    if n_train < 2 or n_phot == 0:
+        return np.full(n_train, np.nan)
+    k = min(k, n_train - 1)
+    dist, _ = cKDTree(train).query(train, k=k + 1)
+    radius = dist[:, -1] if dist.ndim == 2 else dist
+    inside = cKDTree(photometric).query_ball_point(train, radius, return_length=True)
+    return (np.asarray(inside, dtype=np.float64) / n_phot) / (k / n_train)
+
+
+@dataclass
+class SOM:
+    """A small batch self-organizing map on standardized features (numpy only)."""
+
+    shape: tuple[int, int]
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray = field(repr=False)
+
+    @classmethod
+    def train(cls, data: np.ndarray, shape: tuple[int, int], seed: int, n_iter: int = 30) -> SOM:
+        """Fit to ``data`` (n, d): prototypes start at random rows; the neighbourhood shrinks."""
+        mean, scale = data.mean(axis=0), data.std(axis=0)
+        scale[scale == 0] = 1.0
+        x = (data - mean) / scale
+        rng = np.random.default_rng(seed)
+        n_cells = shape[0] * shape[1]
+        weights = x[rng.choice(len(x), n_cells, replace=len(x) < n_cells)].copy()
+        gy, gx = np.divmod(np.arange(n_cells), shape[1])
+        grid2 = (gy[:, None] - gy[None, :]) ** 2 + (gx[:, None] - gx[None, :]) ** 2
+        som = cls(shape, mean, scale, weights)
+        for sigma in np.geomspace(max(shape) / 2, 0.5, n_iter):
+            bmu = som._bmu(x)
+            h = np.exp(-grid2 / (2 * sigma**2))
+            counts = np.bincount(bmu, minlength=n_cells).astype(np.float64)
+            sums = np.zeros_like(weights)
+            np.add.at(sums, bmu, x)
+            den = h @ counts
+            ok = den > 0
+            som.weights[ok] = (h @ sums)[ok] / den[ok, None]
+        return som
+
+    def _bmu(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty(len(x), dtype=np.int64)
+        w2 = (self.weights**2).sum(axis=1)
+        for start in range(0, len(x), 50_000):
+            chunk = x[start : start + 50_000]
+            out[start : start + len(chunk)] = np.argmin(w2[None, :] - 2 * chunk @ self.weights.T, axis=1)
+        return out
+
+    def assign(self, data: np.ndarray) -> np.ndarray:
+        """The cell (0 .. rows*cols-1) of every row of ``data``."""
+        return self._bmu((data - self.mean) / self.scale)
+
+
+def empty_cell_fraction(phot_cells: np.ndarray, train_cells: np.ndarray, n_cells: int) -> float:
+    """Fraction of photometric rows whose cell holds no training row."""
+    if not len(phot_cells):
+        return float("nan")
+    has_train = np.bincount(train_cells, minlength=n_cells) > 0
+    return float((~has_train[phot_cells]).mean())
+
+
+def _histograms(mags: np.ndarray, bands: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+    out = {}
+    for j, band in enumerate(bands):
+        values = mags[:, j][np.isfinite(mags[:, j])]
+        if len(values):
+            counts, edges = np.histogram(values, bins=40)
+            out[band] = {"edges": edges.round(4).tolist(), "counts": counts.tolist(),
+                         "non_detected": float(1 - len(values) / len(mags))}
+    return out
+
+
+def assess(
+    train_mags: np.ndarray, phot_mags: np.ndarray, bands: Sequence[str], config: RepresentativenessConfig
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Weights for the training rows and the summary stored in the provenance."""
+    train_x = features(train_mags, bands, config.space)
+    phot_x = features(phot_mags, bands, config.space)
+    t_ok = np.isfinite(train_x).all(axis=1)
+    p_ok = np.isfinite(phot_x).all(axis=1)
+    weights = np.full(len(train_x), np.nan)
+    k = min(config.k, max(int(t_ok.sum()) - 1, 1))
+    weights[t_ok] = knn_weights(train_x[t_ok], phot_x[p_ok], config.k)
+    n_cells = config.som_shape[0] * config.som_shape[1]
+    summary: dict[str, Any] = {
+        "method": "k-nearest-neighbour density ratio (Lima et al. 2008)",
+        "space": config.space,
+        "features": feature_names(bands, config.space),
+        "k": k,
+        "sample_fraction": config.sample_fraction,
+        "seed": config.seed,
+        "n_photometric": int(len(phot_x)),
+        "n_photometric_used": int(p_ok.sum()),
+        "n_training": int(len(train_x)),
+        "n_training_used": int(t_ok.sum()),
+        "photometric_histograms": _histograms(phot_mags, bands),
+    }
+    finite = weights[np.isfinite(weights)]
+    if len(finite):
+        summary["weights"] = {
+            "min": float(finite.min()), "median": float(np.median(finite)), "max": float(finite.max()),
+            "zero": int((finite == 0).sum()),
+        }
+    if p_ok.sum() >= 2 and t_ok.any():
+        som = SOM.train(phot_x[p_ok], config.som_shape, config.seed)
+        phot_cells, train_cells = som.assign(phot_x[p_ok]), som.assign(train_x[t_ok])
+        summary["som"] = {
+            "shape": list(config.som_shape),
+            "photometric_counts": np.bincount(phot_cells, minlength=n_cells).tolist(),
+            "training_counts": np.bincount(train_cells, minlength=n_cells).tolist(),
+        }
+        summary["empty_cell_fraction"] = empty_cell_fraction(phot_cells, train_cells, n_cells)
+    return weights, summary
+
+
+def describe(config: RepresentativenessConfig) -> str:
+    """One line: how the weights were made."""
+    return f"k={config.k} in {config.space} space, photometric sample fraction {config.sample_fraction} (seed {config.seed})"
+
+
+class Weigher:
+    """The run's side of representativeness: sample, then weigh the matched rows in order.
+
+    :meth:`sample` runs the pass over the object partitions; :meth:`fit` computes the
+    weights of the kept matched rows (their magnitude columns, in output order);
+    :meth:`apply` then adds the ``weight`` column to the frames as they are written.
+    """
+
+    def __init__(self, photometry: Photometry, config: RepresentativenessConfig) -> None:
+        self.photometry = photometry
+        self.config = config
+        self.key_columns = [photometry.output_names(b)[0] for b in photometry.bands]
+        self.phot_mags = np.zeros((0, len(photometry.bands)))
+        self.n_objects_after_cuts = 0
+        self.weights: np.ndarray | None = None
+        self.summary: dict[str, Any] = {}
+        self._offset = 0
+
+    def sample(self, objects: Any, in_flight: int) -> None:
+        """Draw the photometric sample from every partition of the lazy ``objects``."""
+        from tsm_core.compute import stream
+
+        parts: list[pd.DataFrame] = []
+        for mags, n_rows in stream(sample_tasks(objects, self.photometry, self.config), in_flight):
+            parts.append(mags)
+            self.n_objects_after_cuts += n_rows
+        if parts:
+            self.phot_mags = pd.concat(parts, ignore_index=True).to_numpy(dtype=np.float64)
+
+    def fit(self, keys: pd.DataFrame) -> None:
+        """Weights of the rows of ``keys`` (the written rows, in order)."""
+        self.weights, self.summary = assess(
+            magnitudes(keys, self.photometry), self.phot_mags, self.photometry.bands, self.config
+        )
+        self.summary["objects_after_cuts"] = self.n_objects_after_cuts
+        self._offset = 0
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with its ``weight`` column (the next rows of the fitted weights)."""
+        if self.weights is None:
+            return frame.assign(**{WEIGHT_COLUMN: np.zeros(len(frame), dtype=np.float64) * np.nan})
+        chunk = self.weights[self._offset : self._offset + len(frame)]
+        self._offset += len(frame)
+        return frame.assign(**{WEIGHT_COLUMN: chunk})
