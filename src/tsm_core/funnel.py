@@ -12,7 +12,7 @@ the object catalog. It is stored in the product's provenance (``to_dict``), retu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -182,25 +182,58 @@ def record_read(funnel: Funnel, frame: pd.DataFrame, bad_rows: Mapping[str, int]
     funnel.bad_rows(bad)
 
 
-def coverage_mask(pixels: list[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """True for positions inside one of the HEALPix ``pixels`` (objects with ``order`` and ``pixel``).
+def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """Index into ``pixels`` (objects with ``order`` and ``pixel``) of the partition holding
+    each position, -1 for none: each position's nested pixel at the deepest order, shifted
+    up to each order present (metadata only, no object rows)."""
+    import healpy as hp
 
-    From the object catalog's partition list alone (metadata): each position's nested
-    pixel at the deepest partition order, shifted up to each order present.
+    found = np.full(len(ra), -1, dtype=np.int64)
+    if not len(ra) or not len(pixels):
+        return found
+    orders = np.array([int(p.order) for p in pixels])
+    numbers = np.array([int(p.pixel) for p in pixels], dtype=np.int64)
+    deepest = int(orders.max())
+    deep = hp.ang2pix(2**deepest, np.asarray(ra, float), np.asarray(dec, float), nest=True, lonlat=True).astype(np.int64)
+    for order in np.unique(orders):
+        at = np.flatnonzero(orders == order)
+        sorter = np.argsort(numbers[at])
+        keys = numbers[at][sorter]
+        parent = deep >> (2 * (deepest - int(order)))
+        pos = np.clip(np.searchsorted(keys, parent), 0, len(keys) - 1)
+        hit = keys[pos] == parent
+        found[hit] = at[sorter[pos[hit]]]
+    return found
+
+
+def coverage_mask(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """True for positions inside one of the HEALPix ``pixels`` (partitions)."""
+    return partition_index(pixels, ra, dec) >= 0
+
+
+def sky_summary(
+    pixels: Sequence[Any], rows: Sequence[int] | None, ra: np.ndarray, dec: np.ndarray, kept_fraction: float = 1.0
+) -> dict[str, Any]:
+    """The object catalog's partitions (``[order, pixel, rows]``) and the local object density
+    at the redshifts: ``density_sum_per_arcsec2`` is the sum over the redshifts inside the
+    coverage of the object density of their partition (rows / pixel area, times
+    ``kept_fraction``, the share of objects the cuts keep where counted). A random
+    placement puts ``density_sum * pi * (r2**2 - r1**2)`` unrelated objects at
+    separations between r1 and r2 of these redshifts: the chance-match level.
     """
     import healpy as hp
 
-    covered = np.zeros(len(ra), dtype=bool)
-    if not len(ra) or not pixels:
-        return covered
-    by_order: dict[int, list[int]] = {}
-    for p in pixels:
-        by_order.setdefault(int(p.order), []).append(int(p.pixel))
-    deepest = max(by_order)
-    deep = hp.ang2pix(2**deepest, np.asarray(ra, float), np.asarray(dec, float), nest=True, lonlat=True).astype(np.int64)
-    for order, pix in by_order.items():
-        covered |= np.isin(deep >> (2 * (deepest - order)), np.asarray(pix, dtype=np.int64))
-    return covered
+    out: dict[str, Any] = {
+        "pixels": [[int(p.order), int(p.pixel), None if rows is None else int(n)] for p, n in zip(pixels, rows or [None] * len(pixels))]
+    }
+    idx = partition_index(pixels, ra, dec)
+    out["n_covered"] = int((idx >= 0).sum())
+    if rows is not None and len(pixels):
+        area = np.array([hp.nside2pixarea(2 ** int(p.order), degrees=True) * 3600.0**2 for p in pixels])
+        density = np.asarray(rows, dtype=np.float64) / area * kept_fraction
+        out["density_sum_per_arcsec2"] = float(density[idx[idx >= 0]].sum())
+        out["kept_fraction"] = kept_fraction
+    return out
 
 
 def record_match(

@@ -27,7 +27,7 @@ from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError
-from tsm_core.funnel import Funnel, coverage_mask, record_match, record_read
+from tsm_core.funnel import Funnel, coverage_mask, record_match, record_read, sky_summary
 from tsm_core.noise import quiet_known_warnings
 from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
@@ -268,12 +268,24 @@ class _Finisher:
         return table.replace_schema_metadata(None) if self.schema is None else table
 
 
-def _total_rows(path: str) -> int | None:
-    """The object catalog's number of rows before any cut, from its HATS metadata."""
+def _split_flags(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def _partition_rows(path: str, pixels: list[Any]) -> list[int] | None:
+    """Rows of each partition before any cut, from the HATS metadata (None where unreadable)."""
     import hats
 
-    opened = hats.read_hats(path)
-    return getattr(opened, "main_catalog", opened).catalog_info.total_rows
+    try:
+        opened = hats.read_hats(path)
+        main = getattr(opened, "main_catalog", opened)
+        column = main.schema.names[0]
+        stats = main.per_partition_statistics(include_columns=[column], include_stats=["row_count"])
+        counts = dict(zip(stats.index, stats.iloc[:, 0]))
+        return [int(counts[p]) for p in pixels]
+    except Exception as exc:  # noqa: BLE001 - optional metadata: the funnel says it is unknown
+        log.info("no per-partition row counts for %s: %s", path, exc)
+        return None
 
 
 def _finish_funnel(
@@ -283,20 +295,27 @@ def _finish_funnel(
     written: np.ndarray,
     training: np.ndarray | None,
     weigher: representativeness.Weigher | None,
-) -> None:
-    """The funnel's steps after the redshift filters, and the object cuts where they were counted."""
+) -> dict[str, Any]:
+    """The funnel's steps after the redshift filters and the object cuts where they were
+    counted; returns the sky summary (partitions, local object density) for the provenance."""
     z = plan.redshifts
-    covered = coverage_mask(plan.objects.get_healpix_pixels(), z["ra"].to_numpy(float), z["dec"].to_numpy(float))
+    ra, dec = z["ra"].to_numpy(float), z["dec"].to_numpy(float)
+    pixels = plan.objects.get_healpix_pixels()
     cfg = plan.config
-    record_match(plan.funnel, z, ZROW_COLUMN, covered, matched, removed, written, training,
+    record_match(plan.funnel, z, ZROW_COLUMN, coverage_mask(pixels, ra, dec), matched, removed, written, training,
                  cfg.crossmatch.radius_arcsec, cfg.crossmatch.n_neighbors)
+    rows = _partition_rows(plan.object_path, pixels)
     label = "objects removed by object filters and release cuts"
-    if weigher is not None and (total := _total_rows(plan.object_path)) is not None:
-        plan.funnel.count("object_cuts", label, int(total) - weigher.n_objects_after_cuts,
-                          f"of {int(total)} objects, counted in the representativeness pass over every partition")
+    kept = 1.0
+    if weigher is not None and rows is not None:
+        total = sum(rows)
+        kept = weigher.n_objects_after_cuts / total if total else 1.0
+        plan.funnel.count("object_cuts", label, total - weigher.n_objects_after_cuts,
+                          f"of {total} objects, counted in the representativeness pass over every partition")
     else:
         plan.funnel.not_counted("object_cuts", label, "the crossmatch reads only partitions with redshifts and "
                                 "pushed cuts never load removed rows; set representativeness to count them")
+    return sky_summary(pixels, rows, ra, dec, kept)
 
 
 def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
@@ -382,11 +401,12 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
                     sink.write(table)
             written = np.concatenate(written_zrows) if written_zrows else np.zeros(0, np.int64)
             matched = spool.all_keys()[ZROW_COLUMN].to_numpy() if spooled else written
-            _finish_funnel(plan, matched, removed, written, np.concatenate(training) if cfg.split else None, weigher)
+            sky = _finish_funnel(plan, matched, removed, written, _split_flags(training) if cfg.split else None, weigher)
             metadata.provenance.update(
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 counts={"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed},
                 funnel=plan.funnel.to_dict(),
+                sky=sky,
                 output_file=final.name,
             )
             if weigher:
