@@ -100,8 +100,10 @@ def _run_and_report(config: Any, overrides: list[str], progress: bool | None) ->
     finally:
         bar.close()
     click.echo(f"Training set {result.product_id}: {result.n_rows} rows -> {result.output_path}")
-    for rule, count in result.removed.items():
-        click.echo(f"  unique galaxies removed {count} rows {rule}")
+    from tsm_core.funnel import Funnel
+
+    for line in Funnel.from_dict(result.funnel).lines():
+        click.echo(f"  {line}")
     return result
 
 
@@ -268,6 +270,17 @@ def products_show(product_id: int) -> None:
         click.echo(f"error: {p.error}")
     click.echo("config (re-run with `tsm run`):")
     click.echo(yaml.safe_dump(p.config, sort_keys=False).rstrip())
+
+
+@cli.command("report")
+@click.argument("product_id", type=int)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, exists=True), help="Directory (default: next to the product file).")
+def report_command(product_id: int, out_dir: str | None) -> None:
+    """Write the HTML report of training set PRODUCT_ID and the JSON of its numbers."""
+    from tsm_core.reports import report
+
+    files = report(product_id, out_dir)
+    click.echo(f"report: {files.html}\nnumbers: {files.json}")
 
 
 @cli.group()
