@@ -178,6 +178,9 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
 
     numba_cache.enable(tsm_home() / "numba-cache")
     cfg, release, objects = plan.config, plan.release, plan.objects
+    if plan.redshifts.empty:
+        log.warning("no redshifts left to match")
+        return [], pd.concat([plan.redshifts.iloc[:0], objects.meta], axis=1).assign(**{DIST_COLUMN: pd.Series(dtype="float64")})
     redshifts = lsdb.from_dataframe(
         plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
         catalog_name="redshifts", partition_rows=50_000,
