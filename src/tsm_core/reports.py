@@ -215,14 +215,21 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
     mag_numbers: dict[str, Any] = {}
     for band, values in mags.items():
         finite = values[np.isfinite(values)]
-        edges = np.asarray(phot_hist[band]["edges"]) if band in phot_hist else (
-            np.linspace(finite.min(), finite.max() + 1e-6, 31) if len(finite) else np.linspace(15, 30, 31))
+        if band in phot_hist:  # the photometric sample's bins, widened to hold every training value
+            edges = np.asarray(phot_hist[band]["edges"], dtype=np.float64)
+            phot_counts = list(phot_hist[band]["counts"])
+            if len(finite) and finite.min() < edges[0]:
+                edges, phot_counts = np.r_[finite.min(), edges], [0, *phot_counts]
+            if len(finite) and finite.max() > edges[-1]:
+                edges, phot_counts = np.r_[edges, np.nextafter(finite.max(), np.inf)], [*phot_counts, 0]
+        else:
+            edges = np.linspace(finite.min(), np.nextafter(finite.max(), np.inf), 31) if len(finite) else np.linspace(15, 30, 31)
         entry = {"edges": edges.tolist(), "counts": _hist(values, edges),
                  "non_detection_fraction": float(1 - len(finite) / len(values)) if len(values) else None}
         if weights is not None:
             entry["weighted"] = _hist(values, edges, weights)
         if band in phot_hist:
-            entry["photometric_counts"] = phot_hist[band]["counts"]
+            entry["photometric_counts"] = phot_counts
             entry["photometric_non_detection_fraction"] = phot_hist[band].get("non_detected")
         mag_numbers[band] = entry
     numbers["magnitudes"] = mag_numbers
