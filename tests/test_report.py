@@ -183,3 +183,12 @@ def test_report_page_in_headless_chromium(at_product_home, tmp_path):
         page.screenshot(path=str(shots / "report.png"), full_page=True)
         browser.close()
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+
+
+def test_feature_bands_are_checked_before_the_run(base_config):
+    import tsm_core
+    from tsm_core.errors import ConfigError
+
+    base_config["representativeness"] = {"bands": ["g", "q"]}
+    with pytest.raises(ConfigError, match=r"representativeness.bands.*\['q'\]"):
+        tsm_core.prepare(base_config)

@@ -120,6 +120,7 @@ class RepresentativenessConfig(_Model):
     k: int = Field(20, ge=1)
     seed: int = 42
     space: Literal["magnitudes", "colours"] = "magnitudes"
+    bands: list[str] | None = Field(None, description="bands of the feature space (default: the run's bands)")
     som_shape: tuple[int, int] = (12, 12)
 
     @field_validator("som_shape")

@@ -162,6 +162,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         ebv_description=describe_source(dereddener, ebv),
     )
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
+    if config.representativeness:
+        representativeness.check_bands(config.representativeness, bands)
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
     objects = open_objects(

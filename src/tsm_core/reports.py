@@ -215,13 +215,9 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
     mag_numbers: dict[str, Any] = {}
     for band, values in mags.items():
         finite = values[np.isfinite(values)]
-        if band in phot_hist:  # the photometric sample's bins, widened to hold every training value
+        if band in phot_hist:  # the photometric sample's bins; values beyond them count in the edge bins
             edges = np.asarray(phot_hist[band]["edges"], dtype=np.float64)
-            phot_counts = list(phot_hist[band]["counts"])
-            if len(finite) and finite.min() < edges[0]:
-                edges, phot_counts = np.r_[finite.min(), edges], [0, *phot_counts]
-            if len(finite) and finite.max() > edges[-1]:
-                edges, phot_counts = np.r_[edges, np.nextafter(finite.max(), np.inf)], [*phot_counts, 0]
+            values = np.clip(values, edges[0], edges[-1])
         else:
             edges = np.linspace(finite.min(), np.nextafter(finite.max(), np.inf), 31) if len(finite) else np.linspace(15, 30, 31)
         entry = {"edges": edges.tolist(), "counts": _hist(values, edges),
@@ -229,7 +225,7 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
         if weights is not None:
             entry["weighted"] = _hist(values, edges, weights)
         if band in phot_hist:
-            entry["photometric_counts"] = phot_counts
+            entry["photometric_counts"] = phot_hist[band]["counts"]
             entry["photometric_non_detection_fraction"] = phot_hist[band].get("non_detected")
         mag_numbers[band] = entry
     numbers["magnitudes"] = mag_numbers
@@ -597,7 +593,7 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str]) -> str:
         w = rep.get("weights", {})
         notes["representativeness"] = (
             f"<p>{rep['n_photometric']} photometric objects sampled ({rep['sample_fraction']:g} of every partition, "
-            f"seed {rep['seed']}); weights from the k={rep['k']} nearest neighbours in {e(rep['space'])} space "
+            f"seed {rep['seed']}), {rep['n_photometric_used']} of them detected in every band used; weights from the k={rep['k']} nearest neighbours in {e(rep['space'])} space "
             f"({e(', '.join(rep['features']))}) for {rep['n_training_used']} of {rep['n_training']} rows "
             f"(the others have a non-detection and no weight)"
             + (f"; weights from {w['min']:.3g} to {w['max']:.3g}, median {w['median']:.3g}" if w else "")

@@ -193,7 +193,6 @@ def assess(
         "n_photometric_used": int(p_ok.sum()),
         "n_training": int(len(train_x)),
         "n_training_used": int(t_ok.sum()),
-        "photometric_histograms": _histograms(phot_mags, bands),
     }
     finite = weights[np.isfinite(weights)]
     if len(finite):
@@ -213,9 +212,22 @@ def assess(
     return weights, summary
 
 
+def check_bands(config: RepresentativenessConfig, bands: Sequence[str]) -> tuple[str, ...]:
+    """The bands of the feature space; fails naming a band the run does not have."""
+    chosen = tuple(config.bands or bands)
+    unknown = [b for b in chosen if b not in bands]
+    if unknown or not chosen:
+        from tsm_core.errors import ConfigError
+
+        raise ConfigError("representativeness.bands", f"band(s) {unknown} not among the run's bands {list(bands)}"
+                          if unknown else "needs at least one band")
+    return chosen
+
+
 def describe(config: RepresentativenessConfig) -> str:
     """One line: how the weights were made."""
-    return f"k={config.k} in {config.space} space, photometric sample fraction {config.sample_fraction} (seed {config.seed})"
+    bands = f" of {''.join(config.bands)}" if config.bands else ""
+    return f"k={config.k} in {config.space}{bands} space, photometric sample fraction {config.sample_fraction} (seed {config.seed})"
 
 
 class Weigher:
@@ -229,6 +241,7 @@ class Weigher:
     def __init__(self, photometry: Photometry, config: RepresentativenessConfig) -> None:
         self.photometry = photometry
         self.config = config
+        self.bands = check_bands(config, photometry.bands)
         self.key_columns = [photometry.output_names(b)[0] for b in photometry.bands]
         self.phot_mags = np.zeros((0, len(photometry.bands)))
         self.n_objects_after_cuts = 0
@@ -249,10 +262,12 @@ class Weigher:
 
     def fit(self, keys: pd.DataFrame) -> None:
         """Weights of the rows of ``keys`` (the written rows, in order)."""
+        used = [self.photometry.bands.index(b) for b in self.bands]
         self.weights, self.summary = assess(
-            magnitudes(keys, self.photometry), self.phot_mags, self.photometry.bands, self.config
+            magnitudes(keys, self.photometry)[:, used], self.phot_mags[:, used], self.bands, self.config
         )
         self.summary["objects_after_cuts"] = self.n_objects_after_cuts
+        self.summary["photometric_histograms"] = _histograms(self.phot_mags, self.photometry.bands)
         self._offset = 0
 
     def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
