@@ -501,9 +501,10 @@ def _draw_representativeness(numbers: dict[str, Any], weights: np.ndarray | None
                               "photometric objects in cells without training", fontsize=9)
         if weights is not None and np.isfinite(weights).any():
             finite = weights[np.isfinite(weights)]
-            axes[2].hist(finite, bins=30, color="#4477aa")
-            axes[2].set_xlabel("weight", fontsize=8)
-            axes[2].set_title(f"weights (k={rep.get('k')}, median {np.median(finite):.2f})", fontsize=9)
+            top = max(float(np.percentile(finite, 99)), 1e-9)
+            axes[2].hist(np.clip(finite, 0, top), bins=30, range=(0, top), color="#4477aa")
+            axes[2].set_xlabel("weight (the top 1% in the last bin)", fontsize=8)
+            axes[2].set_title(f"weights (k={rep.get('k')}): median {np.median(finite):.2f}, max {finite.max():.3g}", fontsize=9)
         for ax in axes:
             ax.tick_params(labelsize=7)
 
