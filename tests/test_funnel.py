@@ -194,3 +194,14 @@ def test_bad_rows_and_coverage_units():
     deeper = int(hp.ang2pix(2**6, 100.0, -40.0, nest=True, lonlat=True))
     assert coverage_mask([Pixel(3, parent), Pixel(6, deeper)], ra, dec).tolist() == [True, True, True]
     assert coverage_mask([Pixel(3, parent)], ra, dec).tolist() == [True, True, False]
+
+
+def test_coverage_is_kept_compact():
+    from tsm_core.funnel import coarse_pixels
+
+    class Pixel:
+        def __init__(self, order: int, pixel: int) -> None:
+            self.order, self.pixel = order, pixel
+
+    deep = [Pixel(8, n) for n in range(4 * 4 * 300)]  # 4800 pixels of order 8 -> 300 of order 6
+    assert coarse_pixels(deep + [Pixel(3, 700)], most=400) == [[3, 700]] + [[6, n] for n in range(300)]

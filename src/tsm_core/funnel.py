@@ -211,27 +211,39 @@ def coverage_mask(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> np.
     return partition_index(pixels, ra, dec) >= 0
 
 
+def coarse_pixels(pixels: Sequence[Any], most: int = 800) -> list[list[int]]:
+    """``[order, pixel]`` of the partitions, the deepest merged into their parents until
+    at most ``most`` remain (a compact coverage for the provenance and the sky map)."""
+    cells = {(int(p.order), int(p.pixel)) for p in pixels}
+    while len(cells) > most:
+        deepest = max(o for o, _ in cells)
+        if deepest == 0:
+            break
+        cells = {(o - 1, n >> 2) if o == deepest else (o, n) for o, n in cells}
+    return [list(c) for c in sorted(cells)]
+
+
 def sky_summary(
     pixels: Sequence[Any], rows: Sequence[int] | None, ra: np.ndarray, dec: np.ndarray, kept_fraction: float = 1.0
 ) -> dict[str, Any]:
-    """The object catalog's partitions (``[order, pixel, rows]``) and the local object density
-    at the redshifts: ``density_sum_per_arcsec2`` is the sum over the redshifts inside the
-    coverage of the object density of their partition (rows / pixel area, times
-    ``kept_fraction``, the share of objects the cuts keep where counted). A random
-    placement puts ``density_sum * pi * (r2**2 - r1**2)`` unrelated objects at
-    separations between r1 and r2 of these redshifts: the chance-match level.
+    """The object catalog's coverage (``coverage``: ``[order, pixel]``, see
+    :func:`coarse_pixels`) and the local object density at the redshifts:
+    ``density_sum_per_arcsec2`` is the sum over the redshifts inside the coverage of the
+    object density of their partition (rows / pixel area, times ``kept_fraction``, the
+    share of objects the cuts keep where counted). A random placement puts
+    ``density_sum * pi * (r2**2 - r1**2)`` unrelated objects at separations between r1 and
+    r2 of these redshifts: the chance-match level.
     """
     import healpy as hp
 
-    out: dict[str, Any] = {
-        "pixels": [[int(p.order), int(p.pixel), None if rows is None else int(n)] for p, n in zip(pixels, rows or [None] * len(pixels))]
-    }
     idx = partition_index(pixels, ra, dec)
-    out["n_covered"] = int((idx >= 0).sum())
+    out: dict[str, Any] = {"coverage": coarse_pixels(pixels), "n_partitions": len(pixels),
+                           "n_covered": int((idx >= 0).sum())}
     if rows is not None and len(pixels):
         area = np.array([hp.nside2pixarea(2 ** int(p.order), degrees=True) * 3600.0**2 for p in pixels])
         density = np.asarray(rows, dtype=np.float64) / area * kept_fraction
         out["density_sum_per_arcsec2"] = float(density[idx[idx >= 0]].sum())
+        out["object_rows"] = int(sum(rows))
         out["kept_fraction"] = kept_fraction
     return out
 

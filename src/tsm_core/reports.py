@@ -242,7 +242,7 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
     numbers["colours"] = colours
     # sky: matched redshifts per HEALPix pixel over the coverage
     sky_prov = prov.get("sky") or {}
-    pixels = sky_prov.get("pixels", [])
+    pixels = sky_prov.get("coverage", [])
     order = _sky_order(pixels)
     counts: dict[int, int] = {}
     if {"ra", "dec"} <= set(frame.columns) and len(frame):
@@ -404,7 +404,7 @@ def _draw_sky(numbers: dict[str, Any]) -> Callable[[Any], None]:
         return out
 
     def draw(fig: Any) -> None:
-        cover = [poly for o, p, _ in sky["coverage_partitions"] for poly in polygons(int(o), [int(p)])]
+        cover = [poly for o, p in sky["coverage_partitions"] for poly in polygons(int(o), [int(p)])]
         matched_pix = [int(k) for k in sky["matched_per_pixel"]]
         matched = polygons(sky["order"], matched_pix)
         if not cover + matched:

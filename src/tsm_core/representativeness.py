@@ -165,7 +165,7 @@ def _histograms(mags: np.ndarray, bands: Sequence[str]) -> dict[str, dict[str, l
         values = mags[:, j][np.isfinite(mags[:, j])]
         if len(values):
             counts, edges = np.histogram(values, bins=40)
-            out[band] = {"edges": edges.tolist(), "counts": counts.tolist(),
+            out[band] = {"edges": edges.round(5).tolist(), "counts": counts.tolist(),
                          "non_detected": float(1 - len(values) / len(mags))}
     return out
 
