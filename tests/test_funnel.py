@@ -162,7 +162,7 @@ def test_object_cuts_counted_with_representativeness(grid_scene, tmp_path):
 def test_a_run_left_empty_says_where(grid_scene, tmp_path):
     from tsm_core.cli import get_cli
 
-    cfg = _config(grid_scene, tmp_path)
+    cfg = _config(grid_scene, tmp_path, representativeness={"sample_fraction": 0.2})
     cfg["filters"]["redshift"] = ["z_flag >= 3", "z > 5"]
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -192,3 +192,12 @@ def test_feature_bands_are_checked_before_the_run(base_config):
     base_config["representativeness"] = {"bands": ["g", "q"]}
     with pytest.raises(ConfigError, match=r"representativeness.bands.*\['q'\]"):
         tsm_core.prepare(base_config)
+
+
+def test_colour_space():
+    from tsm_core.representativeness import feature_names, features
+
+    mags = np.array([[20.0, 19.5, 19.0, 18.8], [22.0, 21.0, 20.5, 20.4]])
+    assert feature_names("griz", "colours") == ["mag_i", "g-r", "r-i", "i-z"]
+    np.testing.assert_allclose(features(mags, "griz", "colours"), [[19.0, 0.5, 0.5, 0.2], [20.5, 1.0, 0.5, 0.1]])
+    assert features(mags, "griz", "magnitudes") is mags

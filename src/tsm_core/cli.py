@@ -268,6 +268,11 @@ def products_show(product_id: int) -> None:
     click.echo(f"output: {p.output_path or ''}")
     if p.error:
         click.echo(f"error: {p.error}")
+    if p.provenance and p.provenance.get("funnel"):
+        from tsm_core.funnel import Funnel
+
+        for line in Funnel.from_dict(p.provenance["funnel"]).lines():
+            click.echo(line)
     click.echo("config (re-run with `tsm run`):")
     click.echo(yaml.safe_dump(p.config, sort_keys=False).rstrip())
 

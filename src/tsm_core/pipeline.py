@@ -250,7 +250,8 @@ def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
         s = plan.config.split
         info[SPLIT_COLUMN] = ColumnInfo("", f"training (true) or validation (false); fraction {s.train_fraction}, seed {s.seed}")
     if plan.config.representativeness:
-        info[WEIGHT_COLUMN] = ColumnInfo("", f"k-nearest-neighbour weight to the photometric sample (Lima et al. 2008), {representativeness.describe(plan.config.representativeness)}")
+        how = representativeness.describe(plan.config.representativeness)
+        info[WEIGHT_COLUMN] = ColumnInfo("", f"k-nearest-neighbour weight to the photometric sample (Lima et al. 2008), {how}")
     return info
 
 

@@ -31,6 +31,8 @@ from tsm_core.config import RepresentativenessConfig
 from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
 
 WEIGHT_COLUMN = "weight"
+#: the self-organizing map is trained on at most this many photometric rows
+SOM_TRAINING_ROWS = 100_000
 
 
 def _reference_band(bands: Sequence[str]) -> str:
@@ -201,7 +203,11 @@ def assess(
             "zero": int((finite == 0).sum()),
         }
     if p_ok.sum() >= 2 and t_ok.any():
-        som = SOM.train(phot_x[p_ok], config.som_shape, config.seed)
+        rng = np.random.default_rng(config.seed)
+        fit_on = phot_x[p_ok]
+        if len(fit_on) > SOM_TRAINING_ROWS:  # the map's shape is set by a seeded subset; every row is assigned
+            fit_on = fit_on[rng.choice(len(fit_on), SOM_TRAINING_ROWS, replace=False)]
+        som = SOM.train(fit_on, config.som_shape, config.seed)
         phot_cells, train_cells = som.assign(phot_x[p_ok]), som.assign(train_x[t_ok])
         summary["som"] = {
             "shape": list(config.som_shape),
