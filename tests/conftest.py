@@ -1,8 +1,21 @@
-"""Shared fixtures: an isolated $TSM_HOME, and HATS catalogs written by the tests."""
+"""Shared fixtures: an isolated $TSM_HOME, and HATS catalogs written by the tests.
+
+The suite is isolated from the machine it runs on before anything is imported: the
+user's ``~/.dustmapsrc`` is never read (dustmaps reads its configuration once, at import),
+only this project's plugins load (third-party plugins installed beside them would change
+the listings), and one numba cache serves the whole run and its subprocesses.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+_ISOLATION = Path(tempfile.mkdtemp(prefix="tsm-test-session-"))
+os.environ["DUSTMAPS_CONFIG_FNAME"] = str(_ISOLATION / "no-dustmapsrc.json")
+os.environ["TSM_PLUGINS"] = "dp1,dp02,dp2,writers,web"
+os.environ.setdefault("TSM_NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "tsm-test-numba-cache"))
 
 import numpy as np
 import pandas as pd

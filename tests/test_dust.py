@@ -131,14 +131,37 @@ def test_map_built_once_per_process(tmp_path):
     np.testing.assert_allclose(first, dust_maps.sfd_expected(gal.l.deg, gal.b.deg), rtol=1e-6)
 
 
-def test_dustmaps_config_untouched(tmp_path, monkeypatch):
-    """Querying never writes the user's ~/.dustmapsrc."""
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    (tmp_path / "home").mkdir()
+@pytest.mark.parametrize("user_has_config", [False, True])
+def test_dustmaps_config_untouched(tmp_path, user_has_config):
+    """Querying never reads the user's ~/.dustmapsrc for paths nor writes it: in a fresh
+    process (dustmaps reads its configuration when first imported) whose home has one
+    pointing at other maps, or none."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    rc = home / ".dustmapsrc"
+    if user_has_config:
+        dust_maps.write_sfd(tmp_path / "other", n=8)  # other maps: other values
+        rc.write_text(json.dumps({"data_dir": str(tmp_path / "other")}))
     dust_maps.write_sfd(tmp_path / "maps")
-    source = plugins.dereddener("sfd").source(plugins.object_catalog("dp1"), tmp_path / "maps")
-    source(np.array([10.0]), np.array([10.0]), None)
-    assert not (tmp_path / "home" / ".dustmapsrc").exists()
+    code = (
+        "import numpy as np; from tsm_core import plugins; "
+        f"s = plugins.dereddener('sfd').source(plugins.object_catalog('dp1'), __import__('pathlib').Path({str(tmp_path / 'maps')!r})); "
+        "print(repr(float(s(np.array([10.0]), np.array([10.0]), None)[0])))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DUSTMAPS_CONFIG_FNAME"} | {"HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    gal = SkyCoord([10.0], [10.0], unit="deg").galactic
+    assert float(done.stdout.split()[-1]) == pytest.approx(dust_maps.sfd_expected(gal.l.deg, gal.b.deg)[0], rel=1e-6)
+    if user_has_config:
+        assert json.loads(rc.read_text()) == {"data_dir": str(tmp_path / "other")}
+    else:
+        assert not rc.exists()
 
 
 def test_sfd_files_directly_in_the_maps_dir(two_hemispheres, tmp_path):

@@ -179,7 +179,7 @@ def test_config_errors_name_the_key(base_config):
 
 def test_unknown_filter_column(base_config):
     base_config["filters"] = {"object": ["extendedness == 1"]}
-    with pytest.raises(ConfigError, match="filters.object: unknown object column 'extendedness'"):
+    with pytest.raises(ConfigError, match=r"filters.object\[0\]: 'extendedness == 1' names unknown dp1 object column\(s\) 'extendedness'; did you mean refExtendedness"):
         tsm_core.run(base_config)
     _no_output(base_config)
 

@@ -21,8 +21,9 @@ DESI_COLUMNS = {"id": "TARGETID", "ra": "TARGET_RA", "dec": "TARGET_DEC", "z": "
 
 
 @pytest.fixture
-def client():
-    with TestClient(create_app(max_upload_bytes=2 * 2**20)) as c:
+def client(scene):
+    # the operator, not the client, says where dp1's object catalog is
+    with TestClient(create_app(max_upload_mb=2, release_paths={"dp1": str(scene["objects_path"])})) as c:
         yield c
 
 
@@ -53,7 +54,7 @@ def _wait(client, product_id, timeout=120):
 
 def _config(scene, catalog_id, **extra):
     return {"name": "web set", "redshift_catalog": {"id": catalog_id},
-            "object_catalog": {"release": "dp1", "path": str(scene["objects_path"]), "flux_type": "cModel"},
+            "object_catalog": {"release": "dp1", "flux_type": "cModel"},
             "crossmatch": {"radius_arcsec": 3.0, "n_neighbors": 2}, **extra}
 
 
@@ -87,6 +88,7 @@ def test_upload_submit_poll_download(client, scene, odd_csv, tmp_path):
 
     # the same run from Python, on the same registered catalog
     cfg = _config(scene, catalog["id"], output={"directory": str(tmp_path / "py")})
+    cfg["object_catalog"]["path"] = str(scene["objects_path"])
     python = pq.read_table(tsm_core.run(cfg).output_path).to_pandas()
     pd.testing.assert_frame_equal(web, python)
     listed = client.get("/api/training-sets", params={"search": "web"}).json()
@@ -97,13 +99,13 @@ def test_field_errors(client, scene, odd_csv):
     cid = _upload(client, "c", odd_csv).json()["id"]
     cases = [
         ({"crossmatch": {"radius_arcsec": 0}}, "crossmatch.radius_arcsec"),
-        ({"object_catalog": {"release": "dp1", "flux_type": "cmodel", "path": str(scene["objects_path"])}}, "object_catalog.flux_type"),
+        ({"object_catalog": {"release": "dp1", "flux_type": "cmodel"}}, "object_catalog.flux_type"),
         ({"output": {"format": "xlsx"}}, "output.format"),
         ({"name": ""}, "name"),
         ({"colour": 1}, "colour"),
         ({"redshift_catalog": {"path": "/etc/passwd"}}, "redshift_catalog.path"),
         ({"redshift_catalog": {"name": "nope"}}, "redshift_catalog"),
-        ({"object_catalog": {"release": "dp1", "dereddening": "sfd", "path": str(scene["objects_path"])}}, "object_catalog.dereddening"),
+        ({"object_catalog": {"release": "dp1", "dereddening": "sfd"}}, "object_catalog.dereddening"),
     ]
     for change, field in cases:
         response = client.post("/api/training-sets", json=_config(scene, cid) | change)
@@ -132,8 +134,7 @@ def test_hostile_names(client, scene, odd_csv, tsm_home):
     up = _upload(client, "../../etc/x", odd_csv)
     assert up.status_code == 201 and up.json()["name"] == "../../etc/x"
     assert all(p.parent == tsm_home / "uploads" for p in (tsm_home / "uploads").iterdir())
-    sub = client.post("/api/training-sets", json=_config(scene, up.json()["id"]) | {"name": "../../etc/x",
-                      "output": {"directory": "/tmp/elsewhere"}})
+    sub = client.post("/api/training-sets", json=_config(scene, up.json()["id"]) | {"name": "../../etc/x"})
     product = _wait(client, sub.json()["id"])
     path = Path(tsm_core.pipeline.Registry.at_home(tsm_home).product(product["id"]).output_path)
     assert path.parent == tsm_home / "products" and path.name == f"etc_x_{product['id']}.parquet"
@@ -166,6 +167,7 @@ def test_failed_run_shown_failed(client, scene, odd_csv, tsm_home):
 def test_token_required_when_set(monkeypatch, scene):
     monkeypatch.setenv("TSM_API_TOKEN", "s3cret")
     with TestClient(create_app()) as c:
+        assert c.get("/api/formats", headers={"Authorization": "Token s3cret"}).status_code == 200
         denied = c.get("/api/formats")
         assert denied.status_code == 401 and denied.json()["field"] == "token"
         assert c.get("/api/formats", headers={"Authorization": "Bearer wrong"}).status_code == 401

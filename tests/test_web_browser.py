@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from helpers import tsm_serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -25,31 +22,10 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(scene, tsm_home):
-    port = _free_port()
-    env = dict(os.environ, TSM_HOME=str(tsm_home), TSM_DP1_PATH=str(scene["objects_path"]))
-    proc = subprocess.Popen([sys.executable, "-m", "tsm_core", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api/formats", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"tsm serve did not start: {proc.stdout.read() if proc.stdout else ''}")
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with tsm_serve({"TSM_HOME": str(tsm_home), "TSM_DP1_PATH": str(scene["objects_path"])}) as url:
+        yield url
 
 
 def test_form_end_to_end(server, scene, tmp_path):
@@ -62,7 +38,8 @@ def test_form_end_to_end(server, scene, tmp_path):
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 1300}, accept_downloads=True)
+        # Playwright evaluates its wait conditions as strings, which the pages' CSP forbids (no eval)
+        page = browser.new_page(viewport={"width": 1100, "height": 1300}, accept_downloads=True, bypass_csp=True)
         page.goto(server + "/")
         page.wait_for_function("document.querySelectorAll('#flux_type option').length > 0")
         options = lambda: page.eval_on_selector_all("#flux_type option", "els => els.map(e => e.value)")  # noqa: E731

@@ -47,6 +47,8 @@ def _setup_logging(verbosity: int) -> None:
         (getattr(p, "__name__", None) or type(p).__module__).split(".")[0]
         for p in plugins.get_plugin_manager().get_plugins()
     }
+    for failure in plugins.load_failures():
+        click.echo(f"tsm: warning: plugin {failure.name!r} ({failure.distribution}) is left out: {failure.error}", err=True)
     for name in packages:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
@@ -138,23 +140,39 @@ def catalogs() -> None:
             click.echo(f"  - {flux.name}{mark}: {flux.description}")
 
 
+@cli.command("plugins")
+def plugins_command() -> None:
+    """List every plugin: its distribution, version and hooks, or why it was left out."""
+    for p in plugins.plugin_report():
+        version = f" {p.version}" if p.version else ""
+        if p.error:
+            click.echo(f"{p.name} ({p.distribution}{version}): NOT LOADED: {p.error}")
+        else:
+            click.echo(f"{p.name} ({p.distribution}{version}): {', '.join(p.hooks)}")
+
+
 @cli.command()
 def formats() -> None:
     """List the installed output formats."""
-    for name, writer in plugins.writers().items():
-        click.echo(f"{name} (.{writer.extension}): {writer.description}")
+    from tsm_core.service import format_listing
+
+    for f in format_listing():
+        click.echo(f"{f.name} (.{f.extension}): {f.description}")
 
 
 @cli.command()
 @click.option("--dust-maps-dir", type=click.Path(file_okay=False), help="Where the maps are (default: $TSM_DUSTMAPS_DIR or dustmaps' data_dir).")
 def dereddeners(dust_maps_dir: str | None) -> None:
     """List the installed dereddeners and whether their map files are present."""
-    maps = Path(dust_maps_dir) if dust_maps_dir else None
-    for name, d in plugins.dereddeners().items():
-        expected = d.expected_files(maps)
-        missing = d.missing_files(maps)
-        state = "" if not expected else " [files present]" if not missing else f" [MISSING: {', '.join(map(str, missing))}]"
-        click.echo(f"{name}: {d.description}{state}")
+    from tsm_core.dust import resolve_maps_dir
+    from tsm_core.service import dereddener_listing
+
+    maps = resolve_maps_dir(dust_maps_dir)
+    for d in dereddener_listing(maps):
+        state = "" if d.name in ("none", "catalog") else " [files present]" if d.files_present \
+            else f" [MISSING: {', '.join(d.missing_files)}]"
+        click.echo(f"{d.name}: {d.description}{state}")
+    click.echo(f"(dust maps folder: {maps})")
 
 
 @cli.command()

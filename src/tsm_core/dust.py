@@ -13,13 +13,15 @@ import functools
 import importlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tsm_core.errors import ConfigError, MissingDustMapError
+from tsm_core.errors import ConfigError, MissingDustMapError, TSMError
 from tsm_core.plugins import hookimpl
 from tsm_core.types import Dereddener, EBVSource, ObjectCatalog
 
@@ -62,7 +64,7 @@ class ColumnEBV:
 
 class CatalogDereddener(Dereddener):
     name = "catalog"
-    description = "the release's own E(B-V) column (DP1: `ebv`, raw SFD)"
+    description = "the release's own E(B-V) column (ObjectCatalog.ebv_column)"
 
     def required_columns(self, catalog: ObjectCatalog) -> list[str]:
         return [catalog.ebv_column] if catalog.ebv_column else []
@@ -182,19 +184,21 @@ class DustMapDereddener(Dereddener):
     def fetch(self, target_dir: Path) -> None:
         """Download the map files into ``target_dir`` with dustmaps (needs internet).
 
-        dustmaps' fetchers write into its configured ``data_dir``; the configuration is
-        pointed, for this process only, at a file under ``target_dir``.
+        dustmaps' fetchers write into its configured ``data_dir``; they run in a child
+        process whose dustmaps configuration names ``target_dir``, so neither this
+        process's environment nor its dustmaps configuration (nor ``~/.dustmapsrc``) changes.
         """
         target_dir.mkdir(parents=True, exist_ok=True)
         rc = target_dir / ".dustmapsrc"
         rc.write_text(json.dumps({"data_dir": str(target_dir.resolve())}))
-        os.environ["DUSTMAPS_CONFIG_FNAME"] = str(rc)
-        import dustmaps.config
-
-        dustmaps.config.config.fname = str(rc)
-        dustmaps.config.config.load()
         func, kwargs = self.spec.fetch
-        _import(func)(**kwargs)
+        module, _, name = func.partition(":")
+        code = f"import {module} as m; m.{name}(**{kwargs!r})"
+        env = dict(os.environ, DUSTMAPS_CONFIG_FNAME=str(rc))
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise TSMError(f"dust map {self.name!r} could not be fetched into {target_dir}: {last}")
 
 
 def describe_source(dereddener: Dereddener, source: EBVSource | None) -> str:

@@ -14,6 +14,12 @@ class TSMError(Exception):
 
     key: str = ""
 
+    @property
+    def message(self) -> str:
+        """The error without its config key (``str(error)`` is ``"key: message"``)."""
+        text = str(self)
+        return text[len(self.key) + 2 :] if self.key and text.startswith(f"{self.key}: ") else text
+
 
 class ConfigError(TSMError, ValueError):
     """A configuration value is invalid; ``key`` is its dotted path in the config."""

@@ -6,11 +6,13 @@ crossmatch, more than the matching itself takes on catalogs of a few million row
 :func:`enable` turns numba's own on-disk caching on for those dispatchers
 (``Dispatcher.enable_caching``), storing the machine code under
 ``$TSM_HOME/numba-cache``; numba invalidates an entry when the HATS source changes.
-Set ``TSM_NUMBA_CACHE=0`` to leave HATS as it is.
+Set ``TSM_NUMBA_CACHE=0`` to leave HATS as it is, ``TSM_NUMBA_CACHE_DIR`` to keep the
+cache elsewhere. Caching is switched on once per process, on the first crossmatch.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -22,12 +24,22 @@ log = logging.getLogger(__name__)
 NUMBA_MODULES = ("hats.pixel_tree.pixel_alignment", "hats.pixel_tree.moc_filter")
 
 
+CACHE_DIR_ENV = "TSM_NUMBA_CACHE_DIR"
+
+
+def cache_dir(home: Path) -> Path:
+    """``$TSM_NUMBA_CACHE_DIR``, else ``home/numba-cache``."""
+    return Path(os.environ[CACHE_DIR_ENV]) if os.environ.get(CACHE_DIR_ENV) else home / "numba-cache"
+
+
+@functools.cache
 def enable(cache_dir: Path) -> int:
-    """Cache the compiled functions of :data:`NUMBA_MODULES` in ``cache_dir``.
+    """Cache the compiled functions of :data:`NUMBA_MODULES` in ``cache_dir`` (the first
+    call of a process decides; later calls return its count).
 
     Returns how many dispatchers were switched to caching (0 when disabled).
     """
-    if os.environ.get("TSM_NUMBA_CACHE", "1") == "0":
+    if os.environ.get("TSM_NUMBA_CACHE", "1") == "0" or enable.cache_info().currsize:
         return 0
     import numba
     from numba.core.caching import NullCache

@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import ast
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tsm_core.errors import CatalogError, ConfigError
+from tsm_core.filters import Filter, RowFilter, check_filter_columns, check_filter_types
 from tsm_core.types import ObjectCatalog
 
 log = logging.getLogger(__name__)
 
-_SIMPLE_CUT = re.compile(r"^\s*([A-Za-z_]\w*)\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*$")
-_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
-_LITERALS = {"true": True, "false": False}
-
-
-def parse_cut(expression: str) -> tuple[str, str, Any] | None:
-    """``column op literal`` as a Parquet filter tuple, else None (a general expression)."""
-    match = _SIMPLE_CUT.match(expression)
-    if not match:
-        return None
-    column, op, raw = match.groups()
-    if raw.lower() in _LITERALS:
-        return column, op, _LITERALS[raw.lower()]
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return None
-    if not isinstance(value, (int, float, str, bool)):
-        return None
-    return column, op, value
-
-
-def read_schema_names(path: str) -> list[str]:
-    """Column names of the HATS catalog (or collection) at ``path``, without reading data."""
+def read_schema(path: str) -> Any:
+    """The Arrow schema of the HATS catalog (or collection) at ``path``, without reading data."""
     import hats
 
     try:
@@ -44,7 +22,16 @@ def read_schema_names(path: str) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable HATS catalog
         raise CatalogError(f"cannot open the HATS object catalog at {path}: {exc}", "object_catalog.path") from exc
     main = getattr(opened, "main_catalog", opened)
-    return list(main.schema.names)
+    return main.schema
+
+
+def flux_families(release: ObjectCatalog, present: Iterable[str]) -> list[str]:
+    """The flux types whose value column exists for some band of ``release`` in ``present``,
+    found through the release's own column template."""
+    bands = "|".join(re.escape(b) for b in release.bands)
+    pattern = re.escape(release.flux_column_template).replace(re.escape("{band}"), f"(?:{bands})")
+    pattern = pattern.replace(re.escape("{flux_type}"), r"(\w+?)")
+    return sorted({m.group(1) for c in present if (m := re.fullmatch(pattern, c))})
 
 
 def check_columns(release: ObjectCatalog, path: str, present: list[str], needed: Iterable[str]) -> None:
@@ -52,7 +39,7 @@ def check_columns(release: ObjectCatalog, path: str, present: list[str], needed:
     missing = [c for c in needed if c not in present]
     if not missing:
         return
-    families = sorted({m.group(1) for c in present if (m := re.match(r"^[ugrizy]_(\w+)Flux$", c))})
+    families = flux_families(release, present)
     raise CatalogError(
         f"the {release.name} object catalog at {path} lacks column(s) {', '.join(missing)}"
         + (f"; flux types it has: {', '.join(families)}" if families else ""),
@@ -64,34 +51,35 @@ def open_objects(
     release: ObjectCatalog,
     path: str,
     columns: list[str],
-    cuts: list[str],
+    filters: Sequence[Filter],
     radius_arcsec: float,
     margin_path: str | None = None,
 ) -> Any:
     """Lazily open the object catalog for a crossmatch at ``radius_arcsec``.
 
-    Reads only ``columns`` (plus those that general cuts use); the release's default
-    filters and simple ``column op value`` cuts are pushed into the Parquet read.
+    Reads only ``columns`` (plus those that ``filters`` use); the release's default
+    filters and simple ``column op value`` filters are pushed into the Parquet read, the
+    others are evaluated per partition (main and margin alike) by the filter language.
     The margin (the collection's own, or ``margin_path``) must be at least the radius,
     or matches near partition edges would be lost.
     """
     import lsdb
 
-    present = read_schema_names(path)
+    schema = read_schema(path)
+    present = list(schema.names)
     check_columns(release, path, present, columns + [c for c, _, _ in release.default_filters])
+    check_filter_columns(filters, present, f"{release.name} object")
+    check_filter_types(filters, schema)
     pushed = list(release.default_filters)
-    general: list[str] = []
-    for cut in cuts:
-        parsed = parse_cut(cut)
-        if parsed is None:
-            general.append(cut)
-        elif parsed[0] not in present:
-            raise ConfigError("filters.object", f"unknown object column {parsed[0]!r} in {cut!r}")
+    general: list[Filter] = []
+    for f in filters:
+        cut = f.pushdown()
+        if cut is None:
+            general.append(f)
         else:
-            pushed.append(parsed)
+            pushed.append(cut)
     # pushed cuts need no column of their own; general ones are evaluated on loaded columns
-    used = [i for g in general for i in _IDENTIFIER.findall(g) if i in present]
-    load = list(dict.fromkeys(columns + used))
+    load = list(dict.fromkeys(columns + [c for f in general for c in f.columns]))
     try:
         objects = lsdb.open_catalog(path, columns=load, filters=pushed or None, margin_cache=margin_path)
     except (OSError, ValueError) as exc:
@@ -108,10 +96,7 @@ def open_objects(
             "crossmatch.radius_arcsec",
             f"{radius_arcsec} arcsec is larger than the object catalog's margin of {threshold} arcsec",
         )
-    for expression in general:
-        try:
-            objects = objects.query(expression)
-        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds here
-            raise ConfigError("filters.object", f"cannot apply {expression!r}: {exc}") from exc
+    if general:
+        objects = objects.map_partitions(RowFilter(tuple(general)), meta=objects.meta)
     log.info("object catalog %s: %d partitions, %d columns read", path, objects.npartitions, len(load))
     return objects

@@ -27,8 +27,8 @@ from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError
+from tsm_core.filters import Filter, apply_filters, check_filter_columns, parse_filters
 from tsm_core.funnel import Funnel, coverage_mask, record_match, record_read, sky_summary
-from tsm_core.noise import quiet_known_warnings
 from tsm_core.objects import open_objects
 from tsm_core.output import check_directory, output_file_name, staged_file
 from tsm_core.redshift import load_redshift_catalog
@@ -95,7 +95,9 @@ def _versions() -> dict[str, str]:
     return versions | plugins.plugin_versions()
 
 
-def _read_redshifts(config: RunConfig, registry: Registry, funnel: Funnel) -> tuple[pd.DataFrame, str]:
+def _read_redshifts(
+    config: RunConfig, registry: Registry, filters: list[Filter], funnel: Funnel
+) -> tuple[pd.DataFrame, str]:
     source = config.redshift_catalog
     if source.path:
         path, columns, label = source.path, source.columns, source.path
@@ -104,15 +106,12 @@ def _read_redshifts(config: RunConfig, registry: Registry, funnel: Funnel) -> tu
         path, columns = record.path, record.columns | source.columns
         label = f"registered catalog {record.name!r} (id {record.id}, {record.path})"
     frame = load_redshift_catalog(path, columns)
+    check_filter_columns(filters, [str(c) for c in frame.columns], "redshift")
     frame[ZROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
     record_read(funnel, frame, frame.attrs.get("bad_rows"))
-    for cut in config.filters.redshift:
-        before = frame
-        try:
-            frame = frame.query(cut)
-        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds here
-            raise ConfigError("filters.redshift", f"cannot apply {cut!r}: {exc}") from exc
-        funnel.filtered(f"filter:{cut}", f"redshift filter {cut}", before, frame, ZROW_COLUMN)
+    for one in filters:  # one at a time, to count what each removes
+        before, frame = frame, apply_filters(frame, [one])
+        funnel.filtered(f"filter:{one.expression}", f"redshift filter {one.expression}", before, frame, ZROW_COLUMN)
     return frame, label
 
 
@@ -123,6 +122,9 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     partitions, margin), never object rows.
     """
     oc = config.object_catalog
+    # filters are parsed (and anything outside their language refused) before any data is read
+    redshift_filters = parse_filters(config.filters.redshift, "filters.redshift")
+    object_filters = parse_filters(config.filters.object, "filters.object")
     release = plugins.object_catalog(oc.release)
     flux = plugins.flux_type(release, oc.flux_type)
     bands = tuple(oc.bands or release.bands)
@@ -150,7 +152,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
             )
         log.warning("using the SYNTHETIC %s sample at %s", release.name, object_path)
     funnel = Funnel()
-    redshifts, label = _read_redshifts(config, registry, funnel)
+    redshifts, label = _read_redshifts(config, registry, redshift_filters, funnel)
     photometry = Photometry(
         catalog=release,
         flux_type=flux.name,
@@ -167,7 +169,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
     objects = open_objects(
-        release, object_path, columns, config.filters.object, config.crossmatch.radius_arcsec, oc.margin_path
+        release, object_path, columns, object_filters, config.crossmatch.radius_arcsec, oc.margin_path
     )
     return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir, funnel)
 
@@ -178,7 +180,7 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     import dask
     import lsdb
 
-    numba_cache.enable(tsm_home() / "numba-cache")
+    numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
     if plan.redshifts.empty:
         log.warning("no redshifts left to match")
@@ -442,7 +444,6 @@ def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str
     Raises a :class:`~tsm_core.errors.TSMError` naming the bad value; nothing is
     registered or written. :func:`execute` then does the work.
     """
-    quiet_known_warnings()
     cfg = load_config(config if not isinstance(config, Path) else str(config), overrides)
     home = tsm_home()
     with stage("plan"):

@@ -12,15 +12,38 @@ def tsm_register_commands(cli: click.Group) -> None:
     @cli.command()
     @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
     @click.option("--port", default=8000, show_default=True, type=int)
-    @click.option("--runs", default=2, show_default=True, type=click.IntRange(1), help="Training sets built at once.")
-    @click.option("--max-upload-mb", default=200, show_default=True, type=click.IntRange(1),
-                  envvar="TSM_MAX_UPLOAD_MB", help="Largest redshift catalog upload (or $TSM_MAX_UPLOAD_MB).")
-    def serve(host: str, port: int, runs: int, max_upload_mb: int) -> None:
-        """Serve the web form and the HTTP API (registry under $TSM_HOME; token: $TSM_API_TOKEN)."""
+    @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
+                  help="The operator's settings (YAML): release_paths, dust_maps_dir, products_dir, scheduler, "
+                  "n_workers, memory_limit, token, max_runs, max_upload_mb.")
+    @click.option("--runs", "max_runs", type=click.IntRange(1), help="Training sets built at once (default 2).")
+    @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True),
+                  help="Largest redshift catalog upload (default 200, or $TSM_MAX_UPLOAD_MB).")
+    @click.option("--release-path", "release_paths", multiple=True, metavar="RELEASE=PATH",
+                  help="The object catalog a release uses, e.g. dp1=/rubin/lsdb_data/dp1/object_collection.")
+    @click.option("--dust-maps-dir", help="Folder of the dust maps runs may use.")
+    @click.option("--products-dir", help="Where training sets are written (default $TSM_HOME/products).")
+    @click.option("--scheduler", help="compute.scheduler of every run: threads, processes or tcp://host:port.")
+    @click.option("--n-workers", type=click.IntRange(1, 256), help="compute.n_workers of every run.")
+    def serve(host: str, port: int, config_file: str | None, release_paths: tuple[str, ...], **options: object) -> None:
+        """Serve the web form and the HTTP API (registry under $TSM_HOME; token: $TSM_API_TOKEN).
+
+        Clients choose releases and science options only: every location and compute
+        resource of a run is the operator's (these options, or --config).
+        """
         import uvicorn
 
         from tsm_web.app import create_app
+        from tsm_web.settings import ServerSettings
 
-        app = create_app(max_runs=runs, max_upload_bytes=max_upload_mb * 2**20)
+        paths = {}
+        for item in release_paths:
+            release, sep, path = item.partition("=")
+            if not sep or not release or not path:
+                raise click.BadParameter(f"{item!r} is not RELEASE=PATH", param_hint="--release-path")
+            paths[release.strip()] = path.strip()
+        settings = ServerSettings.load(config_file, **options)
+        if paths:
+            settings = settings.model_copy(update={"release_paths": settings.release_paths | paths})
+        app = create_app(settings)
         click.echo(f"Training Set Maker on http://{host}:{port}/  (API description: /docs)")
         uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,185 @@
+"""The JSON API under ``/api``: listings, redshift-catalog uploads, training sets.
+
+Routes call the core's service layer (:mod:`tsm_core.service`) and registry, like the
+``tsm`` command does; what the operator fixes (locations, compute) comes from the
+app's :class:`~tsm_web.settings.ServerSettings`, never from the request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict
+
+from tsm_core import service
+from tsm_core.config import tsm_home
+from tsm_core.errors import TSMError
+from tsm_core.registry import ProductRecord, Registry
+from tsm_web.errors import ERROR_RESPONSES, APIError
+from tsm_web.security import bearer_token
+from tsm_web.settings import ServerSettings
+from tsm_web.uploads import UploadTooLarge, save_upload
+
+
+def settings(request: Request) -> ServerSettings:
+    return request.app.state.settings
+
+
+def registry() -> Registry:
+    return Registry.at_home(tsm_home())
+
+
+def require_token(request: Request) -> None:
+    """The API token, when the service has one (checked again here for body-less calls)."""
+    authorize = request.app.state.authorize
+    if authorize is not None and not authorize(bearer_token(request.headers.get("authorization", ""))):
+        raise APIError(401, "a valid API token is required (Authorization: Bearer <token>)", "token")
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=ERROR_RESPONSES)
+
+
+class RedshiftCatalogOut(BaseModel):
+    """A registered redshift catalog (where the server keeps it is not shown)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str
+    columns: dict[str, str]
+    n_rows: int
+    created_at: str
+
+
+class ProductOut(BaseModel):
+    """A training set: status, progress and, once done, where to download it."""
+
+    id: int
+    name: str
+    description: str
+    status: str
+    progress: float
+    n_rows: int | None
+    error: str | None
+    config: dict[str, Any]
+    created_at: str
+    finished_at: str | None
+    file_name: str | None
+    download_url: str | None
+
+    @classmethod
+    def of(cls, p: ProductRecord, request: Request) -> ProductOut:
+        done = p.status == "done" and bool(p.output_path)
+        return cls(
+            id=p.id, name=p.name, description=p.description, status=p.status, progress=p.progress,
+            n_rows=p.n_rows, error=request.app.state.redact(p.error) if p.error else None,
+            config=service.public_config(p.config), created_at=p.created_at, finished_at=p.finished_at,
+            file_name=Path(p.output_path).name if done else None,
+            download_url=f"/api/training-sets/{p.id}/file" if done else None,
+        )
+
+
+@router.get("/releases", response_model=list[service.ReleaseInfo], summary="Installed object catalogs with their flux types")
+def releases() -> list[service.ReleaseInfo]:
+    return service.release_listing()
+
+
+@router.get("/releases/{name}/flux-types", response_model=list[service.FluxTypeInfo], summary="Flux types of one release")
+def flux_types(name: str) -> list[service.FluxTypeInfo]:
+    try:
+        return service.flux_type_listing(name)
+    except TSMError as exc:
+        raise APIError(404, exc.message, "release") from None
+
+
+@router.get("/dereddeners", response_model=list[service.DereddenerInfo],
+            summary="Dereddeners and whether their map files are present")
+def dereddeners(request: Request) -> list[service.DereddenerInfo]:
+    maps = settings(request).dust_maps_dir
+    return service.dereddener_listing(Path(maps).expanduser() if maps else None)
+
+
+@router.get("/formats", response_model=list[service.FormatInfo], summary="Installed output formats")
+def formats() -> list[service.FormatInfo]:
+    return service.format_listing()
+
+
+@router.get("/redshift-catalogs", response_model=list[RedshiftCatalogOut], summary="Registered redshift catalogs")
+def redshift_catalogs() -> list[Any]:
+    return registry().redshift_catalogs()
+
+
+@router.post("/redshift-catalogs", response_model=RedshiftCatalogOut, status_code=201,
+             summary="Upload a redshift catalog file, validate it and register it")
+def upload_redshift_catalog(
+    request: Request,
+    name: str = Form(..., description="a unique name"),
+    file: UploadFile = File(..., description="Parquet, CSV, FITS or HDF5"),
+    columns: str = Form("", description='mapping, as JSON {"ra": "RA", ...} or ra=RA,dec=DEC,...'),
+    description: str = Form(""),
+) -> Any:
+    from tsm_core.catalogs import parse_column_mapping, register_redshift_catalog
+
+    if not name.strip():
+        raise APIError(422, "a redshift catalog needs a non-blank name", "name")
+    try:
+        mapping = parse_column_mapping(columns)
+    except ValueError as exc:
+        raise APIError(422, str(exc), "columns") from None
+    try:
+        path = save_upload(file, tsm_home() / "uploads", settings(request).max_upload_bytes)
+    except UploadTooLarge as exc:
+        raise APIError(413, str(exc), "file") from None
+    except ValueError as exc:
+        raise APIError(422, str(exc), "file") from None
+    try:
+        return register_redshift_catalog(name, path, mapping, description, registry())
+    except TSMError as exc:
+        path.unlink(missing_ok=True)
+        field = "columns" if exc.key.startswith("redshift_catalog.columns") else "name" if exc.key == "name" else "file"
+        raise APIError(422, exc.message, field) from None
+
+
+@router.post("/training-sets", response_model=ProductOut, status_code=202,
+             summary="Submit a training set; it is built in the background")
+def submit(request: Request, config: dict[str, Any]) -> ProductOut:
+    """The body is a run config (see the README) without the keys the server fixes:
+    ``object_catalog.path``, ``margin_path``, ``dust_maps_dir``, ``output.directory``,
+    ``output.overwrite``, ``compute`` and ``redshift_catalog.path`` are refused (422)."""
+    plan, product_id = service.submit(config, settings(request))
+    reg = registry()
+    request.app.state.runner.submit(plan, product_id, reg)
+    return ProductOut.of(reg.product(product_id), request)
+
+
+@router.get("/training-sets", response_model=list[ProductOut], summary="Training sets, newest first")
+def products(request: Request, search: str | None = None, limit: int = 200) -> list[ProductOut]:
+    return [ProductOut.of(p, request) for p in registry().products(search=search, limit=min(max(limit, 1), 1000))]
+
+
+@router.get("/training-sets/{product_id}", response_model=ProductOut, summary="Status and progress of a training set")
+def product(request: Request, product_id: int) -> ProductOut:
+    return ProductOut.of(_get_product(product_id), request)
+
+
+@router.get("/training-sets/{product_id}/file", summary="Download the file of a finished training set",
+            response_class=FileResponse)
+def download(product_id: int) -> FileResponse:
+    p = _get_product(product_id)
+    if p.status != "done" or not p.output_path:
+        raise APIError(409, f"training set {product_id} is {p.status}; there is no file to download", "id")
+    path = Path(p.output_path)
+    if not path.is_file():
+        raise APIError(410, f"the file of training set {product_id} is gone from the server", "id")
+    return FileResponse(path, filename=path.name)
+
+
+def _get_product(product_id: int) -> ProductRecord:
+    try:
+        return registry().product(product_id)
+    except TSMError:
+        raise APIError(404, f"no training set with ID {product_id}", "id") from None

@@ -1,0 +1,62 @@
+"""What the operator of ``tsm serve`` decides: access, limits, and the server-side
+locations and compute that every run uses (a client never sets those).
+
+Read from a YAML file (``tsm serve --config server.yaml``), then the environment
+(``TSM_API_TOKEN``, ``TSM_MAX_UPLOAD_MB``), then the command's options, each later
+source overriding the earlier one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError
+
+from tsm_core.errors import ConfigError
+from tsm_core.service import OperatorSettings
+
+TOKEN_ENV = "TSM_API_TOKEN"
+MAX_UPLOAD_ENV = "TSM_MAX_UPLOAD_MB"
+
+
+class ServerSettings(OperatorSettings):
+    """The operator's settings of one ``tsm serve`` process.
+
+    ``token``, when set, is required on every API call (``Authorization: Bearer <token>``
+    or ``Token <token>``); ``max_runs`` training sets are built at once; uploads larger
+    than ``max_upload_mb`` are refused before they are read.
+    """
+
+    token: str | None = None
+    max_runs: int = Field(2, ge=1, le=64)
+    max_upload_mb: float = Field(200, gt=0)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 2**20)
+
+    @classmethod
+    def load(cls, config_file: str | Path | None = None, **options: Any) -> ServerSettings:
+        """Settings from ``config_file``, the environment, then ``options`` (None = not given)."""
+        data: dict[str, Any] = {}
+        if config_file:
+            try:
+                data = yaml.safe_load(Path(config_file).read_text()) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                raise ConfigError("--config", f"cannot read the server config {config_file}: {exc}") from None
+            if not isinstance(data, dict):
+                raise ConfigError("--config", f"{config_file} must hold a mapping of settings")
+        if os.environ.get(TOKEN_ENV):
+            data["token"] = os.environ[TOKEN_ENV]
+        if os.environ.get(MAX_UPLOAD_ENV):
+            data["max_upload_mb"] = os.environ[MAX_UPLOAD_ENV]
+        data.update({k: v for k, v in options.items() if v is not None})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(key, err["msg"].removeprefix("Value error, ")) from None

@@ -1,0 +1,88 @@
+// The form page (loaded after the page's HTML).
+const $ = (id) => document.getElementById(id);
+const option = (value, label, selected = false, disabled = false) => {
+  const o = document.createElement("option"); o.value = value; o.textContent = label; o.selected = selected; o.disabled = disabled; return o;
+};
+
+async function loadFluxTypes() {
+  const types = await TSM.api(`/api/releases/${encodeURIComponent($("release").value)}/flux-types`);
+  $("flux_type").replaceChildren(...types.map(t => option(t.name, t.default ? `${t.name} (default)` : t.name, t.default)));
+}
+
+async function load() {
+  try {
+    const [releases, dereddeners, formats, catalogs] = await Promise.all([
+      TSM.api("/api/releases"), TSM.api("/api/dereddeners"), TSM.api("/api/formats"), TSM.api("/api/redshift-catalogs")]);
+    $("release").replaceChildren(...releases.map(r => option(r.name, `${r.name}: ${r.description}`, r.name === "dp1")));
+    $("dereddening").replaceChildren(...dereddeners.map(d => option(d.name,
+      d.files_present ? d.name : `${d.name} (map files missing)`, d.name === "none", !d.files_present)));
+    $("format").replaceChildren(...formats.map(f => option(f.name, f.name, f.name === "parquet")));
+    $("redshift_catalog").replaceChildren(...catalogs.map(c => option(c.id, `${c.name} (${c.n_rows} rows)`)));
+    if (!catalogs.length) { document.querySelector("input[value=upload]").click(); }
+    await loadFluxTypes();
+    $("err-token").textContent = "";
+  } catch (e) {
+    if (e.status === 401) { TSM.tokenBox(load); $("err-token").textContent = e.message; } else { $("err-general").textContent = e.message; }
+  }
+}
+
+function showErrors(body, prefix = "") {
+  for (const err of (body.errors || [{ field: body.field, message: body.message }])) {
+    let field = prefix || err.field || "general";
+    if (field.startsWith("redshift_catalog")) field = "redshift_catalog";
+    const box = $("err-" + field.replaceAll(".", "-")) || $("err-general");
+    box.textContent = err.message;
+  }
+}
+
+document.querySelectorAll("input[name=zsource]").forEach(radio => radio.addEventListener("change", () => {
+  const upload = document.querySelector("input[name=zsource]:checked").value === "upload";
+  document.querySelector(".zsource-upload").classList.toggle("hidden", !upload);
+  $("redshift_catalog").classList.toggle("hidden", upload);
+}));
+$("release").addEventListener("change", loadFluxTypes);
+
+$("tsm-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  document.querySelectorAll(".error").forEach(e => e.textContent = "");
+  $("submit").disabled = true;
+  try {
+    let catalogId = $("redshift_catalog").value;
+    if (document.querySelector("input[name=zsource]:checked").value === "upload") {
+      const data = new FormData();
+      const file = $("upload_file").files[0];
+      if (!file) { $("err-redshift_catalog").textContent = "choose a file to upload"; return; }
+      data.append("file", file);
+      data.append("name", $("upload_name").value || file.name);
+      const mapping = {};
+      for (const key of ["id", "ra", "dec", "z", "z_err", "z_flag", "survey"]) {
+        const value = $("map_" + key).value.trim(); if (value) mapping[key] = value;
+      }
+      data.append("columns", JSON.stringify(mapping));
+      try {
+        const catalog = await TSM.api("/api/redshift-catalogs", { method: "POST", body: data });
+        catalogId = catalog.id;
+        // registered now: offer it in the list, so that a corrected form does not upload it again
+        $("redshift_catalog").append(option(catalog.id, `${catalog.name} (${catalog.n_rows} rows)`, true));
+        document.querySelector("input[value=registered]").click();
+      } catch (e) { showErrors(e.body, "redshift_catalog"); return; }
+    }
+    const config = {
+      name: $("name").value, description: $("description").value,
+      redshift_catalog: catalogId ? { id: Number(catalogId) } : { name: "" },
+      object_catalog: { release: $("release").value, flux_type: $("flux_type").value,
+        dereddening: $("dereddening").value, convert_to_magnitudes: $("convert").checked },
+      crossmatch: { radius_arcsec: Number($("radius").value), n_neighbors: Number($("neighbors").value) },
+      unique_galaxies: $("unique").value,
+      output: { format: $("format").value },
+    };
+    const product = await TSM.api("/api/training-sets", {
+      method: "POST", body: JSON.stringify(config), headers: { "Content-Type": "application/json" } });
+    window.location = `/products/${product.id}`;
+  } catch (e) {
+    showErrors(e.body || { message: e.message });
+  } finally {
+    $("submit").disabled = false;
+  }
+});
+load();
