@@ -201,3 +201,16 @@ def test_colour_space():
     assert feature_names("griz", "colours") == ["mag_i", "g-r", "r-i", "i-z"]
     np.testing.assert_allclose(features(mags, "griz", "colours"), [[19.0, 0.5, 0.5, 0.2], [20.5, 1.0, 0.5, 0.1]])
     assert features(mags, "griz", "magnitudes") is mags
+
+
+def test_report_leaves_warnings_and_matplotlib_alone(at_product_home, tmp_path):
+    import sys
+    import warnings
+
+    import tsm_core
+
+    filters = list(warnings.filters)
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    tsm_core.report(at_product_home["result"].product_id, tmp_path)
+    assert warnings.filters == filters
+    assert ("matplotlib.pyplot" in sys.modules) == had_pyplot  # no pyplot, so no backend chosen for the process

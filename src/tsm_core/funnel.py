@@ -186,7 +186,7 @@ def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> n
     """Index into ``pixels`` (objects with ``order`` and ``pixel``) of the partition holding
     each position, -1 for none: each position's nested pixel at the deepest order, shifted
     up to each order present (metadata only, no object rows)."""
-    import healpy as hp
+    from hats.pixel_math.healpix_shim import radec2pix
 
     found = np.full(len(ra), -1, dtype=np.int64)
     if not len(ra) or not len(pixels):
@@ -194,7 +194,7 @@ def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> n
     orders = np.array([int(p.order) for p in pixels])
     numbers = np.array([int(p.pixel) for p in pixels], dtype=np.int64)
     deepest = int(orders.max())
-    deep = hp.ang2pix(2**deepest, np.asarray(ra, float), np.asarray(dec, float), nest=True, lonlat=True).astype(np.int64)
+    deep = np.asarray(radec2pix(deepest, np.asarray(ra, float), np.asarray(dec, float)), dtype=np.int64)
     for order in np.unique(orders):
         at = np.flatnonzero(orders == order)
         sorter = np.argsort(numbers[at])
@@ -234,13 +234,13 @@ def sky_summary(
     ``density_sum * pi * (r2**2 - r1**2)`` unrelated objects at separations between r1 and
     r2 of these redshifts: the chance-match level.
     """
-    import healpy as hp
+    from hats.pixel_math.healpix_shim import order2pixarea
 
     idx = partition_index(pixels, ra, dec)
     out: dict[str, Any] = {"coverage": coarse_pixels(pixels), "n_partitions": len(pixels),
                            "n_covered": int((idx >= 0).sum())}
     if rows is not None and len(pixels):
-        area = np.array([hp.nside2pixarea(2 ** int(p.order), degrees=True) * 3600.0**2 for p in pixels])
+        area = np.array([order2pixarea(int(p.order), degrees=True) * 3600.0**2 for p in pixels])
         density = np.asarray(rows, dtype=np.float64) / area * kept_fraction
         out["density_sum_per_arcsec2"] = float(density[idx[idx >= 0]].sum())
         out["object_rows"] = int(sum(rows))

@@ -162,7 +162,7 @@ def _sky_order(pixels: list[list[Any]]) -> int:
 
 def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any]:
     """The numbers of the report of ``record`` whose file holds ``frame``."""
-    import healpy as hp
+    from hats.pixel_math.healpix_shim import radec2pix
 
     prov = record.provenance or {}
     cfg = prov.get("config") or record.config
@@ -246,7 +246,7 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
     order = _sky_order(pixels)
     counts: dict[int, int] = {}
     if {"ra", "dec"} <= set(frame.columns) and len(frame):
-        pix = hp.ang2pix(2**order, frame["ra"].to_numpy(float), frame["dec"].to_numpy(float), nest=True, lonlat=True)
+        pix = radec2pix(order, frame["ra"].to_numpy(float), frame["dec"].to_numpy(float))
         uniq, n = np.unique(pix, return_counts=True)
         counts = dict(zip(uniq.tolist(), n.tolist()))
     numbers["sky"] = {"order": order, "matched_per_pixel": {str(k): v for k, v in counts.items()},
@@ -390,18 +390,17 @@ def _draw_colours(numbers: dict[str, Any], frame_z: np.ndarray, mags: dict[str, 
 
 
 def _draw_sky(numbers: dict[str, Any]) -> Callable[[Any], None]:
-    import healpy as hp
+    from cdshealpix.nested import vertices
     from matplotlib.collections import PolyCollection
 
     sky = numbers["sky"]
 
     def polygons(order: int, pixels: list[int]) -> list[np.ndarray]:
-        out = []
-        for pix in pixels:
-            vec = hp.boundaries(2**order, pix, step=2, nest=True)
-            lon, lat = hp.vec2ang(vec.T, lonlat=True)
-            out.append(np.column_stack([lon, lat]))
-        return out
+        if not pixels:
+            return []
+        lon, lat = vertices(np.asarray(pixels, dtype=np.uint64), order, step=2)
+        lon, lat = np.degrees(np.asarray(lon)), np.degrees(np.asarray(lat))
+        return [np.column_stack([lo, la]) for lo, la in zip(lon, lat)]
 
     def draw(fig: Any) -> None:
         cover = [poly for o, p in sky["coverage_partitions"] for poly in polygons(int(o), [int(p)])]
