@@ -157,7 +157,7 @@ def _hist(values: np.ndarray, edges: np.ndarray, weights: np.ndarray | None = No
 
 
 def _sky_order(pixels: list[list[Any]]) -> int:
-    return int(min(max((p[0] for p in pixels), default=6), 10))
+    return int(min(max((p[0] for p in pixels), default=6) + 1, 10))
 
 
 def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any]:
