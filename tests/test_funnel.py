@@ -148,15 +148,17 @@ def test_funnel_matches_an_independent_count(grid_scene, tmp_path):
 
 
 def test_object_cuts_counted_with_representativeness(grid_scene, tmp_path):
-    import tsm_core
-    from tsm_core.funnel import Funnel
+    from tsm_core.cli import get_cli
 
     cfg = _config(grid_scene, tmp_path, representativeness={"sample_fraction": 0.5, "k": 5})
     cfg["filters"]["object"] = ["refExtendedness == 1"]
-    result = tsm_core.run(cfg)
-    step = Funnel.from_dict(result.funnel).step("object_cuts")
-    assert step.kind == "info"
-    assert step.count == int((grid_scene["objects"]["refExtendedness"] != 1).sum())
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = CliRunner().invoke(get_cli(), ["run", str(path)])
+    assert out.exit_code == 0, out.output
+    removed = int((grid_scene["objects"]["refExtendedness"] != 1).sum())
+    assert f"objects removed by object filters and release cuts: {removed} (of {len(grid_scene['objects'])} objects" in out.output
+    assert "of the photometric sample in SOM cells without a training object" in out.output
 
 
 def test_a_run_left_empty_says_where(grid_scene, tmp_path):

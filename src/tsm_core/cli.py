@@ -106,6 +106,11 @@ def _run_and_report(config: Any, overrides: list[str], progress: bool | None) ->
 
     for line in Funnel.from_dict(result.funnel).lines():
         click.echo(f"  {line}")
+    rep = result.provenance.get("representativeness") or {}
+    if rep.get("empty_cell_fraction") is not None:
+        click.echo(f"  representativeness: {100 * rep['empty_cell_fraction']:.1f}% of the photometric sample in SOM cells "
+                   f"without a training object; weights median {rep.get('weights', {}).get('median', float('nan')):.3g}"
+                   f" ({rep['n_training_used']} of {rep['n_training']} rows weighted)")
     return result
 
 

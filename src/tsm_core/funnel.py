@@ -38,7 +38,8 @@ class FunnelStep:
 
     ``kind`` is ``total`` (``count`` is how many there are after the step), ``removed``
     (``count`` were removed), ``split`` (``count`` of the written rows are training
-    rows) or ``not_counted`` (``note`` says why). ``unit`` is ``redshifts``, ``rows``
+    rows), ``info`` (a count beside the funnel, such as objects removed by cuts) or
+    ``not_counted`` (``note`` says why). ``unit`` is ``redshifts``, ``rows``
     (matches: one redshift may have several rows when ``n_neighbors > 1``) or
     ``objects``. ``remaining`` is the running total after the step.
     """
@@ -147,8 +148,16 @@ class Funnel:
                 chain.append(f"{s.count} {s.label}")
             elif s.kind == "removed" and s.count:
                 chain.append(f"-{s.count} {s.label}")
+        line = "funnel:"
+        for i, part in enumerate(chain):  # wrapped at about 110 characters
+            piece = (" " if i == 0 else " | ") + part
+            if i and len(line) + len(piece) > 110:
+                out.append(line + " |")
+                line = "   " + part
+            else:
+                line += piece
         if chain:
-            out.append("funnel: " + " | ".join(chain))
+            out.append(line)
         split = [s for s in self.steps if s.kind == "split"]
         if split:
             out.append("  " + ", ".join(f"{s.count} {s.label}" for s in split))
