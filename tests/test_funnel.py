@@ -151,14 +151,28 @@ def test_object_cuts_counted_with_representativeness(grid_scene, tmp_path):
     from tsm_core.cli import get_cli
 
     cfg = _config(grid_scene, tmp_path, representativeness={"sample_fraction": 0.5, "k": 5})
-    cfg["filters"]["object"] = ["refExtendedness == 1"]
+    cfg["filters"]["object"] = ["refExtendedness == 1", "g_cModelFlux / g_cModelFluxErr > 100"]
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = CliRunner().invoke(get_cli(), ["run", str(path)])
     assert out.exit_code == 0, out.output
-    removed = int((grid_scene["objects"]["refExtendedness"] != 1).sum())
-    assert f"objects removed by object filters and release cuts: {removed} (of {len(grid_scene['objects'])} objects" in out.output
+    objects = grid_scene["objects"]
+    extended = objects["refExtendedness"] == 1
+    bright = objects["g_cModelFlux"] / objects["g_cModelFluxErr"] > 100
+    assert 0 < (extended & ~bright).sum() < extended.sum()  # each filter removes some
+    assert f"objects in the object catalog: {len(objects)}" in out.output
+    assert f"objects removed by object filter refExtendedness == 1: {(~extended).sum()}" in out.output
+    assert f"objects removed by object filter g_cModelFlux / g_cModelFluxErr > 100: {(extended & ~bright).sum()}" in out.output
     assert "of the photometric sample in SOM cells without a training object" in out.output
+
+
+def test_release_cuts_in_the_filter_language():
+    from tsm_core.representativeness import release_cut_filters
+
+    frame = pd.DataFrame({"detect_isPrimary": [True, False, True], "band": ["g", "r", "z"]})
+    primary, bands = release_cut_filters([("detect_isPrimary", "==", True), ("band", "in", ("g", "r"))])
+    assert primary.mask(frame).tolist() == [True, False, True]
+    assert bands.mask(frame).tolist() == [True, True, False]
 
 
 def test_a_run_left_empty_says_where(grid_scene, tmp_path):

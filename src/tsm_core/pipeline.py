@@ -313,16 +313,17 @@ def _finish_funnel(
     record_match(plan.funnel, z, ZROW_COLUMN, coverage_mask(pixels, ra, dec), matched, removed, written, training,
                  cfg.crossmatch.radius_arcsec, cfg.crossmatch.n_neighbors)
     rows = _partition_rows(plan.object_path, pixels)
-    label = "objects removed by object filters and release cuts"
     kept = 1.0
-    if weigher is not None and rows is not None:
-        total = sum(rows)
-        kept = weigher.n_objects_after_cuts / total if total else 1.0
-        plan.funnel.count("object_cuts", label, total - weigher.n_objects_after_cuts,
-                          f"of {total} objects, counted in the representativeness pass over every partition")
+    if weigher is not None:
+        plan.funnel.count("objects", "objects in the object catalog", weigher.n_objects,
+                          "counted in the representativeness pass over every partition")
+        for name, n in weigher.cut_counts.items():
+            plan.funnel.count(f"object_cut:{name}", f"objects removed by {name}", n)
+        kept = weigher.n_objects_after_cuts / weigher.n_objects if weigher.n_objects else 1.0
     else:
-        plan.funnel.not_counted("object_cuts", label, "the crossmatch reads only partitions with redshifts and "
-                                "pushed cuts never load removed rows; set representativeness to count them")
+        plan.funnel.not_counted("object_cuts", "objects removed by object filters and release cuts",
+                                "the crossmatch reads only partitions with redshifts and pushed cuts never load "
+                                "removed rows; set representativeness to count them")
     return sky_summary(pixels, rows, ra, dec, kept)
 
 
@@ -378,7 +379,9 @@ def _execute(plan: Plan, product_id: int, progress: Progress | None) -> RunResul
     with dask_scheduler(cfg.compute) as n_workers, staged_file(final, cfg.output.overwrite) as staged:
         if weigher:
             with stage("photometric sample"):
-                weigher.sample(plan.objects, 2 * n_workers)
+                cuts = [*representativeness.release_cut_filters(release.default_filters),
+                        *parse_filters(cfg.filters.object, "filters.object")]
+                weigher.sample(plan.object_path, list(plan.objects.columns), cuts, 2 * n_workers)
         frames: Iterator[pd.DataFrame] = stream(tasks, in_flight=2 * n_workers, on_done=report)
         spooled = cfg.unique_galaxies != "none" or weigher is not None
         if spooled:

@@ -3,11 +3,11 @@
 With ``representativeness: {sample_fraction: 0.01, k: 20}`` a run
 
 1. draws a random sample of the photometric objects: ``sample_fraction`` of every
-   partition of the object catalog, opened with the run's columns and cuts, through the
-   run's own photometry (same bands, dereddening and magnitudes), seeded by
-   ``(seed, order, pixel)``. This is a second lazy LSDB pass over the same opened
-   catalog: the crossmatch visits only the partitions that hold redshifts, the sample
-   needs all of them;
+   partition of the object catalog after the run's cuts, through the run's own
+   photometry (same bands, dereddening and magnitudes), seeded by ``(seed, order,
+   pixel)``. This is a second lazy LSDB pass over the object catalog (the crossmatch
+   visits only the partitions that hold redshifts, the sample needs all of them), opened
+   without cuts so that it also counts what each release cut and object filter removes;
 2. writes a ``weight`` for every training row from the k-nearest-neighbour density
    ratio of Lima et al. (2008): ``r`` is the distance from the row to its k-th nearest
    other training row in magnitude (or colour) space, and
@@ -28,9 +28,12 @@ import pandas as pd
 
 from tsm_core import photometry as phot
 from tsm_core.config import RepresentativenessConfig
+from tsm_core.filters import Filter, parse_filter
 from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
 
 WEIGHT_COLUMN = "weight"
+#: the key of the filters made from a release's own cuts
+RELEASE_CUT = "release cut"
 #: the self-organizing map is trained on at most this many photometric rows
 SOM_TRAINING_ROWS = 100_000
 
@@ -63,29 +66,44 @@ def features(mags: np.ndarray, bands: Sequence[str], space: str) -> np.ndarray:
     return np.column_stack([mags[:, ref], mags[:, :-1] - mags[:, 1:]])
 
 
+def release_cut_filters(cuts: Sequence[tuple[str, str, Any]]) -> list[Filter]:
+    """A release's pushed-down ``(column, op, value)`` cuts as filters of the filter language."""
+    out = []
+    for column, op, value in cuts:
+        literal = repr(list(value)) if op in ("in", "not in") else repr(value)
+        out.append(parse_filter(f"`{column}` {op} {literal}", RELEASE_CUT))
+    return out
+
+
 @dataclass(frozen=True)
 class PartitionSampler:
-    """Picklable: the seeded random fraction of one object partition, as magnitudes."""
+    """Picklable: one uncut object partition -> the objects each cut removes, then the
+    seeded random fraction of the objects left, as magnitudes."""
 
     photometry: Photometry
     fraction: float
     seed: int
+    cuts: tuple[Filter, ...] = ()
 
-    def __call__(self, frame: pd.DataFrame, order: int, pixel: int) -> tuple[pd.DataFrame, int]:
+    def __call__(self, frame: pd.DataFrame, order: int, pixel: int) -> tuple[pd.DataFrame, int, list[int]]:
+        n_rows = len(frame)
+        removed = []
+        for cut in self.cuts:  # in order: each counts what the ones before it left
+            keep = cut.mask(frame)
+            removed.append(int(len(frame) - keep.sum()))
+            frame = frame[keep]
         rng = np.random.default_rng([self.seed, order, pixel])
-        keep = rng.random(len(frame)) < self.fraction
-        part = frame[keep]
+        part = frame[rng.random(len(frame)) < self.fraction]
         blanks = {c: np.full(len(part), np.nan) for c in (ZROW_COLUMN, *self.photometry.redshift_columns, DIST_COLUMN)}
         out = self.photometry(part.assign(**blanks))
         mags = magnitudes(out, self.photometry)
-        return pd.DataFrame(mags, columns=list(self.photometry.bands)), len(frame)
+        return pd.DataFrame(mags, columns=list(self.photometry.bands)), n_rows, removed
 
 
-def sample_tasks(objects: Any, photometry: Photometry, config: RepresentativenessConfig) -> list[Any]:
-    """Delayed ``(magnitudes, rows after cuts)`` per partition of the lazy object catalog."""
+def sample_tasks(objects: Any, sampler: PartitionSampler) -> list[Any]:
+    """Delayed ``(magnitudes, rows before cuts, removed per cut)`` per partition of the lazy catalog."""
     import dask
 
-    sampler = PartitionSampler(photometry, config.sample_fraction, config.seed)
     pixels = objects.get_healpix_pixels()
     return [dask.delayed(sampler)(part, p.order, p.pixel) for part, p in zip(objects.to_delayed(), pixels)]
 
@@ -250,19 +268,37 @@ class Weigher:
         self.bands = check_bands(config, photometry.bands)
         self.key_columns = [photometry.output_names(b)[0] for b in photometry.bands]
         self.phot_mags = np.zeros((0, len(photometry.bands)))
+        self.n_objects = 0
         self.n_objects_after_cuts = 0
+        self.cut_counts: dict[str, int] = {}
         self.weights: np.ndarray | None = None
         self.summary: dict[str, Any] = {}
         self._offset = 0
 
-    def sample(self, objects: Any, in_flight: int) -> None:
-        """Draw the photometric sample from every partition of the lazy ``objects``."""
+    def sample(self, path: str, columns: Sequence[str], cuts: Sequence[Filter], in_flight: int) -> None:
+        """Draw the photometric sample from every partition of the object catalog at ``path``.
+
+        The catalog is opened again without any cut (``columns`` and the cuts' columns),
+        so that the pass counts what each cut (release cuts, then object filters)
+        removes, in ``cut_counts``, before sampling what they leave.
+        """
+        import lsdb
+
         from tsm_core.compute import stream
 
+        load = list(dict.fromkeys([*columns, *(c for cut in cuts for c in cut.columns)]))
+        objects = lsdb.open_catalog(path, columns=load)
+        sampler = PartitionSampler(self.photometry, self.config.sample_fraction, self.config.seed, tuple(cuts))
         parts: list[pd.DataFrame] = []
-        for mags, n_rows in stream(sample_tasks(objects, self.photometry, self.config), in_flight):
+        removed = np.zeros(len(cuts), dtype=np.int64)
+        self.n_objects = 0
+        for mags, n_rows, cut_removed in stream(sample_tasks(objects, sampler), in_flight):
             parts.append(mags)
-            self.n_objects_after_cuts += n_rows
+            self.n_objects += n_rows
+            removed += np.asarray(cut_removed, dtype=np.int64)
+        kinds = {True: "release cut", False: "object filter"}
+        self.cut_counts = {f"{kinds[cut.key == RELEASE_CUT]} {cut.expression}": int(n) for cut, n in zip(cuts, removed)}
+        self.n_objects_after_cuts = self.n_objects - int(removed.sum())
         if parts:
             self.phot_mags = pd.concat(parts, ignore_index=True).to_numpy(dtype=np.float64)
 
@@ -272,7 +308,9 @@ class Weigher:
         self.weights, self.summary = assess(
             magnitudes(keys, self.photometry)[:, used], self.phot_mags[:, used], self.bands, self.config
         )
+        self.summary["objects"] = self.n_objects
         self.summary["objects_after_cuts"] = self.n_objects_after_cuts
+        self.summary["removed_by_cut"] = self.cut_counts
         self.summary["photometric_histograms"] = _histograms(self.phot_mags, self.photometry.bands)
         self._offset = 0
 
