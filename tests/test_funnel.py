@@ -128,8 +128,10 @@ def test_funnel_matches_an_independent_count(grid_scene, tmp_path):
         assert step is not None, key
         assert step.count == count, key
         assert step.by_survey == surveys, key
-    unique = sum(s.count for s in funnel.steps if s.key.startswith("unique:"))
-    assert unique == len(pairs) - len(written)
+    unique = [s for s in funnel.steps if s.key.startswith("unique:") and s.count]
+    assert [s.count for s in unique] == [len(pairs) - len(written)] == [4]
+    gone = pairs[~pairs.set_index(["id", "objectId"]).index.isin(written.set_index(["id", "objectId"]).index)]
+    assert unique[0].by_survey == _by_survey(gone)
     assert funnel.step("written").remaining == len(z) - sum(s.count for s in funnel.steps if s.kind == "removed")
 
     # training / validation against the file read back with pandas
@@ -187,6 +189,9 @@ def test_a_run_left_empty_says_where(grid_scene, tmp_path):
     assert "0 rows" in out.output
     assert "no rows left after step 'redshift filter z > 5'" in out.output
     assert "funnel: 60 redshifts read | -10 redshift filter z_flag >= 3 | -50 redshift filter z > 5 | 0 rows written" in out.output
+    product_id = out.output.split("Training set ")[1].split(":")[0]
+    report = CliRunner().invoke(get_cli(), ["report", product_id])  # an empty set still has a report
+    assert report.exit_code == 0, report.output
 
 
 def test_bad_rows_and_coverage_units():

@@ -289,8 +289,16 @@ def record_match(
 
     if n_neighbors > 1:
         funnel.total("match_rows", f"match rows (up to {n_neighbors} per redshift)", surveys_of(matched_zrows), len(matched_zrows), "rows")
+    # per survey, the rules together removed (match rows - written rows); a step gets them when it is the only one
+    # that removed anything (the rules report totals only)
+    gone = survey_counts(surveys_of(matched_zrows))
+    for sv, n in survey_counts(surveys_of(written_zrows)).items():
+        gone[sv] -= n
+    gone = {sv: n for sv, n in gone.items() if n}
+    busy = [rule for rule, n in unique_removed.items() if n]
     for rule, n in unique_removed.items():
-        funnel.removed_counts(f"unique:{rule}", f"unique-galaxy rule: {rule}", int(n), unit="rows")
+        per = gone if n and len(busy) == 1 else {}
+        funnel.removed_counts(f"unique:{rule}", f"unique-galaxy rule: {rule}", int(n), per, unit="rows")
     funnel.total("written", "rows written", surveys_of(written_zrows), len(written_zrows), "rows")
     if training is not None:
         training = np.asarray(training, dtype=bool)

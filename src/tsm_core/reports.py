@@ -306,7 +306,10 @@ def _draw_nz(numbers: dict[str, Any]) -> Callable[[Any], None]:
         ax.set_ylabel("rows per bin")
         title = "n(z) per survey" + (" (dashed: weighted)" if nz.get("weighted") else "")
         ax.set_title(title)
-        ax.legend(fontsize=8)
+        if nz["counts"]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no rows", ha="center", transform=ax.transAxes)
 
     return draw
 
