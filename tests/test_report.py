@@ -147,6 +147,8 @@ def test_report_of_an_hdf5_rail_product(scene, base_config):
     assert data["magnitudes"]["r"]["non_detection_fraction"] == pytest.approx(float((mag_r == 99.0).mean()))
     assert "representativeness" not in data
     assert tsm_core.report_html(result.product_id).startswith("<!DOCTYPE html>")
+    fragment = tsm_core.report_html(result.product_id, fragment=True)
+    assert fragment.startswith('<div class="tsm-report">') and "<style" not in fragment and "<html" not in fragment
 
 
 def test_report_of_an_unknown_or_unfinished_product_is_one_line(tsm_home):
@@ -167,6 +169,7 @@ def test_report_page_in_headless_chromium(at_product_home, tmp_path):
         pytest.skip("Debian's chromium is not installed (make test installs it with apt-get; needs root)")
     sync_api = pytest.importorskip("playwright.sync_api")
     import tsm_core
+    from tsm_core import reports
 
     files = tsm_core.report(at_product_home["result"].product_id, tmp_path)
     shots = Path(os.environ.get("TSM_SCREENSHOT_DIR") or tmp_path)
@@ -181,8 +184,16 @@ def test_report_page_in_headless_chromium(at_product_home, tmp_path):
         assert dict(loaded) == {f"fig-{name}": True for name in FIGURES}
         assert page.inner_text("#funnel-table").count("redshifts read") == 1
         page.screenshot(path=str(shots / "report.png"), full_page=True)
+        # served by a web site with a strict Content-Security-Policy, as tsm-web's pages are
+        csp = f"default-src 'self'; script-src 'self'; style-src 'self' {reports.style_source()}; img-src 'self' data:"
+        page.route("http://tsm.test/report", lambda route: route.fulfill(
+            body=files.html.read_text(), content_type="text/html", headers={"Content-Security-Policy": csp}))
+        page.goto("http://tsm.test/report")
+        loaded = page.eval_on_selector_all("img.figure", "els => els.map(e => e.naturalWidth > 0)")
+        assert loaded == [True] * len(FIGURES)
+        assert page.eval_on_selector("h2", "e => getComputedStyle(e).borderBottomStyle") == "solid"  # CSS applied
         browser.close()
-    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    assert [u for u in requests if not u.startswith(("file:", "data:", "http://tsm.test/"))] == []
 
 
 def test_feature_bands_are_checked_before_the_run(base_config):

@@ -565,8 +565,20 @@ def _funnel_table(funnel: dict[str, Any]) -> str:
     return f"<table id=\"funnel-table\">{head}{''.join(rows)}</table>"
 
 
-def render_html(numbers: dict[str, Any], figures: dict[str, str]) -> str:
-    """The self-contained page: inline CSS, figures as data URIs, no script, no link."""
+def style_source() -> str:
+    """The Content-Security-Policy source (``'sha256-...'``) that allows the page's one
+    inline ``<style>`` element, for a server with ``style-src 'self'``."""
+    import hashlib
+
+    return "'sha256-" + base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode() + "'"
+
+
+def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool = False) -> str:
+    """The self-contained page: inline CSS, figures as data URIs, no script, no link.
+
+    ``fragment`` gives only the report's body, ``<div class="tsm-report">``, for a page
+    of another site (its classes: ``meta``, ``note``, ``removed``, ``figure``).
+    """
     e = html.escape
     p = numbers["product"]
     meta_rows = [("release", p["release"]), ("redshift catalog", p["redshift_catalog"]), ("format", p["format"]),
@@ -578,6 +590,8 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str]) -> str:
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>Training set {p['id']}: {e(p['name'])}</title><style>{CSS}</style></head><body>",
+    ] if not fragment else ['<div class="tsm-report">']
+    parts += [
         f"<h1>Training set {p['id']}: {e(p['name'])}</h1>",
         f"<p>{e(p['description'] or '')}</p><table class=\"meta\">{meta}</table>",
     ]
@@ -611,6 +625,8 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str]) -> str:
         parts.append(f"<section id=\"{name}\"><h2>{TITLES[name]}</h2>{notes.get(name, '')}")
         parts.append(f"<img id=\"fig-{name}\" class=\"figure\" alt=\"{TITLES[name]}\" src=\"data:image/png;base64,{figures[name]}\">")
         parts.append("</section>")
+    if fragment:
+        return "".join(parts) + "</div>"
     parts.append("<p class=\"note\">Made by tsm report; the numbers are in the JSON file next to this page.</p></body></html>")
     return "".join(parts)
 
@@ -628,10 +644,13 @@ def report_data(product_id: int) -> dict[str, Any]:
     return _build(product_id, figures=False)[0]
 
 
-def report_html(product_id: int) -> str:
-    """The self-contained HTML report of training set ``product_id``."""
+def report_html(product_id: int, fragment: bool = False) -> str:
+    """The self-contained HTML report of training set ``product_id`` (or, with
+    ``fragment``, its body alone to embed in another page; see :func:`render_html`).
+    Served under a strict Content-Security-Policy, the page needs ``img-src data:`` and
+    :func:`style_source` in ``style-src``."""
     numbers, figures = _build(product_id, figures=True)
-    return render_html(numbers, figures)
+    return render_html(numbers, figures, fragment)
 
 
 def _write_text(path: Path, text: str) -> None:
