@@ -161,6 +161,11 @@ def test_report_of_an_unknown_or_unfinished_product_is_one_line(tsm_home):
     pid = Registry.at_home(tsm_home).create_product("x", "", {})
     with pytest.raises(TSMError, match=f"training set {pid} is running"):
         tsm_core.report(pid)
+    other = tsm_home / "set.xml"
+    other.write_text("<VOTABLE/>")
+    Registry.at_home(tsm_home).finish_product(pid, 0, str(other), {})
+    with pytest.raises(TSMError, match="no reader for the product file .*set.xml: a report reads Parquet, CSV, FITS"):
+        tsm_core.report(pid)
 
 
 @pytest.mark.browser

@@ -81,7 +81,11 @@ def read_product_file(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise CatalogError(f"the product file {path} does not exist (moved or deleted?)", "product")
-    fmt = file_format(path)
+    try:
+        fmt = file_format(path)
+    except CatalogError:
+        raise CatalogError(f"no reader for the product file {path}: a report reads Parquet, CSV, FITS and HDF5 files",
+                           "product") from None
     if fmt == "hdf5":
         return _read_hdf5(path)
     return read_table(path)
@@ -632,8 +636,7 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool
 
 
 # -- public ------------------------------------------------------------------------------
-def _build(product_id: int, figures: bool) -> tuple[dict[str, Any], dict[str, str]]:
-    record = _done_product(product_id)
+def _build(record: ProductRecord, figures: bool) -> tuple[dict[str, Any], dict[str, str]]:
     frame = read_product_file(record.output_path or "")
     numbers = compute_numbers(record, frame)
     return numbers, (render_figures(numbers, frame, record.provenance or {}) if figures else {})
@@ -641,7 +644,7 @@ def _build(product_id: int, figures: bool) -> tuple[dict[str, Any], dict[str, st
 
 def report_data(product_id: int) -> dict[str, Any]:
     """The numbers of the report of training set ``product_id`` (JSON-ready dict)."""
-    return _build(product_id, figures=False)[0]
+    return _build(_done_product(product_id), figures=False)[0]
 
 
 def report_html(product_id: int, fragment: bool = False) -> str:
@@ -649,7 +652,7 @@ def report_html(product_id: int, fragment: bool = False) -> str:
     ``fragment``, its body alone to embed in another page; see :func:`render_html`).
     Served under a strict Content-Security-Policy, the page needs ``img-src data:`` and
     :func:`style_source` in ``style-src``."""
-    numbers, figures = _build(product_id, figures=True)
+    numbers, figures = _build(_done_product(product_id), figures=True)
     return render_html(numbers, figures, fragment)
 
 
@@ -670,7 +673,7 @@ def report(product_id: int, out_dir: str | Path | None = None) -> ReportFiles:
     for an unknown or unfinished product or a missing file.
     """
     record = _done_product(product_id)
-    numbers, figures = _build(product_id, figures=True)
+    numbers, figures = _build(record, figures=True)
     source = Path(record.output_path or "")
     directory = Path(out_dir) if out_dir else source.parent
     if not directory.is_dir():
