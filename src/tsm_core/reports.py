@@ -188,8 +188,10 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
         "funnel": prov.get("funnel", {"steps": [], "surveys": []}),
     }
     # n(z) per survey (and weighted, where the set has weights)
-    zmax = float(np.nanmax(z)) if np.isfinite(z).any() else 1.0
-    zedges = np.linspace(0.0, max(zmax * 1.02, 0.1), 31)
+    finite_z = z[np.isfinite(z)]
+    zmin = min(float(finite_z.min()), 0.0) if len(finite_z) else 0.0  # stars and blueshifts below 0 kept
+    zmax = float(finite_z.max()) if len(finite_z) else 1.0
+    zedges = np.linspace(zmin, max(zmax * 1.02, zmin + 0.1), 31)
     nz: dict[str, Any] = {"edges": zedges.tolist(), "counts": {}, "weighted": {}}
     for survey in sorted(surveys.unique()):
         sel = (surveys == survey).to_numpy()
