@@ -33,7 +33,7 @@ import pandas as pd
 
 from tsm_core.config import tsm_home
 from tsm_core.errors import CatalogError, TSMError
-from tsm_core.funnel import NO_SURVEY, Funnel
+from tsm_core.funnel import NO_SURVEY
 from tsm_core.registry import ProductRecord, Registry
 from tsm_core.types import LSST_BANDS
 
