@@ -50,11 +50,15 @@ __all__ = [
     "hookimpl",
     "load_config",
     "prepare",
+    "report",
+    "report_data",
+    "report_html",
     "rerun",
     "run",
 ]
 
 _PIPELINE = ("RunResult", "execute", "prepare", "rerun", "run")
+_REPORT = ("report", "report_data", "report_html")
 
 
 def __getattr__(name: str) -> Any:
@@ -64,4 +68,8 @@ def __getattr__(name: str) -> Any:
         from tsm_core import pipeline
 
         return getattr(pipeline, name)
+    if name in _REPORT:
+        from tsm_core import reports
+
+        return getattr(reports, name)
     raise AttributeError(f"module 'tsm_core' has no attribute {name!r}")

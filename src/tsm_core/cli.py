@@ -201,8 +201,15 @@ def _run_and_report(config: Any, overrides: list[str], progress: bool | None) ->
         click.echo(f"  redshift catalog: dropped {count} rows with {reason}")
     if result.output_paths.get("validation"):
         click.echo(f"  validation rows -> {result.output_paths['validation']}")
-    for rule, count in result.removed.items():
-        click.echo(f"  unique galaxies removed {count} rows {rule}")
+    from tsm_core.funnel import Funnel
+
+    for line in Funnel.from_dict(result.funnel).lines():
+        click.echo(f"  {line}")
+    rep = result.provenance.get("representativeness") or {}
+    if rep.get("empty_cell_fraction") is not None:
+        click.echo(f"  representativeness: {100 * rep['empty_cell_fraction']:.1f}% of the photometric sample in SOM cells "
+                   f"without a training object; weights median {rep.get('weights', {}).get('median', float('nan')):.3g}"
+                   f" ({rep['n_training_used']} of {rep['n_training']} rows weighted)")
     return result
 
 
@@ -518,6 +525,11 @@ def products_show(product_id: int) -> None:
         click.echo(f"process: {p.pid} on {p.host}")
     if p.error:
         click.echo(f"error: {p.error}")
+    if p.provenance and p.provenance.get("funnel"):
+        from tsm_core.funnel import Funnel
+
+        for line in Funnel.from_dict(p.provenance["funnel"]).lines():
+            click.echo(line)
     click.echo("config (re-run with `tsm run`):")
     click.echo(yaml.safe_dump(p.config, sort_keys=False).rstrip())
 
@@ -531,6 +543,17 @@ def products_rerun(product_id: int, overrides: tuple[str, ...], progress: bool |
     from tsm_core.pipeline import product_config
 
     _run_and_report(product_config(product_id), list(overrides), progress)
+
+
+@cli.command("report")
+@click.argument("product_id", type=int)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, exists=True), help="Directory (default: next to the product file).")
+def report_command(product_id: int, out_dir: str | None) -> None:
+    """Write the HTML report of training set PRODUCT_ID and the JSON of its numbers."""
+    from tsm_core.reports import report
+
+    files = report(product_id, out_dir)
+    click.echo(f"report: {files.html}\nnumbers: {files.json}")
 
 
 @cli.group()

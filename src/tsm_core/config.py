@@ -167,6 +167,31 @@ class OutputConfig(_Model):
     overwrite: bool = False
 
 
+class RepresentativenessConfig(_Model):
+    """How well the training set covers the photometric sample it will be applied to.
+
+    The run draws ``sample_fraction`` of the object catalog's objects (after the same
+    cuts, in the same bands, with the same photometry; seeded per partition), writes a
+    ``weight`` column from the k-nearest-neighbour density ratio in ``space``
+    (magnitudes, or one magnitude and colours; Lima et al. 2008) and counts the
+    photometric objects in self-organizing-map cells that hold no training object.
+    """
+
+    sample_fraction: float = Field(0.01, gt=0, le=1)
+    k: int = Field(20, ge=1)
+    seed: int = 42
+    space: Literal["magnitudes", "colours"] = "magnitudes"
+    bands: list[str] | None = Field(None, description="bands of the feature space (default: the run's bands)")
+    som_shape: tuple[int, int] = (12, 12)
+
+    @field_validator("som_shape")
+    @classmethod
+    def _som_cells(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if min(value) < 1:
+            raise ValueError(f"needs at least one cell per side, not {list(value)}")
+        return value
+
+
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
 
 
@@ -201,6 +226,7 @@ class RunConfig(_Model):
     split: SplitConfig | None = None
     output: OutputConfig = Field(default_factory=OutputConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
+    representativeness: RepresentativenessConfig | None = None
 
     @field_validator("name", "description", mode="before")
     @classmethod

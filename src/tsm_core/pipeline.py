@@ -22,16 +22,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tsm_core import layout, numba_cache, plugins
+from tsm_core import layout, numba_cache, plugins, representativeness
 from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError, RunCancelled
 from tsm_core.filters import Filter, apply_filters, check_filter_columns, parse_filters
+from tsm_core.funnel import Funnel, coverage_mask, record_match, record_read, sky_summary
 from tsm_core.jobs import CancelToken, registry_poll
 from tsm_core.objects import check_margin, open_objects
 from tsm_core.output import check_directory, claim_output, output_file_name, writing_into
 from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapshot
+from tsm_core.representativeness import WEIGHT_COLUMN
 from tsm_core.registry import Registry
 from tsm_core.selection import SPLIT_KEY_COLUMNS, assign_split, unique_galaxies
 from tsm_core.transform import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
@@ -72,6 +74,8 @@ class RunResult:
     dropped: dict[str, int] = field(default_factory=dict)
     #: with ``output.split_files``: ``{"training": path, "validation": path}``
     output_paths: dict[str, Path] = field(default_factory=dict)
+    #: where the redshifts went (:meth:`tsm_core.funnel.Funnel.to_dict`)
+    funnel: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Plan:
     redshift_summary: dict[str, Any] = field(default_factory=dict)
     rail: layout.RailFill | None = None
     location: CatalogLocation | None = None
+    funnel: Funnel = field(default_factory=Funnel)
 
 
 def locate_objects(release: ObjectCatalog, configured: str | None, home: Path) -> CatalogLocation:
@@ -141,7 +146,7 @@ def _open_redshifts(config: RunConfig, registry: Registry) -> tuple[RedshiftTabl
 
 
 def _read_redshifts(
-    config: RunConfig, registry: Registry, filters: list[Filter]
+    config: RunConfig, registry: Registry, filters: list[Filter], funnel: Funnel
 ) -> tuple[pd.DataFrame, str, RedshiftTable]:
     """The redshift rows a run uses: filters see every column of the normalized table, the
     training set keeps ``redshift_catalog.keep_columns``."""
@@ -149,7 +154,10 @@ def _read_redshifts(
     frame = table.frame.copy()
     check_filter_columns(filters, [str(c) for c in frame.columns], "redshift")
     frame[ZROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
-    frame = apply_filters(frame, filters)
+    record_read(funnel, frame, table.dropped)
+    for one in filters:  # one at a time, to count what each removes
+        before, frame = frame, apply_filters(frame, [one])
+        funnel.filtered(f"filter:{one.expression}", f"redshift filter {one.expression}", before, frame, ZROW_COLUMN)
     frame = frame[[*table.kept_columns(config.redshift_catalog.keep_columns), ZROW_COLUMN]]
     return frame, label, table
 
@@ -185,7 +193,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     output_dir = check_directory(config.output.directory)
     location = locate_objects(release, oc.path, home)
     object_path = location.path
-    redshifts, label, table = _read_redshifts(config, registry, redshift_filters)
+    funnel = Funnel()
+    redshifts, label, table = _read_redshifts(config, registry, redshift_filters, funnel)
     extra = tuple(dict.fromkeys(oc.extra_columns))
     photometry = Photometry(
         catalog=release,
@@ -203,6 +212,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         _check_extra_columns(release, object_path, photometry)
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
     rail = layout.rail_fill(config.output, release.mag_limits, release.name, bands)
+    if config.representativeness:
+        representativeness.check_bands(config.representativeness, bands)
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]
     columns += [c for c in dereddener.required_columns(release) if c not in columns]
     clash = [c for c in photometry.redshift_columns if c in columns]
@@ -218,7 +229,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     )
     summary = table.summary() | {"columns_kept": list(photometry.redshift_columns)}
     return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir,
-                redshift_summary=summary, rail=rail, location=location)
+                redshift_summary=summary, rail=rail, location=location, funnel=funnel)
 
 
 def _check_extra_columns(release: ObjectCatalog, object_path: str, photometry: Photometry) -> None:
@@ -252,6 +263,9 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
 
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
+    if plan.redshifts.empty:
+        log.warning("no redshifts left to match")
+        return [], pd.concat([plan.redshifts.iloc[:0], objects.meta], axis=1).assign(**{DIST_COLUMN: pd.Series(dtype="float64")})
     redshifts = lsdb.from_dataframe(
         plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
         catalog_name="redshifts", partition_rows=50_000,
@@ -324,6 +338,9 @@ def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
                                         "all rows of an object and of a redshift id on one side")
         if s.k:
             info[FOLD_COLUMN] = ColumnInfo("", f"fold 0..{s.k - 1} of the {s.method} split")
+    if plan.config.representativeness:
+        how = representativeness.describe(plan.config.representativeness)
+        info[WEIGHT_COLUMN] = ColumnInfo("", f"k-nearest-neighbour weight to the photometric sample (Lima et al. 2008), {how}")
     return info
 
 
@@ -353,6 +370,57 @@ class _Finisher:
     def table(self, frame: pd.DataFrame) -> pa.Table:
         table = pa.Table.from_pandas(self.frame(frame), schema=self.schema, preserve_index=False)
         return table.replace_schema_metadata(None) if self.schema is None else table
+
+
+def _split_flags(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def _partition_rows(path: str, pixels: list[Any]) -> list[int] | None:
+    """Rows of each partition before any cut, from the HATS metadata (None where unreadable)."""
+    import hats
+
+    try:
+        opened = hats.read_hats(path)
+        main = getattr(opened, "main_catalog", opened)
+        column = main.schema.names[0]
+        stats = main.per_partition_statistics(include_columns=[column], include_stats=["row_count"])
+        counts = dict(zip(stats.index, stats.iloc[:, 0]))
+        return [int(counts[p]) for p in pixels]
+    except Exception as exc:  # noqa: BLE001 - optional metadata: the funnel says it is unknown
+        log.info("no per-partition row counts for %s: %s", path, exc)
+        return None
+
+
+def _finish_funnel(
+    plan: Plan,
+    matched: np.ndarray,
+    removed: dict[str, int],
+    written: np.ndarray,
+    training: np.ndarray | None,
+    weigher: representativeness.Weigher | None,
+) -> dict[str, Any]:
+    """The funnel's steps after the redshift filters and the object cuts where they were
+    counted; returns the sky summary (partitions, local object density) for the provenance."""
+    z = plan.redshifts
+    ra, dec = z["ra"].to_numpy(float), z["dec"].to_numpy(float)
+    pixels = plan.objects.get_healpix_pixels()
+    cfg = plan.config
+    record_match(plan.funnel, z, ZROW_COLUMN, coverage_mask(pixels, ra, dec), matched, removed, written, training,
+                 cfg.crossmatch.radius_arcsec, cfg.crossmatch.n_neighbors)
+    rows = _partition_rows(plan.object_path, pixels)
+    kept = 1.0
+    if weigher is not None:
+        plan.funnel.count("objects", "objects in the object catalog", weigher.n_objects,
+                          "counted in the representativeness pass over every partition")
+        for name, n in weigher.cut_counts.items():
+            plan.funnel.count(f"object_cut:{name}", f"objects removed by {name}", n)
+        kept = weigher.n_objects_after_cuts / weigher.n_objects if weigher.n_objects else 1.0
+    else:
+        plan.funnel.not_counted("object_cuts", "objects removed by object filters and release cuts",
+                                "the crossmatch reads only partitions with redshifts and pushed cuts never load "
+                                "removed rows; set representativeness to count them")
+    return sky_summary(pixels, rows, ra, dec, kept)
 
 
 def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
@@ -443,7 +511,9 @@ def _compute_and_write(
         tasks, meta = _crossmatch(plan)
         info = _column_info(plan)
         finisher = _Finisher(cfg, info, rail=plan.rail)
+        weigher = representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
         empty = plan.photometry(meta.iloc[:0])
+        empty = weigher.apply(empty) if weigher else empty
         finisher.schema = finisher.table(_with_split(empty, cfg, np.zeros(0, dtype=bool), None)).schema
     metadata = OutputMetadata(
         cfg.name, cfg.description, product_id, layout.column_info(info, cfg.output), _provenance(plan, product_id, started)
@@ -453,6 +523,8 @@ def _compute_and_write(
     n_rows = 0
     distances: list[np.ndarray] = []
     removed: dict[str, int] = {}
+    written_zrows: list[np.ndarray] = []
+    sides: list[np.ndarray] = []  # is_training of the rows written, in order
 
     def report(done: int) -> None:
         if progress:
@@ -462,12 +534,19 @@ def _compute_and_write(
     with dask_scheduler(cfg.compute) as scheduler, closing(
         stream(tasks, in_flight=2 * scheduler.n_workers, on_done=report, scheduler=scheduler, cancel=cancel)
     ) as computed:  # closed on any exit: computations in flight are dropped at once
+        if weigher:
+            with stage("photometric sample"):
+                cuts = [*representativeness.release_cut_filters(release.default_filters),
+                        *parse_filters(cfg.filters.object, "filters.object")]
+                weigher.sample(plan.object_path, list(plan.objects.columns), cuts, 2 * scheduler.n_workers,
+                               scheduler=scheduler, cancel=cancel)
         frames: Iterator[pd.DataFrame] = computed
         training = fold = None
-        if cfg.unique_galaxies != "none" or cfg.split:
+        spooled = cfg.unique_galaxies != "none" or cfg.split is not None or weigher is not None
+        if spooled:
             key_columns = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"]
-            if cfg.split:
-                key_columns += [c for c in SPLIT_KEY_COLUMNS if c not in key_columns]
+            key_columns += [c for c in (SPLIT_KEY_COLUMNS if cfg.split else []) if c not in key_columns]
+            key_columns += [c for c in (weigher.key_columns if weigher else []) if c not in key_columns]
             spool = _Spool(next(iter(staged.values())).parent, key_columns)
             with stage("match and photometry (spooled for selection)"):
                 for frame in frames:
@@ -481,6 +560,8 @@ def _compute_and_write(
             if cfg.split:
                 with stage(f"split ({cfg.split.method})"):
                     training, fold = assign_split(keys[mask], release.id_column, cfg.split)
+            if weigher:
+                weigher.fit(keys[mask])
             frames = spool.replay(mask)
         sinks: dict[str | None, Any] = {}
         try:
@@ -490,14 +571,19 @@ def _compute_and_write(
             with stage("match, photometry and write"):
                 for frame in frames:
                     cancel.check()
-                    if cfg.unique_galaxies == "none" and not cfg.split:
+                    if not spooled:
                         n_matched += len(frame)
                     if cfg.split:
                         assert training is not None
                         at = slice(n_rows, n_rows + len(frame))
                         frame = _with_split(frame, cfg, training[at], None if fold is None else fold[at])
                     distances.append(frame[DIST_COLUMN].to_numpy(dtype=float))
+                    written_zrows.append(frame[ZROW_COLUMN].to_numpy())
                     n_rows += len(frame)
+                    if weigher:
+                        frame = weigher.apply(frame)
+                    if cfg.split:
+                        sides.append(frame[SPLIT_COLUMN].to_numpy())
                     parts = {None: frame} if None in sinks else {
                         side: frame[frame[SPLIT_COLUMN].to_numpy() == is_training] for side, is_training in SPLIT_FILES.items()}
                     for side, part in parts.items():
@@ -510,13 +596,20 @@ def _compute_and_write(
                 counts["validation"] = n_rows - counts["training"]
                 if fold is not None:
                     counts["folds"] = np.bincount(fold, minlength=cfg.split.k).tolist()
+            written_rows = np.concatenate(written_zrows) if written_zrows else np.zeros(0, np.int64)
+            matched = spool.all_keys()[ZROW_COLUMN].to_numpy() if spooled else written_rows
+            sky = _finish_funnel(plan, matched, removed, written_rows, _split_flags(sides) if cfg.split else None, weigher)
             metadata.provenance.update(
                 finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 counts=counts,
+                funnel=plan.funnel.to_dict(),
+                sky=sky,
                 output_file=finals[None].name if None in finals else finals["training"].name,
             )
             if None not in finals:
                 metadata.provenance["output_files"] = {side: path.name for side, path in finals.items()}
+            if weigher:
+                metadata.provenance["representativeness"] = weigher.summary
         except BaseException:
             for sink in sinks.values():
                 with suppress(Exception):  # the staged files are discarded; keep the first error
@@ -536,6 +629,7 @@ def _compute_and_write(
         convention=plan.redshift_summary.get("convention"),
         dropped=dict(plan.redshift_summary.get("rows_dropped") or {}),
         output_paths={side: path for side, path in finals.items() if side is not None},
+        funnel=plan.funnel.to_dict(),
     )
 
 
