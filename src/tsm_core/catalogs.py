@@ -16,15 +16,17 @@ def register_redshift_catalog(
     columns: dict[str, str] | None = None,
     description: str = "",
     registry: Registry | None = None,
+    owner: str | None = None,
 ) -> RedshiftCatalogRecord:
-    """Validate the catalog at ``path`` with its column mapping and register it as ``name``.
+    """Validate the catalog at ``path`` with its column mapping and register it as ``name``
+    (``owner``: the user it belongs to; none for the operator's own catalogs).
 
     Fails (with the bad rows or the missing columns named) before anything is recorded.
     """
     path = Path(path).expanduser().resolve()
     frame = load_redshift_catalog(path, columns or {})
     registry = registry or Registry.at_home(tsm_home())
-    return registry.add_redshift_catalog(name.strip(), str(path), columns or {}, len(frame), description)
+    return registry.add_redshift_catalog(name.strip(), str(path), columns or {}, len(frame), description, owner)
 
 
 def parse_column_mapping(text: str | None) -> dict[str, str]:

@@ -7,11 +7,13 @@ so several processes can run training sets against one registry at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,7 +45,16 @@ CREATE TABLE IF NOT EXISTS products (
     created_at TEXT NOT NULL,
     finished_at TEXT
 );
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
 """
+
+#: columns added after the first release, with their definition: added to older registry files
+OWNER_COLUMNS = {"products": "owner TEXT", "redshift_catalogs": "owner TEXT"}
 
 
 def _now() -> str:
@@ -61,6 +72,21 @@ class RedshiftCatalogRecord:
     columns: dict[str, str]
     n_rows: int
     created_at: str
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user of the web service; only a hash of the token is kept."""
+
+    id: int
+    name: str
+    created_at: str
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 (hex) under which a user's token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -79,6 +105,7 @@ class ProductRecord:
     progress: float
     created_at: str
     finished_at: str | None
+    owner: str | None = None
 
 
 class Registry:
@@ -94,12 +121,20 @@ class Registry:
             _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
+            for table, column in OWNER_COLUMNS.items():
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column.split()[0] not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
             db.execute("COMMIT")
 
     @classmethod
     def at_home(cls, home: Path) -> Registry:
         """The registry of ``$TSM_HOME``."""
         return cls(home / "registry.sqlite")
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A connection in an immediate transaction (committed on success), for tables of plugins."""
+        return self._connect()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -115,18 +150,19 @@ class Registry:
 
     # -- redshift catalogs -------------------------------------------------------------
     def add_redshift_catalog(
-        self, name: str, path: str, columns: dict[str, str], n_rows: int, description: str = ""
+        self, name: str, path: str, columns: dict[str, str], n_rows: int, description: str = "",
+        owner: str | None = None,
     ) -> RedshiftCatalogRecord:
-        """Record a validated redshift catalog under a unique ``name``."""
+        """Record a validated redshift catalog under a unique ``name`` (``owner``: a user name, or none)."""
         if not name.strip():
             raise ConfigError("name", "a redshift catalog needs a non-blank name")
         with self._connect() as db:
             if db.execute("SELECT 1 FROM redshift_catalogs WHERE name = ?", (name,)).fetchone():
                 raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
             cur = db.execute(
-                "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (name, description, path, json.dumps(columns), n_rows, _now()),
+                "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, description, path, json.dumps(columns), n_rows, _now(), owner),
             )
             row_id = cur.lastrowid
         return self.redshift_catalog(row_id)
@@ -155,12 +191,13 @@ class Registry:
         return RedshiftCatalogRecord(**data)
 
     # -- products ----------------------------------------------------------------------
-    def create_product(self, name: str, description: str, config: dict[str, Any]) -> int:
-        """Register a new training set as running; returns its automatic ID."""
+    def create_product(self, name: str, description: str, config: dict[str, Any], owner: str | None = None) -> int:
+        """Register a new training set as running; returns its automatic ID (``owner``: a user name, or none)."""
         with self._connect() as db:
             cur = db.execute(
-                "INSERT INTO products (name, description, status, config, created_at) VALUES (?, ?, 'running', ?, ?)",
-                (name, description, json.dumps(config), _now()),
+                "INSERT INTO products (name, description, status, config, created_at, owner) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (name, description, json.dumps(config), _now(), owner),
             )
             return int(cur.lastrowid)
 
@@ -218,6 +255,44 @@ class Registry:
         data["config"] = json.loads(data["config"])
         data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else None
         return ProductRecord(**data)
+
+    # -- users -------------------------------------------------------------------------
+    def add_user(self, name: str) -> tuple[UserRecord, str]:
+        """Create user ``name`` with a new random token; returns the user and the token
+        (shown once: only its SHA-256 is stored)."""
+        name = name.strip()
+        if not name or not all(c.isalnum() or c in "._-@" for c in name):
+            raise ConfigError("name", f"a user name is letters, digits and . _ - @ only, not {name!r}")
+        token = secrets.token_hex(20)
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise ConfigError("name", f"a user called {name!r} exists already")
+            cur = db.execute("INSERT INTO users (name, token_sha256, created_at) VALUES (?, ?, ?)",
+                             (name, token_hash(token), _now()))
+            row = db.execute("SELECT id, name, created_at FROM users WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return UserRecord(**dict(row)), token
+
+    def users(self) -> list[UserRecord]:
+        """All users, oldest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id, name, created_at FROM users ORDER BY id").fetchall()
+        return [UserRecord(**dict(r)) for r in rows]
+
+    def remove_user(self, name: str) -> None:
+        """Remove user ``name`` (their token stops working; their products keep their owner)."""
+        with self._connect() as db:
+            if db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+                known = ", ".join(r["name"] for r in db.execute("SELECT name FROM users ORDER BY id")) or "none"
+                raise CatalogError(f"no user {name!r}; users: {known}", "name")
+
+    def user_for_token(self, token: str) -> UserRecord | None:
+        """The user whose token is ``token``, or None."""
+        if not token:
+            return None
+        with self._connect() as db:
+            row = db.execute("SELECT id, name, created_at FROM users WHERE token_sha256 = ?",
+                             (token_hash(token),)).fetchone()
+        return UserRecord(**dict(row)) if row else None
 
 
 def _retry_locked(action: Callable[[], object], seconds: float = 60.0) -> None:
