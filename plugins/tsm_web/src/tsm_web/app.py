@@ -262,6 +262,9 @@ def create_app(max_runs: int = 2, max_upload_bytes: int = 200 * 2**20, token: st
         return FileResponse(path, filename=path.name)
 
     app.include_router(api)
+    from tsm_web.pzserver_api import include_pzserver  # the Photo-z Server's API under /api/.../, for its client
+
+    include_pzserver(app, runner, token, max_upload_bytes)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def form_page() -> HTMLResponse:
