@@ -9,6 +9,7 @@ client. The matches are checked against an astropy brute-force match of the same
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -220,3 +221,207 @@ def test_client_notebook_flow(server, world, tmp_path):
     # the admin token sees them all
     admin = pzserver.PzServer(token=ADMIN_TOKEN, host=server["api"])
     assert {desi_id, own_id, out["id"], out2["id"]} <= {p["id"] for p in admin.get_products_list()}
+
+
+# -- the API in detail, through FastAPI's test client (no client library, no server process) -------------------
+@pytest.fixture
+def api(tsm_home):
+    from fastapi.testclient import TestClient
+
+    from tsm_core.registry import Registry
+    from tsm_web import create_app
+
+    registry = Registry.at_home(tsm_home)
+    tokens = {name: registry.add_user(name)[1] for name in ("alice", "bob")}
+    with TestClient(create_app(max_upload_bytes=2**20, token=ADMIN_TOKEN)) as client:
+        client.tokens = tokens
+        yield client
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Token {token}"}
+
+
+def _http_upload(api, token: str, frame: pd.DataFrame, association: dict[str, str], name: str = "cat",
+                 filename: str = "cat.csv", publish: bool = True) -> int:
+    h = _auth(token)
+    created = api.post("/api/products/", json={"display_name": name, "product_type": 1, "release": None,
+                                               "official_product": False, "status": 0}, headers=h)
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    sent = api.post("/api/product-files/", data={"product": pid, "role": 0},
+                    files={"file": (filename, frame.to_csv(index=False).encode(), "text/csv")}, headers=h)
+    assert sent.status_code == 201, sent.text
+    assert api.get(f"/api/products/{pid}/registry/", headers=h).status_code == 200
+    columns = {c["column_name"]: c["id"] for c in
+               api.get(f"/api/product-contents/?product={pid}", headers=h).json()["results"]}
+    for column, alias in association.items():
+        assert api.patch(f"/api/product-contents/{columns[column]}/", data={"alias": alias}, headers=h).status_code == 200
+    if publish:
+        done = api.patch(f"/api/products/{pid}/", data={"status": 1}, headers=h)
+        assert done.status_code == 200 and done.json()["status"] == 1, done.text
+    return pid
+
+
+def test_old_routes_kept_and_trailing_slashes(api):
+    admin = _auth(ADMIN_TOKEN)
+    old = api.get("/api/releases", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert old.status_code == 200 and isinstance(old.json(), list)  # the tool's own API, unchanged
+    assert api.get("/api/training-sets", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json() == []
+    assert api.get("/api/formats").status_code == 401
+    page = api.get("/api/releases/", headers=admin).json()
+    assert set(page) == {"count", "next", "previous", "results"} and "dp1" in [r["name"] for r in page["results"]]
+    assert api.get("/api/releases/?name=dp1", headers=admin).json()["count"] == 1
+    assert api.get("/api/product-types", headers=admin, follow_redirects=True).json()["count"] == 7
+    assert api.get("/api//products/?status=1", headers=admin).json()["count"] == 0  # the client's double slash
+    root = api.get("/api/", headers=admin).json()
+    assert root["products"].endswith("/api/products/")
+    assert api.get("/api/releases/", headers={"Authorization": "Token nope"}).json() == {"detail": "Invalid token."}
+    assert api.get("/api/releases/").status_code == 401
+    tsm = api.get("/api/pipelines/?name=training_set_maker", headers=admin).json()["results"][0]
+    assert tsm["product_types_accepted"] == [1] and tsm["output_product_type"] == 2
+    assert tsm["system_config"]["param"]["crossmatch"] == {"radius_arcsec": 1.0, "n_neighbors": 1}
+
+
+def test_pagination(api):
+    h = _auth(api.tokens["alice"])
+    first = api.get("/api/product-types/?ordering=order&page_size=3", headers=h).json()
+    assert first["count"] == 7 and len(first["results"]) == 3 and first["previous"] is None
+    assert [t["order"] for t in first["results"]] == [1, 2, 3]
+    third = api.get(first["next"].replace("page=2", "page=3"), headers=h).json()
+    assert len(third["results"]) == 1 and third["next"] is None
+    assert api.get("/api/product-types/?page=9", headers=h).status_code == 404
+
+
+def test_process_options_refused_with_the_field_named(api, scene, tsm_home, monkeypatch):
+    monkeypatch.setenv("TSM_DP1_PATH", str(scene["objects_path"]))
+    h = _auth(api.tokens["alice"])
+    z = scene["redshifts"].rename(columns={"ra": "RA_DEG", "dec": "DEC_DEG", "z": "ZSPEC"})
+    pid = _http_upload(api, api.tokens["alice"], z, {"RA_DEG": "ra", "DEC_DEG": "dec", "ZSPEC": "z", "id": "ID"})
+    dp1 = api.get("/api/releases/?name=dp1", headers=h).json()["results"][0]["id"]
+
+    def process(param=None, **extra):
+        body = {"pipeline": 1, "display_name": "x", "release": dp1, "inputs": [pid],
+                "used_config": {"param": param or {}, **extra.pop("top", {})}, **extra}
+        return api.post("/api/processes/", json=body, headers=h)
+
+    cases = [
+        (process({"flux_type": "bogus"}), "flux_type"),
+        (process({"dereddening": "magic"}), "dereddening"),
+        (process({"duplicate_criteria": "random"}), "duplicate_criteria"),
+        (process({"convert_flux_to_mag": "yes"}), "convert_flux_to_mag"),
+        (process(top={"output_format": "xls"}), "output_format"),
+        (process({"output_dir": "/tmp/evil"}), "output_dir"),
+        (process({"object_catalog": {"path": "/etc"}}), "object_catalog"),
+        (process(top={"inputs": {"dataset": {"path": "/etc"}}}), "inputs"),
+        (process(top={"compute": {"scheduler": "tcp://evil:8786"}}), "compute"),
+        (process(release=99), "release"),
+        (process(inputs=[12345]), "inputs"),
+        (process(pipeline=7), "pipeline"),
+        (process(display_name=" "), "display_name"),
+    ]
+    for answer, field in cases:
+        assert answer.status_code == 400 and field in answer.json(), (field, answer.text)
+        assert str(tsm_home) not in answer.text and "/tmp" not in answer.text and "/etc" not in answer.text
+    bad_radius = process({"crossmatch": {"radius_arcsec": -1}})
+    assert bad_radius.json() == {"crossmatch": {"radius_arcsec": ["must be a number above 0, not -1"]}}
+    assert process({"crossmatch": {"radius_arcsec": 1, "margin": "/x"}}).json()["crossmatch"] == {
+        "margin": ["unknown key; valid: radius_arcsec, n_neighbors"]}
+    assert not list((tsm_home / "products").glob("*")) if (tsm_home / "products").exists() else True
+    assert api.get("/api/processes/", headers=h).json()["count"] == 0
+
+    # a good one: the config the server built holds only the science options, and its own locations
+    ok = api.post("/api/processes/", json={"pipeline": 1, "display_name": "good", "release": dp1, "inputs": [pid],
+                                           "used_config": json.dumps({"param": {"flux_type": "gaap1P0"}})}, headers=h)
+    assert ok.status_code == 201, ok.text
+    from tsm_core.registry import Registry
+
+    record = Registry.at_home(tsm_home).products()[0]
+    assert record.owner == "alice"
+    assert record.config["object_catalog"]["flux_type"] == "gaap1p0"
+    assert record.config["output"]["directory"] == str(tsm_home / "products")
+    assert record.config["object_catalog"]["path"] is None and record.config["compute"]["scheduler"] == "threads"
+    status = api.get(f"/api/processes/{ok.json()['id']}/stop/", headers=h).json()["status"]
+    assert status in ("Stopping", "Stopped")
+    deadline = time.monotonic() + 120
+    while api.get(f"/api/processes/{ok.json()['id']}/", headers=h).json()["status"] == "Stopping":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert api.get(f"/api/processes/{ok.json()['id']}/", headers=h).json()["status"] == "Stopped"
+    assert api.get(f"/api/products/{ok.json()['upload']}/", headers=h).json()["status"] == 9
+    assert api.get(f"/api/processes/{ok.json()['id']}/", headers=_auth(api.tokens["bob"])).status_code == 404
+
+
+def test_upload_errors_and_hostile_names(api, scene, tsm_home):
+    h = _auth(api.tokens["alice"])
+    z = scene["redshifts"]
+    assert api.post("/api/products/", json={"display_name": "t", "product_type": 2}, headers=h).json().keys() == {
+        "product_type"}
+    assert api.post("/api/products/", json={"display_name": "", "product_type": 1}, headers=h).json().keys() == {
+        "display_name"}
+    assert api.post("/api/products/", json={"display_name": "o", "product_type": 1, "official_product": True},
+                    headers=h).status_code == 403
+    pid = _http_upload(api, api.tokens["alice"], z, {}, filename="../../etc/evil name.csv", publish=False)
+    stored = list((tsm_home / "uploads").iterdir())
+    assert len(stored) == 1 and stored[0].suffix == ".csv" and "evil" not in stored[0].name
+    info = api.get(f"/api/products/{pid}/main_file_info/", headers=h).json()["main_file"]
+    assert info["name"] == "evil_name.csv" and info["n_rows"] == len(z)
+    content = api.get(f"/api/product-contents/?product={pid}", headers=h).json()["results"][1]
+    assert api.patch(f"/api/product-contents/{content['id']}/", data={"alias": "magnitude"},
+                     headers=h).json().keys() == {"alias"}
+    assert api.patch(f"/api/product-contents/{content['id']}/", data={"alias": "RA"},
+                     headers=_auth(api.tokens["bob"])).status_code == 404
+    missing = api.patch(f"/api/products/{pid}/", data={"status": 1}, headers=h)
+    assert missing.status_code == 406 and "Dec" in missing.text
+    # bad rows: named without the server's path
+    broken = z.assign(ra=z["ra"].where(z.index != 3))
+    bid = _http_upload(api, api.tokens["alice"], broken, {"ra": "RA", "dec": "Dec", "z": "z"}, name="broken",
+                       publish=False)
+    refused = api.patch(f"/api/products/{bid}/", data={"status": 1}, headers=h)
+    assert refused.status_code == 400 and "NaN" in refused.text and str(tsm_home) not in refused.text
+    # size limit and unknown file types
+    pid2 = api.post("/api/products/", json={"display_name": "big", "product_type": 1}, headers=h).json()["id"]
+    big = api.post("/api/product-files/", data={"product": pid2, "role": 0},
+                   files={"file": ("big.csv", b"ra,dec,z\n" + b"1,2,3\n" * 400_000, "text/csv")}, headers=h)
+    assert big.status_code == 413 and "file" in big.json()
+    exe = api.post("/api/product-files/", data={"product": pid2, "role": 0},
+                   files={"file": ("x.exe", b"MZ", "application/octet-stream")}, headers=h)
+    assert exe.status_code == 400 and "file" in exe.json()
+    assert len(list((tsm_home / "uploads").iterdir())) == 2  # the refused files left nothing behind
+
+
+def test_operator_products_are_official(api, scene, tsm_home):
+    from tsm_core.catalogs import register_redshift_catalog
+
+    register_redshift_catalog("operator set", scene["redshift_path"])
+    h = _auth(api.tokens["bob"])
+    products = api.get("/api/products/?status=1", headers=h).json()["results"]
+    assert [(p["display_name"], p["uploaded_by"], p["official_product"], p["is_owner"]) for p in products] == [
+        ("operator set", "operator", True, False)]
+    assert api.patch(f"/api/products/{products[0]['id']}/", data={"description": "mine"}, headers=h).status_code == 403
+    file = api.get(f"/api/products/{products[0]['id']}/download/main-file/file/", headers=h)
+    assert file.status_code == 200 and "redshifts.parquet" in file.headers["content-disposition"]
+    assert str(tsm_home) not in api.get(f"/api/products/{products[0]['id']}/main_file_info/", headers=h).text
+    assert str(scene["redshift_path"].parent) not in api.get("/api/product-files/", headers=h).text
+
+
+def test_registry_users_and_owner_migration(tmp_path):
+    import sqlite3
+
+    from tsm_core.registry import Registry
+
+    path = tmp_path / "registry.sqlite"
+    with sqlite3.connect(path) as db:  # a registry file written before owners existed
+        db.execute("CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, description TEXT "
+                   "NOT NULL DEFAULT '', status TEXT NOT NULL, config TEXT NOT NULL, n_rows INTEGER, output_path TEXT, "
+                   "error TEXT, provenance TEXT, progress REAL NOT NULL DEFAULT 0, created_at TEXT NOT NULL, "
+                   "finished_at TEXT)")
+        db.execute("INSERT INTO products (name, status, config, created_at) VALUES ('old', 'done', '{}', 'then')")
+    registry = Registry(path)
+    assert registry.product(1).owner is None
+    assert registry.product(registry.create_product("new", "", {}, owner="alice")).owner == "alice"
+    user, token = registry.add_user("alice")
+    assert registry.user_for_token(token) == user and registry.user_for_token(token + "x") is None
+    assert token not in path.read_bytes().decode("latin-1")  # only the hash is stored
+    registry.remove_user("alice")
+    assert registry.user_for_token(token) is None and registry.users() == []
