@@ -27,6 +27,7 @@ import threading
 import zipfile
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -125,10 +126,18 @@ class PzSettings:
         return self.home / "uploads"
 
     def registry(self) -> Registry:
-        return Registry.at_home(self.home)
+        return self._registry
 
     def store(self) -> PzStore:
-        return PzStore(self.registry())
+        return self._store
+
+    @cached_property
+    def _registry(self) -> Registry:
+        return Registry.at_home(self.home)
+
+    @cached_property
+    def _store(self) -> PzStore:
+        return PzStore(self._registry)
 
 
 @dataclass(frozen=True)
