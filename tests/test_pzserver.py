@@ -278,6 +278,9 @@ def test_old_routes_kept_and_trailing_slashes(api):
     assert root["products"].endswith("/api/products/")
     assert api.get("/api/releases/", headers={"Authorization": "Token nope"}).json() == {"detail": "Invalid token."}
     assert api.get("/api/releases/").status_code == 401
+    assert [u["username"] for u in api.get("/api/users/", headers=_auth(api.tokens["bob"])).json()["results"]] == [
+        "bob"]
+    assert api.get("/api/users/", headers=admin).json()["count"] == 2
     tsm = api.get("/api/pipelines/?name=training_set_maker", headers=admin).json()["results"][0]
     assert tsm["product_types_accepted"] == [1] and tsm["output_product_type"] == 2
     assert tsm["system_config"]["param"]["crossmatch"] == {"radius_arcsec": 1.0, "n_neighbors": 1}

@@ -416,7 +416,8 @@ def file_out(who: Caller, product: PzProduct, f: MainFile) -> dict[str, Any]:
 def api_root(request: Request) -> dict[str, str]:
     base = str(request.url_for("api_root"))
     return {name: f"{base}{name}/" for name in
-            ("releases", "product-types", "products", "product-contents", "product-files", "pipelines", "processes")}
+            ("users", "releases", "product-types", "products", "product-contents", "product-files", "pipelines",
+             "processes")}
 
 
 @router.get("/releases/", summary="Releases (installed object catalogs)")
@@ -454,6 +455,13 @@ def get_pipeline(item_id: int) -> dict[str, Any]:
 
 def _raise(exc: Exception) -> Any:
     raise exc
+
+
+@router.get("/users/", summary="Users: all of them for the admin token, else the caller")
+def list_users(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
+    users = [u for u in settings(request).registry().users() if who.is_admin or u.name == who.name]
+    return paginate(request, [{"id": u.id, "username": u.name, "first_name": "", "last_name": u.name,
+                               "date_joined": u.created_at} for u in users])
 
 
 # -- products ----------------------------------------------------------------------------
@@ -593,8 +601,8 @@ def publish(pz: PzSettings, who: Caller, product: PzProduct) -> PzProduct:
     return store.update_product(product.id, status=1, catalog_id=record.id, n_rows=record.n_rows)
 
 
-@router.api_route("/products/{product_id}/registry/", methods=["GET", "POST"],
-                  summary="Read the uploaded main file: its columns and rows")
+@router.get("/products/{product_id}/registry/", summary="Read the uploaded main file: its columns and rows")
+@router.post("/products/{product_id}/registry/", include_in_schema=False)
 async def registry_product(request: Request, product_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
     from tsm_core.redshift import read_table
 
