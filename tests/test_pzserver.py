@@ -269,6 +269,8 @@ def test_old_routes_kept_and_trailing_slashes(api):
     assert old.status_code == 200 and isinstance(old.json(), list)  # the tool's own API, unchanged
     assert api.get("/api/training-sets", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json() == []
     assert api.get("/api/formats").status_code == 401
+    assert api.get("/api/training-sets/", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                   follow_redirects=True).json() == []  # Starlette's slash redirect still reaches the old route
     page = api.get("/api/releases/", headers=admin).json()
     assert set(page) == {"count", "next", "previous", "results"} and "dp1" in [r["name"] for r in page["results"]]
     assert api.get("/api/releases/?name=dp1", headers=admin).json()["count"] == 1
@@ -428,3 +430,24 @@ def test_registry_users_and_owner_migration(tmp_path):
     assert token not in path.read_bytes().decode("latin-1")  # only the hash is stored
     registry.remove_user("alice")
     assert registry.user_for_token(token) is None and registry.users() == []
+
+
+def test_users_command(tsm_home):
+    from click.testing import CliRunner
+
+    from tsm_core.cli import get_cli
+    from tsm_core.registry import Registry
+
+    runner = CliRunner()
+    added = runner.invoke(get_cli(), ["users", "add", "carol"])
+    assert added.exit_code == 0, added.output
+    token = added.output.strip().splitlines()[-1]
+    assert Registry.at_home(tsm_home).user_for_token(token).name == "carol"
+    again = runner.invoke(get_cli(), ["users", "add", "carol"])
+    assert again.exit_code != 0 and "exists already" in again.output
+    assert runner.invoke(get_cli(), ["users", "add", "../x"]).exit_code != 0
+    assert "carol" in runner.invoke(get_cli(), ["users", "list"]).output
+    missing = runner.invoke(get_cli(), ["users", "remove", "dave"])
+    assert missing.exit_code != 0 and "no user 'dave'; users: carol" in missing.output
+    assert runner.invoke(get_cli(), ["users", "remove", "carol"]).exit_code == 0
+    assert Registry.at_home(tsm_home).user_for_token(token) is None
