@@ -329,9 +329,10 @@ def test_process_options_refused_with_the_field_named(api, scene, tsm_home, monk
         assert answer.status_code == 400 and field in answer.json(), (field, answer.text)
         assert str(tsm_home) not in answer.text and "/tmp" not in answer.text and "/etc" not in answer.text
     bad_radius = process({"crossmatch": {"radius_arcsec": -1}})
-    assert bad_radius.json() == {"crossmatch": {"radius_arcsec": ["must be a number above 0, not -1"]}}
+    assert bad_radius.json() == {"crossmatch": {"radius_arcsec": ["Input should be greater than 0, not -1"]}}
     assert process({"crossmatch": {"radius_arcsec": 1, "margin": "/x"}}).json()["crossmatch"] == {
         "margin": ["unknown key; valid: radius_arcsec, n_neighbors"]}
+    assert process({"flux_type": "bogus"}).json()["flux_type"][0].startswith("unknown value 'bogus'; valid: cModel")
     assert not list((tsm_home / "products").glob("*")) if (tsm_home / "products").exists() else True
     assert api.get("/api/processes/", headers=h).json()["count"] == 0
 

@@ -3,8 +3,8 @@
 A client chooses science options only: the flux type, dereddening, magnitudes, the
 crossmatch radius and neighbours, the duplicate rule and the output format. Everything
 else of the run (the object catalog's location, margins, dust-map directory, output
-directory, compute) is the server's: :func:`run_config` builds the config from the
-whitelisted options alone, and refuses any other key.
+directory, compute) is the server's: :class:`PzUsedConfig` refuses any other key, and
+:func:`run_config` builds the config from the whitelisted options alone.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tsm_core import plugins
 from tsm_core.types import ObjectCatalog
@@ -24,8 +26,6 @@ DEFAULT_PARAM: dict[str, Any] = {
     "convert_flux_to_mag": True,
     "duplicate_criteria": "closest",
 }
-#: keys of ``used_config`` besides ``param``
-PROCESS_KEYS = ("output_format",)
 DEFAULT_OUTPUT_FORMAT = "parquet"
 #: the Photo-z Server's duplicate rules -> ``unique_galaxies``
 DUPLICATE_CRITERIA = {"closest": "closest", "best_redshift": "best_redshift", "none": "none"}
@@ -58,10 +58,69 @@ def _fail(field: str, message: str) -> ParamError:
     return ParamError({field: [message]})
 
 
-def parse_used_config(raw: Any) -> dict[str, Any]:
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PzCrossmatch(_Strict):
+    """``param.crossmatch``: the match radius and the neighbours kept per redshift."""
+
+    radius_arcsec: float = Field(DEFAULT_PARAM["crossmatch"]["radius_arcsec"], gt=0)
+    n_neighbors: int = Field(DEFAULT_PARAM["crossmatch"]["n_neighbors"], ge=1)
+
+
+class PzParam(_Strict):
+    """``used_config.param``: the science options a client may choose (names checked per release later)."""
+
+    crossmatch: PzCrossmatch = Field(default_factory=PzCrossmatch)
+    flux_type: str = DEFAULT_PARAM["flux_type"]
+    dereddening: str | None = DEFAULT_PARAM["dereddening"]
+    convert_flux_to_mag: bool = DEFAULT_PARAM["convert_flux_to_mag"]
+    duplicate_criteria: str | None = DEFAULT_PARAM["duplicate_criteria"]
+
+
+class PzUsedConfig(_Strict):
+    """A process's ``used_config``: ``param`` and the process-level ``output_format``."""
+
+    param: PzParam = Field(default_factory=PzParam)
+    output_format: str | None = None
+
+
+def drf_errors(exc: ValidationError) -> dict[str, Any]:
+    """Pydantic's errors as DRF's nested ``{"field": {"sub": ["message"]}}``, without the ``param`` level
+    (the client's names: ``flux_type``, ``crossmatch``, ...)."""
+    body: dict[str, Any] = {}
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if len(loc) > 1 and loc[0] == "param":
+            loc = loc[1:]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key; valid: {', '.join(_fields_at(err['loc'][:-1]))}"
+        elif err["type"] == "missing":
+            message = "This field is required."
+        else:
+            message = f"{err['msg'].removeprefix('Value error, ')}, not {err['input']!r}"
+        node = body
+        for part in loc[:-1]:
+            node = node.setdefault(part, {})
+        node.setdefault(loc[-1] if loc else "used_config", []).append(message)
+    return body
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = PzUsedConfig
+    for part in loc:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def parse_used_config(raw: Any) -> PzUsedConfig:
     """``used_config`` as the client sends it: a JSON string or an object (or nothing)."""
     if raw in (None, ""):
-        return {}
+        raw = {}
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
@@ -69,7 +128,10 @@ def parse_used_config(raw: Any) -> dict[str, Any]:
             raise _fail("used_config", "is not valid JSON") from None
     if not isinstance(raw, dict):
         raise _fail("used_config", f"must be an object, not {type(raw).__name__}")
-    return raw
+    try:
+        return PzUsedConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamError(drf_errors(exc)) from None
 
 
 def _choice(field: str, value: Any, choices: list[str]) -> str:
@@ -79,22 +141,6 @@ def _choice(field: str, value: Any, choices: list[str]) -> str:
             if choice.lower() == value.strip().lower():
                 return choice
     raise _fail(field, f"unknown value {value!r}; valid: {', '.join(choices)}")
-
-
-def _crossmatch(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail("crossmatch", "must be an object with radius_arcsec and n_neighbors")
-    unknown = sorted(set(value) - {"radius_arcsec", "n_neighbors"})
-    if unknown:
-        raise ParamError({"crossmatch": {unknown[0]: ["unknown key; valid: radius_arcsec, n_neighbors"]}})
-    out = dict(DEFAULT_PARAM["crossmatch"])
-    radius = value.get("radius_arcsec", out["radius_arcsec"])
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius > 0:
-        raise ParamError({"crossmatch": {"radius_arcsec": [f"must be a number above 0, not {radius!r}"]}})
-    neighbors = value.get("n_neighbors", out["n_neighbors"])
-    if isinstance(neighbors, bool) or not isinstance(neighbors, int) or neighbors < 1:
-        raise ParamError({"crossmatch": {"n_neighbors": [f"must be a whole number of at least 1, not {neighbors!r}"]}})
-    return {"radius_arcsec": float(radius), "n_neighbors": int(neighbors)}
 
 
 def dereddener_name(value: Any, release: ObjectCatalog) -> str:
@@ -109,41 +155,28 @@ def dereddener_name(value: Any, release: ObjectCatalog) -> str:
 
 
 def run_config(name: str, description: str, release: ObjectCatalog, catalog_id: int,
-               used_config: dict[str, Any], output_dir: Path) -> dict[str, Any]:
+               used_config: PzUsedConfig, output_dir: Path) -> dict[str, Any]:
     """The run config of a Training Set Maker process, from the science options only.
 
-    Raises :class:`ParamError` naming the field of an unknown key or value.
+    Raises :class:`ParamError` naming the field of a value that is not among the choices.
     """
-    unknown = sorted(set(used_config) - {"param", *PROCESS_KEYS})
-    if unknown:
-        raise _fail(unknown[0], f"unknown key; valid: param, {', '.join(PROCESS_KEYS)}")
-    param = used_config.get("param") or {}
-    if not isinstance(param, dict):
-        raise _fail("param", "must be an object")
-    unknown = sorted(set(param) - set(DEFAULT_PARAM))
-    if unknown:
-        raise _fail(unknown[0], f"unknown parameter; valid: {', '.join(DEFAULT_PARAM)}")
-    param = {**DEFAULT_PARAM, **param}
-    flux = _choice("flux_type", param["flux_type"], list(plugins.flux_types(release)))
-    to_mag = param["convert_flux_to_mag"]
-    if not isinstance(to_mag, bool):
-        raise _fail("convert_flux_to_mag", f"must be true or false, not {to_mag!r}")
-    duplicates = param["duplicate_criteria"]
-    unique = DUPLICATE_CRITERIA.get(_choice("duplicate_criteria", "none" if duplicates is None else duplicates,
-                                            list(DUPLICATE_CRITERIA)))
-    output_format = _choice("output_format", used_config.get("output_format") or DEFAULT_OUTPUT_FORMAT,
-                            list(plugins.writers()))
+    param = used_config.param
+    duplicates = "none" if param.duplicate_criteria is None else param.duplicate_criteria
     return {
         "name": name,
         "description": description,
         "redshift_catalog": {"id": catalog_id},
         "object_catalog": {
             "release": release.name,
-            "flux_type": flux,
-            "dereddening": dereddener_name(param["dereddening"], release),
-            "convert_to_magnitudes": to_mag,
+            "flux_type": _choice("flux_type", param.flux_type, list(plugins.flux_types(release))),
+            "dereddening": dereddener_name(param.dereddening, release),
+            "convert_to_magnitudes": param.convert_flux_to_mag,
         },
-        "crossmatch": _crossmatch(param["crossmatch"]),
-        "unique_galaxies": unique,
-        "output": {"format": output_format, "directory": str(output_dir)},
+        "crossmatch": param.crossmatch.model_dump(),
+        "unique_galaxies": DUPLICATE_CRITERIA[_choice("duplicate_criteria", duplicates, list(DUPLICATE_CRITERIA))],
+        "output": {
+            "format": _choice("output_format", used_config.output_format or DEFAULT_OUTPUT_FORMAT,
+                              list(plugins.writers())),
+            "directory": str(output_dir),
+        },
     }

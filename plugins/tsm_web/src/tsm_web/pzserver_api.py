@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -43,7 +44,7 @@ from tsm_core.errors import TSMError
 from tsm_core.output import slugify
 from tsm_core.registry import ProductRecord, Registry
 from tsm_web.jobs import Runner
-from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, parse_used_config, run_config
+from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
 from tsm_web.pzstore import PzContent, PzProcess, PzProduct, PzStore
 from tsm_web.uploads import UploadTooLarge, save_upload, suffix_of
 
@@ -212,6 +213,46 @@ async def body_of(request: Request) -> dict[str, Any]:
                 data[key] = values if len(values) > 1 or key == "inputs" else values[0]
         return data
     return {}
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # as DRF: fields a serializer does not know are ignored
+
+
+class ProductCreate(_Body):
+    """``POST products/``: an upload starts as a product being registered."""
+
+    display_name: Name
+    product_type: int
+    release: int | None = None
+    official_product: bool = False
+    pz_code: str | None = None
+    description: str | None = None
+
+
+class ProcessCreate(_Body):
+    """``POST processes/``: a run of the pipeline on one input (``used_config`` is checked apart)."""
+
+    pipeline: int
+    display_name: Name
+    release: int | None = None
+    inputs: list[int] = []
+    used_config: Any = None
+    description: str | None = None
+
+
+Body = TypeVar("Body", bound=_Body)
+
+
+def validated(model: type[Body], data: dict[str, Any]) -> Body:
+    """``data`` as ``model``, or a DRF-style 400 naming the fields."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PzError(400, drf_errors(exc)) from None
 
 
 def as_int(data: dict[str, Any], key: str, required: bool = True) -> int | None:
@@ -512,26 +553,21 @@ def product_options() -> dict[str, Any]:
 @router.post("/products/", status_code=201, summary="Start an upload: a redshift catalog being registered")
 async def create_product(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     pz = settings(request)
-    data = await body_of(request)
-    name = str(data.get("display_name") or "").strip()
-    if not name:
-        raise bad("display_name", "This field may not be blank.")
-    type_id = as_int(data, "product_type")
-    if type_id not in TYPE_BY_ID:
-        raise bad("product_type", f'Invalid pk "{type_id}" - object does not exist.')
-    if TYPE_BY_ID[type_id]["name"] != "redshift_catalog":
+    body = validated(ProductCreate, await body_of(request))
+    if body.product_type not in TYPE_BY_ID:
+        raise bad("product_type", f'Invalid pk "{body.product_type}" - object does not exist.')
+    if TYPE_BY_ID[body.product_type]["name"] != "redshift_catalog":
         raise bad("product_type", "only redshift_catalog products can be uploaded to this server; "
                                   "training sets are made by the training_set_maker pipeline")
-    rel = as_int(data, "release", required=False)
-    if rel is not None and release_by_id(rel) is None:
-        raise bad("release", f'Invalid pk "{rel}" - object does not exist.')
-    official = as_bool(data, "official_product")
-    if official and not who.is_admin:
+    release = release_by_id(body.release)
+    if body.release is not None and release is None:
+        raise bad("release", f'Invalid pk "{body.release}" - object does not exist.')
+    if body.official_product and not who.is_admin:
         raise PzError(403, {"error": "only the admin token can register official products"})
     product = pz.store().create_product(
-        product_type="redshift_catalog", display_name=name, description=str(data.get("description") or ""),
-        release=(release_by_id(rel) or {}).get("name"), official=int(official),
-        pz_code=(str(data["pz_code"]) if data.get("pz_code") else None), owner=who.name, status=0,
+        product_type="redshift_catalog", display_name=body.display_name, description=body.description or "",
+        release=release["name"] if release else None, official=int(body.official_product),
+        pz_code=body.pz_code or None, owner=who.name, status=0,
     )
     return product_out(pz, who, product)
 
@@ -855,31 +891,25 @@ def list_processes(request: Request, who: Caller = Depends(caller)) -> dict[str,
 @router.post("/processes/", status_code=201, summary="Run the Training Set Maker on a published redshift catalog")
 async def create_process(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     pz = settings(request)
-    data = await body_of(request)
-    if as_int(data, "pipeline") != PIPELINE_ID:
+    body = validated(ProcessCreate, await body_of(request))
+    if body.pipeline != PIPELINE_ID:
         raise bad("pipeline", f"unknown pipeline; this server runs {PIPELINE_NAME} (id {PIPELINE_ID})")
-    name = str(data.get("display_name") or "").strip()
-    if not name:
-        raise bad("display_name", "This field may not be blank.")
-    release = release_by_id(as_int(data, "release", required=False))
+    name = body.display_name
+    release = release_by_id(body.release)
     if release is None:
         choices = ", ".join(f"{r['id']} ({r['name']})" for r in releases())
         raise bad("release", f"choose a release: {choices}")
-    inputs = data.get("inputs") or []
-    inputs = inputs if isinstance(inputs, list) else [inputs]
-    if len(inputs) != 1:
+    if len(body.inputs) != 1:
         raise bad("inputs", "give exactly one redshift catalog")
     try:
-        source = readable(pz, who, int(inputs[0]))
-    except (TypeError, ValueError):
-        raise bad("inputs", "A valid integer is required.") from None
+        source = readable(pz, who, body.inputs[0])
     except PzError:
-        raise bad("inputs", f'Invalid pk "{inputs[0]}" - object does not exist.') from None
+        raise bad("inputs", f'Invalid pk "{body.inputs[0]}" - object does not exist.') from None
     if source.product_type != "redshift_catalog" or source.catalog_id is None:
         raise bad("inputs", f"product {source.id} is not a published redshift catalog")
     try:
-        used_config = parse_used_config(data.get("used_config"))
-        config = run_config(name, str(data.get("description") or ""), plugins.object_catalog(release["name"]),
+        used_config = parse_used_config(body.used_config)
+        config = run_config(name, body.description or "", plugins.object_catalog(release["name"]),
                             source.catalog_id, used_config, pz.products_dir)
     except ParamError as exc:
         raise PzError(400, exc.body) from None
@@ -887,12 +917,14 @@ async def create_process(request: Request, who: Caller = Depends(caller)) -> dic
         ts_id, future = await run_in_threadpool(submit_training_set, config, pz.registry(), pz.runner, who.name)
     except TSMError as exc:
         field_name = FIELD_OF_KEY.get(exc.key, FIELD_OF_KEY.get(exc.key.split(".")[0], "non_field_errors"))
-        raise bad(field_name, scrub(str(exc))) from None
+        message = str(exc).removeprefix(f"{exc.key}: ") if exc.key else str(exc)
+        raise bad(field_name, scrub(message)) from None
     store = pz.store()
     with pz.lock:
         product = store.training_set_product(ts_id, display_name=name, description=config["description"],
                                              release=release["name"], owner=who.name, status=3)
-        process = store.create_process(product.id, ts_id, name, release["name"], used_config, [source.id], who.name)
+        process = store.create_process(product.id, ts_id, name, release["name"], used_config.model_dump(mode="json"),
+                                       [source.id], who.name)
         pz.futures[ts_id] = future
     future.add_done_callback(lambda _: pz.futures.pop(ts_id, None))
     return process_out(pz, who, process)
