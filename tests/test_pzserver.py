@@ -390,6 +390,12 @@ def test_upload_errors_and_hostile_names(api, scene, tsm_home):
     big = api.post("/api/product-files/", data={"product": pid2, "role": 0},
                    files={"file": ("big.csv", b"ra,dec,z\n" + b"1,2,3\n" * 400_000, "text/csv")}, headers=h)
     assert big.status_code == 413 and "file" in big.json()
+    boundary = "b0undary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="product"\r\n\r\n{pid2}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\n').encode()
+    chunked = api.post("/api/product-files/", content=iter([head] + [b"1,2,3\n" * 50_000] * 8),
+                       headers={**h, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert chunked.status_code == 413 and "upload is larger" in chunked.text  # no Content-Length: counted as it streams
     exe = api.post("/api/product-files/", data={"product": pid2, "role": 0},
                    files={"file": ("x.exe", b"MZ", "application/octet-stream")}, headers=h)
     assert exe.status_code == 400 and "file" in exe.json()

@@ -761,13 +761,30 @@ def list_product_files(request: Request, who: Caller = Depends(caller)) -> dict[
     return paginate(request, items)
 
 
+def limited(request: Request, max_bytes: int) -> Request:
+    """``request`` with its body refused (413) beyond ``max_bytes``, counted as it streams in
+    (a missing or false Content-Length does not get around it)."""
+    too_large = PzError(413, {"file": [f"the upload is larger than the limit of {max_bytes / 2**20:.0f} MB"]})
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > max_bytes:
+        raise too_large
+    received = 0
+
+    async def receive() -> Any:
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > max_bytes:
+            raise too_large
+        return message
+
+    return Request(request.scope, receive)
+
+
 @router.post("/product-files/", status_code=201, summary="Upload the main file of a product being registered")
 async def upload_product_file(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     pz = settings(request)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > pz.max_upload_bytes + 2**20:
-        raise PzError(413, {"file": [f"the file is larger than the limit of {pz.max_upload_bytes / 2**20:.0f} MB"]})
-    form = await request.form(max_files=1, max_fields=20)
+    form = await limited(request, pz.max_upload_bytes + 2**20).form(max_files=1, max_fields=20)
     data = {k: v for k, v in form.items() if isinstance(v, str)}
     product = writable(pz, who, as_int(data, "product"))
     role = as_int(data, "role", required=False) or 0
