@@ -23,6 +23,7 @@ def tsm_register_commands(cli: click.Group) -> None:
 
         app = create_app(max_runs=runs, max_upload_bytes=max_upload_mb * 2**20)
         click.echo(f"Training Set Maker on http://{host}:{port}/  (API description: /docs)")
+        click.echo(f"Photo-z Server API for the pzserver client: http://{host}:{port}/api/  (tokens: tsm users add)")
         uvicorn.run(app, host=host, port=port, log_level="warning")
 
     @cli.group()
