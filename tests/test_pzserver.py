@@ -90,19 +90,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _tsm(env: dict, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "tsm_core", *args], env=env, capture_output=True, text=True,
-                          check=True)
-    return done.stdout
-
-
 @pytest.fixture
 def server(world, tsm_home):
-    """A real `tsm serve` on 127.0.0.1 and two users made with `tsm users add`."""
+    """A real `tsm serve` on 127.0.0.1 and two users (as `tsm users add` makes them)."""
+    from tsm_core.registry import Registry
+
     env = dict(os.environ, TSM_HOME=str(tsm_home), TSM_DP1_PATH=str(world["objects_path"]),
                TSM_API_TOKEN=ADMIN_TOKEN)
-    tokens = {name: _tsm(env, "users", "add", name).strip().splitlines()[-1] for name in ("alice", "bob")}
-    assert "alice" in _tsm(env, "users", "list")
+    tokens = {name: Registry.at_home(tsm_home).add_user(name)[1] for name in ("alice", "bob")}
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "tsm_core", "serve", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
