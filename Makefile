@@ -8,13 +8,20 @@ PLUGINS := plugins/tsm_writers plugins/tsm_dp1 plugins/tsm_dp2 plugins/tsm_dp02 
 # what `pip install -e` gets: the core and every plugin, with the test extras
 EDITABLE := -e ".[test]" -e plugins/tsm_writers -e plugins/tsm_dp1 -e plugins/tsm_dp2 -e plugins/tsm_dp02 -e "plugins/tsm_web[test]"
 STAMP  := $(VENV)/.installed
+# LIneA's Photo-z Server client, for tests/test_pzserver.py: pzserver 0.3.7 declares pandas<3, which would
+# downgrade pandas and break lsdb (nested-pandas needs pandas>=3); it runs on pandas 3, so it is installed
+# without its declared dependencies, and its runtime dependencies are installed by name
+PZCLIENT := pzserver==0.3.7
+PZCLIENT_DEPS := requests tables-io Deprecated ipython matplotlib Jinja2
 
 .PHONY: demo test install browser clean bench
 
-$(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
+$(STAMP): Makefile pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(EDITABLE)
+	$(BIN)/pip install --quiet $(PZCLIENT_DEPS)
+	$(BIN)/pip install --quiet --no-deps $(PZCLIENT)
 	touch $(STAMP)
 
 install: $(STAMP)

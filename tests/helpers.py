@@ -125,31 +125,33 @@ def free_port() -> int:
 
 @contextmanager
 def tsm_serve(env: dict[str, str], *args: str, timeout: float = 60):
-    """A real ``tsm serve`` process on 127.0.0.1 (a free port); yields its base URL."""
+    """A real ``tsm serve`` process on 127.0.0.1 (a free port); yields its base URL. What the
+    server logged is printed when it stops (pytest shows it with a failure)."""
     import os
     import subprocess
     import sys
+    import tempfile
     import time
     import urllib.error
     import urllib.request
 
     port = free_port()
+    log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen([sys.executable, "-m", "tsm_core", "serve", "--port", str(port), *args],
-                            env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=dict(os.environ, **env), stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url + "/", timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break  # it answers
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise AssertionError(f"tsm serve did not start: {proc.stdout.read() if proc.stdout else ''}")
-            time.sleep(0.2)
     try:
+        while True:
+            try:
+                urllib.request.urlopen(url + "/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # it answers
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("tsm serve did not start") from None
+                time.sleep(0.2)
         yield url
     finally:
         proc.terminate()
@@ -157,3 +159,6 @@ def tsm_serve(env: dict[str, str], *args: str, timeout: float = 60):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.seek(0)
+        print("tsm serve logged:\n" + log.read())
+        log.close()

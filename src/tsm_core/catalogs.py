@@ -32,8 +32,10 @@ def register_redshift_catalog(
     convention: str | None = None,
     bad_rows: str = "drop",
     delimiter: str | None = None,
+    owner: str | None = None,
 ) -> RedshiftCatalogRecord:
-    """Validate the catalog at ``path`` and register a normalized copy of it as ``name``.
+    """Validate the catalog at ``path`` and register a normalized copy of it as ``name``
+    (``owner``: the user it belongs to; none for the operator's own catalogs).
 
     ``columns`` overrides the mapping of ``convention`` (detected from the columns when
     not given); ``bad_rows`` drops and counts, or refuses, invalid rows. Fails (with the
@@ -56,7 +58,7 @@ def register_redshift_catalog(
         staging.replace(snapshot)
         return registry.add_redshift_catalog(
             name, str(snapshot), columns or {}, len(table.frame), description,
-            source_path=str(path), convention=table.convention, dropped=table.dropped,
+            source_path=str(path), convention=table.convention, dropped=table.dropped, owner=owner,
         )
     except BaseException:
         with suppress(OSError):

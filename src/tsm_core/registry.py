@@ -7,11 +7,13 @@ so several processes can run training sets against one registry at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -52,7 +54,16 @@ CREATE TABLE IF NOT EXISTS products (
     claim_path TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS users (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
 """
+
+#: columns added after the first release, with their definition: added to older registry files
+OWNER_COLUMNS = {"products": "owner TEXT", "redshift_catalogs": "owner TEXT"}
 
 
 #: columns added to ``redshift_catalogs`` after its first version (added to older registries)
@@ -83,6 +94,21 @@ class RedshiftCatalogRecord:
     source_path: str | None = None
     convention: str | None = None
     dropped: dict[str, int] = field(default_factory=dict)
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user of the web service; only a hash of the token is kept."""
+
+    id: int
+    name: str
+    created_at: str
+
+
+def token_hash(token: str) -> str:
+    """The SHA-256 (hex) under which a user's token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -107,6 +133,7 @@ class ProductRecord:
     staging_path: str | None = None
     claim_path: str | None = None
     cancel_requested: int = 0
+    owner: str | None = None
 
 
 #: the products columns of registries made before the job lifecycle (status running/done/failed)
@@ -139,6 +166,10 @@ class Registry:
                 for column, kind in REDSHIFT_CATALOG_COLUMNS_ADDED:
                     if column not in have:
                         db.execute(f"ALTER TABLE redshift_catalogs ADD COLUMN {column} {kind}")
+                for table, column in OWNER_COLUMNS.items():
+                    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                    if column.split()[0] not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise ConfigError("TSM_HOME", f"the registry {self.path} is unreadable ({exc}); move it aside to start a new one") from None
@@ -148,6 +179,10 @@ class Registry:
     def at_home(cls, home: Path) -> Registry:
         """The registry of ``$TSM_HOME``."""
         return cls(home / "registry.sqlite")
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A connection in an immediate transaction (committed on success), for tables of plugins."""
+        return self._connect()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -173,8 +208,9 @@ class Registry:
         source_path: str | None = None,
         convention: str | None = None,
         dropped: dict[str, int] | None = None,
+        owner: str | None = None,
     ) -> RedshiftCatalogRecord:
-        """Record a validated redshift catalog under a unique ``name``."""
+        """Record a validated redshift catalog under a unique ``name`` (``owner``: a user name, or none)."""
         if not name.strip():
             raise ConfigError("name", "a redshift catalog needs a non-blank name")
         with self._connect() as db:
@@ -182,9 +218,9 @@ class Registry:
                 raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
             cur = db.execute(
                 "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at, "
-                "source_path, convention, dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "source_path, convention, dropped, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, description, path, json.dumps(columns), n_rows, _now(), source_path, convention,
-                 json.dumps(dropped or {})),
+                 json.dumps(dropped or {}), owner),
             )
             row_id = cur.lastrowid
         return self.redshift_catalog(row_id)
@@ -222,20 +258,20 @@ class Registry:
 
     # -- products ----------------------------------------------------------------------
     def create_product(
-        self, name: str, description: str, config: dict[str, Any], status: str = "running"
+        self, name: str, description: str, config: dict[str, Any], status: str = "running", owner: str | None = None
     ) -> int:
-        """Register a new training set, ``running`` (or ``queued``) and owned by this
-        process; returns its automatic ID."""
+        """Register a new training set, ``running`` (or ``queued``) and run by this process;
+        returns its automatic ID (``owner``: the user it belongs to, or none)."""
         from tsm_core.jobs import current_owner
 
         if status not in ("queued", "running"):
             raise ValueError(f"a new product is queued or running, not {status!r}")
-        owner = current_owner()
+        process = current_owner()
         with self._connect() as db:
             cur = db.execute(
-                "INSERT INTO products (name, description, status, config, created_at, host, pid, start_token) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, description, status, json.dumps(config), _now(), owner.host, owner.pid, owner.token),
+                "INSERT INTO products (name, description, status, config, created_at, host, pid, start_token, owner) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, description, status, json.dumps(config), _now(), process.host, process.pid, process.token, owner),
             )
             return int(cur.lastrowid)
 
@@ -365,6 +401,44 @@ class Registry:
         data["config"] = json.loads(data["config"])
         data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else None
         return ProductRecord(**data)
+
+    # -- users -------------------------------------------------------------------------
+    def add_user(self, name: str) -> tuple[UserRecord, str]:
+        """Create user ``name`` with a new random token; returns the user and the token
+        (shown once: only its SHA-256 is stored)."""
+        name = name.strip()
+        if not name or not all(c.isalnum() or c in "._-@" for c in name):
+            raise ConfigError("name", f"a user name is letters, digits and . _ - @ only, not {name!r}")
+        token = secrets.token_hex(20)
+        with self._connect() as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise ConfigError("name", f"a user called {name!r} exists already")
+            cur = db.execute("INSERT INTO users (name, token_sha256, created_at) VALUES (?, ?, ?)",
+                             (name, token_hash(token), _now()))
+            row = db.execute("SELECT id, name, created_at FROM users WHERE id = ?", (cur.lastrowid,)).fetchone()
+        return UserRecord(**dict(row)), token
+
+    def users(self) -> list[UserRecord]:
+        """All users, oldest first."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id, name, created_at FROM users ORDER BY id").fetchall()
+        return [UserRecord(**dict(r)) for r in rows]
+
+    def remove_user(self, name: str) -> None:
+        """Remove user ``name`` (their token stops working; their products keep their owner)."""
+        with self._connect() as db:
+            if db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
+                known = ", ".join(r["name"] for r in db.execute("SELECT name FROM users ORDER BY id")) or "none"
+                raise CatalogError(f"no user {name!r}; users: {known}", "name")
+
+    def user_for_token(self, token: str) -> UserRecord | None:
+        """The user whose token is ``token``, or None."""
+        if not token:
+            return None
+        with self._connect() as db:
+            row = db.execute("SELECT id, name, created_at FROM users WHERE token_sha256 = ?",
+                             (token_hash(token),)).fetchone()
+        return UserRecord(**dict(row)) if row else None
 
 
 def _migrate_products(db: sqlite3.Connection) -> None:

@@ -199,12 +199,13 @@ def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
 # -- submission --------------------------------------------------------------------------------
 
 
-def submit(data: Mapping[str, Any], operator: OperatorSettings) -> tuple[Plan, int]:
+def submit(data: Mapping[str, Any], operator: OperatorSettings, owner: str | None = None) -> tuple[Plan, int]:
     """Check a client's config, plan it and register it as a new product.
 
     Everything that can be checked before data is read is checked here (so a bad
     request fails with its key before anything is registered); the caller runs the
-    returned plan with :func:`tsm_core.pipeline.execute` and the product ID.
+    returned plan with :func:`tsm_core.pipeline.execute` and the product ID. ``owner`` is
+    the user the product belongs to (none: the operator's).
     """
     from tsm_core.pipeline import prepare
     from tsm_core.registry import Registry
@@ -212,5 +213,5 @@ def submit(data: Mapping[str, Any], operator: OperatorSettings) -> tuple[Plan, i
     plan = prepare(client_config(data, operator))
     cfg = plan.config
     product_id = Registry.at_home(tsm_home()).create_product(
-        cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued")
+        cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued", owner=owner)
     return plan, product_id

@@ -16,7 +16,9 @@ from fastapi.staticfiles import StaticFiles
 
 from tsm_core.config import tsm_home
 from tsm_web import api, errors, pages
+from tsm_core.registry import Registry
 from tsm_web.jobs import Runner
+from tsm_web.pzserver_api import include_pzserver
 from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, token_matches
 from tsm_web.settings import ServerSettings
 
@@ -43,12 +45,19 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
     app.state.settings = settings
     app.state.runner = runner
     token = settings.token
-    app.state.authorize = (lambda given: token_matches(given, token)) if token else None
+
+    def authorize(given: str) -> bool:
+        """The operator's token, or a user's (``tsm users add``)."""
+        return token_matches(given, token) or Registry.at_home(tsm_home()).user_for_token(given) is not None
+
+    app.state.authorize = authorize if token else None
     roots = [str(tsm_home()), *settings.release_paths.values(), settings.dust_maps_dir, settings.products_dir]
     app.state.redact = lambda message: redact(message, roots)
     errors.install(app)
     app.include_router(api.router)
     app.include_router(pages.router)
+    # the Photo-z Server's API under /api/.../ (trailing slashes), for LIneA's pzserver client
+    include_pzserver(app, runner, token, settings.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.mount(pages.DOCS_ASSETS, StaticFiles(directory=pages.docs_assets()), name="docs-assets")
     app.add_middleware(EdgeMiddleware, is_authorized=app.state.authorize,

@@ -1,4 +1,4 @@
-"""Adds ``tsm serve`` to the command line."""
+"""Adds ``tsm serve`` and ``tsm users`` (the web service's users and their tokens) to the command line."""
 
 from __future__ import annotations
 
@@ -46,6 +46,39 @@ def tsm_register_commands(cli: click.Group) -> None:
             settings = settings.model_copy(update={"release_paths": settings.release_paths | paths})
         app = create_app(settings)
         click.echo(f"Training Set Maker on http://{host}:{port}/  (API description: /docs)")
+        click.echo(f"Photo-z Server API for the pzserver client: http://{host}:{port}/api/  (tokens: tsm users add)")
         # on SIGTERM or Ctrl-C uvicorn stops taking requests, then the app's shutdown marks
         # the queued and running training sets interrupted (tsm_web.jobs.Runner.shutdown)
         uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+
+    @cli.group()
+    def users() -> None:
+        """Users of `tsm serve` and their API tokens (Authorization: Token <token>)."""
+
+    @users.command("add")
+    @click.argument("name")
+    def users_add(name: str) -> None:
+        """Create user NAME and print their new token (shown once; only its hash is kept)."""
+        user, token = _registry().add_user(name)
+        click.echo(f"user {user.name!r} (id {user.id}) created; token (keep it, it is not shown again):")
+        click.echo(token)
+
+    @users.command("list")
+    def users_list() -> None:
+        """List the users."""
+        for user in _registry().users():
+            click.echo(f"{user.id}\t{user.name}\t{user.created_at}")
+
+    @users.command("remove")
+    @click.argument("name")
+    def users_remove(name: str) -> None:
+        """Remove user NAME: their token stops working (their products stay)."""
+        _registry().remove_user(name)
+        click.echo(f"user {name!r} removed")
+
+
+def _registry():  # noqa: ANN202 - imported on use, like the rest of the command line
+    from tsm_core.config import tsm_home
+    from tsm_core.registry import Registry
+
+    return Registry.at_home(tsm_home())

@@ -84,18 +84,19 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = uuid.uuid4().hex[:12]
+        drf = scope["path"].startswith("/api/") and scope["path"].endswith("/")
         scope.setdefault("state", {})["request_id"] = request_id
         headers = _headers(scope)
         has_body = headers.get("content-length", "0") not in ("", "0") or "chunked" in headers.get("transfer-encoding", "")
         if has_body and scope["path"].startswith("/api") and self.is_authorized is not None:
             if not self.is_authorized(bearer_token(headers.get("authorization", ""))):
                 await _answer(send, 401, _error("token", "a valid API token is required (Authorization: Bearer <token>)",
-                                                request_id), request_id)
+                                                request_id, drf), request_id)
                 return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             await _answer(send, 413, _error("file", f"the request body of {int(declared)} bytes is over the limit of "
-                                            f"{self.max_body} bytes", request_id), request_id)
+                                            f"{self.max_body} bytes", request_id, drf), request_id)
             return
 
         received = 0
@@ -119,7 +120,7 @@ class EdgeMiddleware:
                 if message["type"] == "http.response.start" and not started:
                     started = True
                     await _answer(send, 413, _error("file", f"the request body is over the limit of "
-                                                    f"{self.max_body} bytes", request_id), request_id)
+                                                    f"{self.max_body} bytes", request_id, drf), request_id)
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -136,8 +137,12 @@ class EdgeMiddleware:
         except BodyTooLarge:
             if not started:
                 await _answer(send, 413, _error("file", f"the request body is over the limit of {self.max_body} bytes",
-                                                request_id), request_id)
+                                                request_id, drf), request_id)
 
 
-def _error(field: str, message: str, request_id: str) -> dict[str, Any]:
+def _error(field: str, message: str, request_id: str, drf: bool = False) -> dict[str, Any]:
+    """The JSON API's error body, or (``drf``, the Photo-z Server API's routes ending in a
+    slash) Django REST Framework's: ``{"field": ["message"]}``, ``{"detail": ...}`` for the token."""
+    if drf:
+        return {"detail": message} if field == "token" else {field: [message]}
     return {"field": field, "message": message, "errors": [{"field": field, "message": message}], "request_id": request_id}
