@@ -128,3 +128,14 @@ def test_object_catalog_by_url(scene, base_config):
     base_config["object_catalog"]["path"] = scene["objects_path"].as_uri()
     got = _read(tsm_core.run(base_config).output_path)
     assert len(got) == len(brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1))
+
+
+def test_redshifts_outside_the_object_catalog(scene, base_config, tmp_path):
+    """Redshifts in no partition of the object catalog: a finished run with 0 rows, told by
+    the funnel, not an error."""
+    far = scene["redshifts"].head(20).assign(ra=180.0, dec=60.0 + np.arange(20) * 1e-3)
+    far.to_parquet(tmp_path / "far.parquet", index=False)
+    base_config["redshift_catalog"] = {"path": str(tmp_path / "far.parquet")}
+    result = tsm_core.run(base_config)
+    assert result.n_rows == 0 and result.n_redshifts == 20
+    assert _read(result.output_path).empty

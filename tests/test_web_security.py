@@ -227,3 +227,26 @@ def test_docs_render_offline_in_chromium(service):
     assert elsewhere == []
 
 
+
+
+def test_downloaded_file_names_no_server_path(service, scene, tmp_path):
+    import pyarrow.parquet as pq
+
+    status, body = _call(service["url"] + "/api/training-sets", "POST",
+                         _config(service["catalog"], name="served", crossmatch={"radius_arcsec": 2.0}))
+    assert status == 202, body
+    deadline = time.monotonic() + 120
+    while body["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+        status, body = _call(service["url"] + f"/api/training-sets/{body['id']}")
+    assert body["status"] == "done", body
+    request = urllib.request.Request(service["url"] + body["download_url"], headers=AUTH)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        (tmp_path / "served.parquet").write_bytes(response.read())
+    table = pq.read_table(tmp_path / "served.parquet")
+    assert table.num_rows > 0
+    metadata = b" ".join(v for v in (table.schema.metadata or {}).values()).decode(errors="replace")
+    metadata += json.dumps(body)
+    for secret in (str(service["home"]), str(scene["objects_path"]), "/tmp/"):
+        assert secret not in metadata, secret

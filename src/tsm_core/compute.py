@@ -39,15 +39,16 @@ class Scheduler:
 
 @contextmanager
 def dask_scheduler(config: ComputeConfig) -> Iterator[Scheduler]:
-    """Run the enclosed Dask computations as configured; yields the :class:`Scheduler`."""
+    """The :class:`Scheduler` of ``config`` for the enclosed run (a local cluster or a
+    client is closed on exit). It is handed to each computation (:func:`stream`): Dask's
+    process-wide configuration is never changed, so runs in threads of one process (the
+    web service) each keep their own scheduler."""
     n_workers = config.n_workers or os.cpu_count() or 1
     if config.scheduler == "synchronous":
-        with dask.config.set(scheduler="synchronous"):
-            yield Scheduler("synchronous", 1)
+        yield Scheduler("synchronous", 1)
         return
     if config.scheduler == "threads":
-        with dask.config.set(scheduler="threads", num_workers=n_workers):
-            yield Scheduler("threads", n_workers)
+        yield Scheduler("threads", n_workers)
         return
     from distributed import Client, LocalCluster
 
@@ -63,15 +64,15 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[Scheduler]:
             scheduler_kwargs={"dashboard_address": ":0"},
             preload=["tsm_core._dask_worker"],  # workers ignore Ctrl-C: the main process stops them
         )
-        with _closing_quickly(cluster, Client(cluster)) as client, dask.config.set(scheduler=client):
+        with _closing_quickly(cluster, Client(cluster, set_as_default=False)) as client:
             log.info("local Dask cluster with %d worker processes", n_workers)
             yield Scheduler("processes", n_workers, client)
         return
     try:
-        client = Client(config.scheduler, timeout="20s")
+        client = Client(config.scheduler, timeout="20s", set_as_default=False)
     except OSError as exc:
         raise ConfigError("compute.scheduler", f"cannot reach the Dask scheduler at {config.scheduler}: {exc}") from None
-    with _closing_quickly(None, client), dask.config.set(scheduler=client):
+    with _closing_quickly(None, client):
         workers = len(client.scheduler_info().get("workers", {})) or n_workers
         log.info("connected to Dask scheduler %s with %d workers", config.scheduler, workers)
         yield Scheduler("distributed", workers, client)

@@ -204,7 +204,8 @@ class DustMapDereddener(Dereddener):
 def describe_source(dereddener: Dereddener, source: EBVSource | None) -> str:
     """A human description of where E(B-V) comes from, for provenance and columns."""
     if isinstance(source, DustMapEBV):
-        return f"{dereddener.name} map ({DUST_MAPS[source.map_name].citation}) files {', '.join(source.paths)}"
+        # the files' names, not their folder: a training set made by a shared service shows no server path
+        return f"{dereddener.name} map ({DUST_MAPS[source.map_name].citation}) files {', '.join(Path(p).name for p in source.paths)}"
     if isinstance(source, ColumnEBV):
         return f"the catalog column {source.column!r}"
     return dereddener.description

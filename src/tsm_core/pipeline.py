@@ -96,6 +96,8 @@ class Plan:
     rail: layout.RailFill | None = None
     location: CatalogLocation | None = None
     funnel: Funnel = field(default_factory=Funnel)
+    #: submitted to a shared service (:func:`tsm_core.service.submit`): the files show no server path
+    served: bool = False
 
 
 def locate_objects(release: ObjectCatalog, configured: str | None, home: Path) -> CatalogLocation:
@@ -263,28 +265,26 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
 
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
-    if plan.redshifts.empty:
-        log.warning("no redshifts left to match")
-        return [], pd.concat([plan.redshifts.iloc[:0], objects.meta], axis=1).assign(**{DIST_COLUMN: pd.Series(dtype="float64")})
+    inside = coverage_mask(objects.get_healpix_pixels(), plan.redshifts["ra"].to_numpy(), plan.redshifts["dec"].to_numpy())
+    if not inside.any():  # from the partitions' pixels: LSDB would refuse catalogs that do not overlap
+        if len(plan.redshifts):
+            log.warning("no redshift lies in the %s object catalog's partitions: no matches", release.name)
+        else:
+            log.warning("no redshifts left to match")
+        meta = pd.concat([plan.redshifts.iloc[:0], objects.meta], axis=1)
+        return [], meta.assign(**{DIST_COLUMN: pd.Series(dtype="float64")})
     redshifts = lsdb.from_dataframe(
         plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
         catalog_name="redshifts", partition_rows=50_000,
     )
-    try:
-        xmatch = redshifts.crossmatch(
-            objects,
-            n_neighbors=cfg.crossmatch.n_neighbors,
-            radius_arcsec=cfg.crossmatch.radius_arcsec,
-            require_right_margin=True,
-            suffixes=("", "_object"),
-            suffix_method="overlapping_columns",
-        )
-    except RuntimeError as exc:
-        if "do not overlap" not in str(exc):
-            raise
-        log.warning("the redshift catalog does not overlap the %s object catalog: no matches", release.name)
-        meta = pd.concat([redshifts.meta, objects.meta], axis=1).assign(**{DIST_COLUMN: pd.Series(dtype="float64")})
-        return [], meta
+    xmatch = redshifts.crossmatch(
+        objects,
+        n_neighbors=cfg.crossmatch.n_neighbors,
+        radius_arcsec=cfg.crossmatch.radius_arcsec,
+        require_right_margin=True,
+        suffixes=("", "_object"),
+        suffix_method="overlapping_columns",
+    )
     return [dask.delayed(plan.photometry)(part) for part in xmatch.to_delayed()], xmatch.meta
 
 
@@ -450,6 +450,13 @@ def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
         prov["extinction_source"] = _extinction_source(release, cfg.object_catalog.extinction_coefficients, plan.photometry.bands)
     if plan.rail is not None:
         prov["rail_layout"] = plan.rail.provenance()
+    if plan.served:  # what a shared service's client downloads names no server location
+        from tsm_core.service import public_config
+
+        prov["config"] = public_config(prov["config"])
+        del prov["object_catalog_path"]
+        source = cfg.redshift_catalog
+        prov["redshift_catalog"] = f"registered catalog {source.name!r}" if source.name else f"registered catalog {source.id}"
     return prov
 
 

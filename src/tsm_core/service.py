@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -210,7 +210,7 @@ def submit(data: Mapping[str, Any], operator: OperatorSettings, owner: str | Non
     from tsm_core.pipeline import prepare
     from tsm_core.registry import Registry
 
-    plan = prepare(client_config(data, operator))
+    plan = replace(prepare(client_config(data, operator)), served=True)
     cfg = plan.config
     product_id = Registry.at_home(tsm_home()).create_product(
         cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued", owner=owner)
