@@ -89,14 +89,48 @@ def test_unknown_format(base_config):
         tsm_core.run(base_config)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_unwritable_directory_non_root(base_config, tmp_path):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    base_config["output"]["directory"] = str(locked)
-    with pytest.raises(OutputError, match="not writable"):
-        tsm_core.run(base_config)
+def _as_unprivileged(code: str) -> list[str]:
+    """The command that runs ``code`` with the project's Python: as it is for a normal user;
+    as root (CI, containers), as ``nobody`` through setpriv, since root may write anywhere."""
+    import shutil
+    import sys
+
+    command = [sys.executable, "-c", code]
+    if os.geteuid() != 0:
+        return command
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv to drop to an unprivileged user")
+    return [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", *command]
+
+
+def test_unwritable_directory_for_an_unprivileged_user(tmp_path):
+    import subprocess
+    import tempfile
+
+    shared = Path(tempfile.mkdtemp(prefix="tsm-unwritable-", dir="/tmp"))
+    try:
+        shared.chmod(0o755)
+        locked = shared / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)  # readable and enterable by everyone, writable by no one but root
+        probe = subprocess.run(_as_unprivileged("import tsm_core.output"), capture_output=True, text=True)
+        if probe.returncode != 0:
+            pytest.skip(f"the unprivileged user cannot run this checkout's Python: {probe.stderr.strip()[-200:]}")
+        code = f"from tsm_core.output import check_directory; check_directory({str(locked)!r})"
+        done = subprocess.run(_as_unprivileged(code), capture_output=True, text=True)
+        assert done.returncode != 0 and f"output.directory {locked}: not writable" in done.stderr
+    finally:
+        _remove_tree(shared)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    for p in [path, *path.rglob("*")]:
+        if p.is_dir():
+            p.chmod(0o755)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def test_unwritable_directory(base_config, tmp_path):
