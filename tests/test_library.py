@@ -7,6 +7,7 @@ import os
 import warnings
 
 import dask
+import pytest
 
 import tsm_core
 
@@ -15,10 +16,14 @@ def test_run_leaves_warnings_dask_and_environment_alone(base_config):
     filters = list(warnings.filters)
     config = copy.deepcopy(dask.config.config)
     environ = dict(os.environ)
-    for scheduler in ("threads", "synchronous"):
-        base_config["compute"] = {"scheduler": scheduler}
+    for scheduler in ("threads", "synchronous", "processes"):
+        base_config["compute"] = {"scheduler": scheduler, "n_workers": 2}
         base_config["name"] = f"library {scheduler}"
         assert tsm_core.run(base_config).n_rows > 0
         assert warnings.filters == filters
         assert dask.config.config == config
         assert dict(os.environ) == environ
+    from distributed import default_client
+
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()  # the run's client was never the process's default

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -182,18 +183,16 @@ class _DistributedBatches:
         return futures
 
     def result(self, futures: list[Any], cancel: CancelToken | None) -> Sequence[Any]:
-        from distributed import wait
-
-        while True:
+        # polled rather than distributed.wait, which needs the process-wide default client
+        while not all(f.done() for f in futures):
             if cancel is not None:
                 cancel.check()
-            try:
-                wait(futures, timeout=POLL_SECONDS)
-            except TimeoutError:
-                continue
-            results = self.client.gather(futures)
-            self.futures = [f for f in self.futures if f not in futures]
-            return results
+            time.sleep(POLL_SECONDS / 4)
+        if cancel is not None:
+            cancel.check()
+        results = self.client.gather(futures)
+        self.futures = [f for f in self.futures if f not in futures]
+        return results
 
     def stop(self) -> None:
         if self.futures:
