@@ -54,6 +54,7 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[Scheduler]:
     from distributed import Client, LocalCluster
 
     if config.scheduler == "processes":
+        before = dict(os.environ)  # distributed's nannies set variables in this process to spawn workers
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
@@ -65,7 +66,7 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[Scheduler]:
             scheduler_kwargs={"dashboard_address": ":0"},
             preload=["tsm_core._dask_worker"],  # workers ignore Ctrl-C: the main process stops them
         )
-        with _closing_quickly(cluster, Client(cluster, set_as_default=False)) as client:
+        with _environment_restored(before), _closing_quickly(cluster, Client(cluster, set_as_default=False)) as client:
             log.info("local Dask cluster with %d worker processes", n_workers)
             yield Scheduler("processes", n_workers, client)
         return
@@ -77,6 +78,19 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[Scheduler]:
         workers = len(client.scheduler_info().get("workers", {})) or n_workers
         log.info("connected to Dask scheduler %s with %d workers", config.scheduler, workers)
         yield Scheduler("distributed", workers, client)
+
+
+@contextmanager
+def _environment_restored(before: dict[str, str]) -> Iterator[None]:
+    """On exit, put ``os.environ`` back as ``before`` (variables that distributed's nannies
+    set for their worker processes, such as ``OMP_NUM_THREADS=1``, are the cluster's, not
+    the caller's)."""
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
+        os.environ.update(before)
 
 
 @contextmanager
