@@ -25,7 +25,7 @@ BANDS = "ugrizy"
 
 def frame(start: int, n: int) -> pd.DataFrame:
     """Rows ``start .. start+n`` of a realistic training set (seeded per batch)."""
-    from tsm_core.photometry import flux_err_to_mag_err, flux_to_mag
+    from tsm_core.magnitudes import flux_err_to_mag_err, flux_to_mag
 
     rng = np.random.default_rng(start)
     ra = rng.uniform(52.5, 53.7, n)

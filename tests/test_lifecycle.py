@@ -336,7 +336,7 @@ class Server:
 
 @pytest.mark.slow
 def test_server_stop_and_restart(scene, tmp_path, tsm_home):
-    from tsm_core.catalogs import register_redshift_catalog
+    from tsm_core.redshift_catalogs import register_redshift_catalog
 
     record = register_redshift_catalog("z", scene["redshift_path"])
     config = {"name": "web", "redshift_catalog": {"id": record.id}, "object_catalog": {"release": "dp1"},

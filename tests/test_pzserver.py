@@ -375,7 +375,7 @@ def test_upload_errors_and_hostile_names(api, scene, tsm_home):
 
 
 def test_operator_products_are_official(api, scene, tsm_home):
-    from tsm_core.catalogs import register_redshift_catalog
+    from tsm_core.redshift_catalogs import register_redshift_catalog
 
     register_redshift_catalog("operator set", scene["redshift_path"])
     h = _auth(api.tokens["bob"])

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 import tsm_core
 from helpers import brute_force_match, write_objects
-from tsm_core.catalogs import register_redshift_catalog
+from tsm_core.redshift_catalogs import register_redshift_catalog
 from tsm_core.cli import get_cli
 from tsm_core.config import tsm_home
 from tsm_core.errors import CatalogError, ConfigError

@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 import tsm_core
-from tsm_core.catalogs import register_redshift_catalog
+from tsm_core.redshift_catalogs import register_redshift_catalog
 from tsm_core.cli import get_cli
 from tsm_core.config import tsm_home
 from tsm_core.errors import BadRowsError, CatalogError

@@ -395,7 +395,7 @@ def redshift() -> None:
 def redshift_register(name: str, file: str, columns: str | None, convention: str | None, bad_rows: str,
                       delimiter: str | None, description: str) -> None:
     """Validate FILE and register a normalized copy of it as redshift catalog NAME."""
-    from tsm_core.catalogs import parse_column_mapping, register_redshift_catalog
+    from tsm_core.redshift_catalogs import parse_column_mapping, register_redshift_catalog
 
     try:
         mapping = parse_column_mapping(columns)
@@ -442,7 +442,7 @@ def redshift_show(key: str) -> None:
 @click.argument("key")
 def redshift_remove(key: str) -> None:
     """Unregister redshift catalog KEY (name or ID) and delete its stored copy."""
-    from tsm_core.catalogs import remove_redshift_catalog
+    from tsm_core.redshift_catalogs import remove_redshift_catalog
 
     rec = remove_redshift_catalog(key)
     click.echo(f"removed {rec.name!r} (id {rec.id})")

@@ -36,7 +36,7 @@ from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapsho
 from tsm_core.representativeness import WEIGHT_COLUMN
 from tsm_core.registry import Registry
 from tsm_core.selection import SPLIT_KEY_COLUMNS, assign_split, unique_galaxies
-from tsm_core.transform import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
+from tsm_core.photometry import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
 from tsm_core.types import CatalogLocation, ColumnInfo, ObjectCatalog, OutputMetadata, Writer
 
 log = logging.getLogger(__name__)

@@ -127,7 +127,7 @@ def _bands(prov: dict[str, Any]) -> list[str]:
 
 def _magnitudes(frame: pd.DataFrame, prov: dict[str, Any]) -> dict[str, np.ndarray]:
     """Magnitude per band, whatever the layout (RAIL names, magnitudes or fluxes)."""
-    from tsm_core.photometry import flux_to_mag
+    from tsm_core.magnitudes import flux_to_mag
 
     flux_type = prov.get("flux_type", "")
     zero_point = float(prov.get("zero_point", 31.4))

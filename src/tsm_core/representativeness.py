@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsm_core import photometry as phot
+from tsm_core import magnitudes as phot
 from tsm_core.config import RepresentativenessConfig
 from tsm_core.filters import Filter, parse_filter
-from tsm_core.transform import DIST_COLUMN, ZROW_COLUMN, Photometry
+from tsm_core.photometry import DIST_COLUMN, ZROW_COLUMN, Photometry
 
 WEIGHT_COLUMN = "weight"
 #: the key of the filters made from a release's own cuts

@@ -32,7 +32,7 @@ import pandas as pd
 
 from tsm_core import numba_cache
 from tsm_core.config import tsm_home
-from tsm_core.photometry import NJY_ZERO_POINT
+from tsm_core.magnitudes import NJY_ZERO_POINT
 from tsm_core.types import SAMPLE_MARKER, SAMPLE_OBJECTS_DIR, ObjectCatalog, SampleSpec
 
 log = logging.getLogger(__name__)

@@ -122,7 +122,7 @@ def upload_redshift_catalog(
     columns: str = Form("", description='mapping, as JSON {"ra": "RA", ...} or ra=RA,dec=DEC,...'),
     description: str = Form(""),
 ) -> Any:
-    from tsm_core.catalogs import parse_column_mapping, register_redshift_catalog
+    from tsm_core.redshift_catalogs import parse_column_mapping, register_redshift_catalog
 
     if not name.strip():
         raise APIError(422, "a redshift catalog needs a non-blank name", "name")

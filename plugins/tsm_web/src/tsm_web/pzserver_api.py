@@ -610,7 +610,7 @@ async def patch_product(request: Request, product_id: int, who: Caller = Depends
 
 def publish(pz: PzSettings, who: Caller, product: PzProduct) -> PzProduct:
     """Register an uploaded redshift catalog with its column association, and publish it."""
-    from tsm_core.catalogs import register_redshift_catalog
+    from tsm_core.redshift_catalogs import register_redshift_catalog
 
     if not product.file_path:
         raise bad("status", "upload the main file first (product-files/)")
