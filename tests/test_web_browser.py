@@ -60,6 +60,8 @@ def test_form_end_to_end(server, scene, tmp_path):
         page.fill("#map_dec", "DEC_DEG")
         page.fill("#map_z", "ZSPEC")
         page.select_option("#flux_type", "gaap1p0")
+        page.fill("#filters_redshift", "z > 0.05\nisfinite(z)")
+        page.select_option("#split", "random")
         page.fill("#radius", "0")
         if shots:
             page.screenshot(path=str(Path(shots) / "web-form.png"), full_page=True)
@@ -73,6 +75,11 @@ def test_form_end_to_end(server, scene, tmp_path):
         page.wait_for_url("**/products/*")
         page.wait_for_selector("#status.status-done", timeout=120_000)
         rows = int(page.text_content("#rows"))
+        # the funnel, and the report with its figures, on the product page
+        page.wait_for_selector("#report img", timeout=60_000)
+        assert page.locator("#report img").count() >= 5
+        funnel = page.text_content("#funnel")
+        assert "redshifts read" in funnel and "redshift filter z > 0.05" in funnel
         if shots:
             page.screenshot(path=str(Path(shots) / "web-product.png"), full_page=True)
         with page.expect_download() as info:
@@ -80,7 +87,8 @@ def test_form_end_to_end(server, scene, tmp_path):
         target = tmp_path / info.value.suggested_filename
         info.value.save_as(target)
         table = pq.read_table(target)
-        assert table.num_rows == rows > 0 and "r_gaap1p0Mag" in table.column_names
+        assert table.num_rows == rows > 0 and "r_gaap1p0Mag" in table.column_names and "is_training" in table.column_names
+        assert (table.column("z").to_numpy() > 0.05).all()
         page.goto(server + "/products")
         page.wait_for_selector("text=browser set")
         browser.close()

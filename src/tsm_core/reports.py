@@ -179,7 +179,8 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
         "product": {
             "id": record.id, "name": record.name, "description": record.description,
             "release": prov.get("release"), "redshift_catalog": prov.get("redshift_catalog"),
-            "format": cfg.get("output", {}).get("format"), "rows": record.n_rows, "file": record.output_path,
+            "format": cfg.get("output", {}).get("format"), "rows": record.n_rows,
+            "file": Path(record.output_path).name if record.output_path else None,
             "created_at": record.created_at, "finished_at": record.finished_at,
             "flux_type": prov.get("flux_type"), "dereddening": prov.get("dereddening"),
             "radius_arcsec": radius, "n_neighbors": cfg.get("crossmatch", {}).get("n_neighbors", 1),

@@ -47,6 +47,8 @@ class ReleaseInfo:
     has_ebv_column: bool
     flux_types: list[FluxTypeInfo]
     backed_by: str = "nothing"
+    #: the release's named quality-cut sets (``filters.preset``)
+    presets: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,8 @@ def release_listing(release_paths: Mapping[str, str] | None = None) -> list[Rele
         else:
             found = c.available(home)
             backed = "nothing" if found is None else "synthetic sample" if found.synthetic else "catalog"
-        out.append(ReleaseInfo(c.name, c.description, bool(c.ebv_column), flux_type_listing(c.name), backed))
+        out.append(ReleaseInfo(c.name, c.description, bool(c.ebv_column), flux_type_listing(c.name), backed,
+                               sorted(c.cut_sets)))
     return out
 
 
@@ -101,6 +104,17 @@ def dereddener_listing(maps_dir: Path | None = None) -> list[DereddenerInfo]:
         shown = [str(p.relative_to(root)) if root and p.is_relative_to(root) else p.name for p in missing]
         out.append(DereddenerInfo(d.name, d.description, not missing, shown))
     return out
+
+
+@dataclass(frozen=True)
+class ConventionInfo:
+    name: str
+    description: str
+
+
+def convention_listing() -> list[ConventionInfo]:
+    """Every installed redshift-catalog convention (``redshift_catalog.convention``)."""
+    return [ConventionInfo(c.name, c.description) for c in plugins.redshift_conventions().values()]
 
 
 def format_listing() -> list[FormatInfo]:

@@ -70,11 +70,23 @@ class ProductOut(BaseModel):
     finished_at: str | None
     file_name: str | None
     download_url: str | None
+    release: str | None = None
+    format: str | None = None
+    redshift_catalog: str | None = None
+    #: where the redshifts went (steps of :class:`tsm_core.funnel.Funnel`), once done
+    funnel: list[dict[str, Any]] = []
+    report_url: str | None = None
 
     @classmethod
     def of(cls, p: ProductRecord, request: Request) -> ProductOut:
         done = p.status == "done" and bool(p.output_path)
+        source = p.config.get("redshift_catalog") or {}
         return cls(
+            release=(p.config.get("object_catalog") or {}).get("release"),
+            format=(p.config.get("output") or {}).get("format"),
+            redshift_catalog=str(source.get("name") or source.get("id") or "") or None,
+            funnel=list(((p.provenance or {}).get("funnel") or {}).get("steps") or []),
+            report_url=f"/api/training-sets/{p.id}/report" if done else None,
             id=p.id, name=p.name, description=p.description, status=p.status, progress=p.progress,
             n_rows=p.n_rows, error=request.app.state.redact(p.error) if p.error else None,
             config=service.public_config(p.config), created_at=p.created_at, finished_at=p.finished_at,
@@ -103,6 +115,12 @@ def dereddeners(request: Request) -> list[service.DereddenerInfo]:
     return service.dereddener_listing(Path(maps).expanduser() if maps else None)
 
 
+@router.get("/conventions", response_model=list[service.ConventionInfo],
+            summary="Redshift-catalog survey conventions (redshift_catalog.convention)")
+def conventions() -> list[service.ConventionInfo]:
+    return service.convention_listing()
+
+
 @router.get("/formats", response_model=list[service.FormatInfo], summary="Installed output formats")
 def formats() -> list[service.FormatInfo]:
     return service.format_listing()
@@ -121,6 +139,7 @@ def upload_redshift_catalog(
     file: UploadFile = File(..., description="Parquet, CSV, FITS or HDF5"),
     columns: str = Form("", description='mapping, as JSON {"ra": "RA", ...} or ra=RA,dec=DEC,...'),
     description: str = Form(""),
+    convention: str = Form("", description="survey convention (GET /api/conventions); blank: detected"),
 ) -> Any:
     from tsm_core.redshift_catalogs import parse_column_mapping, register_redshift_catalog
 
@@ -137,7 +156,7 @@ def upload_redshift_catalog(
     except ValueError as exc:
         raise APIError(422, str(exc), "file") from None
     try:
-        return register_redshift_catalog(name, path, mapping, description, registry())
+        return register_redshift_catalog(name, path, mapping, description, registry(), convention=convention or None)
     except TSMError as exc:
         path.unlink(missing_ok=True)
         field = "columns" if exc.key.startswith("redshift_catalog.columns") else "name" if exc.key == "name" else "file"
@@ -176,6 +195,24 @@ def download(product_id: int) -> FileResponse:
     if not path.is_file():
         raise APIError(410, f"the file of training set {product_id} is gone from the server", "id")
     return FileResponse(path, filename=path.name)
+
+
+class ReportOut(BaseModel):
+    """The report of a finished training set: its numbers, and its HTML body to embed."""
+
+    numbers: dict[str, Any]
+    html: str
+
+
+@router.get("/training-sets/{product_id}/report", response_model=ReportOut,
+            summary="The report of a finished training set (funnel, figures, representativeness)")
+def report(request: Request, product_id: int) -> ReportOut:
+    from tsm_core.reports import report_data, report_html
+
+    p = _get_product(product_id)
+    if p.status != "done":
+        raise APIError(409, f"training set {product_id} is {p.status}; there is no report", "id")
+    return ReportOut(numbers=report_data(product_id), html=report_html(product_id, fragment=True))
 
 
 @router.post("/training-sets/{product_id}/cancel", response_model=ProductOut, status_code=202,

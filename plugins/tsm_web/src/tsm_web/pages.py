@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 STATIC = Path(__file__).parent / "static"
 #: Swagger UI's files (Apache-2.0), as the fastapi-offline package installs them
@@ -53,6 +53,15 @@ def products_page() -> HTMLResponse:
 @router.get("/products/{product_id}", response_class=HTMLResponse)
 def product_page(product_id: int) -> HTMLResponse:
     return page(f"Training set {product_id}", "product")
+
+
+@router.get("/report.css")
+def report_css() -> Response:
+    """The style of the embedded training-set report (``tsm_core.reports``), as a file, so
+    that the product page needs no inline style."""
+    from tsm_core.reports import CSS
+
+    return Response(CSS, media_type="text/css")
 
 
 @router.get("/docs", response_class=HTMLResponse)

@@ -4,6 +4,12 @@ const option = (value, label, selected = false, disabled = false) => {
   const o = document.createElement("option"); o.value = value; o.textContent = label; o.selected = selected; o.disabled = disabled; return o;
 };
 
+let presets = {};
+function loadPresets() {
+  $("preset").replaceChildren(option("", "none", true), ...(presets[$("release").value] || []).map(p => option(p, p)));
+}
+const lines = (id) => $(id).value.split("\n").map(l => l.trim()).filter(Boolean);
+
 async function loadFluxTypes() {
   const types = await TSM.api(`/api/releases/${encodeURIComponent($("release").value)}/flux-types`);
   $("flux_type").replaceChildren(...types.map(t => option(t.name, t.default ? `${t.name} (default)` : t.name, t.default)));
@@ -11,8 +17,12 @@ async function loadFluxTypes() {
 
 async function load() {
   try {
-    const [releases, dereddeners, formats, catalogs] = await Promise.all([
-      TSM.api("/api/releases"), TSM.api("/api/dereddeners"), TSM.api("/api/formats"), TSM.api("/api/redshift-catalogs")]);
+    const [releases, dereddeners, formats, catalogs, conventions] = await Promise.all([
+      TSM.api("/api/releases"), TSM.api("/api/dereddeners"), TSM.api("/api/formats"), TSM.api("/api/redshift-catalogs"),
+      TSM.api("/api/conventions")]);
+    presets = Object.fromEntries(releases.map(r => [r.name, r.presets || []]));
+    $("upload_convention").replaceChildren(option("", "convention: detect from the columns", true),
+      ...conventions.map(c => option(c.name, `convention: ${c.name}`)));
     const backing = (r) => r.backed_by === "catalog" ? "" : r.backed_by === "synthetic sample" ? " [SYNTHETIC SAMPLE]" : " [no catalog on this server]";
     $("release").replaceChildren(...releases.map(r => option(r.name, `${r.name}: ${r.description}${backing(r)}`, r.name === "dp1")));
     $("dereddening").replaceChildren(...dereddeners.map(d => option(d.name,
@@ -20,6 +30,7 @@ async function load() {
     $("format").replaceChildren(...formats.map(f => option(f.name, f.name, f.name === "parquet")));
     $("redshift_catalog").replaceChildren(...catalogs.map(c => option(c.id, `${c.name} (${c.n_rows} rows)`)));
     if (!catalogs.length) { document.querySelector("input[value=upload]").click(); }
+    loadPresets();
     await loadFluxTypes();
     $("err-token").textContent = "";
   } catch (e) {
@@ -29,7 +40,8 @@ async function load() {
 
 function showErrors(body, prefix = "") {
   for (const err of (body.errors || [{ field: body.field, message: body.message }])) {
-    let field = prefix || err.field || "general";
+    let field = (prefix || err.field || "general").replace(/\[[^\]]*\]/g, "");
+    if (field.startsWith("split")) field = "split";
     if (field.startsWith("redshift_catalog")) field = "redshift_catalog";
     const box = $("err-" + field.replaceAll(".", "-")) || $("err-general");
     box.textContent = err.message;
@@ -41,7 +53,7 @@ document.querySelectorAll("input[name=zsource]").forEach(radio => radio.addEvent
   document.querySelector(".zsource-upload").classList.toggle("hidden", !upload);
   $("redshift_catalog").classList.toggle("hidden", upload);
 }));
-$("release").addEventListener("change", loadFluxTypes);
+$("release").addEventListener("change", () => { loadPresets(); loadFluxTypes(); });
 
 $("tsm-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -60,6 +72,7 @@ $("tsm-form").addEventListener("submit", async (event) => {
         const value = $("map_" + key).value.trim(); if (value) mapping[key] = value;
       }
       data.append("columns", JSON.stringify(mapping));
+      if ($("upload_convention").value) data.append("convention", $("upload_convention").value);
       try {
         const catalog = await TSM.api("/api/redshift-catalogs", { method: "POST", body: data });
         catalogId = catalog.id;
@@ -75,8 +88,16 @@ $("tsm-form").addEventListener("submit", async (event) => {
         dereddening: $("dereddening").value, convert_to_magnitudes: $("convert").checked },
       crossmatch: { radius_arcsec: Number($("radius").value), n_neighbors: Number($("neighbors").value) },
       unique_galaxies: $("unique").value,
-      output: { format: $("format").value },
+      output: { format: $("format").value, layout: $("layout").value },
+      filters: { object: lines("filters_object"), redshift: lines("filters_redshift") },
     };
+    if ($("preset").value) config.filters.preset = $("preset").value;
+    const extra = $("extra_columns").value.split(",").map(c => c.trim()).filter(Boolean);
+    if (extra.length) config.object_catalog.extra_columns = extra;
+    if ($("split").value) {
+      config.split = { method: $("split").value, train_fraction: Number($("train_fraction").value) };
+      if ($("split").value === "kfold") config.split.k = Number($("split_k").value);
+    }
     const product = await TSM.api("/api/training-sets", {
       method: "POST", body: JSON.stringify(config), headers: { "Content-Type": "application/json" } });
     window.location = `/products/${product.id}`;
