@@ -6,11 +6,14 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tsm_core.errors import CatalogError, ConfigError
 from tsm_core.filters import Filter, RowFilter, check_filter_columns, check_filter_types
 from tsm_core.types import ObjectCatalog
+
+if TYPE_CHECKING:
+    import lsdb
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def open_objects(
     filters: Sequence[Filter],
     radius_arcsec: float,
     margin_path: str | None = None,
-) -> Any:
+) -> lsdb.Catalog:
     """Lazily open the object catalog for a crossmatch at ``radius_arcsec``.
 
     Reads only ``columns`` (plus those that ``filters`` use); the release's default

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from tsm_core.registry import Registry
 from tsm_core.selection import SPLIT_KEY_COLUMNS, assign_split, unique_galaxies
 from tsm_core.photometry import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
 from tsm_core.types import CatalogLocation, ColumnInfo, ObjectCatalog, OutputMetadata, Writer
+
+if TYPE_CHECKING:
+    import lsdb
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +88,7 @@ class Plan:
     config: RunConfig
     release: ObjectCatalog
     object_path: str
-    objects: Any  # the lazy LSDB catalog, opened with only the needed columns
+    objects: lsdb.Catalog  # lazy, opened with only the needed columns and the object filters
     redshift_source: str
     redshifts: pd.DataFrame
     photometry: Photometry
