@@ -7,8 +7,10 @@ each flux family is described once.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from tsm_core.types import CollectionLayout, FluxType
+from tsm_core.plugins import hookimpl
+from tsm_core.types import CollectionLayout, FluxType, ObjectCatalog
 
 #: the flux family offered by default (the Photo-z Server's default)
 DEFAULT_FLUX_TYPE = "cModel"
@@ -79,3 +81,22 @@ SAMPLE_FLAG_COLUMNS: tuple[str, ...] = (
     "{band}_cModel_flag", "{band}_psfFlux_flag", "{band}_pixelFlags_bad", "{band}_pixelFlags_saturated",
     "{band}_pixelFlags_edge", "shape_flag",
 )
+
+
+def release_hooks(release: ObjectCatalog, families: Iterable[str], default: str = DEFAULT_FLUX_TYPE) -> tuple[Any, Any]:
+    """The two hook implementations of a release plugin: ``tsm_object_catalogs`` offering
+    ``release`` and ``tsm_flux_types`` offering ``families`` for it (``default`` marked)::
+
+        tsm_object_catalogs, tsm_flux_types = release_hooks(DP1, FLUX_FAMILIES)
+    """
+    offered = tuple(families)
+
+    @hookimpl
+    def tsm_object_catalogs() -> list[ObjectCatalog]:
+        return [release]
+
+    @hookimpl
+    def tsm_flux_types(catalog: ObjectCatalog) -> list[FluxType]:
+        return flux_types(offered, default) if catalog.name == release.name else []
+
+    return tsm_object_catalogs, tsm_flux_types

@@ -8,8 +8,8 @@ training set keeps; there is no E(B-V) column, so dereddening needs a dust map.
 
 from __future__ import annotations
 
-from tsm_core import FluxType, ObjectCatalog, SampleSpec, SkyField, hookimpl
-from tsm_core.rubin import OBJECT_TABLE_FAMILIES, RAIL_MAG_LIMITS, flux_types
+from tsm_core import ObjectCatalog, SampleSpec, SkyField
+from tsm_core.rubin import OBJECT_TABLE_FAMILIES, RAIL_MAG_LIMITS, release_hooks
 
 RELEASE = "dp02"
 
@@ -47,11 +47,5 @@ DP02 = ObjectCatalog(
 )
 
 
-@hookimpl
-def tsm_object_catalogs() -> list[ObjectCatalog]:
-    return [DP02]
-
-
-@hookimpl
-def tsm_flux_types(catalog: ObjectCatalog) -> list[FluxType]:
-    return flux_types(FLUX_FAMILIES) if catalog.name == RELEASE else []
+#: the hooks of this plugin: the release, and its flux families
+tsm_object_catalogs, tsm_flux_types = release_hooks(DP02, FLUX_FAMILIES)

@@ -7,7 +7,7 @@ Finkbeiner & Davis (1998) at the object position, no ``detect_isPrimary``.
 
 from __future__ import annotations
 
-from tsm_core import FluxType, Location, ObjectCatalog, SampleSpec, SkyField, hookimpl
+from tsm_core import Location, ObjectCatalog, SampleSpec, SkyField
 from tsm_core.rubin import (
     OBJECT_TABLE_FAMILIES,
     PUBLISHED_COLLECTION,
@@ -16,7 +16,7 @@ from tsm_core.rubin import (
     RAIL_MAG_LIMITS,
     RUBIN_SIM_EXTINCTION_SOURCE,
     SAMPLE_FLAG_COLUMNS,
-    flux_types,
+    release_hooks,
 )
 
 RELEASE = "dp1"
@@ -69,11 +69,5 @@ DP1 = ObjectCatalog(
 )
 
 
-@hookimpl
-def tsm_object_catalogs() -> list[ObjectCatalog]:
-    return [DP1]
-
-
-@hookimpl
-def tsm_flux_types(catalog: ObjectCatalog) -> list[FluxType]:
-    return flux_types(FLUX_FAMILIES) if catalog.name == RELEASE else []
+#: the hooks of this plugin: the release, and its flux families
+tsm_object_catalogs, tsm_flux_types = release_hooks(DP1, FLUX_FAMILIES)

@@ -9,14 +9,14 @@ per-band ``{b}_cModel_flag``, ``{b}_psfFlux_flag`` and ``{b}_pixelFlags_*`` flag
 
 from __future__ import annotations
 
-from tsm_core import FluxType, Location, ObjectCatalog, SampleSpec, SkyField, hookimpl
+from tsm_core import Location, ObjectCatalog, SampleSpec, SkyField
 from tsm_core.rubin import (
     PUBLISHED_COLLECTION,
     RECOMMENDED_CUTS,
     RUBIN_SIM_EXTINCTION,
     RUBIN_SIM_EXTINCTION_SOURCE,
     SAMPLE_FLAG_COLUMNS,
-    flux_types,
+    release_hooks,
 )
 
 RELEASE = "dp2"
@@ -72,11 +72,5 @@ DP2 = ObjectCatalog(
 )
 
 
-@hookimpl
-def tsm_object_catalogs() -> list[ObjectCatalog]:
-    return [DP2]
-
-
-@hookimpl
-def tsm_flux_types(catalog: ObjectCatalog) -> list[FluxType]:
-    return flux_types(FLUX_FAMILIES) if catalog.name == RELEASE else []
+#: the hooks of this plugin: the release, and its flux families
+tsm_object_catalogs, tsm_flux_types = release_hooks(DP2, FLUX_FAMILIES)
