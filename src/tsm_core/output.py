@@ -20,12 +20,21 @@ import shutil
 import socket
 import tempfile
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tsm_core.errors import OutputError, one_line
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from tsm_core.config import OutputConfig
+    from tsm_core.types import OutputMetadata, Sink, Writer
+
+K = TypeVar("K")
 
 STAGING_PREFIX = ".tsm-staging-"
 CLAIM_SUFFIX = ".tsm-claim"
@@ -284,3 +293,38 @@ def staged_file(final: Path, overwrite: bool = False) -> Iterator[Path]:
         claim.commit(staged)
     finally:
         claim.release()
+
+
+@contextmanager
+def open_sinks(
+    writer: Writer, paths: Mapping[K, Path], schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig,
+    guard: Any = None,
+) -> Iterator[dict[K, Sink]]:
+    """One open sink of ``writer`` per staged path, for the ``with`` block.
+
+    Leaving the block normally closes every sink (the first failure is raised once all
+    are closed); leaving it with an error closes them quietly and re-raises the error
+    (the staged files are discarded). ``guard`` (a context manager, such as
+    :func:`writing_into`) wraps each open and close, to turn a full disk into one line.
+    """
+    guard = guard if guard is not None else nullcontext()
+    sinks: dict[K, Sink] = {}
+    try:
+        for key, path in paths.items():
+            with guard:
+                sinks[key] = writer.open(path, schema, metadata, options)
+        yield sinks
+    except BaseException:
+        for sink in sinks.values():
+            with suppress(Exception):  # the staged files are discarded; keep the first error
+                sink.close()
+        raise
+    first: BaseException | None = None
+    for sink in sinks.values():
+        try:
+            with guard:
+                sink.close()
+        except BaseException as exc:  # noqa: BLE001 - raised below, once every sink is closed
+            first = first or exc
+    if first is not None:
+        raise first

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, closing, contextmanager, suppress
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
@@ -31,11 +31,11 @@ from tsm_core.filters import Filter, apply_filters, check_filter_columns, parse_
 from tsm_core.funnel import Funnel, coverage_mask, record_match, record_read, sky_summary
 from tsm_core.jobs import CancelToken, registry_poll
 from tsm_core.objects import check_margin, open_objects
-from tsm_core.output import check_directory, claim_output, output_file_name, writing_into
+from tsm_core.output import check_directory, claim_output, open_sinks, output_file_name, writing_into
 from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapshot
 from tsm_core.representativeness import WEIGHT_COLUMN
 from tsm_core.registry import Registry
-from tsm_core.selection import SPLIT_KEY_COLUMNS, assign_split, unique_galaxies
+from tsm_core.selection import SPLIT_KEY_COLUMNS, Spool, assign_split, unique_galaxies
 from tsm_core.photometry import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
 from tsm_core.types import CatalogLocation, ColumnInfo, ObjectCatalog, OutputMetadata, Writer
 
@@ -291,39 +291,6 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     return [dask.delayed(plan.photometry)(part) for part in xmatch.to_delayed()], xmatch.meta
 
 
-class _Spool:
-    """Matched partitions parked on disk while a whole-set selection is made."""
-
-    def __init__(self, directory: Path, key_columns: list[str]) -> None:
-        self.directory = directory
-        self.key_columns = key_columns
-        self.files: list[Path] = []
-        self.keys: list[pd.DataFrame] = []
-
-    def add(self, frame: pd.DataFrame) -> None:
-        path = self.directory / f"part-{len(self.files):06d}.parquet"
-        frame.to_parquet(path, index=False)
-        self.files.append(path)
-        self.keys.append(frame[[c for c in self.key_columns if c in frame]])
-
-    @property
-    def n_rows(self) -> int:
-        return sum(len(k) for k in self.keys)
-
-    def all_keys(self) -> pd.DataFrame:
-        if not self.keys:
-            return pd.DataFrame(columns=self.key_columns)
-        return pd.concat(self.keys, ignore_index=True)
-
-    def replay(self, mask: np.ndarray) -> Iterator[pd.DataFrame]:
-        start = 0
-        for path in self.files:
-            frame = pd.read_parquet(path, dtype_backend="pyarrow")
-            yield frame[mask[start : start + len(frame)]]
-            start += len(frame)
-            path.unlink()
-
-
 def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
     info = plan.photometry.column_info()
     for name in plan.photometry.redshift_columns:
@@ -557,7 +524,7 @@ def _compute_and_write(
             key_columns = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"]
             key_columns += [c for c in (SPLIT_KEY_COLUMNS if cfg.split else []) if c not in key_columns]
             key_columns += [c for c in (weigher.key_columns if weigher else []) if c not in key_columns]
-            spool = _Spool(next(iter(staged.values())).parent, key_columns)
+            spool = Spool(next(iter(staged.values())).parent, key_columns)
             with stage("match and photometry (spooled for selection)"):
                 for frame in frames:
                     with written:
@@ -573,11 +540,7 @@ def _compute_and_write(
             if weigher:
                 weigher.fit(keys[mask])
             frames = spool.replay(mask)
-        sinks: dict[str | None, Any] = {}
-        try:
-            for side, path in staged.items():
-                with written:
-                    sinks[side] = plan.writer.open(path, finisher.schema, metadata, cfg.output)
+        with open_sinks(plan.writer, staged, finisher.schema, metadata, cfg.output, written) as sinks:
             with stage("match, photometry and write"):
                 for frame in frames:
                     cancel.check()
@@ -620,12 +583,6 @@ def _compute_and_write(
                 metadata.provenance["output_files"] = {side: path.name for side, path in finals.items()}
             if weigher:
                 metadata.provenance["representativeness"] = weigher.summary
-        except BaseException:
-            for sink in sinks.values():
-                with suppress(Exception):  # the staged files are discarded; keep the first error
-                    sink.close()
-            raise
-        _close_all(list(sinks.values()), written)
     dist = np.concatenate(distances) if distances else np.zeros(0)
     return RunResult(
         product_id=product_id,
@@ -641,19 +598,6 @@ def _compute_and_write(
         output_paths={side: path for side, path in finals.items() if side is not None},
         funnel=plan.funnel.to_dict(),
     )
-
-
-def _close_all(sinks: list[Any], written: Any) -> None:
-    """Close every sink; the first failure is raised once all are closed."""
-    first: BaseException | None = None
-    for sink in sinks:
-        try:
-            with written:
-                sink.close()
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            first = first or exc
-    if first is not None:
-        raise first
 
 
 def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str] | None = None) -> Plan:

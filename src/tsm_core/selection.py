@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -193,3 +196,37 @@ def assign_split(keys: pd.DataFrame, object_key: str, split: SplitConfig) -> tup
         at = strata == stratum
         training[at] = _assign_fraction(sizes[at], split.train_fraction)
     return pd.Series(training, index=groups.index).reindex(labels).to_numpy(), None
+
+
+class Spool:
+    """Matched partitions parked on disk while a selection over the whole matched set
+    (unique galaxies, split, weights) is made from their keys, then replayed in order."""
+
+    def __init__(self, directory: Path, key_columns: list[str]) -> None:
+        self.directory = directory
+        self.key_columns = key_columns
+        self.files: list[Path] = []
+        self.keys: list[pd.DataFrame] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        path = self.directory / f"part-{len(self.files):06d}.parquet"
+        frame.to_parquet(path, index=False)
+        self.files.append(path)
+        self.keys.append(frame[[c for c in self.key_columns if c in frame]])
+
+    @property
+    def n_rows(self) -> int:
+        return sum(len(k) for k in self.keys)
+
+    def all_keys(self) -> pd.DataFrame:
+        if not self.keys:
+            return pd.DataFrame(columns=self.key_columns)
+        return pd.concat(self.keys, ignore_index=True)
+
+    def replay(self, mask: np.ndarray) -> Iterator[pd.DataFrame]:
+        start = 0
+        for path in self.files:
+            frame = pd.read_parquet(path, dtype_backend="pyarrow")
+            yield frame[mask[start : start + len(frame)]]
+            start += len(frame)
+            path.unlink()
