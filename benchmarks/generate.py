@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from tsm_core import SkyField, plugins
-from tsm_core.sample import object_table
+from tsm_core.rubin.sample import object_table
 
 FAMILIES = ("cModel", "gaap1p0", "psf", "kron")
 FRACTIONS = (0.01, 0.10)

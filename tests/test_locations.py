@@ -209,7 +209,7 @@ def test_no_catalog_fails_listing_the_places_tried(tmp_path, reference):
 
 
 def test_run_on_the_sample_only_when_asked_and_it_says_so(tmp_path):
-    from tsm_core.sample import make_sample
+    from tsm_core.rubin.sample import make_sample
 
     cat = plugins.object_catalog("dp2")
     home = tsm_core.config.tsm_home()

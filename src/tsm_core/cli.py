@@ -227,7 +227,7 @@ def run_command(config: str, overrides: tuple[str, ...], progress: bool | None, 
     extra = list(overrides)
     if sample:
         from tsm_core.config import load_config
-        from tsm_core.sample import make_sample
+        from tsm_core.rubin.sample import make_sample
 
         release = plugins.object_catalog(load_config(config, extra).object_catalog.release)
         if release.sample is None:
@@ -307,7 +307,7 @@ def dereddeners(dust_maps_dir: str | None) -> None:
 @click.option("--seed", type=int, default=20250630, show_default=True)
 def sample(release: str, out_dir: str | None, n_objects: int, n_redshifts: int, seed: int) -> None:
     """Write a synthetic sample of RELEASE: a HATS object catalog and a redshift catalog."""
-    from tsm_core.sample import make_sample
+    from tsm_core.rubin.sample import make_sample
 
     cat = plugins.object_catalog(release)
     if cat.sample is None:
@@ -324,7 +324,7 @@ def sample(release: str, out_dir: str | None, n_objects: int, n_redshifts: int, 
 @click.option("--progress/--no-progress", default=None)
 def demo(release: str, out_dir: str, fmt: str, progress: bool | None) -> None:
     """Build the sample (once, under $TSM_HOME) and run a training set on it."""
-    from tsm_core.sample import make_sample
+    from tsm_core.rubin.sample import make_sample
 
     cat = plugins.object_catalog(release)
     if cat.sample is None:

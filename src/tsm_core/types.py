@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from tsm_core.config import OutputConfig
 
 LSST_BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
-#: the HATS object catalog inside a sample directory (see :mod:`tsm_core.sample`)
+#: the HATS object catalog inside a sample directory (see :mod:`tsm_core.rubin.sample`)
 SAMPLE_OBJECTS_DIR = "objects"
-#: the file that marks a HATS collection as a synthetic sample (written by :mod:`tsm_core.sample`)
+#: the file that marks a HATS collection as a synthetic sample (written by :mod:`tsm_core.rubin.sample`)
 SAMPLE_MARKER = "tsm_sample.json"
 #: ``object_catalog.path`` value that asks for the release's synthetic sample
 SAMPLE_PATH = "sample"
@@ -105,7 +105,7 @@ class SkyField:
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """How to generate a synthetic sample of a release (see :mod:`tsm_core.sample`).
+    """How to generate a synthetic sample of a release (see :mod:`tsm_core.rubin.sample`).
 
     ``fields`` is the release's footprint; ``flux_dtype`` the dtype of its flux columns;
     ``flux_types`` the flux families written; ``depths`` the 5-sigma limiting AB
