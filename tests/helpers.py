@@ -25,6 +25,16 @@ def write_objects(frame: pd.DataFrame, path: Path, margin_arcsec: float = 10.0, 
     cat.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False)
 
 
+def second_measurements(redshifts: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """Second redshift measurements of ``n`` of ``redshifts``' sources, 0.2-0.8 arcsec north
+    of the first, with ids ``<id>_b`` (so objects are matched by two redshifts)."""
+    rng = np.random.default_rng(seed)
+    twins = redshifts.sample(n, random_state=seed).copy()
+    twins["id"] = twins["id"] + "_b"
+    twins["dec"] = twins["dec"] + rng.uniform(0.2, 0.8, len(twins)) / 3600
+    return twins
+
+
 def brute_force_match(redshifts: pd.DataFrame, objects: pd.DataFrame, radius_arcsec: float,
                       n_neighbors: int) -> pd.DataFrame:
     """Every (redshift, object) pair within the radius with astropy, the n nearest kept."""

@@ -11,7 +11,7 @@ from astropy.coordinates import SkyCoord
 import astropy.units as u
 
 import tsm_core
-from helpers import brute_force_match, select_unique, write_objects
+from helpers import brute_force_match, second_measurements, select_unique, write_objects
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +19,7 @@ def duplicated(scene, tmp_path_factory):
     """The scene's redshifts plus second measurements of 80 of them, 0.2-0.8 arcsec away."""
     rng = np.random.default_rng(3)
     z = scene["redshifts"]
-    twins = z.sample(80, random_state=1).copy()
-    twins["id"] = twins["id"] + "_b"
-    sep = rng.uniform(0.2, 0.8, len(twins)) / 3600
-    twins["dec"] = twins["dec"] + sep
+    twins = second_measurements(z, 80, seed=1)
     twins["z_flag"] = rng.choice([1, 2, 3, 4], len(twins))
     twins["z_err"] = rng.uniform(1e-4, 1e-3, len(twins))
     both = pd.concat([z, twins], ignore_index=True)

@@ -17,18 +17,14 @@ import pyarrow.parquet as pq
 import pytest
 
 import tsm_core
-from helpers import write_objects
+from helpers import second_measurements, write_objects
 
 
 @pytest.fixture(scope="module")
 def chained(scene, tmp_path_factory):
     """The scene's redshifts plus second measurements of 150 of them, 0.2-0.8 arcsec away."""
-    rng = np.random.default_rng(5)
     z = scene["redshifts"]
-    twins = z.sample(150, random_state=2).copy()
-    twins["id"] = twins["id"] + "_b"
-    twins["dec"] = twins["dec"] + rng.uniform(0.2, 0.8, len(twins)) / 3600
-    both = pd.concat([z, twins], ignore_index=True)
+    both = pd.concat([z, second_measurements(z, 150, seed=5)], ignore_index=True)
     path = tmp_path_factory.mktemp("chained") / "z.parquet"
     both.to_parquet(path, index=False)
     return path
