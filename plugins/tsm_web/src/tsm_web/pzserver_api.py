@@ -695,38 +695,37 @@ def _ready(product: PzProduct, f: MainFile | None, url: str, filename: str) -> d
 @router.post("/products/{product_id}/download/main-file/prepare/", summary="Prepare the main file for download")
 @router.get("/products/{product_id}/download/main-file/status/", summary="Whether the main file is ready")
 def main_file_prepare(request: Request, product_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
-    pz = settings(request)
-    product = readable(pz, who, product_id)
-    f = main_file(product, training_set(pz.registry(), product))
+    _, product, f = _readable_main_file(request, who, product_id)
     return _ready(product, f, f"/api/products/{product.id}/download/main-file/file/", f.name if f else "")
 
 
 @router.get("/products/{product_id}/download/main-file/file/", summary="The main file",
             response_class=FileResponse)
 def main_file_download(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
-    pz = settings(request)
-    product = readable(pz, who, product_id)
-    f = main_file(product, training_set(pz.registry(), product))
+    _, product, f = _readable_main_file(request, who, product_id)
     if f is None or not f.path.is_file():
         raise not_found()
     return FileResponse(f.path, filename=f.name)
 
 
+def _readable_main_file(request: Request, who: Caller, product_id: int) -> tuple[PzSettings, PzProduct, MainFile | None]:
+    """The API's settings, the product ``who`` may read, and its main file (or None)."""
+    pz = settings(request)
+    product = readable(pz, who, product_id)
+    return pz, product, main_file(product, training_set(pz.registry(), product))
+
+
 @router.post("/products/{product_id}/download/prepare/", summary="Prepare the product archive (zip)")
 @router.get("/products/{product_id}/download/status/", summary="Whether the product archive is ready")
 def archive_prepare(request: Request, product_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
-    pz = settings(request)
-    product = readable(pz, who, product_id)
-    f = main_file(product, training_set(pz.registry(), product))
+    _, product, f = _readable_main_file(request, who, product_id)
     return _ready(product, f, f"/api/products/{product.id}/download/file/", f"{internal_name(product)}.zip")
 
 
 @router.get("/products/{product_id}/download/file/", summary="The product archive: main file and metadata",
             response_class=FileResponse)
 def archive_download(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
-    pz = settings(request)
-    product = readable(pz, who, product_id)
-    f = main_file(product, training_set(pz.registry(), product))
+    pz, product, f = _readable_main_file(request, who, product_id)
     if f is None or not f.path.is_file():
         raise not_found()
     metadata_json = json.dumps(product_out(pz, who, product), indent=2)
