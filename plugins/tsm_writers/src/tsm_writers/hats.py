@@ -24,36 +24,28 @@ from tsm_core.config import OutputConfig
 from tsm_core.errors import OutputError
 from tsm_core.output import slugify
 from tsm_writers.common import provenance_json
-from tsm_writers.parquet import described_schema
+from tsm_writers.parquet import PartFileSink
 
 RA_COLUMN, DEC_COLUMN = "ra", "dec"
 MARGIN_ARCSEC = 5.0
 
 
-class _HATSSink:
+class _HATSSink(PartFileSink):
     def __init__(self, path: Path, schema: pa.Schema, metadata: OutputMetadata) -> None:
         missing = [c for c in (RA_COLUMN, DEC_COLUMN) if c not in schema.names]
         if missing:
             raise OutputError(f"the hats format needs the columns {missing} to partition the sky")
-        self.path = path
-        self.metadata = metadata
-        self.schema = described_schema(schema, metadata)
-        self.rows_path = path.parent / f".{path.name}.rows.parquet"
-        self.writer = pq.ParquetWriter(self.rows_path, self.schema, compression="zstd")
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self.writer.write_table(table.cast(self.schema))
+        super().__init__(path, schema, metadata)
 
     def close(self) -> None:
         self.writer.close()
         try:
-            table = pq.read_table(self.rows_path)
+            table = pq.read_table(self.part)
             if not table.num_rows:
                 raise OutputError("no rows to write: a HATS catalog cannot be empty")
             self._write_catalog(table)
         finally:
-            self.rows_path.unlink(missing_ok=True)
+            self.part.unlink(missing_ok=True)
 
     def _write_catalog(self, table: pa.Table) -> None:
         import lsdb

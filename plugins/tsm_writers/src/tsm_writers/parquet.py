@@ -38,7 +38,11 @@ def with_provenance(schema: pa.Schema, metadata: OutputMetadata) -> pa.Schema:
     return schema.with_metadata(schema.metadata | {"tsm.provenance": text, "PANDAS_ATTRS": attrs})
 
 
-class _ParquetSink:
+class PartFileSink:
+    """Batches appended to a hidden Parquet file beside ``path`` (in the core's staging
+    directory), with units and descriptions in the field metadata; a subclass's
+    :meth:`close` turns the part file into the product."""
+
     def __init__(self, path: Path, schema: pa.Schema, metadata: OutputMetadata) -> None:
         self.path = path
         self.part = path.with_name(f".{path.name}.part")
@@ -50,6 +54,11 @@ class _ParquetSink:
         if table.num_rows:
             self.writer.write_table(table.cast(self.schema))
 
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class _ParquetSink(PartFileSink):
     def close(self) -> None:
         self.writer.close()
         schema = with_provenance(self.schema, self.metadata)
