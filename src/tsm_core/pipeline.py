@@ -300,17 +300,20 @@ def _split_flags(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
 
-def _partition_rows(objects: lsdb.Catalog, pixels: list[Any]) -> list[int] | None:
-    """Rows of each partition before any cut, from the HATS metadata the run opened (None where
-    the catalog has no per-partition statistics)."""
+def _partition_rows(path: str, pixels: list[Any]) -> list[int] | None:
+    """Rows of each partition before any cut, from the HATS metadata (None where unreadable);
+    read apart from the run's filtered catalog, whose statistics HATS rightly calls modified."""
+    import hats
+
     try:
-        main = objects.hc_structure
-        column = main.original_schema.names[0]
+        opened = hats.read_hats(path)
+        main = getattr(opened, "main_catalog", opened)
+        column = main.schema.names[0]
         stats = main.per_partition_statistics(include_columns=[column], include_stats=["row_count"])
         counts = dict(zip(stats.index, stats.iloc[:, 0]))
         return [int(counts[p]) for p in pixels]
     except Exception as exc:  # noqa: BLE001 - optional metadata: the funnel says it is unknown
-        log.info("no per-partition row counts for the object catalog: %s", exc)
+        log.info("no per-partition row counts for %s: %s", path, exc)
         return None
 
 
@@ -330,7 +333,7 @@ def _finish_funnel(
     cfg = plan.config
     record_match(plan.funnel, z, ZROW_COLUMN, coverage_mask(pixels, ra, dec), matched, removed, written, training,
                  cfg.crossmatch.radius_arcsec, cfg.crossmatch.n_neighbors)
-    rows = _partition_rows(plan.objects, pixels)
+    rows = _partition_rows(plan.object_path, pixels)
     kept = 1.0
     if weigher is not None:
         plan.funnel.count("objects", "objects in the object catalog", weigher.n_objects,
