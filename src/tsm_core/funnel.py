@@ -5,8 +5,8 @@ a total (``redshifts read``, ``match rows``, ``rows written``) or removes a numb
 them (a bad-row reason, a redshift filter, no object catalog coverage, no object within
 the radius, the unique-galaxy rule); each also holds its counts per survey when the
 redshift catalog has a ``survey`` column. The run fills it from what it already has in
-memory (the redshift table, the keys of the matched rows), never from a second pass over
-the object catalog. It is stored in the product's provenance (``to_dict``), returned in
+memory (the keys of the redshifts, the keys of the matched rows), never from a second pass
+over the object catalog. It is stored in the product's provenance (``to_dict``), returned in
 ``RunResult.funnel`` and printed by ``tsm run`` (``lines``).
 """
 

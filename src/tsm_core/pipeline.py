@@ -1,8 +1,13 @@
-"""One training-set run: plan -> crossmatch -> photometry -> select -> write -> register.
+"""One training-set run, top to bottom as the data flows:
+plan -> match -> select -> finish -> write -> register.
 
 :func:`run` is the whole of it. Every choice is resolved and checked in
 :func:`plan_run` before any data is read, so that a wrong release, flux type,
-dereddener, format, dust map or directory fails at once.
+dereddener, format, dust map or directory fails at once. :func:`match` gives the
+matched rows lazily (crossmatch and photometry per partition), :func:`select` applies
+the unique-galaxy rule, the split and the weights over the whole matched set,
+:func:`finish` and :func:`write` turn each selected frame into the file's rows, and
+:func:`execute` claims the output, runs those steps and records the product.
 """
 
 from __future__ import annotations
@@ -222,11 +227,14 @@ def _check_extra_columns(release: ObjectCatalog, object_path: str, names: list[s
         raise ConfigError("object_catalog.extra_columns", f"column(s) {', '.join(clash)} clash with output columns of the same name")
 
 
-def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
-    """Delayed photometry over the lazy LSDB crossmatch of redshifts (left) with objects
-    (right), one task per partition, and the (empty) frame that describes its columns."""
-    import dask
+# -- match --------------------------------------------------------------------------------
 
+
+def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
+    """The matched rows, lazily: the crossmatch of the redshifts (left) with the objects
+    (right) and the photometry of each matched partition (LSDB's ``map_partitions``, which
+    infers the columns by running the step on an empty frame). Returns one delayed task per
+    partition and the empty frame that describes the rows."""
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
     keys = plan.redshifts.keys
@@ -237,7 +245,7 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
         else:
             log.warning("no redshifts left to match")
         meta = pd.concat([plan.redshifts.meta(), objects.meta], axis=1)
-        return [], meta.assign(**{DIST_COLUMN: pd.Series(dtype="float64")})
+        return [], plan.photometry(meta.assign(**{DIST_COLUMN: pd.Series(dtype="float64")}))
     xmatch = plan.redshifts.catalog().crossmatch(
         objects,
         n_neighbors=cfg.crossmatch.n_neighbors,
@@ -246,7 +254,61 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
         suffixes=("", "_object"),
         suffix_method="overlapping_columns",
     )
-    return [dask.delayed(plan.photometry)(part) for part in xmatch.to_delayed()], xmatch.meta
+    matched = xmatch.map_partitions(plan.photometry)
+    return list(matched.to_delayed()), matched.meta
+
+
+# -- select -------------------------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    """Which match rows are written, in the order they come, and their side of the split."""
+
+    #: the kept rows, partition by partition
+    frames: Iterator[pd.DataFrame]
+    #: rows removed per unique-galaxy rule
+    removed: dict[str, int] = field(default_factory=dict)
+    #: ``is_training`` and fold of every kept row, in order (with a split)
+    training: np.ndarray | None = None
+    fold: np.ndarray | None = None
+    #: the redshift row of every match before the rules; None when the matches stream
+    #: straight to the writer (no rule, split or weights) and are counted as written
+    matched_zrows: np.ndarray | None = None
+
+
+def select(
+    plan: Plan, frames: Iterator[pd.DataFrame], weigher: representativeness.Weigher | None,
+    folder: Path, written: Any,
+) -> Selection:
+    """Apply the unique-galaxy rule, the split and the representativeness fit, which need the
+    whole matched set: every match is spooled to ``folder`` (only its keys kept in memory) and
+    replayed, kept rows only. Without any of them the matches stream straight through."""
+    cfg, release = plan.config, plan.release
+    if cfg.unique_galaxies == "none" and cfg.split is None and weigher is None:
+        return Selection(frames)
+    key_columns = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"]
+    key_columns += [c for c in (SPLIT_KEY_COLUMNS if cfg.split else []) if c not in key_columns]
+    key_columns += [c for c in (weigher.key_columns if weigher else []) if c not in key_columns]
+    spool = Spool(folder, key_columns)
+    with stage("match and photometry (spooled for selection)"):
+        for frame in frames:
+            with written:
+                spool.add(frame)
+    keys = spool.all_keys()
+    mask, removed = unique_galaxies(keys, cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
+    for rule, count in removed.items():
+        log.info("unique galaxies (%s): removed %d rows %s", cfg.unique_galaxies, count, rule)
+    training = fold = None
+    if cfg.split:
+        with stage(f"split ({cfg.split.method})"):
+            training, fold = assign_split(keys[mask], release.id_column, cfg.split)
+    if weigher:
+        weigher.fit(keys[mask])
+    return Selection(spool.replay(mask), removed, training, fold, keys[ZROW_COLUMN].to_numpy())
+
+
+# -- finish and write ------------------------------------------------------------------------
 
 
 def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
@@ -294,6 +356,95 @@ class _Finisher:
     def table(self, frame: pd.DataFrame) -> pa.Table:
         table = pa.Table.from_pandas(self.frame(frame), schema=self.schema, preserve_index=False)
         return table.replace_schema_metadata(None) if self.schema is None else table
+
+
+def finish(
+    frame: pd.DataFrame, config: RunConfig, selection: Selection, start: int, weigher: representativeness.Weigher | None
+) -> pd.DataFrame:
+    """A selected frame (rows ``start`` onwards of the written set) with its split columns and weights."""
+    if config.split:
+        assert selection.training is not None
+        at = slice(start, start + len(frame))
+        frame = _with_split(frame, config, selection.training[at], None if selection.fold is None else selection.fold[at])
+    return weigher.apply(frame) if weigher else frame
+
+
+@dataclass
+class Written:
+    """What was written: the redshift row, separation and (with a split) side of every row."""
+
+    zrows: list[np.ndarray] = field(default_factory=list)
+    distances: list[np.ndarray] = field(default_factory=list)
+    sides: list[np.ndarray] = field(default_factory=list)
+    n_rows: int = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.zrows.append(frame[ZROW_COLUMN].to_numpy())
+        self.distances.append(frame[DIST_COLUMN].to_numpy(dtype=float))
+        if SPLIT_COLUMN in frame.columns:
+            self.sides.append(frame[SPLIT_COLUMN].to_numpy())
+        self.n_rows += len(frame)
+
+    def all_zrows(self) -> np.ndarray:
+        return np.concatenate(self.zrows) if self.zrows else np.zeros(0, np.int64)
+
+    def median_separation(self) -> float | None:
+        dist = np.concatenate(self.distances) if self.distances else np.zeros(0)
+        return float(np.median(dist)) if len(dist) else None
+
+
+def write(
+    plan: Plan, selection: Selection, finisher: _Finisher, weigher: representativeness.Weigher | None,
+    sinks: dict[str | None, Any], written: Any, cancel: CancelToken,
+) -> Written:
+    """Finish each selected frame and write it to its sink (one, or one per side of the split)."""
+    out = Written()
+    with stage("match, photometry and write"):
+        for frame in selection.frames:
+            cancel.check()
+            frame = finish(frame, plan.config, selection, out.n_rows, weigher)
+            out.add(frame)
+            parts = {None: frame} if None in sinks else {
+                side: frame[frame[SPLIT_COLUMN].to_numpy() == is_training] for side, is_training in SPLIT_FILES.items()}
+            for side, part in parts.items():
+                table = finisher.table(part)
+                with written:
+                    sinks[side].write(table)
+    return out
+
+
+# -- what the run found: funnel, provenance, file names -----------------------------------
+
+
+def _run_provenance(
+    plan: Plan, selection: Selection, out: Written, weigher: representativeness.Weigher | None,
+    finals: dict[str | None, Path],
+) -> dict[str, Any]:
+    """What the run found, for the provenance: counts, the funnel, the sky, the file names."""
+    cfg = plan.config
+    written_rows = out.all_zrows()
+    matched = written_rows if selection.matched_zrows is None else selection.matched_zrows
+    counts: dict[str, Any] = {"redshifts": len(plan.redshifts), "matched": len(matched), "rows": out.n_rows,
+                              "removed": selection.removed}
+    if cfg.split:
+        counts["training"] = int(selection.training.sum()) if selection.training is not None else 0
+        counts["validation"] = out.n_rows - counts["training"]
+        if selection.fold is not None:
+            counts["folds"] = np.bincount(selection.fold, minlength=cfg.split.k).tolist()
+    sky = _finish_funnel(plan, matched, selection.removed, written_rows, _split_flags(out.sides) if cfg.split else None,
+                         weigher)
+    prov: dict[str, Any] = {
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "counts": counts,
+        "funnel": plan.funnel.to_dict(),
+        "sky": sky,
+        "output_file": finals[None].name if None in finals else finals["training"].name,
+    }
+    if None not in finals:
+        prov["output_files"] = {side: path.name for side, path in finals.items()}
+    if weigher:
+        prov["representativeness"] = weigher.summary
+    return prov
 
 
 def _split_flags(parts: list[np.ndarray]) -> np.ndarray:
@@ -409,6 +560,62 @@ def _output_files(plan: Plan, product_id: int) -> dict[str | None, Path]:
     return {side: plan.output_dir / f"{stem}_{side}.{extension}" for side in SPLIT_FILES}
 
 
+# -- the run: claims, staging, the steps above, the registry ------------------------------
+
+
+def _compute_and_write(
+    plan: Plan, product_id: int, progress: Progress | None, cancel: CancelToken,
+    finals: dict[str | None, Path], staged: dict[str | None, Path], started: str,
+) -> RunResult:
+    """match -> select -> finish and write, streaming partitions through the chosen scheduler."""
+    cfg = plan.config
+    with stage("crossmatch graph"):
+        tasks, meta = match(plan)
+        info = _column_info(plan)
+        finisher = _Finisher(cfg, info, rail=plan.rail)
+        weigher = representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
+        empty = weigher.apply(meta.iloc[:0]) if weigher else meta.iloc[:0]
+        finisher.schema = finisher.table(_with_split(empty, cfg, np.zeros(0, dtype=bool), None)).schema
+    metadata = OutputMetadata(
+        cfg.name, cfg.description, product_id, layout.column_info(info, cfg.output), _provenance(plan, product_id, started)
+    )
+
+    def report(done: int) -> None:
+        if progress:
+            progress("crossmatch", done, len(tasks))
+
+    written = writing_into(plan.output_dir)  # a full disk: one line naming the folder and its free space
+    with dask_scheduler(cfg.compute) as scheduler, closing(
+        stream(tasks, in_flight=2 * scheduler.n_workers, on_done=report, scheduler=scheduler, cancel=cancel)
+    ) as computed:  # closed on any exit: computations in flight are dropped at once
+        if weigher:
+            with stage("photometric sample"):
+                cuts = [*representativeness.release_cut_filters(plan.release.default_filters),
+                        *parse_filters(cfg.filters.object, "filters.object")]
+                weigher.sample(plan.object_path, list(plan.objects.columns), cuts, 2 * scheduler.n_workers,
+                               scheduler=scheduler, cancel=cancel)
+        matched = (pd.DataFrame(frame) for frame in computed)  # LSDB hands NestedFrames: plain frames from here
+        selection = select(plan, matched, weigher, next(iter(staged.values())).parent, written)
+        with open_sinks(plan.writer, staged, finisher.schema, metadata, cfg.output, written) as sinks:
+            out = write(plan, selection, finisher, weigher, sinks, written, cancel)
+            metadata.provenance.update(_run_provenance(plan, selection, out, weigher, finals))
+    counts = metadata.provenance["counts"]
+    return RunResult(
+        product_id=product_id,
+        output_path=finals[None] if None in finals else finals["training"],
+        n_rows=out.n_rows,
+        n_redshifts=len(plan.redshifts),
+        n_matched=counts["matched"],
+        removed=selection.removed,
+        median_separation_arcsec=out.median_separation(),
+        provenance=metadata.provenance,
+        convention=plan.redshift_summary.get("convention"),
+        dropped=dict(plan.redshift_summary.get("rows_dropped") or {}),
+        output_paths={side: path for side, path in finals.items() if side is not None},
+        funnel=plan.funnel.to_dict(),
+    )
+
+
 def _execute(
     plan: Plan, product_id: int, progress: Progress | None, registry: Registry, cancel: CancelToken
 ) -> RunResult:
@@ -432,127 +639,6 @@ def _execute(
         for side, claim in claims.items():
             claim.commit(staged[side])
         return result
-
-
-def _compute_and_write(
-    plan: Plan, product_id: int, progress: Progress | None, cancel: CancelToken,
-    finals: dict[str | None, Path], staged: dict[str | None, Path], started: str,
-) -> RunResult:
-    cfg = plan.config
-    with stage("crossmatch graph"):
-        tasks, meta = _crossmatch(plan)
-        info = _column_info(plan)
-        finisher = _Finisher(cfg, info, rail=plan.rail)
-        weigher = representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
-        empty = plan.photometry(meta.iloc[:0])
-        empty = weigher.apply(empty) if weigher else empty
-        finisher.schema = finisher.table(_with_split(empty, cfg, np.zeros(0, dtype=bool), None)).schema
-    metadata = OutputMetadata(
-        cfg.name, cfg.description, product_id, layout.column_info(info, cfg.output), _provenance(plan, product_id, started)
-    )
-    release = plan.release
-    n_matched = 0
-    n_rows = 0
-    distances: list[np.ndarray] = []
-    removed: dict[str, int] = {}
-    written_zrows: list[np.ndarray] = []
-    sides: list[np.ndarray] = []  # is_training of the rows written, in order
-
-    def report(done: int) -> None:
-        if progress:
-            progress("crossmatch", done, len(tasks))
-
-    written = writing_into(plan.output_dir)  # a full disk: one line naming the folder and its free space
-    with dask_scheduler(cfg.compute) as scheduler, closing(
-        stream(tasks, in_flight=2 * scheduler.n_workers, on_done=report, scheduler=scheduler, cancel=cancel)
-    ) as computed:  # closed on any exit: computations in flight are dropped at once
-        if weigher:
-            with stage("photometric sample"):
-                cuts = [*representativeness.release_cut_filters(release.default_filters),
-                        *parse_filters(cfg.filters.object, "filters.object")]
-                weigher.sample(plan.object_path, list(plan.objects.columns), cuts, 2 * scheduler.n_workers,
-                               scheduler=scheduler, cancel=cancel)
-        frames: Iterator[pd.DataFrame] = computed
-        training = fold = None
-        spooled = cfg.unique_galaxies != "none" or cfg.split is not None or weigher is not None
-        if spooled:
-            key_columns = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"]
-            key_columns += [c for c in (SPLIT_KEY_COLUMNS if cfg.split else []) if c not in key_columns]
-            key_columns += [c for c in (weigher.key_columns if weigher else []) if c not in key_columns]
-            spool = Spool(next(iter(staged.values())).parent, key_columns)
-            with stage("match and photometry (spooled for selection)"):
-                for frame in frames:
-                    with written:
-                        spool.add(frame)
-            n_matched = spool.n_rows
-            keys = spool.all_keys()
-            mask, removed = unique_galaxies(keys, cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
-            for rule, count in removed.items():
-                log.info("unique galaxies (%s): removed %d rows %s", cfg.unique_galaxies, count, rule)
-            if cfg.split:
-                with stage(f"split ({cfg.split.method})"):
-                    training, fold = assign_split(keys[mask], release.id_column, cfg.split)
-            if weigher:
-                weigher.fit(keys[mask])
-            frames = spool.replay(mask)
-        with open_sinks(plan.writer, staged, finisher.schema, metadata, cfg.output, written) as sinks:
-            with stage("match, photometry and write"):
-                for frame in frames:
-                    cancel.check()
-                    if not spooled:
-                        n_matched += len(frame)
-                    if cfg.split:
-                        assert training is not None
-                        at = slice(n_rows, n_rows + len(frame))
-                        frame = _with_split(frame, cfg, training[at], None if fold is None else fold[at])
-                    distances.append(frame[DIST_COLUMN].to_numpy(dtype=float))
-                    written_zrows.append(frame[ZROW_COLUMN].to_numpy())
-                    n_rows += len(frame)
-                    if weigher:
-                        frame = weigher.apply(frame)
-                    if cfg.split:
-                        sides.append(frame[SPLIT_COLUMN].to_numpy())
-                    parts = {None: frame} if None in sinks else {
-                        side: frame[frame[SPLIT_COLUMN].to_numpy() == is_training] for side, is_training in SPLIT_FILES.items()}
-                    for side, part in parts.items():
-                        table = finisher.table(part)
-                        with written:
-                            sinks[side].write(table)
-            counts: dict[str, Any] = {"redshifts": len(plan.redshifts), "matched": n_matched, "rows": n_rows, "removed": removed}
-            if cfg.split:
-                counts["training"] = int(training.sum()) if training is not None else 0
-                counts["validation"] = n_rows - counts["training"]
-                if fold is not None:
-                    counts["folds"] = np.bincount(fold, minlength=cfg.split.k).tolist()
-            written_rows = np.concatenate(written_zrows) if written_zrows else np.zeros(0, np.int64)
-            matched = spool.all_keys()[ZROW_COLUMN].to_numpy() if spooled else written_rows
-            sky = _finish_funnel(plan, matched, removed, written_rows, _split_flags(sides) if cfg.split else None, weigher)
-            metadata.provenance.update(
-                finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                counts=counts,
-                funnel=plan.funnel.to_dict(),
-                sky=sky,
-                output_file=finals[None].name if None in finals else finals["training"].name,
-            )
-            if None not in finals:
-                metadata.provenance["output_files"] = {side: path.name for side, path in finals.items()}
-            if weigher:
-                metadata.provenance["representativeness"] = weigher.summary
-    dist = np.concatenate(distances) if distances else np.zeros(0)
-    return RunResult(
-        product_id=product_id,
-        output_path=finals[None] if None in finals else finals["training"],
-        n_rows=n_rows,
-        n_redshifts=len(plan.redshifts),
-        n_matched=n_matched,
-        removed=removed,
-        median_separation_arcsec=float(np.median(dist)) if len(dist) else None,
-        provenance=metadata.provenance,
-        convention=plan.redshift_summary.get("convention"),
-        dropped=dict(plan.redshift_summary.get("rows_dropped") or {}),
-        output_paths={side: path for side, path in finals.items() if side is not None},
-        funnel=plan.funnel.to_dict(),
-    )
 
 
 def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str] | None = None) -> Plan:
