@@ -61,22 +61,28 @@ def shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, build: Cal
     return path
 
 
-@pytest.fixture(autouse=True)
-def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own registry, caches and samples (and the known-noise filters)."""
-    from tsm_core.noise import quiet_known_warnings
-
-    quiet_known_warnings()
-    home = tmp_path / "tsm-home"
+def isolate(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ``$TSM_HOME`` at ``home`` and hide every location of the machine's own catalogs
+    and dust maps (what :func:`tsm_home` does for each test; for module fixtures, with a
+    ``pytest.MonkeyPatch.context()``)."""
     monkeypatch.setenv("TSM_HOME", str(home))
     monkeypatch.delenv("TSM_DP1_PATH", raising=False)
     monkeypatch.delenv("TSM_DP02_PATH", raising=False)
     monkeypatch.delenv("TSM_DP2_PATH", raising=False)
     # the releases' published locations (/rubin/..., NERSC, CANFAR) are looked up under an
     # empty folder, so that no test sees a real catalog of the machine it runs on
-    monkeypatch.setenv("TSM_LOCATIONS_ROOT", str(tmp_path / "no-published-catalogs"))
+    monkeypatch.setenv("TSM_LOCATIONS_ROOT", str(home.parent / "no-published-catalogs"))
     monkeypatch.delenv("TSM_DUSTMAPS_DIR", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own registry, caches and samples (and the known-noise filters)."""
+    from tsm_core.noise import quiet_known_warnings
+
+    quiet_known_warnings()
+    return isolate(tmp_path / "tsm-home", monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -169,11 +175,16 @@ def coarse_objects_path(scene: dict, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture
 def base_config(scene: dict, tmp_path: Path) -> dict:
     """A DP1 run config over :func:`scene`, written to ``tmp_path/out``."""
+    return scene_config(scene, tmp_path / "out")
+
+
+def scene_config(scene: dict, out: Path) -> dict:
+    """:func:`base_config` written to ``out`` (for module fixtures, which have no ``tmp_path``)."""
     return {
         "name": "test set",
         "redshift_catalog": {"path": str(scene["redshift_path"])},
         "object_catalog": {"release": "dp1", "path": str(scene["objects_path"])},
         "crossmatch": {"radius_arcsec": 3.0, "n_neighbors": 1},
-        "output": {"format": "parquet", "directory": str(tmp_path / "out")},
+        "output": {"format": "parquet", "directory": str(out)},
         "compute": {"scheduler": "synchronous"},
     }
