@@ -32,6 +32,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Switch the run's numba cache on before the first HATS catalog is written, so that the
     pixel-tree functions are compiled once for the whole run (and its worker processes and
     subprocesses, which share $TSM_NUMBA_CACHE_DIR) rather than once per process."""
+    if session.config.pluginmanager.hasplugin("dsession"):
+        return  # pytest-xdist's controller: it runs no test
     from tsm_core import numba_cache
 
     numba_cache.enable(Path(os.environ[numba_cache.CACHE_DIR_ENV]))
