@@ -8,8 +8,10 @@ the listings), and one numba cache serves the whole run and its subprocesses.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 _ISOLATION = Path(tempfile.mkdtemp(prefix="tsm-test-session-"))
@@ -26,22 +28,63 @@ from helpers import DP1_BANDS, write_objects
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference-data"
 
 
-@pytest.fixture(autouse=True)
-def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own registry, caches and samples (and the known-noise filters)."""
-    from tsm_core.noise import quiet_known_warnings
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Switch the run's numba cache on before the first HATS catalog is written, so that the
+    pixel-tree functions are compiled once for the whole run (and its worker processes and
+    subprocesses, which share $TSM_NUMBA_CACHE_DIR) rather than once per process."""
+    if session.config.pluginmanager.hasplugin("dsession"):
+        return  # pytest-xdist's controller: it runs no test
+    from tsm_core import numba_cache
 
-    quiet_known_warnings()
-    home = tmp_path / "tsm-home"
+    numba_cache.enable(Path(os.environ[numba_cache.CACHE_DIR_ENV]))
+
+
+def shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A folder ``name`` filled once per test run by ``build(folder)``, then only read.
+
+    With pytest-xdist each worker process has its own session, so a session fixture would
+    build its data once per worker; here the first worker builds it in the run's common temp
+    folder under a file lock and the others reuse it. Without xdist it is a plain mktemp.
+    Only for data that no test changes.
+    """
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.mktemp(name)
+        build(path)
+        return path
+    root = tmp_path_factory.getbasetemp().parent / "shared"  # common to the run's workers
+    root.mkdir(exist_ok=True)
+    path, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            path.mkdir(exist_ok=True)
+            build(path)
+            done.touch()
+    return path
+
+
+def isolate(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point ``$TSM_HOME`` at ``home`` and hide every location of the machine's own catalogs
+    and dust maps (what :func:`tsm_home` does for each test; for module fixtures, with a
+    ``pytest.MonkeyPatch.context()``)."""
     monkeypatch.setenv("TSM_HOME", str(home))
     monkeypatch.delenv("TSM_DP1_PATH", raising=False)
     monkeypatch.delenv("TSM_DP02_PATH", raising=False)
     monkeypatch.delenv("TSM_DP2_PATH", raising=False)
     # the releases' published locations (/rubin/..., NERSC, CANFAR) are looked up under an
     # empty folder, so that no test sees a real catalog of the machine it runs on
-    monkeypatch.setenv("TSM_LOCATIONS_ROOT", str(tmp_path / "no-published-catalogs"))
+    monkeypatch.setenv("TSM_LOCATIONS_ROOT", str(home.parent / "no-published-catalogs"))
     monkeypatch.delenv("TSM_DUSTMAPS_DIR", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own registry, caches and samples (and the known-noise filters)."""
+    from tsm_core.noise import quiet_known_warnings
+
+    quiet_known_warnings()
+    return isolate(tmp_path / "tsm-home", monkeypatch)
 
 
 @pytest.fixture(scope="session")
@@ -111,23 +154,39 @@ def _scene(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
 def scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A DP1-shaped HATS object catalog (many small partitions, margin 10 arcsec, crossing
     RA = 0) and a redshift catalog, with the source tables for brute-force checks."""
-    base = tmp_path_factory.mktemp("scene")
     objects, redshifts = _scene(seed=7)
-    objects_path = base / "objects"
-    write_objects(objects, objects_path, margin_arcsec=10.0, partition_rows=400)
-    redshift_path = base / "redshifts.parquet"
-    redshifts.to_parquet(redshift_path, index=False)
+
+    def build(base: Path) -> None:
+        write_objects(objects, base / "objects", margin_arcsec=10.0, partition_rows=400)
+        redshifts.to_parquet(base / "redshifts.parquet", index=False)
+
+    base = shared_build(tmp_path_factory, "scene", build)
+    objects_path, redshift_path = base / "objects", base / "redshifts.parquet"
     return {"objects": objects, "redshifts": redshifts, "objects_path": objects_path, "redshift_path": redshift_path}
+
+
+@pytest.fixture(scope="session")
+def coarse_objects_path(scene: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`scene`'s objects written again in a few large partitions (20000 rows each), for
+    tests that check a result does not depend on the partitioning. Read only."""
+    base = shared_build(tmp_path_factory, "coarse",
+                        lambda base: write_objects(scene["objects"], base / "coarse", partition_rows=20000))
+    return base / "coarse"
 
 
 @pytest.fixture
 def base_config(scene: dict, tmp_path: Path) -> dict:
     """A DP1 run config over :func:`scene`, written to ``tmp_path/out``."""
+    return scene_config(scene, tmp_path / "out")
+
+
+def scene_config(scene: dict, out: Path) -> dict:
+    """:func:`base_config` written to ``out`` (for module fixtures, which have no ``tmp_path``)."""
     return {
         "name": "test set",
         "redshift_catalog": {"path": str(scene["redshift_path"])},
         "object_catalog": {"release": "dp1", "path": str(scene["objects_path"])},
         "crossmatch": {"radius_arcsec": 3.0, "n_neighbors": 1},
-        "output": {"format": "parquet", "directory": str(tmp_path / "out")},
+        "output": {"format": "parquet", "directory": str(out)},
         "compute": {"scheduler": "synchronous"},
     }

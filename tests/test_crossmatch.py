@@ -109,15 +109,16 @@ def test_result_registered(base_config):
     assert product.provenance["counts"]["rows"] == result.n_rows
 
 
-def test_margin_cache_kept_apart(scene, base_config, tmp_path):
-    """A catalog and its margin cache written as two HATS catalogs (not a collection)."""
-    import lsdb
+def test_margin_cache_kept_apart(scene, base_config):
+    """A catalog and its margin cache given as two HATS catalogs (not a collection): the
+    scene collection's own two catalogs, each opened by its folder."""
+    import hats
 
-    cat = lsdb.from_dataframe(scene["objects"], ra_column="coord_ra", dec_column="coord_dec", lowest_order=4,
-                              highest_order=9, partition_rows=400, margin_threshold=5.0)
-    cat.write_catalog(tmp_path / "plain", as_collection=False, progress_bar=False)
-    cat.margin.write_catalog(tmp_path / "margin", progress_bar=False)
-    base_config["object_catalog"].update(path=str(tmp_path / "plain"), margin_path=str(tmp_path / "margin"))
+    plain = scene["objects_path"] / "objects"
+    [margin] = [p for p in scene["objects_path"].iterdir() if p.is_dir() and p.name != "objects"]
+    assert hats.read_hats(plain).catalog_info.catalog_type == "object"
+    assert hats.read_hats(margin).catalog_info.catalog_type == "margin"
+    base_config["object_catalog"].update(path=str(plain), margin_path=str(margin))
     got = _read(tsm_core.run(base_config).output_path)
     expected = brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1)
     assert sorted(zip(got["id"], got["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))

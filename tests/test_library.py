@@ -17,7 +17,7 @@ def test_run_leaves_warnings_dask_and_environment_alone(base_config):
     config = copy.deepcopy(dask.config.config)
     environ = dict(os.environ)
     for scheduler in ("threads", "synchronous", "processes"):
-        base_config["compute"] = {"scheduler": scheduler, "n_workers": 2}
+        base_config["compute"] = {"scheduler": scheduler, "n_workers": 1}  # one worker process is enough here
         base_config["name"] = f"library {scheduler}"
         assert tsm_core.run(base_config).n_rows > 0
         assert warnings.filters == filters

@@ -102,6 +102,8 @@ def _cli_products(home: Path) -> str:
 )
 def test_signals_leave_nothing_behind(slow_config, tmp_path, tsm_home, scheduler, signum, group, moment, status):
     slow_config["compute"]["scheduler"] = scheduler
+    if scheduler == "processes":
+        slow_config["compute"]["n_workers"] = 1  # a worker process to leave behind is all it takes
     run = Run(slow_config, tmp_path, tsm_home)
     run.wait_for(moment)
     sent = run.signal(signum, group)

@@ -99,11 +99,10 @@ def test_object_matched_from_two_partitions(tmp_path):
     assert kept == {"none": ["inside", "outside"], "closest": ["inside"], "best_redshift": ["outside"]}
 
 
-def test_split_is_reproducible_whatever_the_partitioning(scene, base_config, tmp_path):
+def test_split_is_reproducible_whatever_the_partitioning(scene, base_config, coarse_objects_path):
     base_config["split"] = {"train_fraction": 0.7, "seed": 9}
     first = pq.read_table(tsm_core.run(base_config).output_path).to_pandas()
-    write_objects(scene["objects"], tmp_path / "coarse", partition_rows=20000)
-    base_config["object_catalog"]["path"] = str(tmp_path / "coarse")
+    base_config["object_catalog"]["path"] = str(coarse_objects_path)  # the scene in a few large partitions
     second = pq.read_table(tsm_core.run(base_config).output_path).to_pandas()
     a = first.set_index(["id", "objectId"])["is_training"].sort_index()
     b = second.set_index(["id", "objectId"])["is_training"].sort_index()

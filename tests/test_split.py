@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tsm_core
-from helpers import second_measurements, write_objects
+from helpers import second_measurements
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +108,10 @@ def test_folds_balanced_for_ungrouped_rows(base_config, chained, stratify):
             assert per_bin.max() - per_bin.min() <= 1, (b, per_bin)
 
 
-def test_split_same_whatever_partitioning_and_scheduler(scene, base_config, chained, tmp_path):
+def test_split_same_whatever_partitioning_and_scheduler(scene, base_config, chained, coarse_objects_path):
     split = {"method": "kfold", "k": 3, "stratify": "z", "seed": 11}
     first = pq.read_table(tsm_core.run(_config(base_config, chained, split)).output_path).to_pandas()
-    write_objects(scene["objects"], tmp_path / "coarse", partition_rows=20000)
-    base_config["object_catalog"]["path"] = str(tmp_path / "coarse")
+    base_config["object_catalog"]["path"] = str(coarse_objects_path)  # the scene in a few large partitions
     base_config["compute"] = {"scheduler": "threads", "n_workers": 2}
     second = pq.read_table(tsm_core.run(base_config).output_path).to_pandas()
     a = first.set_index(["id", "objectId"])["fold"].sort_index()

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import tsm_core
+from conftest import isolate, scene_config
 from helpers import DP1_BANDS, registered_writer
 
 
@@ -37,11 +38,16 @@ def _config(base_config, redshift_path, fmt, **output):
     return cfg
 
 
-@pytest.fixture
-def outputs(base_config, nullable_redshifts):
-    """The same training set in the four formats (and the Parquet one as the reference)."""
-    paths = {fmt: tsm_core.run(_config(base_config, nullable_redshifts, fmt)).output_path
-             for fmt in ("parquet", "csv", "fits", "hdf5")}
+@pytest.fixture(scope="module")
+def outputs(scene, nullable_redshifts, tmp_path_factory):
+    """The same training set in the four formats (and the Parquet one as the reference),
+    made once in a home of their own for the module's tests, which only read them."""
+    base = tmp_path_factory.mktemp("formats")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(base / "tsm-home", mp)
+        config = scene_config(scene, base / "out")
+        paths = {fmt: tsm_core.run(_config(config, nullable_redshifts, fmt)).output_path
+                 for fmt in ("parquet", "csv", "fits", "hdf5")}
     return paths
 
 
