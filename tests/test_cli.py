@@ -73,9 +73,9 @@ def test_sample_and_demo(runner, tmp_path, monkeypatch):
     out = runner.invoke(get_cli(), ["sample", "dp1", "--out", "s", "--objects", "2000", "--redshifts", "200"])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "s" / "objects").is_dir() and (tmp_path / "s" / "redshifts.parquet").is_file()
-    out = runner.invoke(get_cli(), ["demo", "--out", "demo"])
+    out = runner.invoke(get_cli(), ["demo", "--out", "demo", "--objects", "2000", "--redshifts", "200"])
     assert out.exit_code == 0, out.output
-    assert "matched within 1 arcsec, median separation" in out.output
+    assert "matched within 1 arcsec, median separation" in out.output and "200 redshifts" in out.output
     assert len(list((tmp_path / "demo").glob("demo_dp1_*.parquet"))) == 1
 
 

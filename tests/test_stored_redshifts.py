@@ -145,24 +145,3 @@ def test_sky_partitions_of_a_dense_field_split_deeper():
         inside = radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float))
         assert (inside == pixel.pixel).all()
 
-
-def test_registered_catalog_on_a_cluster_given_by_address(scene, base_config):
-    """The README's cluster form: a running dask.distributed scheduler's address (here a
-    LocalCluster of two worker processes, as dask-jobqueue's SLURMCluster gives one)."""
-    from distributed import LocalCluster
-
-    register_redshift_catalog("scene", scene["redshift_path"])
-    base_config.update(redshift_catalog={"name": "scene"},
-                       filters={"redshift": ["z_flag >= 2", "abs(z - 1) > 0.1"]})  # pushed, and evaluated per partition
-    threaded = _read(tsm_core.run(base_config).output_path)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      memory_limit="1.5GB") as cluster:
-        base_config["compute"] = {"scheduler": cluster.scheduler_address}
-        clustered = _read(tsm_core.run(base_config).output_path)
-    key = ["id", "objectId"]
-    z = scene["redshifts"]
-    kept = z[(z["z_flag"] >= 2) & ((z["z"] - 1).abs() > 0.1)].reset_index(drop=True)
-    expected = brute_force_match(kept, scene["objects"], 3.0, 1)
-    assert sorted(zip(clustered["id"], clustered["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))
-    pd.testing.assert_frame_equal(clustered.sort_values(key).reset_index(drop=True),
-                                  threaded.sort_values(key).reset_index(drop=True))

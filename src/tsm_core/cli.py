@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from tsm_core import plugins
 from tsm_core.config import tsm_home
 from tsm_core.errors import RunCancelled, TSMError, one_line
 from tsm_core.types import SAMPLE_PATH
+
+if TYPE_CHECKING:
+    from tsm_core.types import ObjectCatalog
 
 
 class TSMGroup(click.Group):
@@ -227,13 +230,10 @@ def run_command(config: str, overrides: tuple[str, ...], progress: bool | None, 
     extra = list(overrides)
     if sample:
         from tsm_core.config import load_config
-        from tsm_core.rubin.sample import make_sample
 
         release = plugins.object_catalog(load_config(config, extra).object_catalog.release)
-        if release.sample is None:
-            raise TSMError(f"release {release.name!r} has no synthetic sample")
         if not release.sample_objects(tsm_home()).exists():
-            make_sample(release, release.sample_dir(tsm_home()))
+            _build_sample(release, None)
         extra.append(f"object_catalog.path={SAMPLE_PATH}")
     for key, value in (("scheduler", scheduler), ("n_workers", n_workers), ("memory_limit", memory_limit)):
         if value is not None:
@@ -299,20 +299,33 @@ def dereddeners(dust_maps_dir: str | None) -> None:
     click.echo(f"(dust maps folder: {maps})")
 
 
+def _sample_size(command: Any) -> Any:
+    """The ``--objects`` and ``--redshifts`` options of the synthetic sample (``tsm sample``, ``tsm demo``)."""
+    command = click.option("--redshifts", "n_redshifts", type=click.IntRange(10), default=2_000, show_default=True,
+                           help="Redshifts in the sample.")(command)
+    return click.option("--objects", "n_objects", type=click.IntRange(100), default=20_000, show_default=True,
+                        help="Objects in the sample.")(command)
+
+
+def _build_sample(
+    cat: ObjectCatalog, out_dir: Path | None, n_objects: int = 20_000, n_redshifts: int = 2_000, seed: int = 20250630
+) -> dict[str, Path]:
+    """Build (or reuse) the synthetic sample of release ``cat`` in ``out_dir`` (default: under $TSM_HOME)."""
+    from tsm_core.rubin.sample import make_sample
+
+    if cat.sample is None:
+        raise TSMError(f"release {cat.name!r} has no synthetic sample")
+    return make_sample(cat, out_dir or cat.sample_dir(tsm_home()), n_objects, n_redshifts, seed)
+
+
 @cli.command()
 @click.argument("release")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Directory (default: $TSM_HOME/samples/RELEASE).")
-@click.option("--objects", "n_objects", type=click.IntRange(100), default=20_000, show_default=True)
-@click.option("--redshifts", "n_redshifts", type=click.IntRange(10), default=2_000, show_default=True)
+@_sample_size
 @click.option("--seed", type=int, default=20250630, show_default=True)
 def sample(release: str, out_dir: str | None, n_objects: int, n_redshifts: int, seed: int) -> None:
     """Write a synthetic sample of RELEASE: a HATS object catalog and a redshift catalog."""
-    from tsm_core.rubin.sample import make_sample
-
-    cat = plugins.object_catalog(release)
-    if cat.sample is None:
-        raise TSMError(f"release {release!r} has no sample generator")
-    paths = make_sample(cat, Path(out_dir) if out_dir else cat.sample_dir(tsm_home()), n_objects, n_redshifts, seed)
+    paths = _build_sample(plugins.object_catalog(release), Path(out_dir) if out_dir else None, n_objects, n_redshifts, seed)
     for kind, path in paths.items():
         click.echo(f"{kind}: {path}")
 
@@ -322,14 +335,11 @@ def sample(release: str, out_dir: str | None, n_objects: int, n_redshifts: int, 
 @click.option("--out", "out_dir", default="demo-output", show_default=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", default="parquet", show_default=True)
 @click.option("--progress/--no-progress", default=None)
-def demo(release: str, out_dir: str, fmt: str, progress: bool | None) -> None:
-    """Build the sample (once, under $TSM_HOME) and run a training set on it."""
-    from tsm_core.rubin.sample import make_sample
-
+@_sample_size
+def demo(release: str, out_dir: str, fmt: str, progress: bool | None, n_objects: int, n_redshifts: int) -> None:
+    """Build the sample (once per size, under $TSM_HOME) and run a training set on it."""
     cat = plugins.object_catalog(release)
-    if cat.sample is None:
-        raise TSMError(f"release {release!r} has no sample generator")
-    paths = make_sample(cat, cat.sample_dir(tsm_home()))
+    paths = _build_sample(cat, None, n_objects, n_redshifts)
     config = {
         "name": f"demo {release}",
         "description": f"demo training set on the synthetic {release} sample",
