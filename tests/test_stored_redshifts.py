@@ -145,3 +145,22 @@ def test_sky_partitions_of_a_dense_field_split_deeper():
         inside = radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float))
         assert (inside == pixel.pixel).all()
 
+
+
+def test_a_catalog_registered_as_a_parquet_snapshot_still_runs(scene, base_config, tsm_home):
+    """Catalogs registered by the previous version were stored as one Parquet snapshot."""
+    from tsm_core.redshift import read_redshift_catalog, write_snapshot
+    from tsm_core.registry import Registry
+
+    table = read_redshift_catalog(scene["redshift_path"])
+    old = tsm_home / "redshift_catalogs" / "old.parquet"
+    old.parent.mkdir(parents=True, exist_ok=True)
+    write_snapshot(table, old)
+    Registry.at_home(tsm_home).add_redshift_catalog("old", str(old), {}, len(table.frame), "",
+                                                    source_path=str(scene["redshift_path"]), convention="canonical")
+    from_snapshot = _read(tsm_core.run(dict(base_config, redshift_catalog={"name": "old"})).output_path)
+    from_file = _read(tsm_core.run(base_config).output_path)
+    key = ["id", "objectId"]
+    pd.testing.assert_frame_equal(from_snapshot.sort_values(key, ignore_index=True), from_file.sort_values(key, ignore_index=True))
+    remove_redshift_catalog("old")
+    assert not old.exists()

@@ -503,7 +503,7 @@ def load_redshift_catalog(path: str | Path, columns: Mapping[str, str] | None = 
     return table.frame[table.canonical]
 
 
-# -- snapshots: normalized copies of registered catalogs ---------------------------------
+# -- snapshots: Parquet copies of registered catalogs, as stored before HATS copies -------
 
 
 def write_snapshot(table: RedshiftTable, path: Path) -> None:

@@ -22,7 +22,8 @@ from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapsho
 from tsm_core.redshift_store import is_store, read_store, remove_store, write_store
 from tsm_core.registry import RedshiftCatalogRecord, Registry
 
-SNAPSHOT_DIR = "redshift_catalogs"
+#: folder of the stored copies, beside the registry
+STORE_DIR = "redshift_catalogs"
 
 
 def register_redshift_catalog(
@@ -52,7 +53,7 @@ def register_redshift_catalog(
     if any(r.name == name for r in registry.redshift_catalogs()):
         raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
     table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter)
-    directory = registry.path.parent / SNAPSHOT_DIR
+    directory = registry.path.parent / STORE_DIR
     directory.mkdir(parents=True, exist_ok=True)
     stored = directory / uuid.uuid4().hex
     staging = stored.with_name(f".{stored.name}.tmp")
