@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from tsm_core.errors import ConfigError
@@ -136,10 +137,14 @@ class StoredSide(RedshiftSide):
         import lsdb
 
         assert self.store is not None
-        pushed, general = [], []
+        pushed: list[tuple[str, str, Any]] = []  # simple cuts, evaluated by the Parquet reader
+        general: list[Filter] = []  # the others, evaluated per partition
         for one in self.filters:
             cut = one.pushdown()
-            (general if cut is None else pushed).append(cut if cut is not None else one)
+            if cut is None:
+                general.append(one)
+            else:
+                pushed.append(cut)
         wanted = [*self.columns, ZROW_COLUMN]
         load = list(dict.fromkeys(wanted + [c for f in general for c in f.columns]))
         catalog = lsdb.open_catalog(str(self.store.path), columns=load, filters=pushed or None)
@@ -156,8 +161,7 @@ def side_from_table(table: RedshiftTable, label: str, keep: Any, filters: Sequen
     """A :class:`TableSide` of a normalized table: filtered (and counted) at once."""
     check_filter_columns(filters, [str(c) for c in table.frame.columns], "redshift")
     columns = table.kept_columns(keep)
-    frame = table.frame.assign(**{ZROW_COLUMN: range(len(table.frame))})
-    frame[ZROW_COLUMN] = frame[ZROW_COLUMN].astype("int64")
+    frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
     tally = FilterTally(filters)
     frame = tally.apply(frame)
     tally.record(funnel, table.dropped)
@@ -190,6 +194,7 @@ def side_from_store(store: StoredCatalog, label: str, keep: Any, filters: Sequen
     if "survey" in found.columns:
         found["survey"] = found["survey"].astype("category")
     lengths = {c: n for c, n in store.string_lengths.items() if c in columns}
+    log.info("%s: %d of %d redshifts left after the filters (keys read per partition)", label, len(found), tally.n_read)
     return StoredSide(
         keys=found, columns=columns, label=label, summary=table.summary(), info=table.info,
         string_lengths=lengths, store=store, filters=tuple(filters),
