@@ -164,3 +164,22 @@ def test_a_catalog_registered_as_a_parquet_snapshot_still_runs(scene, base_confi
     pd.testing.assert_frame_equal(from_snapshot.sort_values(key, ignore_index=True), from_file.sort_values(key, ignore_index=True))
     remove_redshift_catalog("old")
     assert not old.exists()
+
+
+def test_a_field_denser_than_a_partition_per_order_7_pixel_registers(tmp_path, monkeypatch):
+    """A dense spectroscopic field (here 3,000 redshifts in 0.01 deg2) with partitions of
+    1,000 rows: LSDB's default order 7 cannot split it; the store goes deeper."""
+    import hats
+
+    from tsm_core import redshift_store
+
+    monkeypatch.setattr(redshift_store, "ROWS_PER_PARTITION", 1_000)
+    rng = np.random.default_rng(5)
+    n = 3_000
+    dense = pd.DataFrame({"ra": rng.uniform(150.0, 150.1, n), "dec": rng.uniform(2.0, 2.1, n), "z": rng.uniform(0, 1, n)})
+    dense.to_parquet(tmp_path / "dense.parquet")
+    record = register_redshift_catalog("dense", tmp_path / "dense.parquet")
+    main = hats.read_hats(record.path).main_catalog
+    stats = main.per_partition_statistics(include_columns=["z"], include_stats=["row_count"])
+    assert main.catalog_info.total_rows == n and stats.iloc[:, 0].max() <= 1_000
+    assert max(p.order for p in main.get_healpix_pixels()) > 7

@@ -82,8 +82,8 @@ def sky_partitions(
 
     histogram_order, histogram = _histogram(spatial, rows_per_partition)
     alignment = generate_alignment(
-        histogram, highest_order=histogram_order, lowest_order=0, threshold=max(rows_per_partition, int(histogram.max())),
-        drop_empty_siblings=True, use_lower_order=True,
+        histogram, highest_order=histogram_order, lowest_order=0,
+        threshold=_threshold(histogram, rows_per_partition), drop_empty_siblings=True, use_lower_order=True,
     )
     pixels = list({HealpixPixel(int(a[0]), int(a[1])) for a in alignment if a is not None})
     pixels = [pixels[i] for i in get_pixel_argsort(pixels)]
@@ -104,6 +104,21 @@ def sky_partitions(
     )
     structure = hats.catalog.Catalog(info, pixels, moc=moc, schema=_schema(meta), generate_snapshot=True)
     return lsdb.Catalog(operation, structure)
+
+
+def partitioning_order(ra: np.ndarray, dec: np.ndarray, rows_per_partition: int) -> tuple[int, int]:
+    """The deepest HEALPix order a partitioning of these positions needs (:data:`HISTOGRAM_ORDER`,
+    or deeper where one pixel holds more than a partition's rows) and the row threshold to
+    use with it (``rows_per_partition``, or the fullest pixel's rows where even the deepest
+    order cannot split a field that dense)."""
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
+    order, histogram = _histogram(compute_spatial_index(np.asarray(ra, float), np.asarray(dec, float)), rows_per_partition)
+    return order, _threshold(histogram, rows_per_partition)
+
+
+def _threshold(histogram: np.ndarray, rows_per_partition: int) -> int:
+    return max(rows_per_partition, int(histogram.max()))
 
 
 def _histogram(spatial: np.ndarray, rows_per_partition: int) -> tuple[int, np.ndarray]:

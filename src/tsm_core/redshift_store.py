@@ -49,12 +49,16 @@ def write_store(table: RedshiftTable, directory: Path) -> None:
     """Write ``table`` as a HATS collection at ``directory`` (which must not exist)."""
     import lsdb
 
+    from tsm_core.partitioning import partitioning_order
+
     frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
+    # deeper than LSDB's default order 7 where a field is denser than a partition per pixel
+    order, rows = partitioning_order(frame["ra"].to_numpy(float), frame["dec"].to_numpy(float), ROWS_PER_PARTITION)
     with warnings.catch_warnings():  # "from_dataframe is not intended for large datasets": ours are
         warnings.filterwarnings("ignore", message="from_dataframe is not intended", category=RuntimeWarning)
         catalog = lsdb.from_dataframe(
-            frame, ra_column="ra", dec_column="dec", margin_threshold=MARGIN_ARCSEC,
-            partition_rows=ROWS_PER_PARTITION, catalog_name=CATALOG_NAME,
+            frame, ra_column="ra", dec_column="dec", margin_threshold=MARGIN_ARCSEC, highest_order=order,
+            partition_rows=rows, catalog_name=CATALOG_NAME,
         )
     catalog.write_catalog(directory, catalog_name=CATALOG_NAME, as_collection=True, progress_bar=False)
     meta = {
