@@ -183,3 +183,23 @@ def test_a_field_denser_than_a_partition_per_order_7_pixel_registers(tmp_path, m
     stats = main.per_partition_statistics(include_columns=["z"], include_stats=["row_count"])
     assert main.catalog_info.total_rows == n and stats.iloc[:, 0].max() <= 1_000
     assert max(p.order for p in main.get_healpix_pixels()) > 7
+
+
+def test_sky_partitions_cut_on_the_object_catalog_s_pixels(scene):
+    """A redshift file is cut on the object catalog's own partitions: one task per object partition."""
+    import lsdb
+    from hats.pixel_math.healpix_shim import radec2pix
+
+    from tsm_core.partitioning import sky_partitions
+
+    objects = lsdb.open_catalog(scene["objects_path"])
+    pixels = objects.get_healpix_pixels()
+    z = scene["redshifts"]
+    far = pd.DataFrame({"ra": [200.0], "dec": [60.0], "id": ["far"]})  # in no object partition
+    frame = pd.concat([z[["ra", "dec", "id"]], far], ignore_index=True)
+    catalog = sky_partitions(frame, pixels=pixels)
+    assert set(catalog.get_healpix_pixels()) <= set(pixels)
+    parts = [catalog.partitions[i].compute() for i in range(catalog.npartitions)]
+    for pixel, part in zip(catalog.get_healpix_pixels(), parts):
+        assert len(part) and (radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float)) == pixel.pixel).all()
+    assert sorted(pd.concat(parts)["id"]) == sorted(z["id"])  # every redshift in a partition, the far one left out

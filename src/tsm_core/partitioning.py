@@ -16,6 +16,7 @@ pyproject pins lsdb and hats to one version for that reason.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,10 +58,16 @@ def as_arrow_types(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sky_partitions(
-    frame: pd.DataFrame, ra: str = "ra", dec: str = "dec", rows_per_partition: int = 50_000, name: str = "redshifts"
+    frame: pd.DataFrame, ra: str = "ra", dec: str = "dec", rows_per_partition: int = 50_000, name: str = "redshifts",
+    pixels: Sequence[Any] | None = None,
 ) -> lsdb.Catalog:
     """A lazy LSDB catalog of ``frame``, cut into HEALPix partitions of at most about
-    ``rows_per_partition`` rows (no margin: it is the left side of a crossmatch)."""
+    ``rows_per_partition`` rows (no margin: it is the left side of a crossmatch).
+
+    With ``pixels`` (the partitions of the catalog it will be matched with, which do not
+    overlap) the table is cut on those instead, rows outside them left out: the crossmatch
+    then pairs each partition with one partition of the other catalog, which is read once,
+    not once per finer partition of this one."""
     import hats
     import lsdb
     import nested_pandas as npd
@@ -80,12 +87,14 @@ def sky_partitions(
     table.index = pd.Index(spatial, name=SPATIAL_INDEX_COLUMN)
     table = as_arrow_types(table)
 
-    histogram_order, histogram = _histogram(spatial, rows_per_partition)
-    alignment = generate_alignment(
-        histogram, highest_order=histogram_order, lowest_order=0,
-        threshold=_threshold(histogram, rows_per_partition), drop_empty_siblings=True, use_lower_order=True,
-    )
-    pixels = list({HealpixPixel(int(a[0]), int(a[1])) for a in alignment if a is not None})
+    if pixels is None:
+        histogram_order, histogram = _histogram(spatial, rows_per_partition)
+        alignment = generate_alignment(
+            histogram, highest_order=histogram_order, lowest_order=0,
+            threshold=_threshold(histogram, rows_per_partition), drop_empty_siblings=True, use_lower_order=True,
+        )
+        pixels = list({HealpixPixel(int(a[0]), int(a[1])) for a in alignment if a is not None})
+    pixels = [HealpixPixel(int(p.order), int(p.pixel)) for p in pixels]
     pixels = [pixels[i] for i in get_pixel_argsort(pixels)]
     frames = {}
     for pixel in pixels:
@@ -93,13 +102,18 @@ def sky_partitions(
             spatial,
             [healpix_to_spatial_index(pixel.order, pixel.pixel), healpix_to_spatial_index(pixel.order, pixel.pixel + 1)],
         )
-        frames[pixel] = npd.NestedFrame(table.iloc[int(lo):int(hi)])
+        if hi > lo:
+            frames[pixel] = npd.NestedFrame(table.iloc[int(lo):int(hi)])
+    if not frames:
+        raise ValueError("no row lies in the given pixels")
+    pixels = list(frames)
+    kept = np.concatenate([frames[p].index.to_numpy() for p in pixels])
     meta = npd.NestedFrame(table.iloc[:0])
     operation = FromHealpixMap(_PixelFrames(frames), pixels=pixels, meta=meta, verify_meta=False)
-    cells = np.unique(spatial >> (2 * (SPATIAL_ORDER - MOC_ORDER)))
+    cells = np.unique(kept.astype(np.int64) >> (2 * (SPATIAL_ORDER - MOC_ORDER)))
     moc = MOC.from_healpix_cells(cells, np.full(len(cells), MOC_ORDER, dtype=np.uint8), MOC_ORDER)
     info = TableProperties(
-        catalog_name=name, catalog_type="object", ra_column=ra, dec_column=dec, total_rows=len(table),
+        catalog_name=name, catalog_type="object", ra_column=ra, dec_column=dec, total_rows=len(kept),
         healpix_column=SPATIAL_INDEX_COLUMN, healpix_order=SPATIAL_ORDER,
     )
     structure = hats.catalog.Catalog(info, pixels, moc=moc, schema=_schema(meta), generate_snapshot=True)

@@ -246,7 +246,7 @@ def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
             log.warning("no redshifts left to match")
         meta = pd.concat([plan.redshifts.meta(), objects.meta], axis=1)
         return [], plan.photometry(meta.assign(**{DIST_COLUMN: pd.Series(dtype="float64")}))
-    xmatch = plan.redshifts.catalog().crossmatch(
+    xmatch = plan.redshifts.catalog(align_to=objects.get_healpix_pixels()).crossmatch(
         objects,
         n_neighbors=cfg.crossmatch.n_neighbors,
         radius_arcsec=cfg.crossmatch.radius_arcsec,

@@ -100,8 +100,10 @@ class RedshiftSide:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def catalog(self) -> lsdb.Catalog:
-        """The rows as a lazy LSDB catalog of :attr:`columns` and ``_zrow`` (override this)."""
+    def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
+        """The rows as a lazy LSDB catalog of :attr:`columns` and ``_zrow`` (override this);
+        ``align_to``: the partitions of the catalog they will be matched with, for a side
+        that can cut its rows on them."""
         raise NotImplementedError
 
     def meta(self) -> pd.DataFrame:
@@ -115,10 +117,10 @@ class TableSide(RedshiftSide):
 
     frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
-    def catalog(self) -> lsdb.Catalog:
+    def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
         from tsm_core.partitioning import sky_partitions
 
-        return sky_partitions(self.frame)
+        return sky_partitions(self.frame, pixels=align_to)
 
     def meta(self) -> pd.DataFrame:
         from tsm_core.partitioning import as_arrow_types
@@ -133,8 +135,8 @@ class StoredSide(RedshiftSide):
     store: StoredCatalog | None = field(default=None, repr=False)
     filters: tuple[Filter, ...] = ()
 
-    def catalog(self) -> lsdb.Catalog:
-        import lsdb
+    def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
+        import lsdb  # the stored partitions are used as they are
 
         assert self.store is not None
         pushed: list[tuple[str, str, Any]] = []  # simple cuts, evaluated by the Parquet reader
