@@ -195,11 +195,14 @@ def test_a_run_left_empty_says_where(grid_scene, tmp_path):
 
 
 def test_bad_rows_and_coverage_units():
-    from tsm_core.funnel import Funnel, coverage_mask, record_read
+    from tsm_core.funnel import Funnel, coverage_mask
+    from tsm_core.redshift_side import FilterTally
 
     frame = pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "survey": ["A", "B"]})
     funnel = Funnel()
-    record_read(funnel, frame, {"non-finite z": 3, "ra outside [0, 360] deg": 1})
+    tally = FilterTally([])
+    tally.apply(frame)
+    tally.record(funnel, {"non-finite z": 3, "ra outside [0, 360] deg": 1})
     assert [(s.key, s.count, s.remaining) for s in funnel.steps] == [
         ("read", 6, 6), ("bad_rows:non-finite z", 3, 3), ("bad_rows:ra outside [0, 360] deg", 1, 2)]
 

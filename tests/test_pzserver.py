@@ -385,6 +385,13 @@ def test_operator_products_are_official(api, scene, tsm_home):
     assert api.patch(f"/api/products/{products[0]['id']}/", data={"description": "mine"}, headers=h).status_code == 403
     file = api.get(f"/api/products/{products[0]['id']}/download/main-file/file/", headers=h)
     assert file.status_code == 200 and "redshifts.parquet" in file.headers["content-disposition"]
+    import io
+
+    import pyarrow.parquet as pq
+
+    downloaded = pq.read_table(io.BytesIO(file.content)).to_pandas()  # the stored HATS copy, as one Parquet file
+    assert sorted(downloaded["id"]) == sorted(scene["redshifts"]["id"])
+    assert "_zrow" not in downloaded.columns and "_healpix_29" not in downloaded.columns
     assert str(tsm_home) not in api.get(f"/api/products/{products[0]['id']}/main_file_info/", headers=h).text
     assert str(scene["redshift_path"].parent) not in api.get("/api/product-files/", headers=h).text
 

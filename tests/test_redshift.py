@@ -169,7 +169,10 @@ def test_crc_registers_and_runs(reference, tmp_path):
     assert record.convention == "crc"
     assert record.dropped == {"non-finite z": int(raw["z"].isna().sum()), "z < -0.01": int((raw["z"] < -0.01).sum())}
     assert record.n_rows == int((raw["z"] >= -0.01).sum())
-    snapshot = pd.read_parquet(record.path)
+    import lsdb
+
+    snapshot = lsdb.open_catalog(record.path).compute()  # stored as a HATS collection, read back by LSDB
+    assert len(snapshot) == record.n_rows
     valid = raw[raw["z"] >= -0.01].set_index("CRD_ID")
     np.testing.assert_array_equal(snapshot["z_flag"], valid.loc[snapshot["id"], "z_flag_homogenized"])
     # a training set over the CRC rows in the DP1 fields: objects at those positions

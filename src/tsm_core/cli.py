@@ -423,7 +423,7 @@ def redshift_list() -> None:
 @click.argument("key")
 def redshift_show(key: str) -> None:
     """Show registered redshift catalog KEY (name or ID): source, convention, rows, columns."""
-    from tsm_core.redshift import read_snapshot
+    from tsm_core.redshift_catalogs import stored_table
     from tsm_core.registry import Registry
 
     rec = Registry.at_home(tsm_home()).redshift_catalog(key)
@@ -432,8 +432,8 @@ def redshift_show(key: str) -> None:
     click.echo(f"convention: {rec.convention or ''}\ncolumn mapping: {json.dumps(rec.columns)}\nrows: {rec.n_rows}")
     for reason, count in rec.dropped.items():
         click.echo(f"dropped: {count} rows with {reason}")
-    if rec.source_path:
-        table = read_snapshot(rec.path)
+    table = stored_table(rec)
+    if table is not None:
         click.echo(f"kept by default: {', '.join(table.kept_columns(None))}")
         click.echo(f"all columns: {', '.join(map(str, table.frame.columns))}")
 

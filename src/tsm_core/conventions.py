@@ -15,12 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from tsm_core.errors import CatalogError
 from tsm_core.plugins import hookimpl
 from tsm_core.types import ColumnInfo, RedshiftConvention, Z_FLAG_STAR
+
+if TYPE_CHECKING:  # pandas is imported when a catalog is read, not by `tsm --help` and listings
+    import pandas as pd
 
 #: ``ZERR`` below which a good DESI redshift is rated 4 (>99 %) rather than 3
 DESI_ZERR_LIMIT = 0.001
@@ -32,11 +36,15 @@ def _numeric(frame: pd.DataFrame, column: str, convention: str) -> np.ndarray:
             f"the {convention!r} convention derives z_flag from the column mapped to {column!r}, which is missing",
             f"redshift_catalog.columns.{column}",
         )
+    import pandas as pd
+
     return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def _truthy(values: pd.Series) -> np.ndarray:
     """Booleans from a column of bools, 0/1 or text (``True``, ``t``, ``1``); missing is False."""
+    import pandas as pd
+
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.fillna(False).to_numpy(dtype=bool)
     if pd.api.types.is_numeric_dtype(values.dtype):

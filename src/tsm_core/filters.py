@@ -460,9 +460,12 @@ def apply_filters(frame: pd.DataFrame, filters: Sequence[Filter]) -> pd.DataFram
 
 @dataclass(frozen=True)
 class RowFilter:
-    """A picklable per-partition filter (for LSDB's ``map_partitions``, main and margin)."""
+    """A picklable per-partition filter (for LSDB's ``map_partitions``, main and margin);
+    ``columns``, when given, are the columns kept after filtering."""
 
     filters: tuple[Filter, ...]
+    columns: tuple[str, ...] | None = None
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return apply_filters(frame, self.filters)
+        kept = apply_filters(frame, self.filters)
+        return kept if self.columns is None else kept[list(self.columns)]

@@ -68,7 +68,13 @@ class Funnel:
 
     def total(self, key: str, label: str, surveys: pd.Series | None, n: int, unit: str = "redshifts") -> FunnelStep:
         """A step that sets the running total to ``n`` (``surveys``: one value per row, or None)."""
-        step = FunnelStep(key, label, "total", int(n), unit, int(n), survey_counts(surveys))
+        return self.total_counts(key, label, n, survey_counts(surveys), unit)
+
+    def total_counts(
+        self, key: str, label: str, n: int, by_survey: Mapping[str, int] | None = None, unit: str = "redshifts"
+    ) -> FunnelStep:
+        """A step that sets the running total to ``n``, with its per-survey counts given directly."""
+        step = FunnelStep(key, label, "total", int(n), unit, int(n), dict(by_survey or {}))
         self.steps.append(step)
         return step
 
@@ -125,11 +131,6 @@ class Funnel:
         """The first step after which nothing remained (None if something remains)."""
         return next((s for s in self.steps if s.kind in ("total", "removed") and s.remaining == 0), None)
 
-    def filtered(self, key: str, label: str, before: pd.DataFrame, after: pd.DataFrame, on: str) -> FunnelStep:
-        """A removal step from the table ``before`` and ``after`` a filter (rows told apart by column ``on``)."""
-        gone = ~before[on].isin(after[on]).to_numpy()
-        return self.removed(key, label, _surveys(before, gone), int(gone.sum()))
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: ``{"steps": [...], "surveys": [...]}``."""
         return {"steps": [asdict(s) for s in self.steps], "surveys": self.surveys}
@@ -182,13 +183,6 @@ def _surveys(frame: pd.DataFrame, mask: np.ndarray | None = None) -> pd.Series |
     if "survey" not in frame.columns:
         return None
     return frame["survey"] if mask is None else frame["survey"][np.asarray(mask, dtype=bool)]
-
-
-def record_read(funnel: Funnel, frame: pd.DataFrame, bad_rows: Mapping[str, int] | None = None) -> None:
-    """The first steps: redshifts read (kept rows plus bad rows) and one step per bad-row reason."""
-    bad = {str(k): int(v) for k, v in (bad_rows or {}).items()}
-    funnel.total("read", "redshifts read", _surveys(frame), len(frame) + sum(bad.values()))
-    funnel.bad_rows(bad)
 
 
 def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:

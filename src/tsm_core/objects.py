@@ -58,6 +58,7 @@ def open_objects(
     filters: Sequence[Filter],
     radius_arcsec: float,
     margin_path: str | None = None,
+    schema: Any = None,
 ) -> lsdb.Catalog:
     """Lazily open the object catalog for a crossmatch at ``radius_arcsec``.
 
@@ -65,11 +66,12 @@ def open_objects(
     filters and simple ``column op value`` filters are pushed into the Parquet read, the
     others are evaluated per partition (main and margin alike) by the filter language.
     The margin (the collection's own, or ``margin_path``) must be at least the radius,
-    or matches near partition edges would be lost.
+    or matches near partition edges would be lost. ``schema``: the catalog's schema
+    where the caller has read it already (:func:`read_schema`).
     """
     import lsdb
 
-    schema = read_schema(path)
+    schema = schema if schema is not None else read_schema(path)
     present = list(schema.names)
     check_columns(release, path, present, columns + [c for c, _, _ in release.default_filters])
     check_filter_columns(filters, present, f"{release.name} object")

@@ -20,19 +20,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tsm_core import layout, numba_cache, plugins, representativeness
 from tsm_core.compute import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError, RunCancelled
-from tsm_core.filters import Filter, apply_filters, check_filter_columns, parse_filters
-from tsm_core.funnel import Funnel, coverage_mask, record_match, record_read, sky_summary
+from tsm_core.filters import parse_filters
+from tsm_core.funnel import Funnel, coverage_mask, record_match, sky_summary
 from tsm_core.jobs import CancelToken, registry_poll
-from tsm_core.objects import check_margin, open_objects
+from tsm_core.objects import check_margin, open_objects, read_schema
 from tsm_core.output import check_directory, claim_output, open_sinks, output_file_name, writing_into
-from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapshot
+from tsm_core.redshift_side import RedshiftSide, open_redshift_side
 from tsm_core.representativeness import WEIGHT_COLUMN
 from tsm_core.registry import Registry
 from tsm_core.selection import SPLIT_KEY_COLUMNS, Spool, assign_split, unique_galaxies
@@ -90,7 +89,8 @@ class Plan:
     object_path: str
     objects: lsdb.Catalog  # lazy, opened with only the needed columns and the object filters
     redshift_source: str
-    redshifts: pd.DataFrame
+    #: the redshift rows after the filters: their keys, and a lazy catalog for the crossmatch
+    redshifts: RedshiftSide
     photometry: Photometry
     writer: Writer
     output_dir: Path
@@ -130,43 +130,6 @@ def _versions() -> dict[str, str]:
     return versions | plugins.plugin_versions()
 
 
-def _open_redshifts(config: RunConfig, registry: Registry) -> tuple[RedshiftTable, str]:
-    """The normalized redshift table of ``config`` (a file, or a registered snapshot) and its label."""
-    source = config.redshift_catalog
-    if source.path:
-        table = read_redshift_catalog(source.path, source.columns, source.convention, source.bad_rows, source.delimiter)
-        return table, source.path
-    record = registry.redshift_catalog(source.name if source.name else source.id)
-    label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
-    if record.source_path is None:  # registered before snapshots: the user's file, read as then
-        return read_redshift_catalog(record.path, record.columns | source.columns, source.convention, source.bad_rows), label
-    for key in ("columns", "convention", "delimiter"):
-        if getattr(source, key):
-            raise ConfigError(
-                f"redshift_catalog.{key}",
-                f"applies when a catalog is read from its file; {record.name!r} was registered normalized "
-                f"(convention {record.convention!r}): register the file again to change it",
-            )
-    return read_snapshot(record.path), label
-
-
-def _read_redshifts(
-    config: RunConfig, registry: Registry, filters: list[Filter], funnel: Funnel
-) -> tuple[pd.DataFrame, str, RedshiftTable]:
-    """The redshift rows a run uses: filters see every column of the normalized table, the
-    training set keeps ``redshift_catalog.keep_columns``."""
-    table, label = _open_redshifts(config, registry)
-    frame = table.frame.copy()
-    check_filter_columns(filters, [str(c) for c in frame.columns], "redshift")
-    frame[ZROW_COLUMN] = np.arange(len(frame), dtype=np.int64)
-    record_read(funnel, frame, table.dropped)
-    for one in filters:  # one at a time, to count what each removes
-        before, frame = frame, apply_filters(frame, [one])
-        funnel.filtered(f"filter:{one.expression}", f"redshift filter {one.expression}", before, frame, ZROW_COLUMN)
-    frame = frame[[*table.kept_columns(config.redshift_catalog.keep_columns), ZROW_COLUMN]]
-    return frame, label, table
-
-
 def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     """Resolve and check every choice of ``config``; raises before any heavy work.
 
@@ -199,22 +162,23 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     location = locate_objects(release, oc.path, home)
     object_path = location.path
     funnel = Funnel()
-    redshifts, label, table = _read_redshifts(config, registry, redshift_filters, funnel)
+    redshifts = open_redshift_side(config, registry, redshift_filters, funnel)
     extra = tuple(dict.fromkeys(oc.extra_columns))
     photometry = Photometry(
         catalog=release,
         flux_type=flux.name,
         bands=bands,
         to_magnitudes=oc.convert_to_magnitudes,
-        redshift_columns=tuple(c for c in redshifts.columns if c != ZROW_COLUMN),
+        redshift_columns=tuple(redshifts.columns),
         coefficients={b: coefficients[b] for b in bands if b in coefficients},
         ebv=ebv,
         ebv_description=describe_source(dereddener, ebv),
         extra_columns=extra,
-        notes=table.info,
+        notes=redshifts.info,
     )
+    schema = read_schema(object_path)  # the object catalog's metadata, read once for every check
     if extra:
-        _check_extra_columns(release, object_path, photometry)
+        _check_extra_columns(release, object_path, schema.names, photometry)
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
     rail = layout.rail_fill(config.output, release.mag_limits, release.name, bands)
     if config.representativeness:
@@ -230,19 +194,17 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     if oc.margin_path:
         check_margin(release, object_path, oc.margin_path)
     objects = open_objects(
-        release, object_path, columns, cuts + object_filters, config.crossmatch.radius_arcsec, oc.margin_path
+        release, object_path, columns, cuts + object_filters, config.crossmatch.radius_arcsec, oc.margin_path, schema
     )
-    summary = table.summary() | {"columns_kept": list(photometry.redshift_columns)}
-    return Plan(config, release, object_path, objects, label, redshifts, photometry, writer, output_dir,
+    summary = redshifts.summary | {"columns_kept": list(photometry.redshift_columns)}
+    return Plan(config, release, object_path, objects, redshifts.label, redshifts, photometry, writer, output_dir,
                 redshift_summary=summary, rail=rail, location=location, funnel=funnel)
 
 
-def _check_extra_columns(release: ObjectCatalog, object_path: str, photometry: Photometry) -> None:
-    """``object_catalog.extra_columns`` exist in the object catalog's schema and clash with no
-    other output column; checked before any row is read."""
-    from tsm_core.objects import read_schema
-
-    present = list(read_schema(object_path).names)
+def _check_extra_columns(release: ObjectCatalog, object_path: str, names: list[str], photometry: Photometry) -> None:
+    """``object_catalog.extra_columns`` exist in the object catalog's schema (``names``) and
+    clash with no other output column; checked before any row is read."""
+    present = list(names)
     missing = [c for c in photometry.extra_columns if c not in present]
     if missing:
         raise ConfigError(
@@ -264,23 +226,19 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     """Delayed photometry over the lazy LSDB crossmatch of redshifts (left) with objects
     (right), one task per partition, and the (empty) frame that describes its columns."""
     import dask
-    import lsdb
 
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
-    inside = coverage_mask(objects.get_healpix_pixels(), plan.redshifts["ra"].to_numpy(), plan.redshifts["dec"].to_numpy())
+    keys = plan.redshifts.keys
+    inside = coverage_mask(objects.get_healpix_pixels(), keys["ra"].to_numpy(float), keys["dec"].to_numpy(float))
     if not inside.any():  # from the partitions' pixels: LSDB would refuse catalogs that do not overlap
         if len(plan.redshifts):
             log.warning("no redshift lies in the %s object catalog's partitions: no matches", release.name)
         else:
             log.warning("no redshifts left to match")
-        meta = pd.concat([plan.redshifts.iloc[:0], objects.meta], axis=1)
+        meta = pd.concat([plan.redshifts.meta(), objects.meta], axis=1)
         return [], meta.assign(**{DIST_COLUMN: pd.Series(dtype="float64")})
-    redshifts = lsdb.from_dataframe(
-        plan.redshifts, ra_column="ra", dec_column="dec", margin_threshold=None,
-        catalog_name="redshifts", partition_rows=50_000,
-    )
-    xmatch = redshifts.crossmatch(
+    xmatch = plan.redshifts.catalog().crossmatch(
         objects,
         n_neighbors=cfg.crossmatch.n_neighbors,
         radius_arcsec=cfg.crossmatch.radius_arcsec,
@@ -293,12 +251,8 @@ def _crossmatch(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
 
 def _column_info(plan: Plan) -> dict[str, ColumnInfo]:
     info = plan.photometry.column_info()
-    for name in plan.photometry.redshift_columns:
-        values = plan.redshifts[name]
-        if pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_numeric_dtype(values.dtype):
-            # longest value in UTF-8 bytes, for fixed-width formats
-            longest = pc.max(pc.binary_length(pa.array(values.astype("string"), type=pa.large_string()))).as_py()
-            info[name] = replace(info[name], max_length=max(longest or 0, 1))
+    for name, longest in plan.redshifts.string_lengths.items():  # for fixed-width formats
+        info[name] = replace(info[name], max_length=longest)
     if plan.config.split:
         s = plan.config.split
         how = f"{s.method}" + (f" order {s.healpix_order}" if s.method == "healpix" else "")
@@ -347,7 +301,8 @@ def _split_flags(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def _partition_rows(path: str, pixels: list[Any]) -> list[int] | None:
-    """Rows of each partition before any cut, from the HATS metadata (None where unreadable)."""
+    """Rows of each partition before any cut, from the HATS metadata (None where unreadable);
+    read apart from the run's filtered catalog, whose statistics HATS rightly calls modified."""
     import hats
 
     try:
@@ -372,7 +327,7 @@ def _finish_funnel(
 ) -> dict[str, Any]:
     """The funnel's steps after the redshift filters and the object cuts where they were
     counted; returns the sky summary (partitions, local object density) for the provenance."""
-    z = plan.redshifts
+    z = plan.redshifts.keys
     ra, dec = z["ra"].to_numpy(float), z["dec"].to_numpy(float)
     pixels = plan.objects.get_healpix_pixels()
     cfg = plan.config

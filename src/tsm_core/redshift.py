@@ -312,6 +312,8 @@ class RedshiftTable:
     names: dict[str, str] = field(default_factory=dict)
     default_columns: tuple[str, ...] = ()
     info: dict[str, ColumnInfo] = field(default_factory=dict)
+    #: rows of the catalog where ``frame`` holds only its columns (a stored catalog's description)
+    rows: int | None = None
 
     @property
     def canonical(self) -> list[str]:
@@ -345,8 +347,26 @@ class RedshiftTable:
             "convention_detected": self.detected,
             "rows_read": self.n_read,
             "rows_dropped": dict(self.dropped),
-            "rows": len(self.frame),
+            "rows": len(self.frame) if self.rows is None else self.rows,
         }
+
+
+def is_text(values: pd.Series) -> bool:
+    """True for a column of strings (not numbers, not booleans)."""
+    return pd.api.types.is_string_dtype(values.dtype) and not pd.api.types.is_numeric_dtype(values.dtype)
+
+
+def string_lengths(frame: pd.DataFrame) -> dict[str, int]:
+    """The longest value of each text column, in UTF-8 bytes (at least 1), for fixed-width formats."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = {}
+    for name in frame.columns:
+        if is_text(frame[name]):
+            text = pa.array(frame[name].astype("string"), type=pa.large_string())
+            lengths[str(name)] = max(pc.max(pc.binary_length(text)).as_py() or 0, 1)
+    return lengths
 
 
 def normalize_table(

@@ -1,22 +1,25 @@
 """Registering redshift catalogs: validate once, store a normalized copy, then choose
 them by name or ID.
 
-A registered catalog is a snapshot: the normalized table (canonical columns, the
-homogenized ``z_flag``, every other column of the file, bad rows dropped) is written as
-Parquet under ``$TSM_HOME/redshift_catalogs/``, so it keeps working after the original
-file moves or is deleted.
+A registered catalog is a stored copy: the normalized table (canonical columns, the
+homogenized ``z_flag``, every other column of the file, bad rows dropped) is written as a
+HATS collection partitioned on the sky, with a margin, under
+``$TSM_HOME/redshift_catalogs/`` (:mod:`tsm_core.redshift_store`). It keeps working after
+the original file moves or is deleted, and runs open it lazily instead of reading and
+re-partitioning the whole catalog each time.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
-from contextlib import suppress
 from pathlib import Path
 
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import ConfigError
-from tsm_core.redshift import read_redshift_catalog, write_snapshot
+from tsm_core.redshift import RedshiftTable, read_redshift_catalog, read_snapshot
+from tsm_core.redshift_store import is_store, read_store, remove_store, write_store
 from tsm_core.registry import RedshiftCatalogRecord, Registry
 
 SNAPSHOT_DIR = "redshift_catalogs"
@@ -51,19 +54,18 @@ def register_redshift_catalog(
     table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter)
     directory = registry.path.parent / SNAPSHOT_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    snapshot = directory / f"{uuid.uuid4().hex}.parquet"
-    staging = snapshot.with_name(f".{snapshot.name}.tmp")
+    stored = directory / uuid.uuid4().hex
+    staging = stored.with_name(f".{stored.name}.tmp")
     try:
-        write_snapshot(table, staging)
-        staging.replace(snapshot)
+        write_store(table, staging)
+        staging.replace(stored)
         return registry.add_redshift_catalog(
-            name, str(snapshot), columns or {}, len(table.frame), description,
+            name, str(stored), columns or {}, len(table.frame), description,
             source_path=str(path), convention=table.convention, dropped=table.dropped, owner=owner,
         )
     except BaseException:
-        with suppress(OSError):
-            staging.unlink(missing_ok=True)
-            snapshot.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        remove_store(stored)
         raise
 
 
@@ -71,9 +73,20 @@ def remove_redshift_catalog(key: str | int, registry: Registry | None = None) ->
     """Unregister a catalog (by name or ID) and delete its stored copy; the original file stays."""
     registry = registry or Registry.at_home(tsm_home())
     record = registry.remove_redshift_catalog(key)
-    if record.source_path is not None:  # a snapshot of ours, not the user's file
-        Path(record.path).unlink(missing_ok=True)
+    if record.source_path is not None:  # a stored copy of ours, not the user's file
+        if is_store(record.path):
+            remove_store(record.path)
+        else:  # a Parquet snapshot, as registered before catalogs were stored as HATS
+            Path(record.path).unlink(missing_ok=True)
     return record
+
+
+def stored_table(record: RedshiftCatalogRecord) -> RedshiftTable | None:
+    """The description of a registered catalog's stored copy (columns, convention; rows
+    only for an older Parquet snapshot), None for a catalog registered as the user's file."""
+    if record.source_path is None:
+        return None
+    return read_store(record.path).table if is_store(record.path) else read_snapshot(record.path)
 
 
 def parse_column_mapping(text: str | None) -> dict[str, str]:

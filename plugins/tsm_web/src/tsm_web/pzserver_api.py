@@ -42,6 +42,7 @@ from tsm_core import plugins, service
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import TSMError
 from tsm_core.output import slugify
+from tsm_core.redshift_store import is_store, parquet_copy
 from tsm_core.registry import ProductRecord, Registry
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
@@ -364,8 +365,11 @@ def main_file(product: PzProduct, ts: ProductRecord | None) -> MainFile | None:
         return MainFile(path, path.name, mimetypes.guess_type(path.name)[0], path.stat().st_size, ts.n_rows)
     if not product.file_path:
         return None
-    return MainFile(Path(product.file_path), product.file_name or Path(product.file_path).name, product.file_type,
-                    product.file_size, product.n_rows)
+    path = Path(product.file_path)
+    if is_store(path):  # a registered catalog's stored HATS copy: downloaded as one Parquet file
+        path = parquet_copy(path)
+        return MainFile(path, product.file_name or path.name, product.file_type, path.stat().st_size, product.n_rows)
+    return MainFile(path, product.file_name or path.name, product.file_type, product.file_size, product.n_rows)
 
 
 def training_set(registry: Registry, product: PzProduct) -> ProductRecord | None:

@@ -177,14 +177,18 @@ class PzStore:
     def adopt_operator_products(self) -> None:
         """Give a product number to the operator's own training sets and catalogs (made with the
         command line or Python, owner none) that have none yet: they are the official products."""
+        from tsm_core.redshift_store import is_store
+
         with self.registry.transaction() as db:
             now = _now()
             for row in db.execute(
                 "SELECT * FROM redshift_catalogs WHERE owner IS NULL AND id NOT IN "
                 "(SELECT catalog_id FROM pz_products WHERE catalog_id IS NOT NULL)"
             ).fetchall():
-                path = Path(row["path"])  # the registry's normalized copy; named as the operator's file
+                path = Path(row["path"])  # the registry's normalized copy; named after the operator's file
                 name = Path(row["source_path"]).name if row["source_path"] else path.name
+                if is_store(path):  # stored as HATS, downloaded as Parquet
+                    name = f"{Path(name).stem}.parquet"
                 size = path.stat().st_size if path.is_file() else None
                 db.execute(
                     "INSERT INTO pz_products (product_type, display_name, description, official, status, file_path, "

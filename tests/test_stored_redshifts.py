@@ -1,0 +1,168 @@
+"""Registered redshift catalogs stored as HATS collections and opened lazily (issue 18).
+
+The same training set from a registered catalog as from its file, and both as an astropy
+brute-force match; the stored copy read back by HATS and LSDB; the in-memory sky
+partitioning against LSDB's own ``from_dataframe``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import tsm_core
+from helpers import DP1_BANDS, ab_mag, brute_force_match
+from tsm_core.redshift_catalogs import register_redshift_catalog, remove_redshift_catalog
+from tsm_core.redshift_store import CATALOG_NAME, MARGIN_ARCSEC, ROWS_PER_PARTITION
+
+
+def _read(path) -> pd.DataFrame:
+    return pq.read_table(path).to_pandas()
+
+
+@pytest.mark.parametrize("n_neighbors", [1, 3])
+def test_registered_catalog_gives_the_file_s_training_set_and_brute_force(scene, base_config, tmp_path, n_neighbors):
+    radius = 3.0
+    base_config["crossmatch"] = {"radius_arcsec": radius, "n_neighbors": n_neighbors}
+    base_config["filters"] = {"redshift": ["z_flag >= 2", "z < 1.8"]}  # one pushed into the read, per survey counts
+    from_file = tsm_core.run(base_config)
+    register_redshift_catalog("scene", scene["redshift_path"])
+    registered = dict(base_config, redshift_catalog={"name": "scene"})
+    from_store = tsm_core.run(registered)
+
+    z = scene["redshifts"]
+    kept = z[(z["z_flag"] >= 2) & (z["z"] < 1.8)].reset_index(drop=True)
+    expected = brute_force_match(kept, scene["objects"], radius, n_neighbors)
+    key = ["id", "objectId"]
+    file_rows = _read(from_file.output_path).sort_values(key).reset_index(drop=True)
+    store_rows = _read(from_store.output_path).sort_values(key).reset_index(drop=True)
+    assert len(store_rows) == len(file_rows) == len(expected) > 0
+    pd.testing.assert_frame_equal(store_rows, file_rows)  # same ids, separations, magnitudes, types
+    merged = expected.merge(store_rows, on=key, how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all()
+    np.testing.assert_allclose(merged["_dist_arcsec"], merged["dist"], atol=1e-6)
+    objects = scene["objects"].iloc[merged["oi"]]
+    for band in DP1_BANDS:
+        np.testing.assert_allclose(merged[f"{band}_cModelMag"], ab_mag(objects[f"{band}_cModelFlux"].to_numpy()), atol=1e-9)
+    # the funnel counts the same, per survey too
+    assert from_store.funnel == from_file.funnel
+    removed = {s["key"]: s for s in from_store.funnel["steps"]}
+    low_flag = z[z["z_flag"] < 2]
+    assert removed["filter:z_flag >= 2"]["count"] == len(low_flag)
+    assert removed["filter:z_flag >= 2"]["by_survey"] == low_flag["survey"].value_counts().sort_index().to_dict()
+
+
+def test_stored_copy_is_a_partitioned_hats_collection_with_a_margin(scene):
+    import hats
+    import lsdb
+
+    record = register_redshift_catalog("scene", scene["redshift_path"])
+    collection = hats.read_hats(record.path)
+    main = collection.main_catalog
+    assert main.catalog_info.catalog_name == CATALOG_NAME
+    assert main.catalog_info.total_rows == len(scene["redshifts"]) == record.n_rows
+    assert len(main.get_healpix_pixels()) >= 2  # two patches far apart on the sky
+    margin = hats.read_hats(collection.default_margin_catalog_dir)
+    assert margin.catalog_info.margin_threshold == MARGIN_ARCSEC
+    stats = main.per_partition_statistics(include_columns=["z"], include_stats=["row_count"])
+    assert stats.iloc[:, 0].max() <= ROWS_PER_PARTITION
+    rows = lsdb.open_catalog(record.path).compute().sort_values("id")
+    expected = scene["redshifts"].sort_values("id")
+    assert rows["id"].tolist() == expected["id"].tolist()
+    np.testing.assert_array_equal(rows["z"].to_numpy(float), expected["z"].to_numpy())
+    # margin rows lie within the margin of a neighbouring partition, and are catalog rows
+    margin_rows = lsdb.read_hats(collection.default_margin_catalog_dir).compute()
+    assert set(margin_rows["id"]) <= set(expected["id"])
+
+    remove_redshift_catalog("scene")  # unregistering deletes the stored folder
+    assert not Path(record.path).exists()
+
+
+def test_rerun_from_the_stored_copy_after_the_file_is_gone(scene, base_config, tmp_path):
+    import shutil
+
+    mine = tmp_path / "mine.parquet"
+    shutil.copy(scene["redshift_path"], mine)
+    register_redshift_catalog("mine", mine)
+    first = tsm_core.run(dict(base_config, redshift_catalog={"name": "mine", "keep_columns": "all"}))
+    mine.unlink()
+    again = tsm_core.rerun(first.product_id)
+    pd.testing.assert_frame_equal(_read(again.output_path), _read(first.output_path))
+
+
+def test_a_filter_on_an_unknown_column_of_a_stored_catalog_is_refused_before_any_work(scene, base_config):
+    register_redshift_catalog("scene", scene["redshift_path"])
+    cfg = dict(base_config, redshift_catalog={"name": "scene"}, filters={"redshift": ["zflag >= 3"]})
+    with pytest.raises(tsm_core.TSMError, match="unknown redshift column.*did you mean z_flag"):
+        tsm_core.run(cfg)
+
+
+def test_sky_partitions_match_lsdb_from_dataframe():
+    import lsdb
+
+    from tsm_core.partitioning import sky_partitions
+
+    rng = np.random.default_rng(3)
+    n = 30_000
+    frame = pd.DataFrame({
+        "ra": np.concatenate([rng.uniform(359.5, 360, n // 2), rng.uniform(10, 40, n - n // 2)]),
+        "dec": np.concatenate([rng.uniform(-1, 1, n // 2), rng.uniform(-60, -20, n - n // 2)]),
+        "z": rng.uniform(0, 2, n),
+        "survey": rng.choice(["A", "B"], n),
+    })
+    ours = sky_partitions(frame, rows_per_partition=5_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = lsdb.from_dataframe(frame, ra_column="ra", dec_column="dec", margin_threshold=None, partition_rows=5_000)
+    assert ours.get_healpix_pixels() == theirs.get_healpix_pixels()
+    assert ours.meta.dtypes.to_dict() == theirs.meta.dtypes.to_dict()
+    for i in (0, ours.npartitions // 2, ours.npartitions - 1):
+        a, b = ours.partitions[i].compute(), theirs.partitions[i].compute()
+        assert sorted(a["z"].tolist()) == sorted(b["z"].tolist())
+        assert (a.index.to_numpy() == np.sort(a.index.to_numpy())).all()  # sorted by spatial index, as LSDB needs
+    assert ours.hc_structure.moc is not None
+
+
+def test_sky_partitions_of_a_dense_field_split_deeper():
+    """A field denser than a partition per order-7 pixel (where LSDB's from_dataframe stops)."""
+    from hats.pixel_math.healpix_shim import radec2pix
+
+    from tsm_core.partitioning import sky_partitions
+
+    rng = np.random.default_rng(4)
+    n = 20_000
+    frame = pd.DataFrame({"ra": rng.uniform(60.0, 60.3, n), "dec": rng.uniform(-30.0, -29.7, n), "n": np.arange(n)})
+    catalog = sky_partitions(frame, rows_per_partition=1_000)
+    parts = [catalog.partitions[i].compute() for i in range(catalog.npartitions)]
+    assert max(len(p) for p in parts) <= 1_000
+    assert sorted(np.concatenate([p["n"].to_numpy() for p in parts]).tolist()) == list(range(n))
+    for pixel, part in zip(catalog.get_healpix_pixels(), parts):  # each row in its partition's pixel
+        inside = radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float))
+        assert (inside == pixel.pixel).all()
+
+
+def test_registered_catalog_on_a_cluster_given_by_address(scene, base_config):
+    """The README's cluster form: a running dask.distributed scheduler's address (here a
+    LocalCluster of two worker processes, as dask-jobqueue's SLURMCluster gives one)."""
+    from distributed import LocalCluster
+
+    register_redshift_catalog("scene", scene["redshift_path"])
+    base_config.update(redshift_catalog={"name": "scene"},
+                       filters={"redshift": ["z_flag >= 2", "abs(z - 1) > 0.1"]})  # pushed, and evaluated per partition
+    threaded = _read(tsm_core.run(base_config).output_path)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      memory_limit="1.5GB") as cluster:
+        base_config["compute"] = {"scheduler": cluster.scheduler_address}
+        clustered = _read(tsm_core.run(base_config).output_path)
+    key = ["id", "objectId"]
+    z = scene["redshifts"]
+    kept = z[(z["z_flag"] >= 2) & ((z["z"] - 1).abs() > 0.1)].reset_index(drop=True)
+    expected = brute_force_match(kept, scene["objects"], 3.0, 1)
+    assert sorted(zip(clustered["id"], clustered["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))
+    pd.testing.assert_frame_equal(clustered.sort_values(key).reset_index(drop=True),
+                                  threaded.sort_values(key).reset_index(drop=True))
