@@ -11,7 +11,7 @@ timings are kept.
     python benchmarks/run.py [--sizes 2000000,20000000] [--fractions 0.01,0.1,1.0] [--skip-naive-above N]
 
 Catalogs are generated once per size under benchmarks/work/ (see generate.py). `tsm` runs
-after one warm-up run per grid point, as on any machine after its first run (the numba
+after one warm-up run per catalog size, as on any machine after its first run (the numba
 cache is warm). Results go to benchmarks/results.json and a Markdown table to stdout.
 """
 
@@ -129,7 +129,7 @@ def register(name: str, path: Path, env: dict, timeout: float) -> dict:
     subprocess.run([TSM, "-q", "redshift", "remove", name], env=env, capture_output=True)
     result = measure([TSM, "-v", "redshift", "register", name, str(path)], env, timeout)
     if result["status"] != "ok":
-        raise SystemExit(f"registering {path} as {name} failed: {result['stderr']}")
+        print(f"registering {path} as {name} failed: {result['stderr']}", flush=True)
     return result
 
 
@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--fractions", default="0.01,0.1,1.0")
     parser.add_argument("--skip-naive-above", type=int, default=20_000_000)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--tsm-only", action="store_true", help="only the tsm runs (for their stage timings)")
     parser.add_argument("--json", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
     env = dict(os.environ, TSM_HOME=str(WORK / "tsm-home"))
@@ -178,9 +179,15 @@ def main() -> None:
             row["register"] = register(label, redshifts, env, args.timeout)
             by_path = tsm_config(f"{label} path", {"path": str(redshifts)}, base / "objects", out)
             by_name = tsm_config(f"{label} registered", {"name": label}, base / "objects", out)
-            subprocess.run(tsm_command(by_path), env=env, check=True, capture_output=True)  # warm-up (numba cache)
+            if fraction == fractions[0]:  # warm-up (numba cache, file system cache of the object catalog)
+                subprocess.run(tsm_command(by_path), env=env, check=True, capture_output=True)
             row["tsm_path"] = measure(tsm_command(by_path), env, args.timeout)
-            row["tsm_registered"] = measure(tsm_command(by_name), env, args.timeout)
+            row["tsm_registered"] = (measure(tsm_command(by_name), env, args.timeout) if row["register"]["status"] == "ok"
+                                     else {"seconds": 0, "peak_mb": 0, "status": "not registered", "stages": {}, "stderr": ""})
+            if args.tsm_only:
+                results.append(row)
+                print(line(row), flush=True)
+                continue
             row["bare_lsdb"] = measure([sys.executable, str(HERE / "bare_lsdb.py"), str(base / "objects"),
                                         str(redshifts), str(out / "bare.parquet"), str(RADIUS)], env, args.timeout)
             if rows <= args.skip_naive_above:
@@ -188,8 +195,8 @@ def main() -> None:
                                         str(redshifts), str(out / "naive.parquet"), str(RADIUS)], env, args.timeout)
             results.append(row)
             print(line(row), flush=True)
-    info["load_after"] = os.getloadavg()
-    args.json.write_text(json.dumps({"machine": info, "command": " ".join(sys.argv), "grid": results}, indent=1))
+            info["load_after"] = os.getloadavg()
+            args.json.write_text(json.dumps({"machine": info, "command": " ".join(sys.argv), "grid": results}, indent=1))
     print(table(results))
     print(stage_table(results))
 
@@ -211,7 +218,7 @@ def ratio(a: dict | None, b: dict | None) -> str:
 def line(row: dict) -> str:
     text = (f"{row['objects']:>11,} objects {row['redshifts']:>11,} redshifts | register {cell(row['register'])}"
             f" | tsm path {cell(row['tsm_path'])} | tsm registered {cell(row['tsm_registered'])}"
-            f" | bare {cell(row['bare_lsdb'])} | naive {cell(row.get('naive'))}")
+            f" | bare {cell(row.get('bare_lsdb'))} | naive {cell(row.get('naive'))}")
     for name in ("tsm_path", "tsm_registered", "bare_lsdb", "naive"):
         if name in row and row[name]["status"] != "ok":
             text += f"\n    {name}: {row[name]['status']}: {row[name]['stderr']}"
@@ -223,7 +230,7 @@ def table(results: list[dict]) -> str:
             "registered / bare | file / naive | registered / naive | register (once) |",
             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        p, g, b, n = r["tsm_path"], r["tsm_registered"], r["bare_lsdb"], r.get("naive")
+        p, g, b, n = r["tsm_path"], r["tsm_registered"], r.get("bare_lsdb"), r.get("naive")
         rows.append(f"| {r['objects']:,} | {r['redshifts']:,} | {cell(p)} | {cell(g)} | {cell(b)} | {cell(n)} | "
                     f"{ratio(p, b)} | {ratio(g, b)} | {ratio(p, n)} | {ratio(g, n)} | {cell(r['register'])} |")
     return "\n".join(rows)
@@ -240,6 +247,8 @@ def stage_table(results: list[dict]) -> str:
     for r in results:
         for key, given in (("tsm_path", "file"), ("tsm_registered", "registered")):
             m = r[key]
+            if m["status"] != "ok":
+                continue
             rest = m["seconds"] - sum(m["stages"].values())
             rows.append(f"| {r['objects']:,} | {r['redshifts']:,} | {given} | {m['seconds']:.1f} s | "
                         + " | ".join(f"{m['stages'][s]:.2f}" if s in m["stages"] else "" for s in names)
