@@ -150,6 +150,12 @@ def tsm_config(name: str, redshifts: dict, objects: Path, out: Path, release: st
     return path
 
 
+def clean_outputs(out: Path) -> None:
+    """Delete the training sets written so far (each run writes a new file, named by its product ID)."""
+    for path in out.glob("*.parquet"):
+        path.unlink()
+
+
 def tsm_command(cfg: Path) -> list[str]:
     return [TSM, "-v", "run", str(cfg), "--no-progress", "--set", "output.overwrite=true"]
 
@@ -195,6 +201,7 @@ def main() -> None:
                                         str(redshifts), str(out / "naive.parquet"), str(RADIUS)], env, args.timeout)
             results.append(row)
             print(line(row), flush=True)
+            clean_outputs(out)
             info["load_after"] = os.getloadavg()
             args.json.write_text(json.dumps({"machine": info, "command": " ".join(sys.argv), "grid": results}, indent=1))
     print(table(results))

@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 
-from run import TSM, WORK, cell, machine, measure, register, tree_rss, tsm_command, tsm_config
+from run import TSM, WORK, cell, clean_outputs, machine, measure, register, tree_rss, tsm_command, tsm_config
 
 HERE = Path(__file__).resolve().parent
 DP2_ROWS = 786_420_720
@@ -154,6 +154,7 @@ def main() -> None:
         print(json.dumps(row | {"result": {k: v for k, v in res.items() if k != "stderr"}}), flush=True)
         if res["status"] != "ok":
             print(res["stderr"], flush=True)
+        clean_outputs(out)
     if args.cluster:
         path = args.base / args.cluster
         rows = pq.ParquetFile(path).metadata.num_rows
