@@ -3,8 +3,8 @@
 Objects are generated in chunks of ``--chunk`` rows with the DP1 sample generator (wider
 fields, so that density stays realistic), written as Parquet files, and imported as a
 HATS collection with a 10 arcsec margin by hats-import on a local Dask cluster: memory
-stays bounded whatever the number of rows. Redshift catalogs of 1% and 10% of the
-objects sit within 0.15 arcsec of randomly chosen objects (plus 5% without counterpart).
+stays bounded whatever the number of rows. Redshift catalogs of 1%, 10% and 100% of the
+objects (``--fractions``) sit within 0.15 arcsec of randomly chosen objects (plus 5% without counterpart).
 
     python benchmarks/generate.py --rows 1000000 --out benchmarks/work/1M
 """
@@ -25,7 +25,7 @@ from tsm_core import SkyField, plugins
 from tsm_core.rubin.sample import object_table
 
 FAMILIES = ("cModel", "gaap1p0", "psf", "kron")
-FRACTIONS = (0.01, 0.10)
+FRACTIONS = (0.01, 0.10, 1.0)
 
 
 def bench_release(field_radius_deg: float):
@@ -65,11 +65,12 @@ def import_hats(files: list[Path], out: Path, name: str, workers: int) -> Path:
     return out / name
 
 
-def write_redshifts(inputs: list[Path], out: Path, rows: int, seed: int) -> dict[float, Path]:
+def write_redshifts(inputs: list[Path], out: Path, rows: int, seed: int,
+                    fractions: tuple[float, ...] = FRACTIONS) -> dict[float, Path]:
     rng = np.random.default_rng(seed)
     coords = pd.concat([pq.read_table(f, columns=["coord_ra", "coord_dec"]).to_pandas() for f in inputs], ignore_index=True)
     paths = {}
-    for fraction in FRACTIONS:
+    for fraction in fractions:
         n = int(rows * fraction)
         n_matched = int(n * 0.95)
         pick = rng.choice(len(coords), n_matched, replace=False)
@@ -93,12 +94,14 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=500_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS),
+                        help="redshift catalogs as fractions of the objects")
     parser.add_argument("--field-radius", type=float, default=1.2, help="deg; 1.2 gives ~0.6 M objects/deg^2 at 20 M rows")
     args = parser.parse_args()
     start = time.perf_counter()
     inputs = write_inputs(args.rows, args.chunk, args.out / "inputs", args.seed, args.field_radius)
     import_hats(inputs, args.out, "objects", args.workers)
-    write_redshifts(inputs, args.out, args.rows, args.seed)
+    write_redshifts(inputs, args.out, args.rows, args.seed, tuple(float(f) for f in args.fractions.split(",")))
     shutil.rmtree(args.out / "inputs")
     print(f"{args.rows} objects in {args.out} ({time.perf_counter() - start:.0f} s)")
 
