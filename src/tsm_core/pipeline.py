@@ -459,9 +459,8 @@ def _partition_rows(path: str, pixels: list[Any]) -> list[int] | None:
     try:
         opened = hats.read_hats(path)
         main = getattr(opened, "main_catalog", opened)
-        column = main.schema.names[0]
-        stats = main.per_partition_statistics(include_columns=[column], include_stats=["row_count"])
-        counts = dict(zip(stats.index, stats.iloc[:, 0]))
+        stats = main.per_partition_statistics(include_stats=["row_count"])  # one column per data column
+        counts = dict(zip(stats.index, stats.iloc[:, 0]))  # (the spatial index has none: not the schema's first)
         return [int(counts[p]) for p in pixels]
     except Exception as exc:  # noqa: BLE001 - optional metadata: the funnel says it is unknown
         log.info("no per-partition row counts for %s: %s", path, exc)
