@@ -11,7 +11,6 @@ objects (``--fractions``) sit within 0.15 arcsec of randomly chosen objects (plu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from catalog_args import catalog_parser
 from tsm_core import SkyField, plugins
 from tsm_core.rubin.sample import object_table
 
@@ -88,15 +88,10 @@ def write_redshifts(inputs: list[Path], out: Path, rows: int, seed: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--chunk", type=int, default=500_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1)
+    parser = catalog_parser(__doc__, chunk=500_000, seed=1, field_radius=1.2,
+                            radius_help="deg; 1.2 gives ~0.6 M objects/deg^2 at 20 M rows")
     parser.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS),
                         help="redshift catalogs as fractions of the objects")
-    parser.add_argument("--field-radius", type=float, default=1.2, help="deg; 1.2 gives ~0.6 M objects/deg^2 at 20 M rows")
     args = parser.parse_args()
     start = time.perf_counter()
     inputs = write_inputs(args.rows, args.chunk, args.out / "inputs", args.seed, args.field_radius)

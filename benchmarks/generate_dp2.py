@@ -22,7 +22,6 @@ from any picked object (no counterpart).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 import time
@@ -32,6 +31,7 @@ import numpy as np
 import pandas as pd
 from hats_import.catalog.file_readers import InputReader
 
+from catalog_args import catalog_parser
 from tsm_core import SkyField, plugins
 from tsm_core.rubin import sample as rubin_sample
 
@@ -145,13 +145,7 @@ def write_redshifts(reader: ChunkReader, out: Path, counts: list[int], seed: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--chunk", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--field-radius", type=float, default=2.0, help="deg")
+    parser = catalog_parser(__doc__, chunk=1_000_000, seed=2, field_radius=2.0)
     parser.add_argument("--pixel-threshold", type=int, default=150_000)
     parser.add_argument("--redshifts", default="1000000,10000000")
     parser.add_argument("--skip-objects", action="store_true", help="only write the redshift catalogs")
