@@ -377,12 +377,16 @@ def test_upload_errors_and_hostile_names(api, scene, tsm_home):
 def test_operator_products_are_official(api, scene, tsm_home):
     from tsm_core.redshift_catalogs import register_redshift_catalog
 
-    register_redshift_catalog("operator set", scene["redshift_path"])
+    record = register_redshift_catalog("operator set", scene["redshift_path"])
     h = _auth(api.tokens["bob"])
     products = api.get("/api/products/?status=1", headers=h).json()["results"]
     assert [(p["display_name"], p["uploaded_by"], p["official_product"], p["is_owner"]) for p in products] == [
         ("operator set", "operator", True, False)]
     assert api.patch(f"/api/products/{products[0]['id']}/", data={"description": "mine"}, headers=h).status_code == 403
+    from tsm_core.redshift_store import parquet_copy_path
+
+    assert api.get(f"/api/products/{products[0]['id']}/main_file_info/", headers=h).status_code == 200
+    assert not parquet_copy_path(record.path).exists()  # listings and info do not export the stored copy
     file = api.get(f"/api/products/{products[0]['id']}/download/main-file/file/", headers=h)
     assert file.status_code == 200 and "redshifts.parquet" in file.headers["content-disposition"]
     import io

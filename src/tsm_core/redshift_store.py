@@ -115,6 +115,11 @@ def read_store(path: str | Path) -> StoredCatalog:
     return StoredCatalog(path, table, {k: int(v) for k, v in meta["string_lengths"].items()})
 
 
+def parquet_copy_path(path: str | Path) -> Path:
+    """Where :func:`parquet_copy` writes the stored catalog at ``path`` as one Parquet file."""
+    return Path(path) / "export" / f"{CATALOG_NAME}.parquet"
+
+
 def parquet_copy(path: str | Path) -> Path:
     """One Parquet file of a stored catalog's rows (for a download), written on first use
     inside the store, batch by batch, without the storage columns (``_zrow``, the HEALPix index)."""
@@ -122,10 +127,10 @@ def parquet_copy(path: str | Path) -> Path:
     import pyarrow.dataset as ds
     import pyarrow.parquet as pq
 
-    store = read_store(path)
-    target = store.path / "export" / f"{CATALOG_NAME}.parquet"
+    target = parquet_copy_path(path)
     if target.is_file():
         return target
+    store = read_store(path)
     target.parent.mkdir(exist_ok=True)
     staging = target.with_name(f".{target.name}.tmp")
     dataset = ds.dataset(store.dataset, format="parquet")

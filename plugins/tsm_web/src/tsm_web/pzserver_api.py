@@ -42,7 +42,7 @@ from tsm_core import plugins, service
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import TSMError
 from tsm_core.output import slugify
-from tsm_core.redshift_store import is_store, parquet_copy
+from tsm_core.redshift_store import is_store, parquet_copy, parquet_copy_path
 from tsm_core.registry import ProductRecord, Registry
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
@@ -366,9 +366,10 @@ def main_file(product: PzProduct, ts: ProductRecord | None) -> MainFile | None:
     if not product.file_path:
         return None
     path = Path(product.file_path)
-    if is_store(path):  # a registered catalog's stored HATS copy: downloaded as one Parquet file
-        path = parquet_copy(path)
-        return MainFile(path, product.file_name or path.name, product.file_type, path.stat().st_size, product.n_rows)
+    if is_store(path):  # a registered catalog's stored HATS copy: downloaded as one Parquet file, written
+        path = parquet_copy_path(path)  # when a download is prepared or asked for (_readable_main_file)
+        size = path.stat().st_size if path.is_file() else None
+        return MainFile(path, product.file_name or path.name, product.file_type, size, product.n_rows)
     return MainFile(path, product.file_name or path.name, product.file_type, product.file_size, product.n_rows)
 
 
@@ -713,9 +714,12 @@ def main_file_download(request: Request, product_id: int, who: Caller = Depends(
 
 
 def _readable_main_file(request: Request, who: Caller, product_id: int) -> tuple[PzSettings, PzProduct, MainFile | None]:
-    """The API's settings, the product ``who`` may read, and its main file (or None)."""
+    """The API's settings, the product ``who`` may read, and its main file (or None), for the
+    download routes: a stored catalog's one-file Parquet copy is written here, on first use."""
     pz = settings(request)
     product = readable(pz, who, product_id)
+    if product.file_path and is_store(product.file_path):  # listings never pay for this export
+        parquet_copy(product.file_path)
     return pz, product, main_file(product, training_set(pz.registry(), product))
 
 
