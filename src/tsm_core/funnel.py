@@ -227,10 +227,11 @@ def coarse_pixels(pixels: Sequence[Any], most: int = 800) -> list[list[int]]:
 
 
 def sky_summary(
-    pixels: Sequence[Any], rows: Sequence[int] | None, ra: np.ndarray, dec: np.ndarray, kept_fraction: float = 1.0
+    pixels: Sequence[Any], rows: Sequence[int] | None, idx: np.ndarray, kept_fraction: float = 1.0
 ) -> dict[str, Any]:
     """The object catalog's coverage (``coverage``: ``[order, pixel]``, see
-    :func:`coarse_pixels`) and the local object density at the redshifts:
+    :func:`coarse_pixels`) and the local object density at the redshifts, whose partitions
+    are ``idx`` (:func:`partition_index`):
     ``density_sum_per_arcsec2`` is the sum over the redshifts inside the coverage of the
     object density of their partition (rows / pixel area, times ``kept_fraction``, the
     share of objects the cuts keep where counted). A random placement puts
@@ -239,7 +240,6 @@ def sky_summary(
     """
     from hats.pixel_math.healpix_shim import order2pixarea
 
-    idx = partition_index(pixels, ra, dec)
     out: dict[str, Any] = {"coverage": coarse_pixels(pixels), "n_partitions": len(pixels),
                            "n_covered": int((idx >= 0).sum())}
     if rows is not None and len(pixels):

@@ -32,7 +32,7 @@ from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError, RunCancelled
 from tsm_core.filters import parse_filters
-from tsm_core.funnel import Funnel, coverage_mask, record_match, sky_summary
+from tsm_core.funnel import Funnel, coverage_mask, partition_index, record_match, sky_summary
 from tsm_core.jobs import CancelToken, registry_poll
 from tsm_core.objects import check_margin, open_objects, read_schema
 from tsm_core.output import check_directory, claim_output, open_sinks, output_file_name, writing_into
@@ -481,7 +481,8 @@ def _finish_funnel(
     ra, dec = z["ra"].to_numpy(float), z["dec"].to_numpy(float)
     pixels = plan.objects.get_healpix_pixels()
     cfg = plan.config
-    record_match(plan.funnel, z, ZROW_COLUMN, coverage_mask(pixels, ra, dec), matched, removed, written, training,
+    idx = partition_index(pixels, ra, dec)  # each redshift's object partition, -1 outside them all
+    record_match(plan.funnel, z, ZROW_COLUMN, idx >= 0, matched, removed, written, training,
                  cfg.crossmatch.radius_arcsec, cfg.crossmatch.n_neighbors)
     rows = _partition_rows(plan.object_path, pixels)
     kept = 1.0
@@ -495,7 +496,7 @@ def _finish_funnel(
         plan.funnel.not_counted("object_cuts", "objects removed by object filters and release cuts",
                                 "the crossmatch reads only partitions with redshifts and pushed cuts never load "
                                 "removed rows; set representativeness to count them")
-    return sky_summary(pixels, rows, ra, dec, kept)
+    return sky_summary(pixels, rows, idx, kept)
 
 
 def _provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
