@@ -2,14 +2,16 @@
 
 The provenance is in the file's key-value metadata (``tsm.provenance``) and in the Arrow
 schema metadata (``tsm.provenance``, and ``PANDAS_ATTRS`` so that ``pandas.read_parquet``
-puts it in ``DataFrame.attrs["provenance"]``). The Arrow schema is fixed when a Parquet
-file is opened while the provenance is complete only at the end (row counts), so batches
-go to a part file beside the final one (in the core's staging directory), whose row
-groups are rewritten, one at a time, into the final file when it is closed.
+puts it in ``DataFrame.attrs["provenance"]``). The provenance is complete only at the end
+(row counts) while pyarrow fixes the Arrow schema when the file is opened, so batches are
+written straight into the file (in the core's staging directory) and the footer, written
+at close, gets the provenance keys and the Arrow schema carrying them (``ARROW:schema``,
+pyarrow's base64 IPC form; keys added at close win over those written at open).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -38,17 +40,22 @@ def with_provenance(schema: pa.Schema, metadata: OutputMetadata) -> pa.Schema:
     return schema.with_metadata(schema.metadata | {"tsm.provenance": text, "PANDAS_ATTRS": attrs})
 
 
-class PartFileSink:
-    """Batches appended to a hidden Parquet file beside ``path`` (in the core's staging
-    directory), with units and descriptions in the field metadata; a subclass's
-    :meth:`close` turns the part file into the product."""
+def arrow_schema_footer(schema: pa.Schema) -> dict[str, str]:
+    """Footer key-value metadata that makes readers see ``schema``: its own metadata, and
+    ``ARROW:schema`` as pyarrow writes it (the IPC-serialized schema, base64)."""
+    encoded = base64.b64encode(schema.serialize().to_pybytes()).decode()
+    own = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+    return own | {"ARROW:schema": encoded}
 
-    def __init__(self, path: Path, schema: pa.Schema, metadata: OutputMetadata) -> None:
-        self.path = path
-        self.part = path.with_name(f".{path.name}.part")
+
+class BatchFileSink:
+    """Batches appended to the Parquet file ``file``, with units and descriptions in the
+    field metadata."""
+
+    def __init__(self, file: Path, schema: pa.Schema, metadata: OutputMetadata) -> None:
         self.schema = described_schema(schema, metadata)
         self.metadata = metadata
-        self.writer = pq.ParquetWriter(self.part, self.schema, compression="zstd")
+        self.writer = pq.ParquetWriter(file, self.schema, compression="zstd")
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
@@ -58,16 +65,22 @@ class PartFileSink:
         raise NotImplementedError
 
 
-class _ParquetSink(PartFileSink):
+class PartFileSink(BatchFileSink):
+    """Batches appended to a hidden Parquet file beside ``path`` (in the core's staging
+    directory); a subclass's :meth:`close` turns the part file into the product."""
+
+    def __init__(self, path: Path, schema: pa.Schema, metadata: OutputMetadata) -> None:
+        self.path = path
+        self.part = path.with_name(f".{path.name}.part")
+        super().__init__(self.part, schema, metadata)
+
+
+class _ParquetSink(BatchFileSink):
+    """Batches written straight into the product; the provenance goes into the footer."""
+
     def close(self) -> None:
+        self.writer.add_key_value_metadata(arrow_schema_footer(with_provenance(self.schema, self.metadata)))
         self.writer.close()
-        schema = with_provenance(self.schema, self.metadata)
-        part = pq.ParquetFile(self.part)
-        with pq.ParquetWriter(self.path, schema, compression="zstd") as final:
-            for i in range(part.num_row_groups):
-                final.write_table(part.read_row_group(i).replace_schema_metadata(schema.metadata))
-            final.add_key_value_metadata({"tsm.provenance": provenance_json(self.metadata)})
-        self.part.unlink()
 
 
 class ParquetWriter(Writer):
