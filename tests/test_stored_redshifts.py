@@ -203,3 +203,35 @@ def test_sky_partitions_cut_on_the_object_catalog_s_pixels(scene):
     for pixel, part in zip(catalog.get_healpix_pixels(), parts):
         assert len(part) and (radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float)) == pixel.pixel).all()
     assert sorted(pd.concat(parts)["id"]) == sorted(z["id"])  # every redshift in a partition, the far one left out
+
+
+def test_stored_partitions_finer_than_the_objects_are_read_together(scene, coarse_objects_path, base_config, monkeypatch):
+    """Where the stored partitions are finer than the object catalog's (dense redshifts),
+    the crossmatch reads them together at the object pixel that holds them, so each object
+    partition is read once; the training set is the brute-force match all the same."""
+    import hats
+    import lsdb
+    from hats.pixel_math.healpix_shim import radec2pix
+
+    from tsm_core import redshift_store
+    from tsm_core.partitioning import merged_on
+
+    monkeypatch.setattr(redshift_store, "ROWS_PER_PARTITION", 60)
+    record = register_redshift_catalog("fine", scene["redshift_path"])
+    stored = hats.read_hats(record.path).main_catalog.get_healpix_pixels()
+    objects = lsdb.open_catalog(coarse_objects_path)
+    object_pixels = objects.get_healpix_pixels()
+    assert len(stored) > 2 * len(object_pixels) and min(p.order for p in stored) > max(p.order for p in object_pixels)
+
+    merged = merged_on(lsdb.open_catalog(record.path, columns=["id", "ra", "dec"]), object_pixels)
+    assert set(merged.get_healpix_pixels()) <= set(object_pixels)
+    parts = [merged.partitions[i].compute() for i in range(merged.npartitions)]
+    for pixel, part in zip(merged.get_healpix_pixels(), parts):
+        assert (radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float)) == pixel.pixel).all()
+    assert sorted(pd.concat(parts)["id"]) == sorted(scene["redshifts"]["id"])
+
+    config = dict(base_config, redshift_catalog={"name": "fine"})
+    config["object_catalog"] = {"release": "dp1", "path": str(coarse_objects_path)}
+    rows = _read(tsm_core.run(config).output_path)
+    expected = brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1)
+    assert sorted(zip(rows["id"], rows["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))

@@ -9,8 +9,15 @@ partitions as slices of the sorted table (``searchsorted`` on the pixels' index 
 names the tasks with a random token, and builds the MOC from the distinct order-10
 cells: the same partitions (HATS's own ``generate_alignment``), in a fraction of the time.
 
-It builds the catalog from LSDB's ``FromHealpixMap`` operation, which is not public API:
-pyproject pins lsdb and hats to one version for that reason.
+A registered catalog is already partitioned on disk, in partitions of a fixed number of
+rows: where redshifts are dense they are finer than the object catalog's, and LSDB's
+crossmatch would read an object partition once per redshift partition inside it.
+:func:`merged_on` reads those redshift partitions together, as one partition at the
+object pixel that holds them.
+
+Both build the catalog from LSDB's ``FromHealpixMap`` operation (and :func:`merged_on`
+reads each file with LSDB's own ``read_pixel``), which are not public API: pyproject pins
+lsdb and hats to one version for that reason.
 """
 
 from __future__ import annotations
@@ -118,6 +125,69 @@ def sky_partitions(
     )
     structure = hats.catalog.Catalog(info, pixels, moc=moc, schema=_schema(meta), generate_snapshot=True)
     return lsdb.Catalog(operation, structure)
+
+
+class _MergedPixels:
+    """Reads the partitions on disk that make one merged partition, in pixel order, with
+    ``read`` (LSDB's ``read_pixel``)."""
+
+    def __init__(self, groups: dict[Any, list[Any]], read: Any) -> None:
+        self.groups = groups
+        self.read = read
+        self.token = uuid.uuid4().hex
+
+    def __call__(self, pixel: Any) -> pd.DataFrame:
+        import nested_pandas as npd
+
+        frames = [self.read(part) for part in self.groups[pixel]]
+        return frames[0] if len(frames) == 1 else npd.NestedFrame(pd.concat(frames))
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+
+def merged_on(catalog: lsdb.Catalog, pixels: Sequence[Any]) -> lsdb.Catalog:
+    """``catalog`` (as ``lsdb.open_catalog`` opened it, with its columns and filters) with
+    the partitions that lie inside one of ``pixels`` at a deeper order read together as one
+    partition at that pixel; the others are kept as they are. Matched with the catalog
+    whose partitions are ``pixels``, each of those is then read once, not once per finer
+    partition of ``catalog``. Returns ``catalog`` itself when nothing is to merge."""
+    import functools
+
+    import hats
+    import lsdb
+    from hats.pixel_math import HealpixPixel
+    from hats.pixel_math.healpix_pixel_function import get_pixel_argsort
+    from lsdb.loaders.hats.read_hats import read_pixel
+    from lsdb.operations.lsdb_ops import FromHealpixMap
+
+    targets = {(int(p.order), int(p.pixel)) for p in pixels}
+    orders = sorted({order for order, _ in targets})
+    groups: dict[HealpixPixel, list[HealpixPixel]] = {}
+    for part in catalog.get_healpix_pixels():
+        home = next(
+            (HealpixPixel(o, part.pixel >> 2 * (part.order - o)) for o in orders
+             if o < part.order and (o, part.pixel >> 2 * (part.order - o)) in targets),
+            part,
+        )
+        groups.setdefault(home, []).append(part)
+    if all(len(parts) == 1 for parts in groups.values()) and all(home == parts[0] for home, parts in groups.items()):
+        return catalog
+    structure, config = catalog.hc_structure, catalog.loading_config
+    assert config is not None, "merged_on reads a catalog opened from disk"
+    suffix = structure.catalog_info.npix_suffix
+    read = functools.partial(
+        read_pixel, path_generator=config.path_generator, catalog_base_dir=structure.catalog_base_dir,
+        npix_suffix=suffix, columns=config.columns, schema=structure.schema, filters=config.filters,
+        index_column=catalog.meta.index.name, is_dir=suffix == "/", **config.kwargs,
+    )
+    homes = list(groups)
+    homes = [homes[i] for i in get_pixel_argsort(homes)]
+    for parts in groups.values():
+        parts.sort(key=lambda p: p.pixel << 2 * (SPATIAL_ORDER - p.order))
+    operation = FromHealpixMap(_MergedPixels(groups, read), pixels=homes, meta=catalog.meta, verify_meta=False)
+    merged = hats.catalog.Catalog(structure.catalog_info, homes, moc=structure.moc, schema=structure.schema)
+    return lsdb.Catalog(operation, merged)
 
 
 def partitioning_order(ra: np.ndarray, dec: np.ndarray, rows_per_partition: int) -> tuple[int, int]:

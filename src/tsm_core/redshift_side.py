@@ -9,8 +9,10 @@ rows left after the redshift filters: row number (``_zrow``), ``ra``, ``dec`` an
 - :class:`StoredSide`, a registered catalog (:mod:`tsm_core.redshift_store`): the keys
   are read partition by partition (only the key and filter columns), each filter
   counted per survey as it goes; the crossmatch opens the collection lazily with the
-  kept columns and the simple filters pushed into the Parquet read. Nothing is held
-  whole in memory and nothing is re-partitioned.
+  kept columns and the simple filters pushed into the Parquet read, its partitions that
+  are finer than an object partition read together
+  (:func:`tsm_core.partitioning.merged_on`). Nothing is held whole in memory and nothing
+  is re-partitioned.
 - :class:`TableSide`, a file given by path (or a catalog registered before catalogs were
   stored as HATS): read and normalized in memory, filtered, then cut into sky partitions
   once (:func:`tsm_core.partitioning.sky_partitions`).
@@ -136,7 +138,9 @@ class StoredSide(RedshiftSide):
     filters: tuple[Filter, ...] = ()
 
     def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
-        import lsdb  # the stored partitions are used as they are
+        import lsdb
+
+        from tsm_core.partitioning import merged_on
 
         assert self.store is not None
         pushed: list[tuple[str, str, Any]] = []  # simple cuts, evaluated by the Parquet reader
@@ -150,6 +154,8 @@ class StoredSide(RedshiftSide):
         wanted = [*self.columns, ZROW_COLUMN]
         load = list(dict.fromkeys(wanted + [c for f in general for c in f.columns]))
         catalog = lsdb.open_catalog(str(self.store.path), columns=load, filters=pushed or None)
+        if align_to is not None:  # stored partitions finer than the objects' read together
+            catalog = merged_on(catalog, align_to)
         if general:
             catalog = catalog.map_partitions(RowFilter(tuple(general), tuple(wanted)), meta=catalog.meta[wanted])
         return catalog
