@@ -220,6 +220,26 @@ def test_bad_rows_and_coverage_units():
     assert coverage_mask([Pixel(3, parent)], ra, dec).tolist() == [True, True, False]
 
 
+def test_partition_index_in_batches_matches_healpy(monkeypatch):
+    """Positions are placed in batches (small temporary arrays); each gets the index of the
+    partition that holds it, at whatever order, as healpy places it one pixel order at a time."""
+    import healpy as hp
+    from hats.pixel_math import HealpixPixel
+
+    from tsm_core import funnel
+
+    monkeypatch.setattr(funnel, "PLACE_BATCH", 7)
+    rng = np.random.default_rng(3)
+    ra, dec = rng.uniform(0, 60, 100), rng.uniform(-20, 20, 100)
+    # order 2: the even pixels; order 5: a third of the children of the odd ones (no overlap)
+    pixels = [HealpixPixel(2, p) for p in range(0, 192, 2)] + [HealpixPixel(5, q) for q in range(12288) if (q >> 6) % 2 and q % 3 == 1]
+    expected = np.full(100, -1)
+    for i, pixel in enumerate(pixels):
+        expected[hp.ang2pix(2**pixel.order, ra, dec, nest=True, lonlat=True) == pixel.pixel] = i
+    assert (expected == -1).any() and (expected >= 96).any()
+    assert (funnel.partition_index(pixels, ra, dec) == expected).all()
+
+
 def test_coverage_is_kept_compact():
     from tsm_core.funnel import coarse_pixels
 

@@ -24,12 +24,18 @@ NO_SURVEY = "(none)"
 
 
 def survey_counts(surveys: pd.Series | None) -> dict[str, int]:
-    """Rows per survey (``{}`` without a survey column); missing values count as ``(none)``."""
+    """Rows per survey (``{}`` without a survey column); missing values count as ``(none)``.
+    Counted on category codes: no string per row is made."""
     if surveys is None:
         return {}
-    values = surveys.astype("string").fillna(NO_SURVEY)
-    counts = values.value_counts(sort=False)
-    return {str(k): int(v) for k, v in sorted(counts.items())}
+    values = surveys if isinstance(surveys.dtype, pd.CategoricalDtype) else surveys.astype("category")
+    codes = values.cat.codes.to_numpy()
+    names = [NO_SURVEY, *map(str, values.cat.categories)]
+    counts: dict[str, int] = {}
+    for name, n in zip(names, np.bincount(codes.astype(np.int64) + 1, minlength=len(names))):
+        if n:
+            counts[name] = counts.get(name, 0) + int(n)
+    return dict(sorted(counts.items()))
 
 
 @dataclass
@@ -185,10 +191,28 @@ def _surveys(frame: pd.DataFrame, mask: np.ndarray | None = None) -> pd.Series |
     return frame["survey"] if mask is None else frame["survey"][np.asarray(mask, dtype=bool)]
 
 
+def _survey_lookup(surveys: pd.Series, zrows: np.ndarray, size: int) -> Any:
+    """A function from redshift row numbers to their surveys (a categorical series)."""
+    values = surveys if isinstance(surveys.dtype, pd.CategoricalDtype) else surveys.astype("category")
+    by_row = np.full(size, -1, dtype=values.cat.codes.dtype)
+    by_row[zrows] = values.cat.codes.to_numpy()
+    categories = values.cat.categories
+
+    def surveys_of(rows: np.ndarray) -> pd.Series:
+        return pd.Series(pd.Categorical.from_codes(by_row[np.asarray(rows, dtype=np.int64)], categories))
+
+    return surveys_of
+
+
+#: positions placed at a time by :func:`partition_index` (its temporary arrays stay small)
+PLACE_BATCH = 1 << 20
+
+
 def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     """Index into ``pixels`` (objects with ``order`` and ``pixel``) of the partition holding
     each position, -1 for none: each position's nested pixel at the deepest order, shifted
-    up to each order present (metadata only, no object rows)."""
+    up to each order present (metadata only, no object rows), :data:`PLACE_BATCH`
+    positions at a time."""
     from hats.pixel_math.healpix_shim import radec2pix
 
     found = np.full(len(ra), -1, dtype=np.int64)
@@ -197,15 +221,20 @@ def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> n
     orders = np.array([int(p.order) for p in pixels])
     numbers = np.array([int(p.pixel) for p in pixels], dtype=np.int64)
     deepest = int(orders.max())
-    deep = np.asarray(radec2pix(deepest, np.asarray(ra, float), np.asarray(dec, float)), dtype=np.int64)
+    by_order = []
     for order in np.unique(orders):
         at = np.flatnonzero(orders == order)
         sorter = np.argsort(numbers[at])
-        keys = numbers[at][sorter]
-        parent = deep >> (2 * (deepest - int(order)))
-        pos = np.clip(np.searchsorted(keys, parent), 0, len(keys) - 1)
-        hit = keys[pos] == parent
-        found[hit] = at[sorter[pos[hit]]]
+        by_order.append((int(order), at[sorter], numbers[at][sorter]))
+    for start in range(0, len(ra), PLACE_BATCH):
+        part = slice(start, start + PLACE_BATCH)
+        deep = np.asarray(radec2pix(deepest, np.asarray(ra[part], float), np.asarray(dec[part], float)), dtype=np.int64)
+        out = found[part]
+        for order, index, keys in by_order:
+            parent = deep >> (2 * (deepest - order))
+            pos = np.clip(np.searchsorted(keys, parent), 0, len(keys) - 1)
+            hit = keys[pos] == parent
+            out[hit] = index[pos[hit]]
     return found
 
 
@@ -271,15 +300,17 @@ def record_match(
     ``is_training`` flag of every written row (None without a split).
     """
     zrows = redshifts[zrow_column].to_numpy()
-    matched = np.isin(zrows, np.asarray(matched_zrows))
+    # row numbers are small non-negative integers: lookups by position, not by hashing
+    size = 1 + max((int(a.max()) for a in (zrows, np.asarray(matched_zrows), np.asarray(written_zrows)) if len(a)), default=-1)
+    is_matched = np.zeros(size, dtype=bool)
+    is_matched[np.asarray(matched_zrows, dtype=np.int64)] = True
+    matched = is_matched[zrows]
+    del is_matched
     outside = ~covered & ~matched
     funnel.removed("outside_coverage", "outside the object catalog", _surveys(redshifts, outside), int(outside.sum()))
     lonely = covered & ~matched
     funnel.removed("no_match", f"no object within {radius_arcsec:g} arcsec", _surveys(redshifts, lonely), int(lonely.sum()))
-    survey_of = redshifts.set_index(zrow_column)["survey"] if "survey" in redshifts.columns else None
-
-    def surveys_of(rows: np.ndarray) -> pd.Series | None:
-        return None if survey_of is None else survey_of.reindex(np.asarray(rows)).reset_index(drop=True)
+    surveys_of = _survey_lookup(redshifts["survey"], zrows, size) if "survey" in redshifts.columns else lambda rows: None
 
     if n_neighbors > 1:
         funnel.total("match_rows", f"match rows (up to {n_neighbors} per redshift)", surveys_of(matched_zrows), len(matched_zrows), "rows")

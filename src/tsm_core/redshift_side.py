@@ -165,6 +165,35 @@ def _key_columns(present: Iterable[str]) -> list[str]:
     return [ZROW_COLUMN, "ra", "dec"] + (["survey"] if "survey" in present else [])
 
 
+class _KeyColumns:
+    """The keys of the scanned batches, column by column in NumPy types, the survey as a
+    category (25 bytes a redshift); :meth:`frame` joins them, one column at a time."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.parts: dict[str, list[Any]] = {c: [] for c in keys}
+
+    def add(self, frame: pd.DataFrame) -> None:
+        for c in self.keys:
+            if c == "survey":
+                self.parts[c].append(frame[c].astype("category").array)
+            else:
+                self.parts[c].append(frame[c].to_numpy(dtype=np.int64 if c == ZROW_COLUMN else np.float64))
+
+    def frame(self) -> pd.DataFrame:
+        from pandas.api.types import union_categoricals
+
+        columns: dict[str, Any] = {}
+        for c in self.keys:
+            parts, self.parts[c] = self.parts[c], []  # each column's batches freed once joined
+            if c == "survey":
+                columns[c] = union_categoricals(parts) if parts else pd.Categorical([])
+            else:
+                columns[c] = np.concatenate(parts) if parts else np.zeros(0, np.int64 if c == ZROW_COLUMN else np.float64)
+            del parts
+        return pd.DataFrame(columns)
+
+
 def side_from_table(table: RedshiftTable, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel) -> TableSide:
     """A :class:`TableSide` of a normalized table: filtered (and counted) at once."""
     check_filter_columns(filters, [str(c) for c in table.frame.columns], "redshift")
@@ -192,15 +221,12 @@ def side_from_store(store: StoredCatalog, label: str, keep: Any, filters: Sequen
     keys = _key_columns(present)
     read = list(dict.fromkeys(keys + [c for f in filters for c in f.columns]))
     tally = FilterTally(filters)
-    parts = []
+    found = _KeyColumns(keys)
     dataset = ds.dataset(store.dataset, format="parquet")
     for batch in dataset.to_batches(columns=read, batch_size=SCAN_BATCH_ROWS):
-        frame = tally.apply(batch.to_pandas(types_mapper=pd.ArrowDtype))
-        parts.append(frame[keys])
+        found.add(tally.apply(batch.to_pandas(types_mapper=pd.ArrowDtype)))
     tally.record(funnel, table.dropped)
-    found = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=keys)
-    if "survey" in found.columns:
-        found["survey"] = found["survey"].astype("category")
+    found = found.frame()
     lengths = {c: n for c, n in store.string_lengths.items() if c in columns}
     log.info("%s: %d of %d redshifts left after the filters (keys read per partition)", label, len(found), tally.n_read)
     return StoredSide(
