@@ -210,31 +210,19 @@ PLACE_BATCH = 1 << 20
 
 def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     """Index into ``pixels`` (objects with ``order`` and ``pixel``) of the partition holding
-    each position, -1 for none: each position's nested pixel at the deepest order, shifted
-    up to each order present (metadata only, no object rows), :data:`PLACE_BATCH`
+    each position, -1 for none (metadata only, no object rows), :data:`PLACE_BATCH`
     positions at a time."""
-    from hats.pixel_math.healpix_shim import radec2pix
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
+    from tsm_core.partitioning import partition_of
 
     found = np.full(len(ra), -1, dtype=np.int64)
     if not len(ra) or not len(pixels):
         return found
-    orders = np.array([int(p.order) for p in pixels])
-    numbers = np.array([int(p.pixel) for p in pixels], dtype=np.int64)
-    deepest = int(orders.max())
-    by_order = []
-    for order in np.unique(orders):
-        at = np.flatnonzero(orders == order)
-        sorter = np.argsort(numbers[at])
-        by_order.append((int(order), at[sorter], numbers[at][sorter]))
     for start in range(0, len(ra), PLACE_BATCH):
         part = slice(start, start + PLACE_BATCH)
-        deep = np.asarray(radec2pix(deepest, np.asarray(ra[part], float), np.asarray(dec[part], float)), dtype=np.int64)
-        out = found[part]
-        for order, index, keys in by_order:
-            parent = deep >> (2 * (deepest - order))
-            pos = np.clip(np.searchsorted(keys, parent), 0, len(keys) - 1)
-            hit = keys[pos] == parent
-            out[hit] = index[pos[hit]]
+        spatial = compute_spatial_index(np.asarray(ra[part], float), np.asarray(dec[part], float))
+        found[part] = partition_of(pixels, spatial)
     return found
 
 

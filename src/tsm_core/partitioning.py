@@ -1,13 +1,16 @@
-"""Partition an in-memory table on the sky, once per run, in one sort.
+"""Partition an in-memory table on the sky, once per run, without reordering it.
 
 A redshift file given by path is matched as a lazy LSDB catalog. ``lsdb.from_dataframe``
 would do it, but it cuts each partition with a boolean mask over the whole table (one
 pass per partition), hashes every partition's data to name the Dask tasks, and builds a
 MOC from every row: 3 s for 2 million rows on two cores, most of a run at that size.
-:func:`sky_partitions` sorts the table once by its HEALPix spatial index, cuts the
-partitions as slices of the sorted table (``searchsorted`` on the pixels' index bounds),
-names the tasks with a random token, and builds the MOC from the distinct order-10
-cells: the same partitions (HATS's own ``generate_alignment``), in a fraction of the time.
+:func:`sky_partitions` computes each row's HEALPix spatial index once, finds the
+partition that holds it (:func:`partition_of`), groups the row numbers by partition (a
+sort of small integers) and leaves each partition's rows to be taken from the table (an
+Arrow ``take``, sorted by spatial index) by the partition's own task, in parallel with the
+crossmatch of the others; the tasks are named with a random token and the MOC is built
+from the distinct order-10 cells. Partitions are HATS's own ``generate_alignment``, or
+the other catalog's.
 
 A registered catalog is already partitioned on disk, in partitions of a fixed number of
 rows: where redshifts are dense they are finer than the object catalog's, and LSDB's
@@ -41,19 +44,62 @@ MOC_ORDER = 10
 SPATIAL_ORDER = 29
 
 
-class _PixelFrames:
-    """The frame of each pixel, for the catalog's tasks; tokenized by a random token
-    instead of by hashing every partition's data."""
+class _PixelRows:
+    """Takes each pixel's rows from the table, for the catalog's tasks (so the table is
+    never reordered whole); tokenized by a random token instead of by hashing the data."""
 
-    def __init__(self, frames: dict[Any, pd.DataFrame]) -> None:
-        self.frames = frames
+    def __init__(self, table: Any, spatial: np.ndarray, rows: dict[Any, np.ndarray]) -> None:
+        self.table = table
+        self.spatial = spatial
+        self.rows = rows
         self.token = uuid.uuid4().hex
 
     def __call__(self, pixel: Any) -> pd.DataFrame:
-        return self.frames[pixel]
+        import nested_pandas as npd
+
+        rows = self.rows[pixel]
+        rows = rows[np.argsort(self.spatial[rows], kind="stable")]  # by spatial index, as HATS stores rows
+        return npd.NestedFrame(_frame(self.table.take(rows)))
 
     def __dask_tokenize__(self) -> str:
         return self.token
+
+
+def _frame(table: Any) -> pd.DataFrame:
+    """An Arrow table with the spatial index column as a frame indexed by it, Arrow-backed."""
+    from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
+
+    return table.to_pandas(types_mapper=pd.ArrowDtype).set_index(SPATIAL_INDEX_COLUMN)
+
+
+#: deepest partition order for which :func:`partition_of` uses a lookup table (one entry
+#: per pixel of that order: 12 * 4**10, 25 MB, at most)
+LOOKUP_ORDER = 10
+
+
+def partition_of(pixels: Sequence[Any], spatial: np.ndarray) -> np.ndarray:
+    """Index into ``pixels`` (which do not overlap; anything with ``order`` and ``pixel``)
+    of the pixel holding each HEALPix spatial index (order 29), -1 for none, as the
+    smallest integer type that holds it. A lookup table at the deepest order of
+    ``pixels`` (one pass over ``spatial``), or a search over the pixels' index ranges
+    where that order is deeper than :data:`LOOKUP_ORDER`."""
+    dtype = np.int16 if len(pixels) < 2**15 else np.int32
+    if not len(pixels):
+        return np.full(len(spatial), -1, dtype=dtype)
+    orders = np.array([int(p.order) for p in pixels], dtype=np.int64)
+    numbers = np.array([int(p.pixel) for p in pixels], dtype=np.int64)
+    deepest = int(orders.max())
+    if deepest <= LOOKUP_ORDER:
+        table = np.full(12 * 4**deepest, -1, dtype=dtype)
+        for i, (order, number) in enumerate(zip(orders, numbers)):
+            shift = 2 * (deepest - int(order))
+            table[number << shift:(number + 1) << shift] = i
+        return table[np.asarray(spatial) >> (2 * (SPATIAL_ORDER - deepest))]
+    shift = 2 * (SPATIAL_ORDER - orders)
+    sorter = np.argsort(numbers << shift)
+    starts, ends = (numbers << shift)[sorter], ((numbers + 1) << shift)[sorter]
+    pos = np.maximum(np.searchsorted(starts, spatial, side="right") - 1, 0)
+    return np.where(spatial < ends[pos], sorter[pos], -1).astype(dtype)
 
 
 def as_arrow_types(frame: pd.DataFrame) -> pd.DataFrame:
@@ -78,22 +124,17 @@ def sky_partitions(
     import hats
     import lsdb
     import nested_pandas as npd
+    import pyarrow as pa
     from hats.catalog import TableProperties
     from hats.pixel_math import HealpixPixel, generate_alignment
     from hats.pixel_math.healpix_pixel_function import get_pixel_argsort
-    from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, compute_spatial_index, healpix_to_spatial_index
+    from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, compute_spatial_index
     from lsdb.operations.lsdb_ops import FromHealpixMap
     from mocpy import MOC
 
     if not len(frame):
         raise ValueError("cannot partition an empty table")
     spatial = compute_spatial_index(frame[ra].to_numpy(dtype=float), frame[dec].to_numpy(dtype=float))
-    order = np.argsort(spatial, kind="stable")
-    spatial = spatial[order]
-    table = frame.iloc[order].reset_index(drop=True)
-    table.index = pd.Index(spatial, name=SPATIAL_INDEX_COLUMN)
-    table = as_arrow_types(table)
-
     if pixels is None:
         histogram_order, histogram = _histogram(spatial, rows_per_partition)
         alignment = generate_alignment(
@@ -103,24 +144,22 @@ def sky_partitions(
         pixels = list({HealpixPixel(int(a[0]), int(a[1])) for a in alignment if a is not None})
     pixels = [HealpixPixel(int(p.order), int(p.pixel)) for p in pixels]
     pixels = [pixels[i] for i in get_pixel_argsort(pixels)]
-    frames = {}
-    for pixel in pixels:
-        lo, hi = np.searchsorted(
-            spatial,
-            [healpix_to_spatial_index(pixel.order, pixel.pixel), healpix_to_spatial_index(pixel.order, pixel.pixel + 1)],
-        )
-        if hi > lo:
-            frames[pixel] = npd.NestedFrame(table.iloc[int(lo):int(hi)])
-    if not frames:
+    home = partition_of(pixels, spatial)  # small integers: a radix sort where they fit in 16 bits
+    by_home = np.argsort(home, kind="stable")
+    bounds = np.cumsum(np.bincount(home.astype(np.int64) + 1, minlength=len(pixels) + 1))  # rows outside come first
+    rows = {pixel: by_home[lo:hi] for pixel, lo, hi in zip(pixels, bounds[:-1], bounds[1:]) if hi > lo}
+    if not rows:
         raise ValueError("no row lies in the given pixels")
-    pixels = list(frames)
-    kept = np.concatenate([frames[p].index.to_numpy() for p in pixels])
-    meta = npd.NestedFrame(table.iloc[:0])
-    operation = FromHealpixMap(_PixelFrames(frames), pixels=pixels, meta=meta, verify_meta=False)
-    cells = np.unique(kept.astype(np.int64) >> (2 * (SPATIAL_ORDER - MOC_ORDER)))
+    table = pa.Table.from_pandas(frame, preserve_index=False).append_column(SPATIAL_INDEX_COLUMN, pa.array(spatial))
+    meta = npd.NestedFrame(_frame(table.slice(0, 0)))
+    pixels = list(rows)
+    operation = FromHealpixMap(_PixelRows(table, spatial, rows), pixels=pixels, meta=meta, verify_meta=False)
+    present = np.zeros(12 * 4**MOC_ORDER, dtype=bool)  # the distinct cells, by a scatter rather than a sort
+    present[spatial[home >= 0] >> (2 * (SPATIAL_ORDER - MOC_ORDER))] = True
+    cells = np.flatnonzero(present)
     moc = MOC.from_healpix_cells(cells, np.full(len(cells), MOC_ORDER, dtype=np.uint8), MOC_ORDER)
     info = TableProperties(
-        catalog_name=name, catalog_type="object", ra_column=ra, dec_column=dec, total_rows=len(kept),
+        catalog_name=name, catalog_type="object", ra_column=ra, dec_column=dec, total_rows=int((home >= 0).sum()),
         healpix_column=SPATIAL_INDEX_COLUMN, healpix_order=SPATIAL_ORDER,
     )
     structure = hats.catalog.Catalog(info, pixels, moc=moc, schema=_schema(meta), generate_snapshot=True)
