@@ -394,7 +394,7 @@ def normalize_table(
 
     canonical = pd.DataFrame({canon: table[own] for own, canon in mapping.items()})
     for col in ("ra", "dec", "z", "z_err"):
-        if col in canonical.columns:
+        if col in canonical.columns and canonical[col].dtype != np.float64:  # (a float64 column is kept, not copied)
             canonical[col] = pd.to_numeric(canonical[col], errors="coerce").astype("float64")
     if "id" not in canonical.columns:
         canonical["id"] = np.arange(len(canonical), dtype=np.int64)
