@@ -235,3 +235,26 @@ def test_stored_partitions_finer_than_the_objects_are_read_together(scene, coars
     rows = _read(tsm_core.run(config).output_path)
     expected = brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1)
     assert sorted(zip(rows["id"], rows["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))
+
+
+def test_sky_partitions_for_worker_processes_carry_only_their_own_rows(scene):
+    """With tasks sent to worker processes (``ship_rows``), each task holds its partition's
+    rows, not the whole table; the partitions are the same as when they share the table."""
+    import pickle
+
+    import lsdb
+
+    from tsm_core.partitioning import sky_partitions
+
+    pixels = lsdb.open_catalog(scene["objects_path"]).get_healpix_pixels()
+    frame = scene["redshifts"]
+    shared = sky_partitions(frame, pixels=pixels)
+    shipped = sky_partitions(frame, pixels=pixels, ship_rows=True)
+    assert shipped.get_healpix_pixels() == shared.get_healpix_pixels() and shipped.npartitions > 4
+    for i in range(shipped.npartitions):
+        pd.testing.assert_frame_equal(shipped.partitions[i].compute(), shared.partitions[i].compute())
+    whole = len(pickle.dumps(frame))
+    for task in shipped._operation.build().graph.values():
+        assert len(pickle.dumps(task)) < whole / 3
+    # (in-process tasks share the table instead: each refers to all of it)
+    assert all(len(pickle.dumps(task)) > whole for task in shared._operation.build().graph.values())

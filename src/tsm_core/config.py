@@ -203,6 +203,12 @@ class ComputeConfig(_Model):
     n_workers: int | None = Field(None, ge=1)
     memory_limit: str | None = None
 
+    @property
+    def in_process(self) -> bool:
+        """True where tasks run in this process (threads, synchronous): they can share its
+        memory; otherwise each task is sent to a worker process with its data."""
+        return self.scheduler in ("threads", "synchronous")
+
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, value: str) -> str:

@@ -57,12 +57,33 @@ class _PixelRows:
     def __call__(self, pixel: Any) -> pd.DataFrame:
         import nested_pandas as npd
 
-        rows = self.rows[pixel]
-        rows = rows[np.argsort(self.spatial[rows], kind="stable")]  # by spatial index, as HATS stores rows
-        return npd.NestedFrame(_frame(self.table.take(rows)))
+        return npd.NestedFrame(_frame(self.table.take(_sorted(self.rows[pixel], self.spatial))))
 
     def __dask_tokenize__(self) -> str:
         return self.token
+
+
+class _OwnRows:
+    """One partition's rows, already taken, for a task sent to a worker process with them
+    (a random token instead of hashing the data)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.token = uuid.uuid4().hex
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+
+def _own_rows(pixel: Any, rows: _OwnRows) -> pd.DataFrame:
+    import nested_pandas as npd
+
+    return npd.NestedFrame(_frame(rows.table))
+
+
+def _sorted(rows: np.ndarray, spatial: np.ndarray) -> np.ndarray:
+    """``rows`` in the order of their spatial index, as HATS stores rows."""
+    return rows[np.argsort(spatial[rows], kind="stable")]
 
 
 def _frame(table: Any) -> pd.DataFrame:
@@ -112,7 +133,7 @@ def as_arrow_types(frame: pd.DataFrame) -> pd.DataFrame:
 
 def sky_partitions(
     frame: pd.DataFrame, ra: str = "ra", dec: str = "dec", rows_per_partition: int = 50_000, name: str = "redshifts",
-    pixels: Sequence[Any] | None = None,
+    pixels: Sequence[Any] | None = None, ship_rows: bool = False,
 ) -> lsdb.Catalog:
     """A lazy LSDB catalog of ``frame``, cut into HEALPix partitions of at most about
     ``rows_per_partition`` rows (no margin: it is the left side of a crossmatch).
@@ -120,7 +141,11 @@ def sky_partitions(
     With ``pixels`` (the partitions of the catalog it will be matched with, which do not
     overlap) the table is cut on those instead, rows outside them left out: the crossmatch
     then pairs each partition with one partition of the other catalog, which is read once,
-    not once per finer partition of this one."""
+    not once per finer partition of this one.
+
+    Each partition's task takes its rows from the table when it runs; with ``ship_rows``
+    (tasks run in worker processes, which do not share this one's memory) they are taken
+    now and each task carries only its own."""
     import hats
     import lsdb
     import nested_pandas as npd
@@ -153,7 +178,11 @@ def sky_partitions(
     table = pa.Table.from_pandas(frame, preserve_index=False).append_column(SPATIAL_INDEX_COLUMN, pa.array(spatial))
     meta = npd.NestedFrame(_frame(table.slice(0, 0)))
     pixels = list(rows)
-    operation = FromHealpixMap(_PixelRows(table, spatial, rows), pixels=pixels, meta=meta, verify_meta=False)
+    if ship_rows:
+        taken = [_OwnRows(table.take(_sorted(r, spatial))) for r in rows.values()]
+        operation = FromHealpixMap(_own_rows, pixels=pixels, meta=meta, verify_meta=False, map_kwargs={"rows": taken})
+    else:
+        operation = FromHealpixMap(_PixelRows(table, spatial, rows), pixels=pixels, meta=meta, verify_meta=False)
     present = np.zeros(12 * 4**MOC_ORDER, dtype=bool)  # the distinct cells, by a scatter rather than a sort
     present[spatial[home >= 0] >> (2 * (SPATIAL_ORDER - MOC_ORDER))] = True
     cells = np.flatnonzero(present)

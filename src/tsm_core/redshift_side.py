@@ -118,11 +118,13 @@ class TableSide(RedshiftSide):
     """Redshift rows held in memory (a file given by path), partitioned when matched."""
 
     frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: tasks run in worker processes: each carries its own rows (see :func:`sky_partitions`)
+    ship_rows: bool = False
 
     def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
         from tsm_core.partitioning import sky_partitions
 
-        return sky_partitions(self.frame, pixels=align_to)
+        return sky_partitions(self.frame, pixels=align_to, ship_rows=self.ship_rows)
 
     def meta(self) -> pd.DataFrame:
         from tsm_core.partitioning import as_arrow_types
@@ -194,7 +196,9 @@ class _KeyColumns:
         return pd.DataFrame(columns)
 
 
-def side_from_table(table: RedshiftTable, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel) -> TableSide:
+def side_from_table(
+    table: RedshiftTable, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel, ship_rows: bool = False
+) -> TableSide:
     """A :class:`TableSide` of a normalized table: filtered (and counted) at once."""
     check_filter_columns(filters, [str(c) for c in table.frame.columns], "redshift")
     columns = table.kept_columns(keep)
@@ -205,7 +209,7 @@ def side_from_table(table: RedshiftTable, label: str, keep: Any, filters: Sequen
     frame = frame[[*columns, ZROW_COLUMN]].reset_index(drop=True)
     return TableSide(
         keys=frame[_key_columns(frame.columns)], columns=columns, label=label, summary=table.summary(),
-        info=table.info, string_lengths=string_lengths(frame[columns]), frame=frame,
+        info=table.info, string_lengths=string_lengths(frame[columns]), frame=frame, ship_rows=ship_rows,
     )
 
 
@@ -239,14 +243,15 @@ def open_redshift_side(config: RunConfig, registry: Registry, filters: Sequence[
     """The redshift side of ``config``: a file given by path, or a registered catalog."""
     source = config.redshift_catalog
     keep = source.keep_columns
+    ship = not config.compute.in_process  # an in-memory table's rows go to worker processes with their tasks
     if source.path:
         table = read_redshift_catalog(source.path, source.columns, source.convention, source.bad_rows, source.delimiter)
-        return side_from_table(table, source.path, keep, filters, funnel)
+        return side_from_table(table, source.path, keep, filters, funnel, ship)
     record = registry.redshift_catalog(source.name if source.name else source.id)
     label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
     if record.source_path is None:  # registered before stored copies: the user's file, read as then
         table = read_redshift_catalog(record.path, record.columns | source.columns, source.convention, source.bad_rows)
-        return side_from_table(table, label, keep, filters, funnel)
+        return side_from_table(table, label, keep, filters, funnel, ship)
     for key in ("columns", "convention", "delimiter"):
         if getattr(source, key):
             raise ConfigError(
@@ -256,4 +261,4 @@ def open_redshift_side(config: RunConfig, registry: Registry, filters: Sequence[
             )
     if is_store(record.path):
         return side_from_store(read_store(record.path), label, keep, filters, funnel)
-    return side_from_table(read_snapshot(record.path), label, keep, filters, funnel)  # a Parquet snapshot (older)
+    return side_from_table(read_snapshot(record.path), label, keep, filters, funnel, ship)  # a Parquet snapshot (older)
