@@ -28,7 +28,7 @@ def survey_counts(surveys: pd.Series | None) -> dict[str, int]:
     Counted on category codes: no string per row is made."""
     if surveys is None:
         return {}
-    values = surveys if isinstance(surveys.dtype, pd.CategoricalDtype) else surveys.astype("category")
+    values = _as_category(surveys)
     codes = values.cat.codes.to_numpy()
     names = [NO_SURVEY, *map(str, values.cat.categories)]
     counts: dict[str, int] = {}
@@ -36,6 +36,10 @@ def survey_counts(surveys: pd.Series | None) -> dict[str, int]:
         if n:
             counts[name] = counts.get(name, 0) + int(n)
     return dict(sorted(counts.items()))
+
+
+def _as_category(values: pd.Series) -> pd.Series:
+    return values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
 
 
 @dataclass
@@ -193,7 +197,7 @@ def _surveys(frame: pd.DataFrame, mask: np.ndarray | None = None) -> pd.Series |
 
 def _survey_lookup(surveys: pd.Series, zrows: np.ndarray, size: int) -> Any:
     """A function from redshift row numbers to their surveys (a categorical series)."""
-    values = surveys if isinstance(surveys.dtype, pd.CategoricalDtype) else surveys.astype("category")
+    values = _as_category(surveys)
     by_row = np.full(size, -1, dtype=values.cat.codes.dtype)
     by_row[zrows] = values.cat.codes.to_numpy()
     categories = values.cat.categories
@@ -288,8 +292,9 @@ def record_match(
     ``is_training`` flag of every written row (None without a split).
     """
     zrows = redshifts[zrow_column].to_numpy()
-    # row numbers are small non-negative integers: lookups by position, not by hashing
-    size = 1 + max((int(a.max()) for a in (zrows, np.asarray(matched_zrows), np.asarray(written_zrows)) if len(a)), default=-1)
+    # row numbers are small non-negative integers (written and matched rows are among
+    # zrows): lookups by position, not by hashing
+    size = int(zrows.max()) + 1 if len(zrows) else 0
     is_matched = np.zeros(size, dtype=bool)
     is_matched[np.asarray(matched_zrows, dtype=np.int64)] = True
     matched = is_matched[zrows]

@@ -175,12 +175,16 @@ class _KeyColumns:
         self.keys = keys
         self.parts: dict[str, list[Any]] = {c: [] for c in keys}
 
+    @staticmethod
+    def _dtype(column: str) -> type:
+        return np.int64 if column == ZROW_COLUMN else np.float64
+
     def add(self, frame: pd.DataFrame) -> None:
         for c in self.keys:
             if c == "survey":
                 self.parts[c].append(frame[c].astype("category").array)
             else:
-                self.parts[c].append(frame[c].to_numpy(dtype=np.int64 if c == ZROW_COLUMN else np.float64))
+                self.parts[c].append(frame[c].to_numpy(dtype=self._dtype(c)))
 
     def frame(self) -> pd.DataFrame:
         from pandas.api.types import union_categoricals
@@ -191,7 +195,7 @@ class _KeyColumns:
             if c == "survey":
                 columns[c] = union_categoricals(parts) if parts else pd.Categorical([])
             else:
-                columns[c] = np.concatenate(parts) if parts else np.zeros(0, np.int64 if c == ZROW_COLUMN else np.float64)
+                columns[c] = np.concatenate(parts) if parts else np.zeros(0, self._dtype(c))
             del parts
         return pd.DataFrame(columns)
 
@@ -225,12 +229,12 @@ def side_from_store(store: StoredCatalog, label: str, keep: Any, filters: Sequen
     keys = _key_columns(present)
     read = list(dict.fromkeys(keys + [c for f in filters for c in f.columns]))
     tally = FilterTally(filters)
-    found = _KeyColumns(keys)
+    scanned = _KeyColumns(keys)
     dataset = ds.dataset(store.dataset, format="parquet")
     for batch in dataset.to_batches(columns=read, batch_size=SCAN_BATCH_ROWS):
-        found.add(tally.apply(batch.to_pandas(types_mapper=pd.ArrowDtype)))
+        scanned.add(tally.apply(batch.to_pandas(types_mapper=pd.ArrowDtype)))
     tally.record(funnel, table.dropped)
-    found = found.frame()
+    found = scanned.frame()
     lengths = {c: n for c, n in store.string_lengths.items() if c in columns}
     log.info("%s: %d of %d redshifts left after the filters (keys read per partition)", label, len(found), tally.n_read)
     return StoredSide(
