@@ -220,15 +220,17 @@ def test_bad_rows_and_coverage_units():
     assert coverage_mask([Pixel(3, parent)], ra, dec).tolist() == [True, True, False]
 
 
-def test_partition_index_in_batches_matches_healpy(monkeypatch):
+@pytest.mark.parametrize("lookup_order", [10, 0])  # a lookup table; a search over index ranges (orders > 10)
+def test_partition_index_in_batches_matches_healpy(monkeypatch, lookup_order):
     """Positions are placed in batches (small temporary arrays); each gets the index of the
     partition that holds it, at whatever order, as healpy places it one pixel order at a time."""
     import healpy as hp
     from hats.pixel_math import HealpixPixel
 
-    from tsm_core import funnel
+    from tsm_core import funnel, partitioning
 
     monkeypatch.setattr(funnel, "PLACE_BATCH", 7)
+    monkeypatch.setattr(partitioning, "LOOKUP_ORDER", lookup_order)
     rng = np.random.default_rng(3)
     ra, dec = rng.uniform(0, 60, 100), rng.uniform(-20, 20, 100)
     # order 2: the even pixels; order 5: a third of the children of the odd ones (no overlap)
@@ -238,6 +240,27 @@ def test_partition_index_in_batches_matches_healpy(monkeypatch):
         expected[hp.ang2pix(2**pixel.order, ra, dec, nest=True, lonlat=True) == pixel.pixel] = i
     assert (expected == -1).any() and (expected >= 96).any()
     assert (funnel.partition_index(pixels, ra, dec) == expected).all()
+
+
+def test_partition_of_deep_pixels_leaves_positions_outside_them_out():
+    """Partitions deeper than order 10 (a dense field): positions before the first, between
+    and after them belong to none."""
+    import healpy as hp
+    from hats.pixel_math import HealpixPixel
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
+    from tsm_core.partitioning import partition_of
+
+    rng = np.random.default_rng(8)
+    ra, dec = rng.uniform(150.0, 150.02, 2000), rng.uniform(2.0, 2.02, 2000)
+    cells = np.unique(hp.ang2pix(2**12, ra, dec, nest=True, lonlat=True))
+    pixels = [HealpixPixel(12, int(c)) for c in cells[::2]]  # every other occupied order-12 cell
+    ra, dec = np.concatenate([ra, [0.0, 359.9, 150.01]]), np.concatenate([dec, [-89.0, 89.0, -30.0]])
+    expected = np.full(len(ra), -1)
+    for i, pixel in enumerate(pixels):
+        expected[hp.ang2pix(2**12, ra, dec, nest=True, lonlat=True) == pixel.pixel] = i
+    assert (expected == -1).sum() > 500 and (expected >= 0).sum() > 500
+    assert (partition_of(pixels, compute_spatial_index(ra, dec)) == expected).all()
 
 
 def test_coverage_is_kept_compact():

@@ -229,6 +229,10 @@ def test_stored_partitions_finer_than_the_objects_are_read_together(scene, coars
     for pixel, part in zip(merged.get_healpix_pixels(), parts):
         assert (radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float)) == pixel.pixel).all()
     assert sorted(pd.concat(parts)["id"]) == sorted(scene["redshifts"]["id"])
+    # a filter pushed into the read may name a column that is not loaded
+    filtered = merged_on(lsdb.open_catalog(record.path, columns=["id", "ra", "dec"], filters=[("z", ">", 1.0)]), object_pixels)
+    z = scene["redshifts"]
+    assert sorted(filtered.compute()["id"]) == sorted(z.loc[z["z"] > 1.0, "id"])
 
     config = dict(base_config, redshift_catalog={"name": "fine"})
     config["object_catalog"] = {"release": "dp1", "path": str(coarse_objects_path)}

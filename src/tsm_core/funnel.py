@@ -295,10 +295,15 @@ def record_match(
     # row numbers are small non-negative integers (written and matched rows are among
     # zrows): lookups by position, not by hashing
     size = int(zrows.max()) + 1 if len(zrows) else 0
-    is_matched = np.zeros(size, dtype=bool)
-    is_matched[np.asarray(matched_zrows, dtype=np.int64)] = True
-    matched = is_matched[zrows]
-    del is_matched
+    is_key = np.zeros(size, dtype=bool)
+    is_key[zrows] = True
+    matched_zrows = np.asarray(matched_zrows, dtype=np.int64)
+    if len(matched_zrows) and (matched_zrows.max() >= size or not is_key[matched_zrows].all()):
+        raise RuntimeError("matched redshift rows that the filtered keys do not hold: the crossmatch read other rows")
+    is_key[:] = False
+    is_key[matched_zrows] = True
+    matched = is_key[zrows]
+    del is_key
     outside = ~covered & ~matched
     funnel.removed("outside_coverage", "outside the object catalog", _surveys(redshifts, outside), int(outside.sum()))
     lonely = covered & ~matched

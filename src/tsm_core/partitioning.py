@@ -119,8 +119,9 @@ def partition_of(pixels: Sequence[Any], spatial: np.ndarray) -> np.ndarray:
     shift = 2 * (SPATIAL_ORDER - orders)
     sorter = np.argsort(numbers << shift)
     starts, ends = (numbers << shift)[sorter], ((numbers + 1) << shift)[sorter]
-    pos = np.maximum(np.searchsorted(starts, spatial, side="right") - 1, 0)
-    return np.where(spatial < ends[pos], sorter[pos], -1).astype(dtype)
+    at = np.searchsorted(starts, spatial, side="right") - 1  # the last range starting at or before; -1: none
+    pos = np.maximum(at, 0)
+    return np.where((at >= 0) & (spatial < ends[pos]), sorter[pos], -1).astype(dtype)
 
 
 def as_arrow_types(frame: pd.DataFrame) -> pd.DataFrame:
@@ -244,9 +245,11 @@ def merged_on(catalog: lsdb.Catalog, pixels: Sequence[Any]) -> lsdb.Catalog:
     structure, config = catalog.hc_structure, catalog.loading_config
     assert config is not None, "merged_on reads a catalog opened from disk"
     suffix = structure.catalog_info.npix_suffix
+    # the files' own schema, as LSDB reads them: filters may name columns that are not loaded
+    on_disk = structure.original_schema or hats.read_hats(structure.catalog_base_dir).schema
     read = functools.partial(
         read_pixel, path_generator=config.path_generator, catalog_base_dir=structure.catalog_base_dir,
-        npix_suffix=suffix, columns=config.columns, schema=structure.schema, filters=config.filters,
+        npix_suffix=suffix, columns=config.columns, schema=on_disk, filters=config.filters,
         index_column=catalog.meta.index.name, is_dir=suffix == "/", **config.kwargs,
     )
     homes = list(groups)
