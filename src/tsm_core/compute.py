@@ -37,6 +37,14 @@ class Scheduler:
     n_workers: int
     client: Any = None
 
+    @property
+    def in_flight(self) -> int:
+        """Partitions computed per batch (:func:`stream`): two per worker in this process;
+        eight per worker on ``dask.distributed``, where each batch is a round trip to the
+        scheduler and the workers would otherwise wait for the client between batches
+        (20 M objects x 2 M redshifts on two worker processes: match stage 23.8 s -> 18.5 s)."""
+        return (2 if self.client is None else 8) * self.n_workers
+
 
 @contextmanager
 def dask_scheduler(config: ComputeConfig) -> Iterator[Scheduler]:

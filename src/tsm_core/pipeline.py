@@ -586,13 +586,13 @@ def _compute_and_write(
 
     written = writing_into(plan.output_dir)  # a full disk: one line naming the folder and its free space
     with dask_scheduler(cfg.compute) as scheduler, closing(
-        stream(tasks, in_flight=2 * scheduler.n_workers, on_done=report, scheduler=scheduler, cancel=cancel)
+        stream(tasks, in_flight=scheduler.in_flight, on_done=report, scheduler=scheduler, cancel=cancel)
     ) as computed:  # closed on any exit: computations in flight are dropped at once
         if weigher:
             with stage("photometric sample"):
                 cuts = [*representativeness.release_cut_filters(plan.release.default_filters),
                         *parse_filters(cfg.filters.object, "filters.object")]
-                weigher.sample(plan.object_path, list(plan.objects.columns), cuts, 2 * scheduler.n_workers,
+                weigher.sample(plan.object_path, list(plan.objects.columns), cuts, scheduler.in_flight,
                                scheduler=scheduler, cancel=cancel)
         matched = (pd.DataFrame(frame) for frame in computed)  # LSDB hands NestedFrames: plain frames from here
         selection = select(plan, matched, weigher, next(iter(staged.values())).parent, written)
