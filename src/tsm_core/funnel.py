@@ -215,12 +215,12 @@ PLACE_BATCH = 1 << 20
 def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     """Index into ``pixels`` (objects with ``order`` and ``pixel``) of the partition holding
     each position, -1 for none (metadata only, no object rows), :data:`PLACE_BATCH`
-    positions at a time."""
+    positions at a time, in the smallest integer type that holds it."""
     from hats.pixel_math.spatial_index import compute_spatial_index
 
-    from tsm_core.partitioning import partition_of
+    from tsm_core.partitioning import partition_dtype, partition_of
 
-    found = np.full(len(ra), -1, dtype=np.int64)
+    found = np.full(len(ra), -1, dtype=partition_dtype(len(pixels)))
     if not len(ra) or not len(pixels):
         return found
     for start in range(0, len(ra), PLACE_BATCH):
@@ -228,11 +228,6 @@ def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> n
         spatial = compute_spatial_index(np.asarray(ra[part], float), np.asarray(dec[part], float))
         found[part] = partition_of(pixels, spatial)
     return found
-
-
-def coverage_mask(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """True for positions inside one of the HEALPix ``pixels`` (partitions)."""
-    return partition_index(pixels, ra, dec) >= 0
 
 
 def coarse_pixels(pixels: Sequence[Any], most: int = 800) -> list[list[int]]:

@@ -98,13 +98,18 @@ def _frame(table: Any) -> pd.DataFrame:
 LOOKUP_ORDER = 10
 
 
+def partition_dtype(n_pixels: int) -> type:
+    """The smallest integer type that numbers ``n_pixels`` partitions and -1."""
+    return np.int16 if n_pixels < 2**15 else np.int32
+
+
 def partition_of(pixels: Sequence[Any], spatial: np.ndarray) -> np.ndarray:
     """Index into ``pixels`` (which do not overlap; anything with ``order`` and ``pixel``)
     of the pixel holding each HEALPix spatial index (order 29), -1 for none, as the
     smallest integer type that holds it. A lookup table at the deepest order of
     ``pixels`` (one pass over ``spatial``), or a search over the pixels' index ranges
     where that order is deeper than :data:`LOOKUP_ORDER`."""
-    dtype = np.int16 if len(pixels) < 2**15 else np.int32
+    dtype = partition_dtype(len(pixels))
     if not len(pixels):
         return np.full(len(spatial), -1, dtype=dtype)
     orders = np.array([int(p.order) for p in pixels], dtype=np.int64)

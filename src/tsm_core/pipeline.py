@@ -12,6 +12,7 @@ the unique-galaxy rule, the split and the weights over the whole matched set,
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +33,7 @@ from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError, RunCancelled
 from tsm_core.filters import parse_filters
-from tsm_core.funnel import Funnel, coverage_mask, partition_index, record_match, sky_summary
+from tsm_core.funnel import Funnel, partition_index, record_match, sky_summary
 from tsm_core.jobs import CancelToken, registry_poll
 from tsm_core.objects import check_margin, open_objects, read_schema
 from tsm_core.output import check_directory, claim_output, open_sinks, output_file_name, writing_into
@@ -106,6 +107,13 @@ class Plan:
     funnel: Funnel = field(default_factory=Funnel)
     #: submitted to a shared service (:func:`tsm_core.service.submit`): the files show no server path
     served: bool = False
+
+    @functools.cached_property
+    def redshift_partitions(self) -> np.ndarray:
+        """Each redshift's object partition (index into the object catalog's pixels), -1
+        outside them all; found once, for the overlap check and the run's funnel."""
+        keys = self.redshifts.keys
+        return partition_index(self.objects.get_healpix_pixels(), keys["ra"].to_numpy(float), keys["dec"].to_numpy(float))
 
 
 def locate_objects(release: ObjectCatalog, configured: str | None, home: Path) -> CatalogLocation:
@@ -237,9 +245,7 @@ def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     partition and the empty frame that describes the rows."""
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
-    keys = plan.redshifts.keys
-    inside = coverage_mask(objects.get_healpix_pixels(), keys["ra"].to_numpy(float), keys["dec"].to_numpy(float))
-    if not inside.any():  # from the partitions' pixels: LSDB would refuse catalogs that do not overlap
+    if not (plan.redshift_partitions >= 0).any():  # from the partitions' pixels: LSDB would refuse catalogs that do not overlap
         if len(plan.redshifts):
             log.warning("no redshift lies in the %s object catalog's partitions: no matches", release.name)
         else:
@@ -477,12 +483,10 @@ def _finish_funnel(
 ) -> dict[str, Any]:
     """The funnel's steps after the redshift filters and the object cuts where they were
     counted; returns the sky summary (partitions, local object density) for the provenance."""
-    z = plan.redshifts.keys
-    ra, dec = z["ra"].to_numpy(float), z["dec"].to_numpy(float)
     pixels = plan.objects.get_healpix_pixels()
     cfg = plan.config
-    idx = partition_index(pixels, ra, dec)  # each redshift's object partition, -1 outside them all
-    record_match(plan.funnel, z, ZROW_COLUMN, idx >= 0, matched, removed, written, training,
+    idx = plan.redshift_partitions
+    record_match(plan.funnel, plan.redshifts.keys, ZROW_COLUMN, idx >= 0, matched, removed, written, training,
                  cfg.crossmatch.radius_arcsec, cfg.crossmatch.n_neighbors)
     rows = _partition_rows(plan.object_path, pixels)
     kept = 1.0
