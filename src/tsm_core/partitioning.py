@@ -44,35 +44,38 @@ MOC_ORDER = 10
 SPATIAL_ORDER = 29
 
 
-class _PixelRows:
+class _RandomToken:
+    """Named in Dask's graph by a random token instead of by hashing the data it holds."""
+
+    def __init__(self) -> None:
+        self.token = uuid.uuid4().hex
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
+
+
+class _PixelRows(_RandomToken):
     """Takes each pixel's rows from the table, for the catalog's tasks (so the table is
-    never reordered whole); tokenized by a random token instead of by hashing the data."""
+    never reordered whole)."""
 
     def __init__(self, table: Any, spatial: np.ndarray, rows: dict[Any, np.ndarray]) -> None:
         self.table = table
         self.spatial = spatial
         self.rows = rows
-        self.token = uuid.uuid4().hex
+        super().__init__()
 
     def __call__(self, pixel: Any) -> pd.DataFrame:
         import nested_pandas as npd
 
         return npd.NestedFrame(_frame(self.table.take(_sorted(self.rows[pixel], self.spatial))))
 
-    def __dask_tokenize__(self) -> str:
-        return self.token
 
-
-class _OwnRows:
-    """One partition's rows, already taken, for a task sent to a worker process with them
-    (a random token instead of hashing the data)."""
+class _OwnRows(_RandomToken):
+    """One partition's rows, already taken, for a task sent to a worker process with them."""
 
     def __init__(self, table: Any) -> None:
         self.table = table
-        self.token = uuid.uuid4().hex
-
-    def __dask_tokenize__(self) -> str:
-        return self.token
+        super().__init__()
 
 
 def _own_rows(pixel: Any, rows: _OwnRows) -> pd.DataFrame:
@@ -201,23 +204,20 @@ def sky_partitions(
     return lsdb.Catalog(operation, structure)
 
 
-class _MergedPixels:
+class _MergedPixels(_RandomToken):
     """Reads the partitions on disk that make one merged partition, in pixel order, with
     ``read`` (LSDB's ``read_pixel``)."""
 
     def __init__(self, groups: dict[Any, list[Any]], read: Any) -> None:
         self.groups = groups
         self.read = read
-        self.token = uuid.uuid4().hex
+        super().__init__()
 
     def __call__(self, pixel: Any) -> pd.DataFrame:
         import nested_pandas as npd
 
         frames = [self.read(part) for part in self.groups[pixel]]
         return frames[0] if len(frames) == 1 else npd.NestedFrame(pd.concat(frames))
-
-    def __dask_tokenize__(self) -> str:
-        return self.token
 
 
 def merged_on(catalog: lsdb.Catalog, pixels: Sequence[Any]) -> lsdb.Catalog:
