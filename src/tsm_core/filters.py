@@ -32,6 +32,12 @@ Attributes, subscripts, ``@`` references, lambdas, comprehensions, other calls a
 names starting with ``__`` are refused with a :class:`~tsm_core.errors.ConfigError`
 naming the config key, the expression and the construct, before any data is read.
 A missing value (NaN, null) never passes a comparison.
+
+Bounded work: checking a filter takes milliseconds whatever is typed. An expression is
+at most :data:`MAX_LENGTH` characters, :data:`MAX_DEPTH` levels deep and
+:data:`MAX_NODES` syntax nodes; integer literals fit 64 bits; arithmetic is done in
+float64 only (a column's values, or a constant sub-expression folded once at check
+time, which must stay finite), never with Python's unbounded integers.
 """
 
 from __future__ import annotations
@@ -105,7 +111,14 @@ _NAMES: dict[type[ast.AST], str] = {
 
 _BACKQUOTED = re.compile(r"`([^`]*)`")
 _PLACEHOLDER = "_tsm_column_{}_"
-_MAX_LENGTH = 2000
+#: the longest filter expression, in characters
+MAX_LENGTH = 2000
+#: the deepest nesting of a filter's syntax tree (parentheses, operators, calls)
+MAX_DEPTH = 64
+#: the most syntax nodes a filter may have
+MAX_NODES = 1000
+#: the largest magnitude of an integer literal (the int64 range)
+MAX_INT = 2**63 - 1
 
 
 def _as_float(values: Any) -> Any:
@@ -116,6 +129,10 @@ def _as_float(values: Any) -> Any:
 
 class _Refused(Exception):
     """A construct outside the grammar (turned into a ConfigError by :func:`parse_filter`)."""
+
+
+class _Unbounded(Exception):
+    """A literal or constant beyond the filter language's bounds (its message is shown as is)."""
 
 
 # A compiled node: frame -> values. ``kind`` says what it gives: "bool", "number",
@@ -136,9 +153,14 @@ def _literal(value: Any) -> _Node:
 class _Compiler:
     """Walks the allow-listed tree, collecting column names, building closures."""
 
-    def __init__(self, columns: dict[str, str]) -> None:
+    def __init__(self, columns: dict[str, str], source: str) -> None:
         self.placeholders = columns  # placeholder identifier -> backquoted column name
         self.columns: list[str] = []
+        self.source = source
+
+    def text(self, node: ast.AST) -> str:
+        """What the user wrote for ``node`` (shortened), for error messages."""
+        return _abbreviated(ast.get_source_segment(self.source, node) or type(node).__name__)
 
     def compile(self, node: ast.AST) -> _Node:
         method = getattr(self, f"_{type(node).__name__}", None)
@@ -147,8 +169,12 @@ class _Compiler:
         return method(node)
 
     def _Constant(self, node: ast.Constant) -> _Node:
-        if isinstance(node.value, (bool, int, float, str)):
-            return _literal(node.value)
+        value = node.value
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            raise _Unbounded(f"the integer literal {self.text(node)} is beyond the 64-bit range "
+                             f"(at most {MAX_INT:,} in magnitude; write a float such as 1e30)")
+        if isinstance(value, (bool, int, float, str)):
+            return _literal(value)
         raise _Refused(f"the literal {node.value!r}")
 
     def _Name(self, node: ast.Name) -> _Node:
@@ -164,7 +190,7 @@ class _Compiler:
     def _UnaryOp(self, node: ast.UnaryOp) -> _Node:
         inner = self.compile(node.operand)
         if isinstance(node.op, ast.USub):
-            if inner.kind == "literal" and isinstance(inner.literal, (int, float)) and not isinstance(inner.literal, bool):
+            if _is_number(inner):
                 return _literal(-inner.literal)
             self._numeric(inner, "-")
             return _Node(lambda frame: -inner.evaluate(frame), "number")
@@ -203,6 +229,8 @@ class _Compiler:
             self._numeric(left, "arithmetic")
             self._numeric(right, "arithmetic")
             op = _ARITHMETIC[type(node.op)]
+            if _is_number(left) and _is_number(right):
+                return _literal(_fold(self.text(node), op, left.literal, right.literal))
 
             def evaluate(frame: pd.DataFrame) -> Any:
                 with np.errstate(all="ignore"):
@@ -283,12 +311,32 @@ class _Compiler:
             raise _Refused(f"a non-numeric operand of {where!r}")
 
 
+def _is_number(node: _Node) -> bool:
+    return node.kind == "literal" and isinstance(node.literal, (int, float)) and not isinstance(node.literal, bool)
+
+
+def _abbreviated(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def _fold(text: str, op: Callable[[Any, Any], Any], left: int | float, right: int | float) -> float:
+    """A constant sub-expression computed once, in float64 (constant time for any operands:
+    ``9**9**9**9`` overflows to inf at once instead of running Python's big integers)."""
+    with np.errstate(all="ignore"):
+        value = op(np.float64(left), np.float64(right))
+    if not np.isfinite(value) and np.isfinite(left) and np.isfinite(right):
+        raise _Unbounded(f"the constant {text} is not a finite 64-bit float")
+    return float(value)
+
+
 def _numeric_values(values: Any) -> Any:
-    """Columns as float arrays for arithmetic (nullable types' NA become NaN)."""
+    """Columns as float arrays for arithmetic (nullable types' NA become NaN); literals as float64."""
     if isinstance(values, pd.Series):
         if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
             raise TypeError(f"column {values.name!r} ({values.dtype}) is not numeric")
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        return np.float64(values)
     return values
 
 
@@ -393,8 +441,8 @@ def parse_filter(expression: str, key: str) -> Filter:
     """
     if not isinstance(expression, str) or not expression.strip():
         raise ConfigError(key, "a filter must be a non-empty expression such as 'refExtendedness == 1'")
-    if len(expression) > _MAX_LENGTH:
-        raise ConfigError(key, f"a filter is at most {_MAX_LENGTH} characters long")
+    if len(expression) > MAX_LENGTH:
+        raise ConfigError(key, f"a filter is at most {MAX_LENGTH} characters long, not {len(expression)}")
     placeholders: dict[str, str] = {}
 
     def quote(match: re.Match[str]) -> str:
@@ -405,22 +453,50 @@ def parse_filter(expression: str, key: str) -> Filter:
     source = _BACKQUOTED.sub(quote, expression.strip())
     if "`" in source:
         raise ConfigError(key, f"{expression!r}: unbalanced backquote")
+    too_deep = ConfigError(key, f"the expression is nested too deeply (max {MAX_DEPTH})")
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:
         if "@" in source:
             raise ConfigError(key, f"{expression!r} uses '@' references, which filters do not allow") from None
+        if "too many nested" in str(exc.msg):
+            raise too_deep from None
         raise ConfigError(key, f"{expression!r} is not a valid expression: {exc.msg}") from None
-    compiler = _Compiler(placeholders)
+    except (RecursionError, MemoryError):  # the parser's own stack, on thousands of nested operators
+        raise too_deep from None
+    except ValueError as exc:  # null bytes, integer literals with too many digits
+        raise ConfigError(key, f"{expression!r} is not a valid expression: {exc}") from None
+    depth, nodes = _extent(tree.body)
+    if depth > MAX_DEPTH:
+        raise too_deep
+    if nodes > MAX_NODES:
+        raise ConfigError(key, f"the expression has too many parts ({nodes}; max {MAX_NODES})")
+    compiler = _Compiler(placeholders, source)
     try:
         root = compiler.compile(tree.body)
     except _Refused as exc:
         raise ConfigError(key, f"{expression!r} uses {exc}, which filters do not allow") from None
+    except _Unbounded as exc:
+        raise ConfigError(key, f"{expression!r}: {exc}") from None
     except RecursionError:
-        raise ConfigError(key, f"{expression!r} is nested too deeply") from None
+        raise too_deep from None
     if root.kind == "number" or (root.kind == "literal" and not isinstance(root.literal, bool)):
         raise ConfigError(key, f"{expression!r} is not a boolean condition (compare it, e.g. '... > 0')")
     return Filter(expression, key, tuple(compiler.columns), root)
+
+
+def _extent(root: ast.AST) -> tuple[int, int]:
+    """The depth and the number of nodes of a syntax tree, walked without recursion
+    (contexts such as ``Load`` are not counted)."""
+    depth = nodes = 0
+    stack = [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        nodes += 1
+        depth = max(depth, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node)
+                     if not isinstance(child, ast.expr_context))
+    return depth, nodes
 
 
 def parse_filters(expressions: Sequence[str], key: str) -> list[Filter]:
