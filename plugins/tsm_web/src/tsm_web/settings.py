@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError
 
+from tsm_core.config import read_yaml
 from tsm_core.errors import ConfigError
 from tsm_core.service import OperatorSettings
 
@@ -43,10 +43,7 @@ class ServerSettings(OperatorSettings):
         """Settings from ``config_file``, the environment, then ``options`` (None = not given)."""
         data: dict[str, Any] = {}
         if config_file:
-            try:
-                data = yaml.safe_load(Path(config_file).read_text()) or {}
-            except (OSError, yaml.YAMLError) as exc:
-                raise ConfigError("--config", f"cannot read the server config {config_file}: {exc}") from None
+            data = read_yaml(config_file, "--config") or {}
             if not isinstance(data, dict):
                 raise ConfigError("--config", f"{config_file} must hold a mapping of settings")
         if os.environ.get(TOKEN_ENV):
