@@ -9,10 +9,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -23,6 +23,8 @@ from tsm_core.types import SAMPLE_PATH
 
 if TYPE_CHECKING:
     from tsm_core.types import ObjectCatalog
+
+T = TypeVar("T")
 
 
 class TSMGroup(click.Group):
@@ -184,14 +186,40 @@ class _Bar:
             self.bar.close()
 
 
+def _interruptible(work: Callable[[], T], cancel: Any) -> T:
+    """``work()`` in a helper thread while this one waits for it or for ``cancel``: a
+    signal stops planning within a fraction of a second even when planning is blocked
+    in C code (a hung file system, a pipe), which Python's signal handlers cannot reach.
+    Planning registers and writes nothing, so there is nothing to clean up when the
+    process leaves the helper behind."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = exc
+
+    helper = threading.Thread(target=target, name="tsm-plan", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        helper.join(0.1)
+        if cancel.is_set():
+            raise RunCancelled(cancel.reason, cancel.status)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def _run_and_report(config: Any, overrides: list[str], progress: bool | None) -> Any:
-    from tsm_core.pipeline import run
+    from tsm_core.pipeline import execute, prepare
 
     bar = _Bar(sys.stderr.isatty() if progress is None else progress)
     try:
         with _stop_on_signals() as cancel:
             try:
-                result = run(config, overrides=overrides, progress=bar, cancel=cancel)
+                plan = _interruptible(lambda: prepare(config, overrides), cancel)
+                result = execute(plan, progress=bar, cancel=cancel)
             except RunCancelled as exc:
                 exc.signal = getattr(cancel, "signal", None)  # type: ignore[attr-defined]
                 raise
