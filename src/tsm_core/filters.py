@@ -486,13 +486,13 @@ def parse_filter(expression: str, key: str) -> Filter:
 
 
 def _extent(root: ast.AST) -> tuple[int, int]:
-    """The depth and the number of nodes of a syntax tree, walked without recursion
-    (contexts such as ``Load`` are not counted)."""
+    """The depth of a syntax tree and its number of expressions, walked without recursion
+    (contexts such as ``Load`` are left out)."""
     depth = nodes = 0
     stack = [(root, 1)]
     while stack:
         node, level = stack.pop()
-        nodes += 1
+        nodes += isinstance(node, ast.expr)
         depth = max(depth, level)
         stack.extend((child, level + 1) for child in ast.iter_child_nodes(node)
                      if not isinstance(child, ast.expr_context))
