@@ -186,6 +186,26 @@ def test_alias_bomb_refused_by_the_server_settings(tmp_path):
     assert caught.value.key == "--config" and "YAML aliases expand beyond" in str(caught.value)
 
 
+def test_server_settings_still_read_a_plain_config(tmp_path):
+    from tsm_web.settings import ServerSettings
+
+    path = tmp_path / "server.yaml"
+    path.write_text("max_runs: 3\nmax_upload_mb: 5\n")
+    settings = ServerSettings.load(path)
+    assert (settings.max_runs, settings.max_upload_mb) == (3, 5)
+    path.write_text("max_runs: [3\n")
+    with pytest.raises(ConfigError, match=r"^--config: .*server.yaml is not valid YAML: .*line 2, column 1"):
+        ServerSettings.load(path)
+
+
+def test_alias_bomb_in_a_set_override_refused():
+    from tsm_core.config import apply_overrides
+
+    value = "{" + ", ".join(_alias_bomb().splitlines()[1:10]) + "}"  # the bomb's levels as one flow mapping
+    with pytest.raises(ConfigError, match=r"^filters.object: the value: YAML aliases expand beyond"):
+        apply_overrides({}, [f"filters.object={value}"])
+
+
 @pytest.mark.parametrize("text", [
     "a: &a [*a]\n",  # an alias of its own parent: endless once expanded
     "base: &b {" + ", ".join(f"k{i}: {i}" for i in range(200)) + "}\n"
