@@ -35,7 +35,7 @@ A missing value (NaN, null) never passes a comparison.
 
 Bounded work: checking a filter takes milliseconds whatever is typed. An expression is
 at most :data:`MAX_LENGTH` characters, :data:`MAX_DEPTH` levels deep and
-:data:`MAX_NODES` syntax nodes; integer literals fit 64 bits; arithmetic is done in
+:data:`MAX_NODES` sub-expressions; integer literals fit 64 bits; arithmetic is done in
 float64 only (a column's values, or a constant sub-expression folded once at check
 time, which must stay finite), never with Python's unbounded integers.
 """
@@ -115,7 +115,7 @@ _PLACEHOLDER = "_tsm_column_{}_"
 MAX_LENGTH = 2000
 #: the deepest nesting of a filter's syntax tree (parentheses, operators, calls)
 MAX_DEPTH = 64
-#: the most syntax nodes a filter may have
+#: the most sub-expressions (columns, literals, operations) a filter may have
 MAX_NODES = 1000
 #: the largest magnitude of an integer literal (the int64 range)
 MAX_INT = 2**63 - 1
