@@ -1,19 +1,66 @@
-"""Uploaded redshift catalogs: size-limited, stored under a generated name."""
+"""Uploaded redshift catalogs: size-limited, stored under a generated name, and checked
+against the operator's limits on decompressed bytes and rows before anything reads them whole.
+
+The check (:func:`check_limits`) keeps the server's memory bounded: compressed files are
+decompressed in chunks and counted, Parquet files are judged from their footer, FITS files
+from their headers, HDF5 files from their datasets' shapes and types; no page, table or
+dataset is decoded.
+"""
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import struct
 import uuid
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Callable
 
 from fastapi import UploadFile
 
-from tsm_core.redshift import FILE_FORMATS
+from tsm_core.redshift import FILE_FORMATS, file_format
 
 CHUNK = 1 << 20
+#: the openers of the compressed suffixes the readers accept (FITS tile compression, ``.fz``,
+#: is judged from its headers like any FITS file)
+DECOMPRESSORS: dict[str, Callable[[Path], IO[bytes]]] = {".gz": gzip.open, ".bz2": bz2.open}
+#: the largest Parquet footer (file metadata) read; real catalogs have footers of kilobytes
+MAX_PARQUET_FOOTER = 16 << 20
+#: the most HDF5 objects looked at (each is a few hundred bytes of metadata)
+MAX_HDF5_OBJECTS = 10_000
+#: bytes per value of each Parquet physical type once decoded (variable-length values: their offset)
+PARQUET_WIDTHS = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8, "BYTE_ARRAY": 4}
+#: bytes counted for each variable-length HDF5 value (a Python object once read)
+HDF5_OBJECT_WIDTH = 56
+MB = 2**20
 
 
-class UploadTooLarge(ValueError):
-    """The upload exceeds the server's limit."""
+@dataclass(frozen=True)
+class UploadLimits:
+    """The operator's limits on one upload: bytes sent, bytes once decompressed and decoded, rows."""
+
+    max_bytes: int
+    max_decompressed_bytes: int
+    max_rows: int
+
+
+class UploadRefused(ValueError):
+    """The upload passes one of the server's limits: ``status`` is the HTTP answer (413 for
+    a size, 422 for rows), ``message`` one line naming the limit."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class UploadTooLarge(UploadRefused):
+    """The upload exceeds the server's limit on the bytes sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
 
 
 def suffix_of(filename: str) -> str:
@@ -27,8 +74,9 @@ def suffix_of(filename: str) -> str:
     raise ValueError(f"unsupported file type {Path(filename or '').suffix!r}; upload one of {known}")
 
 
-def save_upload(upload: UploadFile, directory: Path, max_bytes: int) -> Path:
-    """Stream ``upload`` to ``directory`` under a random name; refuse more than ``max_bytes``."""
+def save_upload(upload: UploadFile, directory: Path, limits: UploadLimits) -> Path:
+    """Stream ``upload`` to ``directory`` under a random name and check it against ``limits``
+    (:func:`check_limits`); a refused file is deleted before :class:`UploadRefused` is raised."""
     suffix = suffix_of(upload.filename or "")
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{uuid.uuid4().hex}{suffix}"
@@ -37,10 +85,160 @@ def save_upload(upload: UploadFile, directory: Path, max_bytes: int) -> Path:
         with open(target, "wb") as out:
             while chunk := upload.file.read(CHUNK):
                 size += len(chunk)
-                if size > max_bytes:
-                    raise UploadTooLarge(f"the file is larger than the limit of {max_bytes / 2**20:.0f} MB")
+                if size > limits.max_bytes:
+                    raise UploadTooLarge(f"the file is larger than the limit of {limits.max_bytes / MB:.0f} MB "
+                                         "(max_upload_mb)")
                 out.write(chunk)
+        check_limits(target, limits)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
     return target
+
+
+def check_limits(path: Path, limits: UploadLimits) -> None:
+    """Raise :class:`UploadRefused` when the catalog file ``path`` holds more than
+    ``limits.max_decompressed_bytes`` once decompressed and decoded (413) or more than
+    ``limits.max_rows`` rows (422), reading it in bounded memory: compressed files in chunks,
+    otherwise only their metadata. A file whose metadata cannot be read is refused (422)."""
+    fmt = file_format(path)
+    opener = DECOMPRESSORS.get(path.suffix.lower())
+    if fmt == "csv":
+        _check_stream(path, opener or open, limits, count_rows=True)
+        return
+    if opener is not None:
+        _check_stream(path, opener, limits, count_rows=False)
+    try:
+        rows, size = {"parquet": _parquet_shape, "fits": _fits_shape, "hdf5": _hdf5_shape}[fmt](path, limits)
+    except UploadRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UploadRefused(422, f"cannot read the {fmt} file's metadata: {first}") from None
+    _check_counts(rows, size, limits)
+
+
+def _too_large(limits: UploadLimits) -> UploadRefused:
+    return UploadRefused(413, f"the file's data is larger than the limit of {limits.max_decompressed_bytes / MB:.0f} MB "
+                              "once decompressed (max_upload_decompressed_mb)")
+
+
+def _too_long(limits: UploadLimits) -> UploadRefused:
+    return UploadRefused(422, f"the file has more than {limits.max_rows} rows, the limit (max_upload_rows)")
+
+
+def _check_counts(rows: int, size: int, limits: UploadLimits) -> None:
+    if size > limits.max_decompressed_bytes:
+        raise _too_large(limits)
+    if rows > limits.max_rows:
+        raise _too_long(limits)
+
+
+def _check_stream(path: Path, opener: Callable[..., IO[bytes]], limits: UploadLimits, count_rows: bool) -> None:
+    """Read ``path`` through ``opener`` in chunks, stopping at the first limit passed (CSV
+    rows are lines after the header; a quoted line break counts as a row, erring on the safe side)."""
+    size = lines = 0
+    last = b"\n"
+    try:
+        with opener(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                size += len(chunk)
+                if size > limits.max_decompressed_bytes:
+                    raise _too_large(limits)
+                if count_rows:
+                    lines += chunk.count(b"\n")
+                    last = chunk[-1:]
+                    if lines - 1 > limits.max_rows:
+                        raise _too_long(limits)
+    except UploadRefused:
+        raise
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        raise UploadRefused(422, f"cannot decompress the file: {exc}") from None
+    if count_rows and (lines + (last != b"\n")) - 1 > limits.max_rows:
+        raise _too_long(limits)
+
+
+def _parquet_shape(path: Path, limits: UploadLimits) -> tuple[int, int]:
+    """Rows and decoded bytes of a Parquet file from its footer: each column chunk counts the
+    larger of its uncompressed size and its values times their decoded width, so dictionary
+    and run-length encoded data count at their decoded size."""
+    import pyarrow.parquet as pq
+
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        if fh.tell() < 12:
+            raise ValueError("too short to be a Parquet file")
+        fh.seek(-8, 2)
+        footer, magic = struct.unpack("<i4s", fh.read(8))
+    if magic != b"PAR1":
+        raise ValueError("no Parquet footer")
+    if footer > MAX_PARQUET_FOOTER:
+        raise UploadRefused(413, f"the Parquet file's metadata is larger than {MAX_PARQUET_FOOTER // MB} MB")
+    meta = pq.read_metadata(path)
+    if meta.num_rows > limits.max_rows:
+        raise _too_long(limits)
+    schema = meta.schema
+    widths = [PARQUET_WIDTHS.get(schema.column(i).physical_type, schema.column(i).length or 0)
+              for i in range(meta.num_columns)]
+    size = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for i in range(group.num_columns):
+            chunk = group.column(i)
+            size += max(chunk.total_uncompressed_size, chunk.num_values * widths[i])
+        if size > limits.max_decompressed_bytes:
+            raise _too_large(limits)
+    return meta.num_rows, size
+
+
+def _fits_shape(path: Path, limits: UploadLimits) -> tuple[int, int]:
+    """Rows and data bytes of the FITS table the reader reads (HDU 1), from the headers only
+    (tile-compressed HDUs count their uncompressed size, from the ``Z`` keywords)."""
+    from astropy.io import fits
+
+    headers = []
+    with fits.open(path, memmap=True, lazy_load_hdus=True, disable_image_compression=True) as hdul:
+        for index in range(2):  # len(hdul) would read every header
+            try:
+                headers.append(hdul[index].header)
+            except IndexError:
+                break
+    size = rows = 0
+    for header in headers:
+        prefix = "Z" if header.get("ZIMAGE") or header.get("ZTABLE") else ""
+        naxis = int(header.get(f"{prefix}NAXIS", 0))
+        if naxis == 0:
+            continue
+        elements = 1
+        for axis in range(1, naxis + 1):
+            elements *= int(header.get(f"{prefix}NAXIS{axis}", 0))
+        bits = abs(int(header.get(f"{prefix}BITPIX", header.get("BITPIX", 8))))
+        size += bits // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + elements)
+        if header.get("XTENSION", "").strip() in ("BINTABLE", "TABLE") and naxis >= 2:
+            rows = max(rows, int(header.get(f"{prefix}NAXIS2", 0)))
+    return rows, size
+
+
+def _hdf5_shape(path: Path, limits: UploadLimits) -> tuple[int, int]:
+    """Rows (the longest dimension of any dataset) and data bytes of an HDF5 file from its
+    datasets' shapes and types only (variable-length values count as Python objects)."""
+    import h5py
+
+    sizes: list[int] = []
+    rows = 0
+    seen = 0
+
+    def visit(_: str, obj: object) -> None:
+        nonlocal rows, seen
+        seen += 1
+        if seen > MAX_HDF5_OBJECTS:
+            raise UploadRefused(422, f"the HDF5 file holds more than {MAX_HDF5_OBJECTS} objects")
+        if isinstance(obj, h5py.Dataset) and obj.shape:
+            width = HDF5_OBJECT_WIDTH if h5py.check_vlen_dtype(obj.dtype) is not None or obj.dtype.kind == "O" \
+                else obj.dtype.itemsize
+            sizes.append(int(obj.size) * width)
+            rows = max(rows, *obj.shape)
+
+    with h5py.File(path, "r") as fh:
+        fh.visititems(visit)
+    return rows, sum(sizes)

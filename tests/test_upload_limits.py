@@ -1,0 +1,221 @@
+"""Upload limits that hold after decompression, tried against a real ``tsm serve`` on
+127.0.0.1 over real HTTP: gzip-CSV, Parquet, FITS and HDF5 bombs (kilobytes sent, hundreds of
+megabytes or millions of rows once read) are refused through both APIs within seconds, with
+the limit named, while the server's memory (its VmHWM in ``/proc``) stays bounded; files
+under the limits still register."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from helpers import tsm_serve
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc to measure memory")
+
+ADMIN = "limits-admin-token"
+DECOMPRESSED_MB = 100
+MAX_ROWS = 1_000_000
+#: the most the server's resident memory may grow while it refuses every bomb (read whole,
+#: the gzip bomb alone is 300 MB of text, the Parquet bomb 480 MB of float64)
+MAX_GROWTH_MB = 300
+#: an answer slower than this means the server read the file
+MAX_SECONDS = 10
+
+
+def memory_kb(pid: int, key: str) -> int:
+    """``key`` (VmRSS, VmHWM) of process ``pid``, in kB, from ``/proc/<pid>/status``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+# -- the bombs, each built in about a second and small on disk ----------------------------
+def gzip_csv_bytes(path: Path) -> None:
+    """300 MB of one repeated 1 kB CSV line (300 000 rows, under the row limit), about 1 kB
+    of gzip per megabyte."""
+    block = (b"150.0,2.0,0.5," + b"x" * 1010 + b"\n") * 1024
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(b"ra,dec,z,note\n")
+        for _ in range(300 * 2**20 // len(block)):
+            out.write(block)
+
+
+def gzip_csv_rows(path: Path) -> None:
+    """Twice the row limit, 12 MB once decompressed (under the byte limit)."""
+    with gzip.open(path, "wb") as out:
+        out.write(b"ra,dec,z\n" + b"1,2,3\n" * (2 * MAX_ROWS))
+
+
+def _repeated_parquet(path: Path, rows_per_group: int, groups: int, columns: int) -> None:
+    """``groups`` row groups of one repeated float64 value per column (dictionary + RLE encoded)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows_per_group, dtype=np.int32)), pa.array([0.5]))
+    table = pa.table({f"c{i}": values for i in range(columns)})
+    with pq.ParquetWriter(path, table.schema, compression="zstd") as writer:
+        for _ in range(groups):
+            writer.write_table(table)
+
+
+def parquet_rows(path: Path) -> None:
+    """20 million rows of (ra, dec, z) all 0.5: 480 MB of float64 once decoded."""
+    _repeated_parquet(path, 1_000_000, 20, 3)
+
+
+def parquet_bytes(path: Path) -> None:
+    """Under the row limit but 20 float64 columns: 144 MB once decoded."""
+    _repeated_parquet(path, 900_000, 1, 20)
+
+
+def fits_rows(path: Path) -> None:
+    """A gzipped FITS table of twice the row limit (48 MB once decompressed)."""
+    from astropy.io import fits
+
+    columns = [fits.Column(name=n, format="D", array=np.zeros(2 * MAX_ROWS)) for n in ("ra", "dec", "z")]
+    plain = path.with_suffix("")
+    fits.BinTableHDU.from_columns(columns).writeto(plain)
+    with open(plain, "rb") as src, gzip.open(path, "wb", compresslevel=1) as out:
+        shutil.copyfileobj(src, out)
+    plain.unlink()
+
+
+def hdf5_rows(path: Path) -> None:
+    """Datasets of twice the row limit that are never written (only their fill value)."""
+    import h5py
+
+    with h5py.File(path, "w") as fh:
+        for name in ("ra", "dec", "z"):
+            fh.create_dataset(name, shape=(2 * MAX_ROWS,), dtype="f8", chunks=(65536,), compression="gzip")
+
+
+BOMBS = {
+    "bomb.csv.gz": (gzip_csv_bytes, 413, "max_upload_decompressed_mb"),
+    "rows.csv.gz": (gzip_csv_rows, 422, "max_upload_rows"),
+    "rows.parquet": (parquet_rows, 422, "max_upload_rows"),
+    "wide.parquet": (parquet_bytes, 413, "max_upload_decompressed_mb"),
+    "rows.fits.gz": (fits_rows, 422, "max_upload_rows"),
+    "rows.h5": (hdf5_rows, 422, "max_upload_rows"),
+}
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bombs")
+    made = {}
+    for name, (build, _, _) in BOMBS.items():
+        build(folder / name)
+        made[name] = folder / name
+        assert made[name].stat().st_size < 2**20, f"{name} should be a small file"
+    return made
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """A real ``tsm serve`` with a decompressed-size limit from the environment and a row
+    limit from its option; a user, alice; one normal upload through each API first, so the
+    readers are imported before the memory baseline is taken."""
+    from tsm_core.registry import Registry
+
+    home = tmp_path_factory.mktemp("limits-home")
+    token = Registry.at_home(home).add_user("alice")[1]
+    env = {"TSM_HOME": str(home), "TSM_API_TOKEN": ADMIN, "TSM_MAX_UPLOAD_DECOMPRESSED_MB": str(DECOMPRESSED_MB)}
+    small = tmp_path_factory.mktemp("small") / "small.csv"
+    frame = pd.DataFrame({"ra": np.linspace(10, 11, 50), "dec": np.linspace(-1, 1, 50), "z": np.linspace(0.1, 1, 50)})
+    frame.to_csv(small, index=False)
+    with tsm_serve(env, "--max-upload-rows", str(MAX_ROWS)) as url:
+        auth = {"Authorization": f"Bearer {token}"}
+        assert json_upload(url, auth, small, "warm-up").status_code == 201
+        assert pz_upload(url, auth, small).status_code == 201
+        yield {"url": url, "pid": url.pid, "auth": auth, "home": home, "small": small, "frame": frame,
+               "baseline_kb": memory_kb(url.pid, "VmRSS")}
+
+
+def json_upload(url: str, auth: dict, path: Path, name: str) -> requests.Response:
+    with open(path, "rb") as fh:
+        return requests.post(f"{url}/api/redshift-catalogs", headers=auth, timeout=120,
+                             data={"name": name, "columns": "ra=ra,dec=dec,z=z"}, files={"file": (path.name, fh)})
+
+
+def pz_product(url: str, auth: dict, name: str) -> int:
+    created = requests.post(f"{url}/api/products/", headers=auth, timeout=30, json={
+        "display_name": name, "product_type": 1, "release": None, "official_product": False, "status": 0})
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+def pz_upload(url: str, auth: dict, path: Path, product: int | None = None) -> requests.Response:
+    """``POST /api/product-files/`` of ``path`` to a new (or the given) product being registered."""
+    product = product or pz_product(url, auth, path.name.split(".")[0])
+    with open(path, "rb") as fh:
+        return requests.post(f"{url}/api/product-files/", headers=auth, timeout=120,
+                             data={"product": product, "role": 0}, files={"file": (path.name, fh)})
+
+
+def uploads_left(home: Path) -> list[str]:
+    return sorted(p.name for p in (home / "uploads").iterdir())
+
+
+@pytest.mark.parametrize("api", ["json", "pzserver"])
+@pytest.mark.parametrize("bomb", list(BOMBS))
+def test_bomb_refused_quickly_with_bounded_memory(service, bombs, api, bomb):
+    _, status, limit = BOMBS[bomb]
+    url, auth = service["url"], service["auth"]
+    kept = uploads_left(service["home"])
+    start = time.monotonic()
+    answer = json_upload(url, auth, bombs[bomb], f"bomb-{bomb}") if api == "json" else pz_upload(url, auth, bombs[bomb])
+    elapsed = time.monotonic() - start
+    assert answer.status_code == status, answer.text
+    assert limit in answer.text
+    if api == "json":
+        assert answer.json()["field"] == "file" and "\n" not in answer.json()["message"]
+    else:
+        assert list(answer.json()) == ["file"] and len(answer.json()["file"]) == 1
+    assert elapsed < MAX_SECONDS
+    assert uploads_left(service["home"]) == kept, "a refused upload must be deleted"
+    growth_mb = (memory_kb(service["pid"], "VmHWM") - service["baseline_kb"]) / 1024
+    print(f"{bomb} {api}: {elapsed:.2f} s, +{growth_mb:.0f} MB")
+    assert growth_mb < MAX_GROWTH_MB, f"the server grew by {growth_mb:.0f} MB"
+
+
+def test_refused_bomb_is_not_registered(service, bombs):
+    url, auth = service["url"], service["auth"]
+    assert json_upload(url, auth, bombs["rows.parquet"], "never").status_code == 422
+    names = [c["name"] for c in requests.get(f"{url}/api/redshift-catalogs", headers=auth, timeout=30).json()]
+    assert "never" not in names
+    product = pz_product(url, auth, "never")
+    assert pz_upload(url, auth, bombs["rows.parquet"], product).status_code == 422
+    # nothing was stored for the product: reading its main file is refused
+    assert requests.get(f"{url}/api/products/{product}/registry/", headers=auth, timeout=30).status_code == 400
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".parquet"])
+def test_upload_under_the_limits_registers(service, tmp_path, suffix):
+    """A file under every limit registers through both APIs, with all its rows."""
+    url, auth, frame = service["url"], service["auth"], service["frame"]
+    path = tmp_path / f"fine{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv.gz" else frame.to_parquet(path)
+    registered = json_upload(url, auth, path, f"fine{suffix}")
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["n_rows"] == len(frame)
+    product = pz_product(url, auth, "fine")
+    assert pz_upload(url, auth, path, product).status_code == 201
+    read = requests.get(f"{url}/api/products/{product}/registry/", headers=auth, timeout=30)
+    assert read.status_code == 200, read.text
+    for content in requests.get(f"{url}/api/product-contents/?product={product}", headers=auth,
+                                timeout=30).json()["results"]:
+        patched = requests.patch(f"{url}/api/product-contents/{content['id']}/", headers=auth, timeout=30,
+                                 data={"alias": content["column_name"]})
+        assert patched.status_code == 200, patched.text
+    published = requests.patch(f"{url}/api/products/{product}/", headers=auth, timeout=60, data={"status": 1})
+    assert published.status_code == 200 and published.json()["status"] == 1, published.text
