@@ -25,7 +25,7 @@ ADMIN = "limits-admin-token"
 DECOMPRESSED_MB = 100
 MAX_ROWS = 1_000_000
 #: the most the server's resident memory may grow while it refuses every bomb (read whole,
-#: the gzip bomb alone is 300 MB of text, the Parquet bomb 480 MB of float64)
+#: the gzip bomb alone is 300 MB of text, the Parquet bombs 480 MB of float64 and 1 GB of strings)
 MAX_GROWTH_MB = 300
 #: an answer slower than this means the server read the file
 MAX_SECONDS = 10
@@ -78,6 +78,18 @@ def parquet_bytes(path: Path) -> None:
     _repeated_parquet(path, 900_000, 1, 20)
 
 
+def parquet_strings(path: Path) -> None:
+    """Half the row limit of one 2 kB string (a dictionary of one value): 1 GB once decoded,
+    which no footer field tells."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    indices = pa.array(np.zeros(MAX_ROWS // 2, dtype=np.int32))
+    number = pa.DictionaryArray.from_arrays(indices, pa.array([0.5]))
+    pq.write_table(pa.table({"ra": number, "dec": number, "z": number,
+                             "name": pa.DictionaryArray.from_arrays(indices, pa.array(["x" * 2000]))}), path)
+
+
 def fits_rows(path: Path) -> None:
     """A gzipped FITS table of twice the row limit (48 MB once decompressed)."""
     from astropy.io import fits
@@ -104,6 +116,7 @@ BOMBS = {
     "rows.csv.gz": (gzip_csv_rows, 422, "max_upload_rows"),
     "rows.parquet": (parquet_rows, 422, "max_upload_rows"),
     "wide.parquet": (parquet_bytes, 413, "max_upload_decompressed_mb"),
+    "strings.parquet": (parquet_strings, 413, "max_upload_decompressed_mb"),
     "rows.fits.gz": (fits_rows, 422, "max_upload_rows"),
     "rows.h5": (hdf5_rows, 422, "max_upload_rows"),
 }
@@ -184,7 +197,6 @@ def test_bomb_refused_quickly_with_bounded_memory(service, bombs, api, bomb):
     assert elapsed < MAX_SECONDS
     assert uploads_left(service["home"]) == kept, "a refused upload must be deleted"
     growth_mb = (memory_kb(service["pid"], "VmHWM") - service["baseline_kb"]) / 1024
-    print(f"{bomb} {api}: {elapsed:.2f} s, +{growth_mb:.0f} MB")
     assert growth_mb < MAX_GROWTH_MB, f"the server grew by {growth_mb:.0f} MB"
 
 
