@@ -211,12 +211,30 @@ def test_refused_bomb_is_not_registered(service, bombs):
     assert requests.get(f"{url}/api/products/{product}/registry/", headers=auth, timeout=30).status_code == 400
 
 
-@pytest.mark.parametrize("suffix", [".csv.gz", ".parquet"])
+def write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` written with each format's own library, by the file's suffix."""
+    if path.name.endswith(".csv.gz"):
+        frame.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        frame.to_parquet(path)
+    elif path.name.endswith((".fits", ".fits.gz")):
+        from astropy.table import Table
+
+        Table.from_pandas(frame).write(path, format="fits")
+    else:
+        import h5py
+
+        with h5py.File(path, "w") as fh:
+            for column in frame:
+                fh[column] = frame[column].to_numpy()
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".parquet", ".fits.gz", ".h5"])
 def test_upload_under_the_limits_registers(service, tmp_path, suffix):
     """A file under every limit registers through both APIs, with all its rows."""
     url, auth, frame = service["url"], service["auth"], service["frame"]
     path = tmp_path / f"fine{suffix}"
-    frame.to_csv(path, index=False) if suffix == ".csv.gz" else frame.to_parquet(path)
+    write_frame(frame, path)
     registered = json_upload(url, auth, path, f"fine{suffix}")
     assert registered.status_code == 201, registered.text
     assert registered.json()["n_rows"] == len(frame)
@@ -231,3 +249,59 @@ def test_upload_under_the_limits_registers(service, tmp_path, suffix):
         assert patched.status_code == 200, patched.text
     published = requests.patch(f"{url}/api/products/{product}/", headers=auth, timeout=60, data={"status": 1})
     assert published.status_code == 200 and published.json()["status"] == 1, published.text
+
+
+def test_limits_from_config_environment_and_options(tmp_path, monkeypatch):
+    """Options override the environment, which overrides the config file; a bad value names its key."""
+    from tsm_core.errors import ConfigError
+    from tsm_web.settings import ServerSettings
+
+    config = tmp_path / "server.yaml"
+    config.write_text("max_upload_rows: 3\nmax_upload_decompressed_mb: 5\n")
+    limits = ServerSettings.load(config).upload_limits
+    assert (limits.max_rows, limits.max_decompressed_bytes) == (3, 5 * 2**20)
+    monkeypatch.setenv("TSM_MAX_UPLOAD_ROWS", "4")
+    assert ServerSettings.load(config).upload_limits.max_rows == 4
+    assert ServerSettings.load(config, max_upload_rows=7).upload_limits.max_rows == 7
+    assert ServerSettings.load().upload_limits == type(limits)(200 * 2**20, 2000 * 2**20, 4)
+    monkeypatch.setenv("TSM_MAX_UPLOAD_DECOMPRESSED_MB", "lots")
+    with pytest.raises(ConfigError, match="max_upload_decompressed_mb"):
+        ServerSettings.load()
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz", ".csv.bz2"])
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_csv_rows_counted_exactly_at_the_limit(tmp_path, newline, suffix, final_newline):
+    """Five rows pass a limit of five, whatever the line ends and compression; six do not."""
+    import bz2
+
+    from tsm_web.uploads import UploadLimits, UploadRefused, check_limits
+
+    limits = UploadLimits(max_bytes=2**20, max_decompressed_bytes=2**20, max_rows=5)
+    opener = {".csv": open, ".csv.gz": gzip.open, ".csv.bz2": bz2.open}[suffix]
+    for rows, refused in ((5, False), (6, True)):
+        text = newline.join(["ra,dec,z", *[f"{i},0,0.5" for i in range(rows)]]) + (newline if final_newline else "")
+        path = tmp_path / f"{rows}{suffix}"
+        with opener(path, "wb") as out:
+            out.write(text.encode())
+        assert len(pd.read_csv(path)) == rows  # what the reader will see
+        if refused:
+            with pytest.raises(UploadRefused, match="more than 5 rows") as caught:
+                check_limits(path, limits)
+            assert caught.value.status == 422
+        else:
+            check_limits(path, limits)
+
+
+def test_unreadable_metadata_refused_in_one_line(tmp_path):
+    from tsm_web.uploads import UploadLimits, UploadRefused, check_limits
+
+    limits = UploadLimits(max_bytes=2**20, max_decompressed_bytes=2**20, max_rows=5)
+    for name in ("broken.parquet", "broken.fits", "broken.h5", "broken.fits.gz"):
+        path = tmp_path / name
+        path.write_bytes(b"not a catalog\n" * 10)
+        with pytest.raises(UploadRefused) as caught:
+            check_limits(path, limits)
+        assert caught.value.status == 422 and "\n" not in caught.value.message
+        assert str(tmp_path) not in caught.value.message

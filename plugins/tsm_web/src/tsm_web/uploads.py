@@ -116,13 +116,15 @@ def check_limits(path: Path, limits: UploadLimits) -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first.replace(str(path), "the file")  # the stored name is the server's
         raise UploadRefused(422, f"cannot read the {fmt} file's metadata: {first}") from None
     _check_counts(rows, size, limits)
 
 
 def _too_large(limits: UploadLimits) -> UploadRefused:
-    return UploadRefused(413, f"the file's data is larger than the limit of {limits.max_decompressed_bytes / MB:.0f} MB "
-                              "once decompressed (max_upload_decompressed_mb)")
+    limit = limits.max_decompressed_bytes / MB
+    return UploadRefused(413, f"the file's data is larger than the limit of {limit:.0f} MB once decompressed "
+                              "(max_upload_decompressed_mb)")
 
 
 def _too_long(limits: UploadLimits) -> UploadRefused:
@@ -148,15 +150,16 @@ def _check_stream(path: Path, opener: Callable[..., IO[bytes]], limits: UploadLi
                 if size > limits.max_decompressed_bytes:
                     raise _too_large(limits)
                 if count_rows:
-                    lines += chunk.count(b"\n")
-                    last = chunk[-1:]
+                    # pandas also ends a line at a lone "\r"; a "\r\n" across chunks counts twice
+                    lines += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+                    last = chunk[-1:]  # a last line without its line break is a row too
                     if lines - 1 > limits.max_rows:
                         raise _too_long(limits)
     except UploadRefused:
         raise
     except (OSError, EOFError, ValueError, zlib.error) as exc:
         raise UploadRefused(422, f"cannot decompress the file: {exc}") from None
-    if count_rows and (lines + (last != b"\n")) - 1 > limits.max_rows:
+    if count_rows and (lines + (last not in b"\r\n")) - 1 > limits.max_rows:
         raise _too_long(limits)
 
 
