@@ -25,7 +25,8 @@ ADMIN = "limits-admin-token"
 DECOMPRESSED_MB = 100
 MAX_ROWS = 1_000_000
 #: the most the server's resident memory may grow while it refuses every bomb (read whole,
-#: the gzip bomb alone is 300 MB of text, the Parquet bombs 480 MB of float64 and 1 GB of strings)
+#: the gzip bomb alone is 300 MB of text, the Parquet bombs 480 MB of float64 and 1 GB of strings,
+#: the HDF5 string bomb 800 MB)
 MAX_GROWTH_MB = 300
 #: an answer slower than this means the server read the file
 MAX_SECONDS = 10
@@ -111,6 +112,27 @@ def hdf5_rows(path: Path) -> None:
             fh.create_dataset(name, shape=(2 * MAX_ROWS,), dtype="f8", chunks=(65536,), compression="gzip")
 
 
+def hdf5_strings(path: Path) -> None:
+    """Variable-length strings whose 400 000 descriptors all point at one 2 kB heap object:
+    800 MB once read (the HDF5 library reads the object once per value)."""
+    import zlib
+
+    import h5py
+
+    rows, chunk = 400_000, 65536
+    with h5py.File(path, "w") as fh:
+        for name in ("ra", "dec", "z"):
+            fh.create_dataset(name, shape=(rows,), dtype="f8", chunks=(chunk,), compression="gzip")
+        names = fh.create_dataset("name", shape=(rows,), dtype=h5py.string_dtype(), chunks=(chunk,),
+                                  compression="gzip")
+        names[0] = "x" * 2000  # the only heap object; the other values are empty (no heap object)
+    with h5py.File(path, "r+") as fh:
+        names = fh["name"]
+        descriptor = zlib.decompress(names.id.read_direct_chunk((0,))[1])[:16]  # length, heap address, index
+        for start in range(0, rows, chunk):
+            names.id.write_direct_chunk((start,), zlib.compress(descriptor * chunk, 9), 0)
+
+
 BOMBS = {
     "bomb.csv.gz": (gzip_csv_bytes, 413, "max_upload_decompressed_mb"),
     "rows.csv.gz": (gzip_csv_rows, 422, "max_upload_rows"),
@@ -119,6 +141,7 @@ BOMBS = {
     "strings.parquet": (parquet_strings, 413, "max_upload_decompressed_mb"),
     "rows.fits.gz": (fits_rows, 422, "max_upload_rows"),
     "rows.h5": (hdf5_rows, 422, "max_upload_rows"),
+    "strings.h5": (hdf5_strings, 413, "max_upload_decompressed_mb"),
 }
 
 
@@ -144,7 +167,8 @@ def service(tmp_path_factory):
     token = Registry.at_home(home).add_user("alice")[1]
     env = {"TSM_HOME": str(home), "TSM_API_TOKEN": ADMIN, "TSM_MAX_UPLOAD_DECOMPRESSED_MB": str(DECOMPRESSED_MB)}
     small = tmp_path_factory.mktemp("small") / "small.csv"
-    frame = pd.DataFrame({"ra": np.linspace(10, 11, 50), "dec": np.linspace(-1, 1, 50), "z": np.linspace(0.1, 1, 50)})
+    frame = pd.DataFrame({"id": [f"galaxy-{i}" for i in range(50)], "ra": np.linspace(10, 11, 50),
+                          "dec": np.linspace(-1, 1, 50), "z": np.linspace(0.1, 1, 50)})
     frame.to_csv(small, index=False)
     with tsm_serve(env, "--max-upload-rows", str(MAX_ROWS)) as url:
         auth = {"Authorization": f"Bearer {token}"}
@@ -225,8 +249,9 @@ def write_frame(frame: pd.DataFrame, path: Path) -> None:
         import h5py
 
         with h5py.File(path, "w") as fh:
-            for column in frame:
-                fh[column] = frame[column].to_numpy()
+            for column in frame:  # strings as h5py writes them: variable-length
+                values = frame[column].to_numpy()
+                fh.create_dataset(column, data=values, dtype=h5py.string_dtype() if values.dtype == object else None)
 
 
 @pytest.mark.parametrize("suffix", [".csv.gz", ".parquet", ".fits.gz", ".h5"])

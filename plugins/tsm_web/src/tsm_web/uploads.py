@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import re
 import struct
 import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Any, Callable, Iterator
 
 from fastapi import UploadFile
 
@@ -34,8 +35,12 @@ MAX_HDF5_OBJECTS = 10_000
 PARQUET_WIDTHS = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4, "DOUBLE": 8, "BYTE_ARRAY": 4}
 #: Parquet encodings under which a short column chunk can decode to long strings
 AMPLIFYING_ENCODINGS = {"PLAIN_DICTIONARY", "RLE_DICTIONARY", "DELTA_BYTE_ARRAY"}
-#: bytes counted for each variable-length HDF5 value (a Python object once read)
+#: a FITS variable-length array column (TFORMn = rPt(max) or rQt(max))
+VLA_FORM = re.compile(r"^\s*\d*[PQ]")
+#: bytes counted for each variable-length HDF5 value (a Python object once read), besides its data
 HDF5_OBJECT_WIDTH = 56
+#: the largest chunk of variable-length HDF5 value descriptors inflated to measure them
+MAX_HDF5_VLEN_CHUNK = 64 << 20
 MB = 2**20
 
 
@@ -251,31 +256,101 @@ def _fits_shape(path: Path, limits: UploadLimits) -> tuple[int, int]:
             elements *= int(header.get(f"{prefix}NAXIS{axis}", 0))
         bits = abs(int(header.get(f"{prefix}BITPIX", header.get("BITPIX", 8))))
         size += bits // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + elements)
-        if header.get("XTENSION", "").strip() in ("BINTABLE", "TABLE") and naxis >= 2:
-            rows = max(rows, int(header.get(f"{prefix}NAXIS2", 0)))
+        if header.get("XTENSION", "").strip() not in ("BINTABLE", "TABLE") or header.get("ZIMAGE") or naxis < 2:
+            continue
+        rows = max(rows, int(header.get(f"{prefix}NAXIS2", 0)))
+        if not prefix:  # every row of a variable-length array column may point at the whole heap
+            arrays = sum(1 for key, value in header.items() if key.startswith("TFORM") and VLA_FORM.match(str(value)))
+            size += arrays * int(header.get("NAXIS2", 0)) * int(header.get("PCOUNT", 0))
     return rows, size
 
 
 def _hdf5_shape(path: Path, limits: UploadLimits) -> tuple[int, int]:
     """Rows (the longest dimension of any dataset) and data bytes of an HDF5 file from its
-    datasets' shapes and types only (variable-length values count as Python objects)."""
+    datasets' shapes and types; variable-length values (strings, sequences) add the lengths
+    written in their on-disk descriptors (:func:`_hdf5_vlen_bytes`), since many values may
+    point at one long heap object."""
     import h5py
 
-    sizes: list[int] = []
-    rows = 0
+    datasets: list[h5py.Dataset] = []
     seen = 0
 
     def visit(_: str, obj: object) -> None:
-        nonlocal rows, seen
+        nonlocal seen
         seen += 1
         if seen > MAX_HDF5_OBJECTS:
             raise UploadRefused(422, f"the HDF5 file holds more than {MAX_HDF5_OBJECTS} objects")
         if isinstance(obj, h5py.Dataset) and obj.shape:
-            width = HDF5_OBJECT_WIDTH if h5py.check_vlen_dtype(obj.dtype) is not None or obj.dtype.kind == "O" \
-                else obj.dtype.itemsize
-            sizes.append(int(obj.size) * width)
-            rows = max(rows, *obj.shape)
+            datasets.append(obj)
 
     with h5py.File(path, "r") as fh:
         fh.visititems(visit)
-    return rows, sum(sizes)
+        rows = max((max(d.shape) for d in datasets), default=0)
+        variable = [d for d in datasets if d.dtype.names is None and h5py.check_vlen_dtype(d.dtype) is not None]
+        size = sum(int(d.size) * (HDF5_OBJECT_WIDTH if d in variable else d.dtype.itemsize) for d in datasets)
+        _check_counts(rows, size, limits)
+        address = fh.id.get_create_plist().get_sizes()[0]
+        for dataset in variable:
+            size += _hdf5_vlen_bytes(dataset, address, limits.max_decompressed_bytes - size)
+            if size > limits.max_decompressed_bytes:
+                raise _too_large(limits)
+    return rows, size
+
+
+def _hdf5_vlen_bytes(dataset: Any, address_size: int, budget: int) -> int:
+    """The bytes of a variable-length dataset's values, summed from the lengths in their
+    descriptors (4-byte length, heap address, 4-byte index), read raw from the file chunk by
+    chunk (deflate and shuffle undone here, in bounded memory); stops past ``budget``."""
+    import h5py
+    import numpy as np
+
+    base = h5py.check_vlen_dtype(dataset.dtype)
+    width = 1 if base in (str, bytes) else np.dtype(base).itemsize
+    record = np.dtype([("length", "<u4"), ("address", f"<u{address_size}"), ("index", "<u4")])
+    total = 0
+    for raw in _hdf5_raw_values(dataset, record.itemsize):
+        total += int(np.frombuffer(raw, dtype=record)["length"].sum(dtype=np.uint64)) * width
+        if total > budget:
+            break
+    return total
+
+
+def _hdf5_raw_values(dataset: Any, item: int) -> Iterator[bytes]:
+    """The raw stored bytes of ``dataset`` (``item`` bytes a value), a piece at a time."""
+    import h5py
+    import numpy as np
+
+    plist = dataset.id.get_create_plist()
+    layout = plist.get_layout()
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset = dataset.id.get_offset()
+        if offset is None:  # never written
+            return
+        remaining = int(dataset.size) * item
+        with open(dataset.file.filename, "rb") as fh:
+            fh.seek(offset)
+            while remaining > 0 and (piece := fh.read(min(CHUNK // item * item, remaining))):
+                remaining -= len(piece)
+                yield piece[: len(piece) // item * item]
+        return
+    if layout != h5py.h5d.CHUNKED:
+        raise UploadRefused(422, "variable-length HDF5 values are measured in contiguous or chunked datasets only")
+    expected = int(np.prod(dataset.chunks)) * item
+    if expected > MAX_HDF5_VLEN_CHUNK:
+        raise UploadRefused(422, f"an HDF5 chunk holds more than {MAX_HDF5_VLEN_CHUNK // MB} MB of "
+                                 "variable-length value descriptors")
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    for index in range(dataset.id.get_num_chunks()):
+        mask, data = dataset.id.read_direct_chunk(dataset.id.get_chunk_info(index).chunk_offset)
+        for position in reversed(range(len(filters))):
+            if mask & (1 << position):
+                continue
+            if filters[position] == h5py.h5z.FILTER_DEFLATE:
+                inflate = zlib.decompressobj()
+                data = inflate.decompress(data, expected)
+            elif filters[position] == h5py.h5z.FILTER_SHUFFLE:
+                data = np.frombuffer(data[:expected], np.uint8).reshape(item, -1).T.tobytes()
+            else:
+                raise UploadRefused(422, f"variable-length HDF5 values compressed with filter {filters[position]} "
+                                         "cannot be measured; use gzip or no compression")
+        yield data[: len(data) // item * item]
