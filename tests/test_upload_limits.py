@@ -330,3 +330,25 @@ def test_unreadable_metadata_refused_in_one_line(tmp_path):
             check_limits(path, limits)
         assert caught.value.status == 422 and "\n" not in caught.value.message
         assert str(tmp_path) not in caught.value.message
+
+
+@pytest.mark.parametrize("api", ["json", "pzserver"])
+def test_hdf5_with_a_code_running_pickle_refused(service, tmp_path, api):
+    """PyTables unpickles string attributes, so pandas' HDF reader would run a pickle hidden
+    in one: the upload is refused before anything loads it."""
+    pytest.importorskip("tables")
+    import h5py
+
+    marker = tmp_path / "the-pickle-ran"
+    path = tmp_path / "evil.h5"
+    service["frame"][["ra", "dec", "z"]].to_hdf(path, key="df", format="table")
+    with h5py.File(path, "r+") as fh:  # protocol 0: builtins.open(marker, "w")
+        fh["df/table"].attrs["non_index_axes"] = np.bytes_(f"c__builtin__\nopen\n(V{marker}\nVw\ntR.".encode())
+    pd.read_hdf(path)  # the danger is real: reading it calls open()
+    assert marker.exists()
+    marker.unlink()
+    answer = json_upload(service["url"], service["auth"], path, "evil") if api == "json" else \
+        pz_upload(service["url"], service["auth"], path)
+    assert answer.status_code == 422, answer.text
+    assert "pickled object" in answer.text and "non_index_axes" in answer.text
+    assert not marker.exists()

@@ -39,6 +39,13 @@ AMPLIFYING_ENCODINGS = {"PLAIN_DICTIONARY", "RLE_DICTIONARY", "DELTA_BYTE_ARRAY"
 VLA_FORM = re.compile(r"^\s*\d*[PQ]")
 #: bytes counted for each variable-length HDF5 value (a Python object once read), besides its data
 HDF5_OBJECT_WIDTH = 56
+#: pickle opcodes that import a name by other means than a checked GLOBAL (PyTables writes
+#: attributes with protocol 0, whose imports are GLOBAL "module name")
+PICKLE_IMPORTS = {"STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"}
+#: the names a pandas HDF attribute may import (time zones of tz-aware columns); a pickle
+#: can call only what it imports, so with these its REDUCE/BUILD/OBJ/NEWOBJ are harmless
+PICKLE_SAFE_GLOBALS = {"datetime timezone", "datetime timedelta", "datetime datetime", "datetime date",
+                       "datetime time", "pytz _UTC", "pytz _p", "dateutil.tz.tz tzutc", "dateutil.tz.tz tzoffset"}
 #: the largest chunk of variable-length HDF5 value descriptors inflated to measure them
 MAX_HDF5_VLEN_CHUNK = 64 << 20
 MB = 2**20
@@ -275,15 +282,17 @@ def _hdf5_shape(path: Path, limits: UploadLimits) -> tuple[int, int]:
     datasets: list[h5py.Dataset] = []
     seen = 0
 
-    def visit(_: str, obj: object) -> None:
+    def visit(name: str, obj: Any) -> None:
         nonlocal seen
         seen += 1
         if seen > MAX_HDF5_OBJECTS:
             raise UploadRefused(422, f"the HDF5 file holds more than {MAX_HDF5_OBJECTS} objects")
+        _refuse_pickled_attributes(name, obj)
         if isinstance(obj, h5py.Dataset) and obj.shape:
             datasets.append(obj)
 
     with h5py.File(path, "r") as fh:
+        _refuse_pickled_attributes("/", fh)
         fh.visititems(visit)
         rows = max((max(d.shape) for d in datasets), default=0)
         variable = [d for d in datasets if d.dtype.names is None and h5py.check_vlen_dtype(d.dtype) is not None]
@@ -295,6 +304,33 @@ def _hdf5_shape(path: Path, limits: UploadLimits) -> tuple[int, int]:
             if size > limits.max_decompressed_bytes:
                 raise _too_large(limits)
     return rows, size
+
+
+def _refuse_pickled_attributes(name: str, obj: Any) -> None:
+    """Refuse an HDF5 object with an attribute that is a pickle able to call code: pandas'
+    HDF reader (PyTables) unpickles string attributes, so such a file would run the uploader's
+    code in the server. Pandas' own attributes (lists, tuples, dicts, strings) pass; the
+    pickles are parsed (:func:`pickletools.genops`), never loaded."""
+    import numpy as np
+
+    for key in obj.attrs:
+        values = np.atleast_1d(obj.attrs[key]) if obj.attrs.get_id(key).dtype.kind in "SOU" else ()
+        for value in values:
+            raw = value.encode() if isinstance(value, str) else value
+            if isinstance(raw, bytes) and _pickle_calls_code(raw):
+                raise UploadRefused(422, f"the HDF5 attribute {name.strip('/')}/{key} holds a pickled object "
+                                         "that would run code; this server loads no such file")
+
+
+def _pickle_calls_code(value: bytes) -> bool:
+    """True when ``value`` parses as a pickle that imports anything but :data:`PICKLE_SAFE_GLOBALS`."""
+    import pickletools
+
+    try:
+        return any(op.name in PICKLE_IMPORTS or (op.name == "GLOBAL" and arg not in PICKLE_SAFE_GLOBALS)
+                   for op, arg, _ in pickletools.genops(value))
+    except Exception:  # noqa: BLE001 - not a pickle (or a broken one): nothing to load
+        return False
 
 
 def _hdf5_vlen_bytes(dataset: Any, address_size: int, budget: int) -> int:
