@@ -3,8 +3,10 @@ against the operator's limits on decompressed bytes and rows before anything rea
 
 The check (:func:`check_limits`) keeps the server's memory bounded: compressed files are
 decompressed in chunks and counted, Parquet files are judged from their footer, FITS files
-from their headers, HDF5 files from their datasets' shapes and types; no page, table or
-dataset is decoded.
+from their headers, HDF5 files from their datasets' shapes and types. Only where metadata
+cannot bound the decoded size is data read, in bounded pieces: the dictionaries and indices
+of dictionary-encoded Parquet strings, the descriptors of variable-length HDF5 values. HDF5
+attributes that are pickles able to run code are refused (pandas' reader would load them).
 """
 
 from __future__ import annotations
