@@ -133,10 +133,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServedURL(str):
+    """The base URL of a served ``tsm serve``, with the server's process id as ``pid``."""
+
+    pid: int
+
+    def __new__(cls, url: str, pid: int) -> ServedURL:
+        served = super().__new__(cls, url)
+        served.pid = pid
+        return served
+
+
 @contextmanager
 def tsm_serve(env: dict[str, str], *args: str, timeout: float = 60):
-    """A real ``tsm serve`` process on 127.0.0.1 (a free port); yields its base URL. What the
-    server logged is printed when it stops (pytest shows it with a failure)."""
+    """A real ``tsm serve`` process on 127.0.0.1 (a free port); yields its base URL (a
+    :class:`ServedURL`: a ``str`` with the process id as ``.pid``). What the server logged is
+    printed when it stops (pytest shows it with a failure)."""
     import os
     import subprocess
     import sys
@@ -162,7 +174,7 @@ def tsm_serve(env: dict[str, str], *args: str, timeout: float = 60):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError("tsm serve did not start") from None
                 time.sleep(0.2)
-        yield url
+        yield ServedURL(url, proc.pid)
     finally:
         proc.terminate()
         try:

@@ -21,7 +21,7 @@ from tsm_core.registry import ProductRecord, Registry
 from tsm_web.errors import ERROR_RESPONSES, APIError
 from tsm_web.security import bearer_token
 from tsm_web.settings import ServerSettings
-from tsm_web.uploads import UploadTooLarge, save_upload
+from tsm_web.uploads import UploadRefused, save_upload
 
 
 def settings(request: Request) -> ServerSettings:
@@ -150,9 +150,9 @@ def upload_redshift_catalog(
     except ValueError as exc:
         raise APIError(422, str(exc), "columns") from None
     try:
-        path = save_upload(file, tsm_home() / "uploads", settings(request).max_upload_bytes)
-    except UploadTooLarge as exc:
-        raise APIError(413, str(exc), "file") from None
+        path = save_upload(file, tsm_home() / "uploads", settings(request).upload_limits)
+    except UploadRefused as exc:
+        raise APIError(exc.status, exc.message, "file") from None
     except ValueError as exc:
         raise APIError(422, str(exc), "file") from None
     try:

@@ -14,10 +14,16 @@ def tsm_register_commands(cli: click.Group) -> None:
     @click.option("--port", default=8000, show_default=True, type=int)
     @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
                   help="The operator's settings (YAML): release_paths, dust_maps_dir, products_dir, scheduler, "
-                  "n_workers, memory_limit, token, max_runs, max_upload_mb.")
+                  "n_workers, memory_limit, token, max_runs, max_upload_mb, max_upload_decompressed_mb, "
+                  "max_upload_rows.")
     @click.option("--runs", "max_runs", type=click.IntRange(1), help="Training sets built at once (default 2).")
     @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True),
                   help="Largest redshift catalog upload (default 200, or $TSM_MAX_UPLOAD_MB).")
+    @click.option("--max-upload-decompressed-mb", type=click.FloatRange(min=0, min_open=True),
+                  help="Largest upload once decompressed and decoded "
+                  "(default 2000, or $TSM_MAX_UPLOAD_DECOMPRESSED_MB).")
+    @click.option("--max-upload-rows", type=click.IntRange(1),
+                  help="Most rows of an uploaded catalog (default 10000000, or $TSM_MAX_UPLOAD_ROWS).")
     @click.option("--release-path", "release_paths", multiple=True, metavar="RELEASE=PATH",
                   help="The object catalog a release uses, e.g. dp1=/rubin/lsdb_data/dp1/object_collection.")
     @click.option("--dust-maps-dir", help="Folder of the dust maps runs may use.")

@@ -47,7 +47,7 @@ from tsm_core.registry import ProductRecord, Registry
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
 from tsm_web.pzstore import PzContent, PzProcess, PzProduct, PzStore
-from tsm_web.uploads import UploadTooLarge, save_upload, suffix_of
+from tsm_web.uploads import UploadRefused, save_upload, suffix_of
 
 TOKEN_ENV = "TSM_API_TOKEN"
 PIPELINE_ID = 1
@@ -801,9 +801,9 @@ async def upload_product_file(request: Request, who: Caller = Depends(caller)) -
     if upload is None or isinstance(upload, str):
         raise bad("file", "No file was submitted.")
     try:
-        path = await run_in_threadpool(save_upload, upload, pz.uploads_dir, pz.max_upload_bytes)
-    except UploadTooLarge as exc:
-        raise PzError(413, {"file": [str(exc)]}) from None
+        path = await run_in_threadpool(save_upload, upload, pz.uploads_dir, request.app.state.settings.upload_limits)
+    except UploadRefused as exc:
+        raise PzError(exc.status, {"file": [exc.message]}) from None
     except ValueError as exc:
         raise bad("file", str(exc)) from None
     original = Path(upload.filename or "upload").name

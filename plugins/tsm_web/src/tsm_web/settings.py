@@ -2,7 +2,7 @@
 locations and compute that every run uses (a client never sets those).
 
 Read from a YAML file (``tsm serve --config server.yaml``), then the environment
-(``TSM_API_TOKEN``, ``TSM_MAX_UPLOAD_MB``), then the command's options, each later
+(``TSM_API_TOKEN`` and the limits' variables in :data:`LIMIT_ENV`), then the command's options, each later
 source overriding the earlier one.
 """
 
@@ -17,9 +17,16 @@ from pydantic import Field, ValidationError
 from tsm_core.config import read_yaml
 from tsm_core.errors import ConfigError
 from tsm_core.service import OperatorSettings
+from tsm_web.uploads import UploadLimits
 
 TOKEN_ENV = "TSM_API_TOKEN"
 MAX_UPLOAD_ENV = "TSM_MAX_UPLOAD_MB"
+#: the environment variable of each upload limit (the field it sets)
+LIMIT_ENV = {
+    "max_upload_mb": MAX_UPLOAD_ENV,
+    "max_upload_decompressed_mb": "TSM_MAX_UPLOAD_DECOMPRESSED_MB",
+    "max_upload_rows": "TSM_MAX_UPLOAD_ROWS",
+}
 
 
 class ServerSettings(OperatorSettings):
@@ -27,16 +34,27 @@ class ServerSettings(OperatorSettings):
 
     ``token``, when set, is required on every API call (``Authorization: Bearer <token>``
     or ``Token <token>``); ``max_runs`` training sets are built at once; uploads larger
-    than ``max_upload_mb`` are refused before they are read.
+    than ``max_upload_mb`` are refused before they are read, and uploads whose data
+    (decompressed, decoded) is larger than ``max_upload_decompressed_mb`` or longer than
+    ``max_upload_rows`` rows are refused before they are read whole (:mod:`tsm_web.uploads`).
     """
 
     token: str | None = None
     max_runs: int = Field(2, ge=1, le=64)
     max_upload_mb: float = Field(200, gt=0)
+    max_upload_decompressed_mb: float = Field(2000, gt=0)
+    max_upload_rows: int = Field(10_000_000, ge=1)
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 2**20)
+
+    @property
+    def upload_limits(self) -> UploadLimits:
+        """The limits every upload is checked against (:func:`tsm_web.uploads.save_upload`)."""
+        return UploadLimits(max_bytes=self.max_upload_bytes,
+                            max_decompressed_bytes=int(self.max_upload_decompressed_mb * 2**20),
+                            max_rows=self.max_upload_rows)
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **options: Any) -> ServerSettings:
@@ -48,8 +66,9 @@ class ServerSettings(OperatorSettings):
                 raise ConfigError("--config", f"{config_file} must hold a mapping of settings")
         if os.environ.get(TOKEN_ENV):
             data["token"] = os.environ[TOKEN_ENV]
-        if os.environ.get(MAX_UPLOAD_ENV):
-            data["max_upload_mb"] = os.environ[MAX_UPLOAD_ENV]
+        for key, variable in LIMIT_ENV.items():
+            if os.environ.get(variable):
+                data[key] = os.environ[variable]
         data.update({k: v for k, v in options.items() if v is not None})
         try:
             return cls.model_validate(data)
