@@ -33,6 +33,8 @@ class ServerSettings(OperatorSettings):
     token: str | None = None
     max_runs: int = Field(2, ge=1, le=64)
     max_upload_mb: float = Field(200, gt=0)
+    #: training sets one user (a user's token) may have queued or running at once; over it: 429
+    max_queued_per_user: int = Field(4, ge=1, le=1000)
 
     @property
     def max_upload_bytes(self) -> int:
