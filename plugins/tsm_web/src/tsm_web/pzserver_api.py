@@ -139,6 +139,10 @@ class PzSettings:
         return PzStore(self._registry)
 
 
+def settings(request: Request) -> PzSettings:
+    return request.app.state.pzserver
+
+
 def caller(request: Request) -> Caller:
     """Who calls (:mod:`tsm_web.auth`), with DRF's 401 bodies."""
     try:
