@@ -43,7 +43,7 @@ def test_register_and_run_by_name_and_id(scene, base_config, odd_catalog):
     assert out.exit_code == 0, out.output
     assert f"registered 'desi-dr1' (id 1): {len(scene['redshifts'])} rows" in out.output
     listed = runner.invoke(get_cli(), ["redshift", "list"]).output
-    assert "desi-dr1" in listed and "TARGET_RA" in listed
+    assert "desi-dr1\tofficial\t" in listed and "TARGET_RA" in listed
     base_config["redshift_catalog"] = {"name": "desi-dr1"}
     by_name = tsm_core.run(base_config)
     base_config["redshift_catalog"] = {"id": 1}
