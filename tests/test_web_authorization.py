@@ -9,7 +9,6 @@ Expected lists are computed from the registry file with plain SQL, not through t
 
 from __future__ import annotations
 
-import io
 import sqlite3
 import time
 from collections.abc import Callable
