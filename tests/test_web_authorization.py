@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,16 +92,17 @@ def disposable_training_set(svc: Service, owner: str | None) -> int:
     return product_id
 
 
-@pytest.fixture(scope="module")
-def token_mode(tmp_path_factory, scene):
-    """A token-mode server: Alice's and the operator's catalogs and finished training sets, a
-    Photo-z Server process of Alice's (built from the official catalog) and an upload of hers."""
+@contextmanager
+def _served(tmp_path_factory, scene, admin: str | None):
+    """A server (token mode with ``admin``, else open mode) holding Alice's and the operator's
+    catalogs and finished training sets, a Photo-z Server process of Alice's (built from the
+    official catalog) and an upload of hers."""
     from tsm_core.registry import Registry
 
     home = tmp_path_factory.mktemp("authz-home")
     registry = Registry.at_home(home)
     tokens = {"owner": registry.add_user("alice")[1], "other": registry.add_user("bob")[1], "admin": ADMIN, "anon": None}
-    env = {"TSM_HOME": str(home), "TSM_API_TOKEN": ADMIN}
+    env = {"TSM_HOME": str(home), **({"TSM_API_TOKEN": admin} if admin else {})}
     with tsm_serve(env, "--release-path", f"dp1={scene['objects_path']}") as url:
         svc = Service(url, home, tokens)
         ids = svc.ids
@@ -117,7 +119,6 @@ def token_mode(tmp_path_factory, scene):
                          json={"pipeline": 1, "display_name": "alice pz", "release": dp1, "inputs": [ids["pzoff"]]})
         ids["proc"], ids["pz"] = process["id"], process["upload"]
         ids["pzup"] = pz_upload(svc, "owner", scene)
-        ids["content"] = svc.ok("GET", f"/api/product-contents/?product={ids['pzup']}", "owner", 200)["results"][0]["id"]
         for key in ("ts", "ots"):
             wait_done(svc, ids[key])
         pz_ts = svc.ok("GET", f"/api/processes/{ids['proc']}/", "owner", 200)
@@ -126,6 +127,20 @@ def token_mode(tmp_path_factory, scene):
             assert pz_ts["status"] in ("Pending", "Running") and time.monotonic() < deadline, pz_ts
             time.sleep(0.3)
             pz_ts = svc.ok("GET", f"/api/processes/{ids['proc']}/", "owner", 200)
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def token_mode(tmp_path_factory, scene):
+    """The server with ``TSM_API_TOKEN``: no token, no access."""
+    with _served(tmp_path_factory, scene, ADMIN) as svc:
+        yield svc
+
+
+@pytest.fixture(scope="module")
+def open_mode(tmp_path_factory, scene):
+    """The server without ``TSM_API_TOKEN``: no token (or an unknown one) is the admin."""
+    with _served(tmp_path_factory, scene, None) as svc:
         yield svc
 
 
@@ -239,9 +254,11 @@ def _case_id(route: tuple) -> str:
 
 @pytest.mark.parametrize("who", CALLERS)
 @pytest.mark.parametrize("route", ROUTES, ids=[_case_id(r) for r in ROUTES])
-def test_route_by_caller(token_mode, scene, route, who):
+@pytest.mark.parametrize("mode", ["token_mode", "open_mode"])
+def test_route_by_caller(request, scene, mode, route, who):
+    """Each answer of the table; in open mode, no token (or the unset admin token) is the admin."""
     method, path, extra, statuses = route
-    svc = token_mode
+    svc = request.getfixturevalue(mode)
     kwargs: dict[str, Any] = {}
     if path == "/api/product-files/" and method == "POST":  # the product is a form field there
         kwargs = _pz_file_body(svc, who, scene)
@@ -253,7 +270,7 @@ def test_route_by_caller(token_mode, scene, route, who):
     if "{content}" in path:  # re-reading the upload (registry/ above) numbers its columns anew
         svc.ids["content"] = svc.sql("SELECT MIN(id) FROM pz_contents WHERE product_id = ?", svc.ids["pzup"])[0][0]
     path = path.format(**svc.ids)
-    expected = statuses[CALLERS.index(who)]
+    expected = statuses[CALLERS.index("admin" if mode == "open_mode" and who == "anon" else who)]
     answer = svc.call(method, path, who, **kwargs)
     assert answer.status_code == expected, (answer.status_code, answer.text)
     if expected in (401, 404):  # DRF's {"detail"} on the Photo-z Server's routes, ours elsewhere
@@ -375,23 +392,14 @@ def test_lineas_client_deletes_a_product(token_mode, scene):
     assert not output.exists()
 
 
-def test_open_mode_anonymous_has_full_access(tmp_path, scene):
-    from tsm_core.registry import Registry
-
-    home = tmp_path / "open-home"
-    token = Registry.at_home(home).add_user("carol")[1]
-    with tsm_serve({"TSM_HOME": str(home)}, "--release-path", f"dp1={scene['objects_path']}") as url:
-        svc = Service(url, home, {"anon": None, "carol": token})
-        anon_cat = upload_catalog(svc, "anon", "open", scene)
-        carol_cat = upload_catalog(svc, "carol", "hers", scene)
-        assert svc.sql("SELECT owner FROM redshift_catalogs WHERE id = ?", anon_cat)[0][0] is None
-        assert {c["id"] for c in svc.ok("GET", "/api/redshift-catalogs", "anon", 200)} == {anon_cat, carol_cat}
-        assert {c["id"] for c in svc.ok("GET", "/api/redshift-catalogs", "carol", 200)} == {anon_cat, carol_cat}
-        ts = submit(svc, "anon", carol_cat)["id"]  # anonymous reaches everything
-        svc.ok("GET", f"/api/training-sets/{ts}", "carol", 200)  # made without a user: official
-        carol_ts = disposable_training_set(svc, "carol")
-        svc.ok("DELETE", f"/api/training-sets/{carol_ts}", "anon", 204)
-        for path in ("/api/", "/api/products/", "/api/processes/", "/api/formats"):
-            svc.ok("GET", path, "anon", 200)
-        assert svc.call("GET", f"/api/training-sets/{HUGE}", "anon").status_code == 404
-        svc.ok("POST", f"/api/training-sets/{ts}/cancel", "carol", 404)  # official: read-only for a user
+def test_open_mode_anonymous_is_the_operator(open_mode, scene):
+    svc = open_mode
+    anon_cat = upload_catalog(svc, "anon", "open", scene)
+    assert svc.sql("SELECT owner FROM redshift_catalogs WHERE id = ?", anon_cat)[0][0] is None  # official
+    everything = {r[0] for r in svc.sql("SELECT id FROM redshift_catalogs")}
+    assert {c["id"] for c in svc.ok("GET", "/api/redshift-catalogs", "anon", 200)} == everything
+    alices = {r[0] for r in svc.sql("SELECT id FROM redshift_catalogs WHERE owner IS NULL OR owner = 'alice'")}
+    assert {c["id"] for c in svc.ok("GET", "/api/redshift-catalogs", "owner", 200)} == alices != everything
+    alice_set = disposable_training_set(svc, "alice")
+    svc.ok("DELETE", f"/api/training-sets/{alice_set}", "anon", 204)  # anonymous reaches everything
+    svc.ok("POST", f"/api/training-sets/{svc.ids['ots']}/cancel", "owner", 404)  # official: read-only for a user
