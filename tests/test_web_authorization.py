@@ -285,8 +285,10 @@ def test_lists_hold_exactly_what_the_caller_may_see(token_mode, who, user):
     svc = token_mode
     mine = "owner IS NULL OR owner = ?" if user else "1 = 1 OR ? IS NULL"
     expected_sets = {r[0] for r in svc.sql(f"SELECT id FROM products WHERE {mine}", user)}
-    listed = {p["id"] for p in svc.ok("GET", "/api/training-sets?limit=1000", who, 200)}
-    assert listed == expected_sets
+    sets = svc.ok("GET", "/api/training-sets?limit=1000", who, 200)
+    assert {p["id"] for p in sets} == expected_sets
+    owners = dict(svc.sql("SELECT id, owner FROM products"))
+    assert all(p["owner"] == owners[p["id"]] for p in sets)
     expected_cats = {r[0] for r in svc.sql(f"SELECT id FROM redshift_catalogs WHERE {mine}", user)}
     assert {c["id"] for c in svc.ok("GET", "/api/redshift-catalogs", who, 200)} == expected_cats
     readable = ("owner IS NULL OR official = 1 OR owner = ?" if user else "1 = 1 OR ? IS NULL")

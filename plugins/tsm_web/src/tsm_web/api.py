@@ -55,6 +55,8 @@ class RedshiftCatalogOut(BaseModel):
     columns: dict[str, str]
     n_rows: int
     created_at: str
+    #: the user it belongs to; none for the official (operator's) ones
+    owner: str | None = None
 
 
 class ProductOut(BaseModel):
@@ -78,6 +80,8 @@ class ProductOut(BaseModel):
     #: where the redshifts went (steps of :class:`tsm_core.funnel.Funnel`), once done
     funnel: list[dict[str, Any]] = []
     report_url: str | None = None
+    #: the user it belongs to; none for the official (operator's) ones
+    owner: str | None = None
 
     @classmethod
     def of(cls, p: ProductRecord, request: Request) -> ProductOut:
@@ -88,7 +92,7 @@ class ProductOut(BaseModel):
             format=(p.config.get("output") or {}).get("format"),
             redshift_catalog=str(source.get("name") or source.get("id") or "") or None,
             funnel=list(((p.provenance or {}).get("funnel") or {}).get("steps") or []),
-            report_url=f"/api/training-sets/{p.id}/report" if done else None,
+            report_url=f"/api/training-sets/{p.id}/report" if done else None, owner=p.owner,
             id=p.id, name=p.name, description=p.description, status=p.status, progress=p.progress,
             n_rows=p.n_rows, error=request.app.state.redact(p.error) if p.error else None,
             config=service.public_config(p.config), created_at=p.created_at, finished_at=p.finished_at,
