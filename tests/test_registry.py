@@ -43,7 +43,7 @@ def test_register_and_run_by_name_and_id(scene, base_config, odd_catalog):
     assert out.exit_code == 0, out.output
     assert f"registered 'desi-dr1' (id 1): {len(scene['redshifts'])} rows" in out.output
     listed = runner.invoke(get_cli(), ["redshift", "list"]).output
-    assert "desi-dr1" in listed and "TARGET_RA" in listed
+    assert "desi-dr1\tofficial\t" in listed and "TARGET_RA" in listed
     base_config["redshift_catalog"] = {"name": "desi-dr1"}
     by_name = tsm_core.run(base_config)
     base_config["redshift_catalog"] = {"id": 1}
@@ -115,3 +115,61 @@ def test_concurrent_processes_share_one_registry(base_config, tmp_path):
     products = Registry.at_home(tsm_home()).products()
     assert sorted(p.id for p in products) == [1, 2] and {p.status for p in products} == {"done"}
     assert len({p.output_path for p in products}) == 2 and all(Path(p.output_path).exists() for p in products)
+
+
+def _old_catalog_table(path: Path) -> None:
+    """A registry file as an older TSM wrote it: catalog names unique over all owners."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE redshift_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+                   "description TEXT NOT NULL DEFAULT '', path TEXT NOT NULL, columns TEXT NOT NULL, "
+                   "n_rows INTEGER NOT NULL, created_at TEXT NOT NULL, source_path TEXT, convention TEXT, "
+                   "dropped TEXT, owner TEXT)")
+        for row_id, name, owner in ((3, "desi", None), (7, "vvds", "alice"), (9, "gone", None)):
+            db.execute("INSERT INTO redshift_catalogs (id, name, path, columns, n_rows, created_at, owner) "
+                       "VALUES (?, ?, '/x', '{}', 1, 'then', ?)", (row_id, name, owner))
+        db.execute("DELETE FROM redshift_catalogs WHERE id = 9")  # its id must not be given again
+
+
+def test_catalog_names_unique_per_owner_after_migration(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "registry.sqlite"
+    _old_catalog_table(path)
+    registry = Registry(path)
+    assert [(c.id, c.name, c.owner) for c in registry.redshift_catalogs()] == [(3, "desi", None), (7, "vvds", "alice")]
+    with sqlite3.connect(path) as db:
+        sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'redshift_catalogs'").fetchone()[0]
+    assert "UNIQUE" not in sql
+    alice_desi = registry.add_redshift_catalog("desi", "/a", {}, 1, owner="alice")
+    bob_desi = registry.add_redshift_catalog("desi", "/b", {}, 1, owner="bob")
+    bob_vvds = registry.add_redshift_catalog("vvds", "/c", {}, 1, owner="bob")
+    assert alice_desi.id == 10  # after the removed 9: the sequence was kept
+    with pytest.raises(Exception, match="registered already"):
+        registry.add_redshift_catalog("desi", "/d", {}, 1, owner="alice")
+    with pytest.raises(Exception, match="registered already"):
+        registry.add_redshift_catalog("desi", "/d", {}, 1)
+    # a user: own first, then the operator's; others' are unknown (by name and by id)
+    assert registry.redshift_catalog("desi", visible_to="alice").id == alice_desi.id
+    assert registry.redshift_catalog("desi", visible_to="carol").id == 3
+    assert registry.redshift_catalog("vvds", visible_to="bob").id == bob_vvds.id
+    for key in (bob_desi.id, str(bob_desi.id), "vvds"):
+        with pytest.raises(CatalogError, match="no registered redshift catalog") as err:
+            registry.redshift_catalog(key, visible_to="carol")
+        assert "bob" not in str(err.value) and "alice" not in str(err.value)
+    # the operator: the official one first, else the one of that name, else the choices
+    assert registry.redshift_catalog("desi").id == 3
+    with pytest.raises(CatalogError) as err:
+        registry.redshift_catalog("vvds")
+    assert "vvds (alice, id 7)" in str(err.value) and f"vvds (bob, id {bob_vvds.id})" in str(err.value)
+    assert [c.id for c in registry.redshift_catalogs(visible_to="bob")] == [3, bob_desi.id, bob_vvds.id]
+
+
+def test_ids_out_of_range_are_not_found(tmp_path):
+    registry = Registry(tmp_path / "registry.sqlite")
+    for key in (2**63, -(2**64), "99999999999999999999999"):
+        with pytest.raises(CatalogError):
+            registry.product(key)
+        with pytest.raises(CatalogError):
+            registry.redshift_catalog(key)

@@ -449,12 +449,13 @@ def redshift_register(name: str, file: str, columns: str | None, convention: str
 
 @redshift.command("list")
 def redshift_list() -> None:
-    """List the registered redshift catalogs."""
+    """List the registered redshift catalogs (with their owner: a user of ``tsm serve``, or
+    ``official``; names are unique per owner)."""
     from tsm_core.registry import Registry
 
     for rec in Registry.at_home(tsm_home()).redshift_catalogs():
-        click.echo(f"{rec.id}\t{rec.name}\t{rec.n_rows} rows\t{rec.convention or ''}\t{rec.source_path or rec.path}"
-                   f"\t{json.dumps(rec.columns)}")
+        click.echo(f"{rec.id}\t{rec.name}\t{rec.owner or 'official'}\t{rec.n_rows} rows\t{rec.convention or ''}"
+                   f"\t{rec.source_path or rec.path}\t{json.dumps(rec.columns)}")
 
 
 @redshift.command("show")

@@ -34,6 +34,10 @@ ACTIVE_STATES = ("queued", "running")
 TERMINAL_STATES = ("done", "failed", "cancelled")
 
 
+class TooManyRuns(TSMError):
+    """A user has as many training sets queued or running as the service allows."""
+
+
 # -- which process owns a run -----------------------------------------------------------
 @dataclass(frozen=True)
 class Owner:
@@ -182,14 +186,19 @@ def cancel_product(registry: Registry, product_id: int, wait: float = 0.0) -> Pr
     return product
 
 
-def remove_product(registry: Registry, product_id: int) -> ProductRecord:
-    """Remove a training set that has ended, and its file; fails for a queued or running one."""
+def remove_product(registry: Registry, product_id: int, visible_to: str | None = None) -> ProductRecord:
+    """Remove a training set that has ended, its file and its stored report; fails for a
+    queued or running one, and (for a user, ``visible_to``) for one that is not theirs."""
     from tsm_core.output import remove_output
+    from tsm_core.reports import remove_stored_report
 
-    product = registry.product(product_id)
+    product = registry.product(product_id, visible_to)
+    if visible_to is not None and product.owner != visible_to:
+        raise registry.not_found(product_id)
     if product.status in ACTIVE_STATES:
         raise TSMError(f"training set {product_id} is {product.status}; cancel it first (tsm products cancel {product_id})")
     if product.status == "done" and product.output_path:
         remove_output(Path(product.output_path))
     registry.delete_product(product_id)
+    remove_stored_report(registry.path.parent, product_id)
     return product

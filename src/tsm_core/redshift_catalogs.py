@@ -50,7 +50,7 @@ def register_redshift_catalog(
         raise ConfigError("name", "a redshift catalog needs a non-blank name")
     path = Path(path).expanduser().resolve()
     registry = registry or Registry.at_home(tsm_home())
-    if any(r.name == name for r in registry.redshift_catalogs()):
+    if any(r.name == name and r.owner == owner for r in registry.redshift_catalogs(visible_to=owner)):
         raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
     table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter)
     directory = registry.path.parent / STORE_DIR
@@ -70,10 +70,13 @@ def register_redshift_catalog(
         raise
 
 
-def remove_redshift_catalog(key: str | int, registry: Registry | None = None) -> RedshiftCatalogRecord:
-    """Unregister a catalog (by name or ID) and delete its stored copy; the original file stays."""
+def remove_redshift_catalog(
+    key: str | int, registry: Registry | None = None, visible_to: str | None = None
+) -> RedshiftCatalogRecord:
+    """Unregister a catalog (by name or ID, as ``visible_to`` finds it: see
+    :meth:`Registry.redshift_catalog`) and delete its stored copy; the original file stays."""
     registry = registry or Registry.at_home(tsm_home())
-    record = registry.remove_redshift_catalog(key)
+    record = registry.remove_redshift_catalog(key, visible_to)
     if record.source_path is not None:  # a stored copy of ours, not the user's file
         if is_store(record.path):
             remove_store(record.path)

@@ -24,7 +24,7 @@ from tsm_core.errors import CatalogError, ConfigError
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS redshift_catalogs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
     description TEXT NOT NULL DEFAULT '',
     path TEXT NOT NULL,
     columns TEXT NOT NULL,
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS redshift_catalogs (
     created_at TEXT NOT NULL,
     source_path TEXT,
     convention TEXT,
-    dropped TEXT
+    dropped TEXT,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS products (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS products (
     start_token TEXT,
     staging_path TEXT,
     claim_path TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -64,6 +66,13 @@ CREATE TABLE IF NOT EXISTS users (
 
 #: columns added after the first release, with their definition: added to older registry files
 OWNER_COLUMNS = {"products": "owner TEXT", "redshift_catalogs": "owner TEXT"}
+
+#: a catalog name is unique per owner (the operator's, owner NULL, count as one owner)
+CATALOG_NAME_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS redshift_catalogs_owner_name "
+                      "ON redshift_catalogs (COALESCE(owner, ''), name)")
+
+#: the largest ID SQLite can hold: a larger one names nothing (and must not overflow a query)
+MAX_ID = 2**63 - 1
 
 
 #: columns added to ``redshift_catalogs`` after its first version (added to older registries)
@@ -170,6 +179,8 @@ class Registry:
                     present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
                     if column.split()[0] not in present:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                _migrate_catalog_names(db)
+                db.execute(CATALOG_NAME_INDEX)
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise ConfigError("TSM_HOME", f"the registry {self.path} is unreadable ({exc}); move it aside to start a new one") from None
@@ -210,11 +221,12 @@ class Registry:
         dropped: dict[str, int] | None = None,
         owner: str | None = None,
     ) -> RedshiftCatalogRecord:
-        """Record a validated redshift catalog under a unique ``name`` (``owner``: a user name, or none)."""
+        """Record a validated redshift catalog as ``name``, unique among the catalogs of ``owner``
+        (a user name, or None for the operator's own)."""
         if not name.strip():
             raise ConfigError("name", "a redshift catalog needs a non-blank name")
         with self._connect() as db:
-            if db.execute("SELECT 1 FROM redshift_catalogs WHERE name = ?", (name,)).fetchone():
+            if db.execute("SELECT 1 FROM redshift_catalogs WHERE name = ? AND owner IS ?", (name, owner)).fetchone():
                 raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
             cur = db.execute(
                 "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at, "
@@ -225,29 +237,52 @@ class Registry:
             row_id = cur.lastrowid
         return self.redshift_catalog(row_id)
 
-    def remove_redshift_catalog(self, key: str | int) -> RedshiftCatalogRecord:
-        """Forget a registered redshift catalog (by name or ID); returns what it was."""
-        record = self.redshift_catalog(key)
+    def remove_redshift_catalog(self, key: str | int, visible_to: str | None = None) -> RedshiftCatalogRecord:
+        """Forget a registered redshift catalog (by name or ID, as :meth:`redshift_catalog`
+        finds it for ``visible_to``); returns what it was."""
+        record = self.redshift_catalog(key, visible_to)
         with self._connect() as db:
             db.execute("DELETE FROM redshift_catalogs WHERE id = ?", (record.id,))
         return record
 
-    def redshift_catalogs(self) -> list[RedshiftCatalogRecord]:
-        """All registered redshift catalogs, oldest first."""
+    def redshift_catalogs(self, visible_to: str | None = None) -> list[RedshiftCatalogRecord]:
+        """The registered redshift catalogs, oldest first: all of them, or (``visible_to``, a
+        user name) that user's and the operator's."""
+        where, args = _visible(visible_to)
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM redshift_catalogs ORDER BY id").fetchall()
+            rows = db.execute(f"SELECT * FROM redshift_catalogs WHERE {where} ORDER BY id", args).fetchall()
         return [self._redshift(r) for r in rows]
 
-    def redshift_catalog(self, key: str | int) -> RedshiftCatalogRecord:
-        """A registered redshift catalog by name or ID; fails listing the registered names."""
+    def redshift_catalog(self, key: str | int, visible_to: str | None = None) -> RedshiftCatalogRecord:
+        """A registered redshift catalog by ID (an ``int``) or by name (a ``str``; a string of
+        digits that names no catalog is taken as an ID).
+
+        For a user (``visible_to``) a name is their own catalog, else the operator's one; a
+        catalog they may not read is not found. For the operator (None), a name is the
+        operator's catalog, else the one catalog of that name among all owners; several fail
+        listing them. Unknown keys fail listing the catalogs the caller may use.
+        """
+        where, args = _visible(visible_to)
         with self._connect() as db:
-            row = db.execute(
-                "SELECT * FROM redshift_catalogs WHERE name = ? OR id = ?", (str(key), _as_int(key))
-            ).fetchone()
-        if row is None:
-            names = ", ".join(f"{c.name} (id {c.id})" for c in self.redshift_catalogs()) or "none"
-            raise CatalogError(f"no registered redshift catalog {key!r}; registered: {names}", "redshift_catalog")
-        return self._redshift(row)
+            rows: list[sqlite3.Row] = []
+            if isinstance(key, str):
+                # the caller's own first (owner = caller), then the operator's (owner NULL), then others
+                rows = db.execute(
+                    f"SELECT * FROM redshift_catalogs WHERE name = ? AND {where} "
+                    "ORDER BY CASE WHEN owner IS ? THEN 0 WHEN owner IS NULL THEN 1 ELSE 2 END, id",
+                    (key, *args, visible_to),
+                ).fetchall()
+            if not rows and _as_int(key) is not None:
+                rows = db.execute(f"SELECT * FROM redshift_catalogs WHERE id = ? AND {where}",
+                                  (_as_int(key), *args)).fetchall()
+        if rows and (len(rows) == 1 or rows[0]["owner"] == visible_to or rows[0]["owner"] is None):
+            return self._redshift(rows[0])
+        if rows:
+            choices = ", ".join(f"{r['name']} ({r['owner']}, id {r['id']})" for r in rows)
+            raise CatalogError(f"several redshift catalogs are called {key!r}: {choices}; choose one by its id",
+                               "redshift_catalog")
+        names = ", ".join(f"{c.name} (id {c.id})" for c in self.redshift_catalogs(visible_to)) or "none"
+        raise CatalogError(f"no registered redshift catalog {key!r}; registered: {names}", "redshift_catalog")
 
     @staticmethod
     def _redshift(row: sqlite3.Row) -> RedshiftCatalogRecord:
@@ -258,16 +293,25 @@ class Registry:
 
     # -- products ----------------------------------------------------------------------
     def create_product(
-        self, name: str, description: str, config: dict[str, Any], status: str = "running", owner: str | None = None
+        self, name: str, description: str, config: dict[str, Any], status: str = "running", owner: str | None = None,
+        max_active: int | None = None,
     ) -> int:
         """Register a new training set, ``running`` (or ``queued``) and run by this process;
-        returns its automatic ID (``owner``: the user it belongs to, or none)."""
-        from tsm_core.jobs import current_owner
+        returns its automatic ID (``owner``: the user it belongs to, or none). With
+        ``max_active``, fails with :class:`~tsm_core.jobs.TooManyRuns` when ``owner`` has
+        that many queued or running already (counted in the same transaction)."""
+        from tsm_core.jobs import TooManyRuns, current_owner
 
         if status not in ("queued", "running"):
             raise ValueError(f"a new product is queued or running, not {status!r}")
         process = current_owner()
         with self._connect() as db:
+            if max_active is not None:
+                active = db.execute("SELECT COUNT(*) FROM products WHERE owner IS ? AND status IN ('queued', 'running')",
+                                    (owner,)).fetchone()[0]
+                if active >= max_active:
+                    raise TooManyRuns(f"{owner or 'the operator'} has {active} training sets queued or running, the "
+                                      f"limit of this server is {max_active}; wait for one to end or cancel one")
             cur = db.execute(
                 "INSERT INTO products (name, description, status, config, created_at, host, pid, start_token, owner) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -371,20 +415,31 @@ class Registry:
                 gone.append(row["id"])
         return gone
 
-    def product(self, product_id: int) -> ProductRecord:
-        """A training set by ID."""
+    def product(self, product_id: int, visible_to: str | None = None) -> ProductRecord:
+        """A training set by ID (for a user, ``visible_to``: theirs or the operator's only)."""
+        where, args = _visible(visible_to)
         with self._connect() as db:
-            row = db.execute("SELECT * FROM products WHERE id = ?", (_as_int(product_id),)).fetchone()
+            row = db.execute(f"SELECT * FROM products WHERE id = ? AND {where}",
+                             (_as_int(product_id), *args)).fetchone()
         if row is None:
-            raise CatalogError(f"no training set with ID {product_id}")
+            raise self.not_found(product_id)
         return self._product(row)
 
-    def products(self, search: str | None = None, limit: int | None = None) -> list[ProductRecord]:
-        """Training sets, newest first; ``search`` matches part of the name (any case)."""
-        query = "SELECT * FROM products"
-        args: list[Any] = []
+    @staticmethod
+    def not_found(product_id: int) -> CatalogError:
+        """The error for a training set that does not exist (or that the caller may not see)."""
+        return CatalogError(f"no training set with ID {product_id}")
+
+    def products(
+        self, search: str | None = None, limit: int | None = None, visible_to: str | None = None
+    ) -> list[ProductRecord]:
+        """Training sets, newest first; ``search`` matches part of the name (any case);
+        ``visible_to`` (a user name) keeps that user's and the operator's."""
+        where, visible_args = _visible(visible_to)
+        query = f"SELECT * FROM products WHERE {where}"
+        args: list[Any] = list(visible_args)
         if search:
-            query += " WHERE name LIKE ? ESCAPE '\\'"
+            query += " AND name LIKE ? ESCAPE '\\'"
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             args.append(f"%{escaped}%")
         query += " ORDER BY id DESC"
@@ -441,29 +496,51 @@ class Registry:
         return UserRecord(**dict(row)) if row else None
 
 
+def _visible(user: str | None) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE condition (and its arguments) keeping the rows ``user`` may see: their own and
+    the operator's (owner NULL); every row for the operator or admin (``user`` None)."""
+    if user is None:
+        return "1 = 1", ()
+    return "(owner IS NULL OR owner = ?)", (user,)
+
+
+def _rebuild_table(db: sqlite3.Connection, table: str, columns: str) -> None:
+    """Copy ``table`` into a new one made by the current SCHEMA (SQLite cannot change a CHECK
+    or drop a UNIQUE in place), keeping ``columns``, its rows' IDs and its ID sequence."""
+    create = SCHEMA[SCHEMA.index(f"CREATE TABLE IF NOT EXISTS {table} ") :]
+    db.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
+    db.execute(create[: create.index(";")])
+    db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_old")
+    # keep the ID sequence, so that IDs of removed rows are not given again
+    db.execute(f"UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = '{table}_old') "
+               f"WHERE name = '{table}'")
+    db.execute(f"DELETE FROM sqlite_sequence WHERE name = '{table}_old'")
+    db.execute(f"DROP TABLE {table}_old")
+
+
 def _migrate_products(db: sqlite3.Connection) -> None:
     """Bring a products table made by an older TSM to the current schema (new states and
     columns): SQLite cannot change a CHECK, so the table is copied into a new one."""
     sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'products'").fetchone()[0]
     if "'queued'" in sql:
         return
-    create = SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS products") :]
-    db.execute("ALTER TABLE products RENAME TO products_old")
-    db.execute(create[: create.index(";")])
-    db.execute(f"INSERT INTO products ({_OLD_PRODUCT_COLUMNS}) SELECT {_OLD_PRODUCT_COLUMNS} FROM products_old")
-    # keep the ID sequence, so that IDs of removed products are not given again
-    db.execute(
-        "UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = 'products_old') "
-        "WHERE name = 'products'"
-    )
-    db.execute("DELETE FROM sqlite_sequence WHERE name = 'products_old'")
-    db.execute("DROP TABLE products_old")
+    _rebuild_table(db, "products", _OLD_PRODUCT_COLUMNS)
     # an old registry did not record which process ran a product: its running ones are lost
     db.execute(
         "UPDATE products SET status = 'failed', error = 'interrupted: recorded by an older TSM that did not '"
         " || 'record its process', finished_at = ? WHERE status = 'running'",
         (_now(),),
     )
+
+
+def _migrate_catalog_names(db: sqlite3.Connection) -> None:
+    """Make the catalog names of an older registry unique per owner instead of unique overall
+    (the table is copied into a new one, keeping every ID)."""
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'redshift_catalogs'").fetchone()[0]
+    if "UNIQUE" not in sql:
+        return
+    columns = ", ".join(r[1] for r in db.execute("PRAGMA table_info(redshift_catalogs)"))
+    _rebuild_table(db, "redshift_catalogs", columns)
 
 
 def _retry_locked(action: Callable[[], object], seconds: float = 60.0) -> None:
@@ -485,7 +562,9 @@ def _retry_locked(action: Callable[[], object], seconds: float = 60.0) -> None:
 
 
 def _as_int(key: str | int) -> int | None:
+    """``key`` as an ID SQLite can hold, or None (not a number, or out of range)."""
     try:
-        return int(key)
+        value = int(key)
     except (TypeError, ValueError):
         return None
+    return value if -MAX_ID <= value <= MAX_ID else None

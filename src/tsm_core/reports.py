@@ -23,6 +23,7 @@ import io
 import json
 import math
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -659,8 +660,38 @@ def report_html(product_id: int, fragment: bool = False) -> str:
     return render_html(numbers, figures, fragment)
 
 
+#: folder of the stored reports (one sub-folder per training set), beside the registry
+REPORTS_DIR = "reports"
+
+
+def stored_report(product_id: int, home: Path | None = None) -> tuple[dict[str, Any], str]:
+    """The numbers and the HTML fragment of the report of finished training set
+    ``product_id``, rendered once and stored under ``<home>/reports/<id>/`` (written
+    atomically; concurrent first requests wait for one rendering), then read from there."""
+    import fcntl
+
+    folder = (home or tsm_home()) / REPORTS_DIR / str(int(product_id))
+    numbers_file, html_file = folder / "numbers.json", folder / "fragment.html"
+    if not html_file.is_file():  # written last: its presence means the copy is complete
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not html_file.is_file():
+                numbers, figures = _build(_done_product(product_id), figures=True)
+                _write_text(numbers_file, json.dumps(numbers, allow_nan=False))
+                _write_text(html_file, render_html(numbers, figures, fragment=True))
+    return json.loads(numbers_file.read_text(encoding="utf-8")), html_file.read_text(encoding="utf-8")
+
+
+def remove_stored_report(home: Path, product_id: int) -> None:
+    """Remove the stored report of training set ``product_id`` (if any)."""
+    import shutil
+
+    shutil.rmtree(home / REPORTS_DIR / str(int(product_id)), ignore_errors=True)
+
+
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)

@@ -213,19 +213,42 @@ def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
 # -- submission --------------------------------------------------------------------------------
 
 
-def submit(data: Mapping[str, Any], operator: OperatorSettings, owner: str | None = None) -> tuple[Plan, int]:
+def submit(
+    data: Mapping[str, Any], operator: OperatorSettings, owner: str | None = None, max_active: int | None = None
+) -> tuple[Plan, int]:
     """Check a client's config, plan it and register it as a new product.
 
     Everything that can be checked before data is read is checked here (so a bad
     request fails with its key before anything is registered); the caller runs the
     returned plan with :func:`tsm_core.pipeline.execute` and the product ID. ``owner`` is
-    the user the product belongs to (none: the operator's).
+    the user the product belongs to (none: the operator's); a user builds only from their
+    own registered catalogs and the operator's (another user's fails as an unknown one),
+    and may have at most ``max_active`` products queued or running
+    (:class:`~tsm_core.jobs.TooManyRuns`).
     """
     from tsm_core.pipeline import prepare
     from tsm_core.registry import Registry
 
-    plan = replace(prepare(client_config(data, operator)), served=True)
+    registry = Registry.at_home(tsm_home())
+    config = client_config(data, operator)
+    if owner is not None:
+        config["redshift_catalog"] = _visible_catalog(registry, config.get("redshift_catalog"), owner)
+    plan = replace(prepare(config), served=True)
     cfg = plan.config
-    product_id = Registry.at_home(tsm_home()).create_product(
-        cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued", owner=owner)
+    product_id = registry.create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued",
+                                         owner=owner, max_active=max_active)
     return plan, product_id
+
+
+def _visible_catalog(registry: Any, source: Any, owner: str) -> Any:
+    """``redshift_catalog`` of a user's config with its registered catalog (by name or id)
+    resolved as that user sees it, to an id, so that the run reads exactly that one."""
+    if not isinstance(source, Mapping) or source.get("path") is not None:
+        return source  # a path is refused by client_config; anything else fails in the config check
+    given = [source[k] for k in ("id", "name") if source.get(k) not in (None, "")]
+    if len(given) != 1:
+        return source  # none or both: the config check names the problem
+    key = given[0]
+    # anything but a plain int or str (a float, a bool) is looked up as text: never someone else's id
+    record = registry.redshift_catalog(key if type(key) in (int, str) else str(key), visible_to=owner)
+    return {k: v for k, v in source.items() if k not in ("name", "id")} | {"id": record.id}

@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict
 from tsm_core import service
 from tsm_core.config import tsm_home
 from tsm_core.errors import TSMError
+from tsm_core.jobs import TooManyRuns
 from tsm_core.registry import ProductRecord, Registry
-from tsm_web.errors import ERROR_RESPONSES, APIError
-from tsm_web.security import bearer_token
+from tsm_web.auth import Caller, Unauthenticated, caller_of
+from tsm_web.errors import ERROR_RESPONSES, APIError, ErrorBody
 from tsm_web.settings import ServerSettings
 from tsm_web.uploads import UploadRefused, save_upload
 
@@ -32,14 +33,15 @@ def registry() -> Registry:
     return Registry.at_home(tsm_home())
 
 
-def require_token(request: Request) -> None:
-    """The API token, when the service has one (checked again here for body-less calls)."""
-    authorize = request.app.state.authorize
-    if authorize is not None and not authorize(bearer_token(request.headers.get("authorization", ""))):
-        raise APIError(401, "a valid API token is required (Authorization: Bearer <token>)", "token")
+def caller(request: Request) -> Caller:
+    """Who calls (:mod:`tsm_web.auth`); 401 without a valid token when the service has one."""
+    try:
+        return caller_of(request)
+    except Unauthenticated as exc:
+        raise APIError(401, str(exc), "token") from None
 
 
-router = APIRouter(prefix="/api", dependencies=[Depends(require_token)], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/api", dependencies=[Depends(caller)], responses=ERROR_RESPONSES)
 
 
 class RedshiftCatalogOut(BaseModel):
@@ -53,6 +55,8 @@ class RedshiftCatalogOut(BaseModel):
     columns: dict[str, str]
     n_rows: int
     created_at: str
+    #: the user it belongs to; none for the official (operator's) ones
+    owner: str | None = None
 
 
 class ProductOut(BaseModel):
@@ -76,6 +80,8 @@ class ProductOut(BaseModel):
     #: where the redshifts went (steps of :class:`tsm_core.funnel.Funnel`), once done
     funnel: list[dict[str, Any]] = []
     report_url: str | None = None
+    #: the user it belongs to; none for the official (operator's) ones
+    owner: str | None = None
 
     @classmethod
     def of(cls, p: ProductRecord, request: Request) -> ProductOut:
@@ -86,7 +92,7 @@ class ProductOut(BaseModel):
             format=(p.config.get("output") or {}).get("format"),
             redshift_catalog=str(source.get("name") or source.get("id") or "") or None,
             funnel=list(((p.provenance or {}).get("funnel") or {}).get("steps") or []),
-            report_url=f"/api/training-sets/{p.id}/report" if done else None,
+            report_url=f"/api/training-sets/{p.id}/report" if done else None, owner=p.owner,
             id=p.id, name=p.name, description=p.description, status=p.status, progress=p.progress,
             n_rows=p.n_rows, error=request.app.state.redact(p.error) if p.error else None,
             config=service.public_config(p.config), created_at=p.created_at, finished_at=p.finished_at,
@@ -127,8 +133,8 @@ def formats() -> list[service.FormatInfo]:
 
 
 @router.get("/redshift-catalogs", response_model=list[RedshiftCatalogOut], summary="Registered redshift catalogs")
-def redshift_catalogs() -> list[Any]:
-    return registry().redshift_catalogs()
+def redshift_catalogs(who: Caller = Depends(caller)) -> list[Any]:
+    return registry().redshift_catalogs(visible_to=who.visible_to)
 
 
 @router.post("/redshift-catalogs", response_model=RedshiftCatalogOut, status_code=201,
@@ -140,6 +146,7 @@ def upload_redshift_catalog(
     columns: str = Form("", description='mapping, as JSON {"ra": "RA", ...} or ra=RA,dec=DEC,...'),
     description: str = Form(""),
     convention: str = Form("", description="survey convention (GET /api/conventions); blank: detected"),
+    who: Caller = Depends(caller),
 ) -> Any:
     from tsm_core.redshift_catalogs import parse_column_mapping, register_redshift_catalog
 
@@ -156,7 +163,8 @@ def upload_redshift_catalog(
     except ValueError as exc:
         raise APIError(422, str(exc), "file") from None
     try:
-        return register_redshift_catalog(name, path, mapping, description, registry(), convention=convention or None)
+        return register_redshift_catalog(name, path, mapping, description, registry(), convention=convention or None,
+                                         owner=who.name)
     except TSMError as exc:
         path.unlink(missing_ok=True)
         field = "columns" if exc.key.startswith("redshift_catalog.columns") else "name" if exc.key == "name" else "file"
@@ -164,31 +172,39 @@ def upload_redshift_catalog(
 
 
 @router.post("/training-sets", response_model=ProductOut, status_code=202,
-             summary="Submit a training set; it is built in the background")
-def submit(request: Request, config: dict[str, Any]) -> ProductOut:
+             summary="Submit a training set; it is built in the background",
+             responses={429: {"model": ErrorBody, "description": "the user has as many runs queued as allowed"}})
+def submit(request: Request, config: dict[str, Any], who: Caller = Depends(caller)) -> ProductOut:
     """The body is a run config (see the README) without the keys the server fixes:
     ``object_catalog.path``, ``margin_path``, ``dust_maps_dir``, ``output.directory``,
-    ``output.overwrite``, ``compute`` and ``redshift_catalog.path`` are refused (422)."""
-    plan, product_id = service.submit(config, settings(request))
+    ``output.overwrite``, ``compute`` and ``redshift_catalog.path`` are refused (422).
+    A user builds from their own and the operator's registered catalogs, with at most
+    ``max_queued_per_user`` training sets queued or running (429)."""
+    try:
+        plan, product_id = service.submit(config, settings(request), who.name, max_active(request, who))
+    except TooManyRuns as exc:
+        raise APIError(429, exc.message, "id") from None
     reg = registry()
     request.app.state.runner.submit(plan, product_id, reg)
     return ProductOut.of(reg.product(product_id), request)
 
 
 @router.get("/training-sets", response_model=list[ProductOut], summary="Training sets, newest first")
-def products(request: Request, search: str | None = None, limit: int = 200) -> list[ProductOut]:
-    return [ProductOut.of(p, request) for p in registry().products(search=search, limit=min(max(limit, 1), 1000))]
+def products(request: Request, search: str | None = None, limit: int = 200,
+             who: Caller = Depends(caller)) -> list[ProductOut]:
+    found = registry().products(search=search, limit=min(max(limit, 1), 1000), visible_to=who.visible_to)
+    return [ProductOut.of(p, request) for p in found]
 
 
 @router.get("/training-sets/{product_id}", response_model=ProductOut, summary="Status and progress of a training set")
-def product(request: Request, product_id: int) -> ProductOut:
-    return ProductOut.of(_get_product(product_id), request)
+def product(request: Request, product_id: int, who: Caller = Depends(caller)) -> ProductOut:
+    return ProductOut.of(_get_product(product_id, who), request)
 
 
 @router.get("/training-sets/{product_id}/file", summary="Download the file of a finished training set",
             response_class=FileResponse)
-def download(product_id: int) -> FileResponse:
-    p = _get_product(product_id)
+def download(product_id: int, who: Caller = Depends(caller)) -> FileResponse:
+    p = _get_product(product_id, who)
     if p.status != "done" or not p.output_path:
         raise APIError(409, f"training set {product_id} is {p.status}; there is no file to download", "id")
     path = Path(p.output_path)
@@ -206,21 +222,23 @@ class ReportOut(BaseModel):
 
 @router.get("/training-sets/{product_id}/report", response_model=ReportOut,
             summary="The report of a finished training set (funnel, figures, representativeness)")
-def report(request: Request, product_id: int) -> ReportOut:
-    from tsm_core.reports import report_data, report_html
+def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> ReportOut:
+    """Rendered at the first request, then served from the stored copy."""
+    from tsm_core.reports import stored_report
 
-    p = _get_product(product_id)
+    p = _get_product(product_id, who)
     if p.status != "done":
         raise APIError(409, f"training set {product_id} is {p.status}; there is no report", "id")
-    return ReportOut(numbers=report_data(product_id), html=report_html(product_id, fragment=True))
+    numbers, html = stored_report(product_id, tsm_home())
+    return ReportOut(numbers=numbers, html=html)
 
 
 @router.post("/training-sets/{product_id}/cancel", response_model=ProductOut, status_code=202,
              summary="Cancel a queued or running training set")
-def cancel(request: Request, product_id: int) -> ProductOut:
+def cancel(request: Request, product_id: int, who: Caller = Depends(caller)) -> ProductOut:
     from tsm_core.jobs import cancel_product
 
-    _get_product(product_id)
+    _get_product(product_id, who, write=True)
     try:
         return ProductOut.of(cancel_product(registry(), product_id), request)
     except TSMError as exc:
@@ -228,18 +246,29 @@ def cancel(request: Request, product_id: int) -> ProductOut:
 
 
 @router.delete("/training-sets/{product_id}", status_code=204, summary="Remove a finished training set and its file")
-def remove(product_id: int) -> None:
+def remove(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
     from tsm_core.jobs import remove_product
+    from tsm_web.pzstore import PzStore
 
-    _get_product(product_id)
+    _get_product(product_id, who, write=True)
     try:
-        remove_product(registry(), product_id)
+        remove_product(registry(), product_id, who.visible_to)
     except TSMError as exc:
         raise APIError(409, exc.message, "id") from None
+    PzStore(registry()).forget_training_set(product_id)  # the Photo-z Server's product of it goes too
 
 
-def _get_product(product_id: int) -> ProductRecord:
+def max_active(request: Request, who: Caller) -> int | None:
+    """How many training sets ``who`` may have queued or running (None: the runner bounds them)."""
+    return None if who.is_admin else settings(request).max_queued_per_user
+
+
+def _get_product(product_id: int, who: Caller, write: bool = False) -> ProductRecord:
+    """Training set ``product_id`` if ``who`` may see it (``write``: and change it), else 404."""
     try:
-        return registry().product(product_id)
+        found = registry().product(product_id, who.visible_to)
     except TSMError:
-        raise APIError(404, f"no training set with ID {product_id}", "id") from None
+        found = None
+    if found is None or (write and not who.can_write(found)):
+        raise APIError(404, f"no training set with ID {product_id}", "id")
+    return found

@@ -19,7 +19,8 @@ from tsm_web import api, errors, pages
 from tsm_core.registry import Registry
 from tsm_web.jobs import Runner
 from tsm_web.pzserver_api import include_pzserver
-from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, token_matches
+from tsm_web.auth import Unauthenticated, identify
+from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact
 from tsm_web.settings import ServerSettings
 
 
@@ -47,8 +48,12 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
     token = settings.token
 
     def authorize(given: str) -> bool:
-        """The operator's token, or a user's (``tsm users add``)."""
-        return token_matches(given, token) or Registry.at_home(tsm_home()).user_for_token(given) is not None
+        """The operator's token, or a user's (``tsm users add``): :func:`tsm_web.auth.identify`."""
+        try:
+            identify(token, Registry.at_home(tsm_home()), f"Bearer {given}")
+        except Unauthenticated:
+            return False
+        return True
 
     app.state.authorize = authorize if token else None
     roots = [str(tsm_home()), *settings.release_paths.values(), settings.dust_maps_dir, settings.products_dir]

@@ -21,7 +21,6 @@ import json
 import mimetypes
 import os
 import re
-import secrets
 import tempfile
 import threading
 import zipfile
@@ -41,9 +40,11 @@ from starlette.concurrency import run_in_threadpool
 from tsm_core import plugins, service
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import TSMError
+from tsm_core.jobs import TooManyRuns
 from tsm_core.output import slugify
 from tsm_core.redshift_store import is_store, parquet_copy, parquet_copy_path
 from tsm_core.registry import ProductRecord, Registry
+from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
 from tsm_web.pzstore import PzContent, PzProcess, PzProduct, PzStore
@@ -138,41 +139,22 @@ class PzSettings:
         return PzStore(self._registry)
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Who called: a user by name, or the admin (``name`` None)."""
-
-    name: str | None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.name is None
-
-    def can_read(self, product: PzProduct) -> bool:
-        return self.is_admin or product.owner is None or product.official or product.owner == self.name
-
-    def can_write(self, product: PzProduct) -> bool:
-        return self.is_admin or (product.owner is not None and product.owner == self.name)
-
-
 def settings(request: Request) -> PzSettings:
     return request.app.state.pzserver
 
 
 def caller(request: Request) -> Caller:
-    """The user of the ``Authorization: Token <key>`` header (``Bearer`` also accepted)."""
-    pz = settings(request)
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.strip().partition(" ")
-    key = key.strip()
-    if scheme.lower() not in ("token", "bearer") or not key:
-        raise PzError(401, {"detail": "Authentication credentials were not provided."})
-    if pz.token and secrets.compare_digest(key.encode(), pz.token.encode()):
-        return Caller(None)
-    user = pz.registry().user_for_token(key)
-    if user is None:
-        raise PzError(401, {"detail": "Invalid token."})
-    return Caller(user.name)
+    """Who calls (:mod:`tsm_web.auth`), with DRF's 401 bodies."""
+    try:
+        return caller_of(request)
+    except Unauthenticated as exc:
+        detail = "Invalid token." if exc.provided else "Authentication credentials were not provided."
+        raise PzError(401, {"detail": detail}) from None
+
+
+def can_read(who: Caller, product: PzProduct) -> bool:
+    """Whether ``who`` may read ``product`` (own, the operator's, or marked official)."""
+    return who.can_read(product, product.official)
 
 
 router = APIRouter(prefix="/api", dependencies=[Depends(caller)], tags=["Photo-z Server API"])
@@ -422,7 +404,7 @@ def product_out(pz: PzSettings, who: Caller, product: PzProduct) -> dict[str, An
         "description": product.description, "created_at": product.created_at, "updated_at": product.updated_at,
         "status": status, "product_status": STATUS_LABELS[status], "release_year": None,
         "uploaded_by": product.owner or "operator", "is_owner": who.can_write(product),
-        "can_delete": False, "can_update": who.can_write(product),
+        "can_delete": who.can_write(product), "can_update": who.can_write(product),
         "origin": "Training Set Maker" if product.training_set_id is not None else "Upload",
         "process_status": process_status(ts, process) if process else None,
         "process_id": process.id if process else None,
@@ -431,7 +413,7 @@ def product_out(pz: PzSettings, who: Caller, product: PzProduct) -> dict[str, An
 
 def readable(pz: PzSettings, who: Caller, product_id: int) -> PzProduct:
     product = pz.store().product(product_id)
-    if product is None or not who.can_read(product):
+    if product is None or not can_read(who, product):
         raise not_found()  # another user's product is not even said to exist
     return product
 
@@ -439,7 +421,7 @@ def readable(pz: PzSettings, who: Caller, product_id: int) -> PzProduct:
 def writable(pz: PzSettings, who: Caller, product_id: int) -> PzProduct:
     product = readable(pz, who, product_id)
     if not who.can_write(product):
-        raise PzError(403, {"detail": "You do not have permission to perform this action."})
+        raise not_found()  # read-only for this caller: not found for what they may not change
     return product
 
 
@@ -523,9 +505,7 @@ def list_products(request: Request, who: Caller = Depends(caller)) -> dict[str, 
     q = request.query_params
     items = []
     search = (q.get("search") or "").lower()
-    for product in store.products():
-        if not who.can_read(product):
-            continue
+    for product in store.products(who.visible_to):
         out = product_out(pz, who, product)
         checks = {
             "status": out["status"], "product_type": out["product_type"], "release": out["release"],
@@ -611,6 +591,27 @@ async def patch_product(request: Request, product_id: int, who: Caller = Depends
                                     "only an upload being registered (0) can be published (1)")
             product = await run_in_threadpool(publish, pz, who, product)
     return product_out(pz, who, product)
+
+
+@router.delete("/products/{product_id}/", status_code=204,
+               summary="Delete a product with the training set or registered catalog behind it (owner or admin)")
+def delete_product(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
+    from tsm_core.jobs import remove_product
+    from tsm_core.redshift_catalogs import remove_redshift_catalog
+
+    pz = settings(request)
+    product = writable(pz, who, product_id)
+    registry = pz.registry()
+    try:
+        if product.training_set_id is not None:
+            remove_product(registry, product.training_set_id, who.visible_to)
+        elif product.catalog_id is not None:
+            remove_redshift_catalog(product.catalog_id, registry, who.visible_to)
+    except TSMError as exc:  # a training set still queued or running
+        raise PzError(409, {"detail": scrub(exc.message)}) from None
+    if product.file_path and product.catalog_id is None:  # an upload never published
+        Path(product.file_path).unlink(missing_ok=True)
+    pz.store().remove_product(product.id)
 
 
 def publish(pz: PzSettings, who: Caller, product: PzProduct) -> PzProduct:
@@ -758,8 +759,8 @@ def list_product_files(request: Request, who: Caller = Depends(caller)) -> dict[
     wanted = request.query_params.get("product_id") or request.query_params.get("product")
     items = []
     registry = pz.registry()
-    for product in pz.store().products():
-        if who.can_read(product) and matches(product.id, wanted):
+    for product in pz.store().products(who.visible_to):
+        if matches(product.id, wanted):
             f = main_file(product, training_set(registry, product))
             if f is not None:
                 items.append(file_out(who, product, f))
@@ -825,7 +826,7 @@ def list_contents(request: Request, who: Caller = Depends(caller)) -> dict[str, 
     pz = settings(request)
     wanted = request.query_params.get("product")
     if wanted is None:
-        products = [p for p in pz.store().products() if who.can_read(p)]
+        products = pz.store().products(who.visible_to)
     else:
         try:
             products = [readable(pz, who, int(wanted))]
@@ -862,12 +863,14 @@ async def patch_content(request: Request, content_id: int, who: Caller = Depends
 
 
 # -- processes ---------------------------------------------------------------------------
-def submit_training_set(request: Request, config: dict[str, Any], owner: str | None) -> tuple[int, Future]:
-    """The core's submission (checked, planned, registered as ``owner``'s, within the
-    operator's bounds) run in the background by the app's runner; returns the training
-    set's ID and its future. Raises a :class:`~tsm_core.errors.TSMError` naming the bad
-    key before anything is registered."""
-    plan, product_id = service.submit(config, request.app.state.settings, owner)
+def submit_training_set(request: Request, config: dict[str, Any], who: Caller) -> tuple[int, Future]:
+    """The core's submission (checked, planned, registered as ``who``'s, within the
+    operator's bounds and the per-user queue limit) run in the background by the app's
+    runner; returns the training set's ID and its future. Raises a
+    :class:`~tsm_core.errors.TSMError` naming the bad key before anything is registered."""
+    from tsm_web.api import max_active
+
+    plan, product_id = service.submit(config, request.app.state.settings, who.name, max_active(request, who))
     registry = Registry.at_home(tsm_home())
     return product_id, request.app.state.runner.submit(plan, product_id, registry)
 
@@ -900,8 +903,7 @@ def readable_process(pz: PzSettings, who: Caller, process_id: int) -> PzProcess:
 @router.get("/processes/", summary="The caller's processes, newest first")
 def list_processes(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     pz = settings(request)
-    return paginate(request, [process_out(pz, who, p) for p in pz.store().processes()
-                              if who.is_admin or p.owner == who.name])
+    return paginate(request, [process_out(pz, who, p) for p in pz.store().processes(who.visible_to)])
 
 
 @router.post("/processes/", status_code=201, summary="Run the Training Set Maker on a published redshift catalog")
@@ -930,7 +932,9 @@ async def create_process(request: Request, who: Caller = Depends(caller)) -> dic
     except ParamError as exc:
         raise PzError(400, exc.body) from None
     try:
-        ts_id, future = await run_in_threadpool(submit_training_set, request, config, who.name)
+        ts_id, future = await run_in_threadpool(submit_training_set, request, config, who)
+    except TooManyRuns as exc:
+        raise PzError(429, {"detail": exc.message}) from None
     except TSMError as exc:
         field_name = FIELD_OF_KEY.get(exc.key, FIELD_OF_KEY.get(exc.key.split(".")[0], "non_field_errors"))
         message = str(exc).removeprefix(f"{exc.key}: ") if exc.key else str(exc)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tsm_core.registry import Registry
+from tsm_core.registry import MAX_ID, Registry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pz_products (
@@ -60,6 +60,16 @@ CREATE TABLE IF NOT EXISTS pz_processes (
     created_at TEXT NOT NULL
 )
 """
+
+
+#: a product is gone once the training set or catalog behind it is (removed through the JSON API or the CLI)
+LIVE = ("(training_set_id IS NULL OR training_set_id IN (SELECT id FROM products)) "
+        "AND (catalog_id IS NULL OR catalog_id IN (SELECT id FROM redshift_catalogs))")
+
+
+def _id(value: int) -> int:
+    """``value`` if SQLite can hold it, else an ID that names nothing (no overflow error)."""
+    return value if -MAX_ID <= value <= MAX_ID else 0
 
 
 def _now() -> str:
@@ -163,16 +173,33 @@ class PzStore:
         return self.product(product_id)
 
     def product(self, product_id: int) -> PzProduct | None:
-        """Product ``product_id``, or None."""
+        """Product ``product_id``, or None (also once what was behind it is removed)."""
         with self.registry.transaction() as db:
-            row = db.execute("SELECT * FROM pz_products WHERE id = ?", (product_id,)).fetchone()
+            row = db.execute(f"SELECT * FROM pz_products WHERE id = ? AND {LIVE}", (_id(product_id),)).fetchone()
         return _product(row) if row else None
 
-    def products(self) -> list[PzProduct]:
-        """All products, newest first."""
+    def products(self, visible_to: str | None = None) -> list[PzProduct]:
+        """The products, newest first: all, or (``visible_to``, a user name) that user's, the
+        operator's and the official ones."""
         with self.registry.transaction() as db:
-            rows = db.execute("SELECT * FROM pz_products ORDER BY id DESC").fetchall()
+            rows = db.execute(
+                f"SELECT * FROM pz_products WHERE {LIVE} AND (? IS NULL OR owner IS NULL OR official = 1 OR owner = ?) "
+                "ORDER BY id DESC", (visible_to, visible_to)).fetchall()
         return [_product(r) for r in rows]
+
+    def remove_product(self, product_id: int) -> None:
+        """Forget product ``product_id``, its columns and the process that made it."""
+        with self.registry.transaction() as db:
+            db.execute("DELETE FROM pz_contents WHERE product_id = ?", (product_id,))
+            db.execute("DELETE FROM pz_processes WHERE upload = ?", (product_id,))
+            db.execute("DELETE FROM pz_products WHERE id = ?", (product_id,))
+
+    def forget_training_set(self, training_set_id: int) -> None:
+        """Forget the product of training set ``training_set_id`` (removed through another API)."""
+        with self.registry.transaction() as db:
+            row = db.execute("SELECT id FROM pz_products WHERE training_set_id = ?", (training_set_id,)).fetchone()
+        if row is not None:
+            self.remove_product(row["id"])
 
     def adopt_operator_products(self) -> None:
         """Give a product number to the operator's own training sets and catalogs (made with the
@@ -226,7 +253,7 @@ class PzStore:
     def content(self, content_id: int) -> PzContent | None:
         """One column by its ID, or None."""
         with self.registry.transaction() as db:
-            row = db.execute("SELECT * FROM pz_contents WHERE id = ?", (content_id,)).fetchone()
+            row = db.execute("SELECT * FROM pz_contents WHERE id = ?", (_id(content_id),)).fetchone()
         return PzContent(**dict(row)) if row else None
 
     def set_alias(self, content_id: int, ucd: str | None, alias: str | None) -> PzContent:
@@ -256,7 +283,7 @@ class PzStore:
     def process(self, process_id: int) -> PzProcess | None:
         """Process ``process_id``, or None."""
         with self.registry.transaction() as db:
-            row = db.execute("SELECT * FROM pz_processes WHERE id = ?", (process_id,)).fetchone()
+            row = db.execute("SELECT * FROM pz_processes WHERE id = ?", (_id(process_id),)).fetchone()
         return _process(row) if row else None
 
     def process_of_upload(self, product_id: int) -> PzProcess | None:
@@ -265,10 +292,12 @@ class PzStore:
             row = db.execute("SELECT * FROM pz_processes WHERE upload = ?", (product_id,)).fetchone()
         return _process(row) if row else None
 
-    def processes(self) -> list[PzProcess]:
-        """All processes, newest first."""
+    def processes(self, owner: str | None = None) -> list[PzProcess]:
+        """The processes, newest first: all, or (``owner``, a user name) that user's."""
         with self.registry.transaction() as db:
-            rows = db.execute("SELECT * FROM pz_processes ORDER BY id DESC").fetchall()
+            rows = db.execute("SELECT * FROM pz_processes WHERE (? IS NULL OR owner = ?) "
+                              "AND training_set_id IN (SELECT id FROM products) ORDER BY id DESC",
+                              (owner, owner)).fetchall()
         return [_process(r) for r in rows]
 
     def request_stop(self, process_id: int) -> None:

@@ -44,6 +44,8 @@ class ServerSettings(OperatorSettings):
     max_upload_mb: float = Field(200, gt=0)
     max_upload_decompressed_mb: float = Field(2000, gt=0)
     max_upload_rows: int = Field(10_000_000, ge=1)
+    #: training sets one user (a user's token) may have queued or running at once; over it: 429
+    max_queued_per_user: int = Field(4, ge=1, le=1000)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -28,7 +28,7 @@ async function load() {
     $("dereddening").replaceChildren(...dereddeners.map(d => option(d.name,
       d.files_present ? d.name : `${d.name} (map files missing)`, d.name === "none", !d.files_present)));
     $("format").replaceChildren(...formats.map(f => option(f.name, f.name, f.name === "parquet")));
-    $("redshift_catalog").replaceChildren(...catalogs.map(c => option(c.id, `${c.name} (${c.n_rows} rows)`)));
+    $("redshift_catalog").replaceChildren(...catalogs.map(c => option(c.id, `${c.name}${c.owner ? ` [${c.owner}]` : ""} (${c.n_rows} rows)`)));
     if (!catalogs.length) { document.querySelector("input[value=upload]").click(); }
     loadPresets();
     await loadFluxTypes();
