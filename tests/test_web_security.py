@@ -131,7 +131,7 @@ def _raw_headers_only(url: str, headers: dict[str, str], declared: int) -> tuple
     host, port = url.removeprefix("http://").split(":")
     start = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        lines = ["POST /api/redshift-catalogs HTTP/1.1", f"Host: {host}", f"Content-Length: {declared}",
+        lines = ["POST /api/redshift-catalogs HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {declared}",
                  "Content-Type: multipart/form-data; boundary=x", *(f"{k}: {v}" for k, v in headers.items())]
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         answer = s.recv(4096).decode(errors="replace")
@@ -151,7 +151,7 @@ def test_undeclared_body_cut_off_at_the_limit(service):
     """A chunked upload (no Content-Length) is read only up to the limit."""
     host, port = service["url"].removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=20) as s:
-        head = ["POST /api/redshift-catalogs HTTP/1.1", f"Host: {host}", "Transfer-Encoding: chunked",
+        head = ["POST /api/redshift-catalogs HTTP/1.1", f"Host: {host}:{port}", "Transfer-Encoding: chunked",
                 "Content-Type: multipart/form-data; boundary=x", f"Authorization: Bearer {TOKEN}"]
         s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         part = b'--x\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n\r\n'

@@ -19,7 +19,7 @@ from tsm_web import api, errors, pages
 from tsm_core.registry import Registry
 from tsm_web.jobs import Runner
 from tsm_web.pzserver_api import include_pzserver
-from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, token_matches
+from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, server_roots, token_matches
 from tsm_web.settings import ServerSettings
 
 
@@ -51,7 +51,7 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
         return token_matches(given, token) or Registry.at_home(tsm_home()).user_for_token(given) is not None
 
     app.state.authorize = authorize if token else None
-    roots = [str(tsm_home()), *settings.release_paths.values(), settings.dust_maps_dir, settings.products_dir]
+    roots = server_roots(*settings.release_paths.values(), settings.dust_maps_dir, settings.products_dir)
     app.state.redact = lambda message: redact(message, roots)
     errors.install(app)
     app.include_router(api.router)
@@ -61,7 +61,8 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.mount(pages.DOCS_ASSETS, StaticFiles(directory=pages.docs_assets()), name="docs-assets")
     app.add_middleware(EdgeMiddleware, is_authorized=app.state.authorize,
-                       max_body=settings.max_upload_bytes + ENVELOPE_BYTES)
+                       max_body=settings.max_upload_bytes + ENVELOPE_BYTES,
+                       allowed_hosts=settings.allowed_hosts, roots=roots)
     _declare_token_scheme(app)
     return app
 

@@ -2,7 +2,7 @@
 locations and compute that every run uses (a client never sets those).
 
 Read from a YAML file (``tsm serve --config server.yaml``), then the environment
-(``TSM_API_TOKEN``, ``TSM_MAX_UPLOAD_MB``), then the command's options, each later
+(``TSM_API_TOKEN``, ``TSM_MAX_UPLOAD_MB``, ``TSM_ALLOWED_HOSTS``), then the command's options, each later
 source overriding the earlier one.
 """
 
@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from tsm_core.errors import ConfigError
 from tsm_core.service import OperatorSettings
 
 TOKEN_ENV = "TSM_API_TOKEN"
 MAX_UPLOAD_ENV = "TSM_MAX_UPLOAD_MB"
+ALLOWED_HOSTS_ENV = "TSM_ALLOWED_HOSTS"
 
 
 class ServerSettings(OperatorSettings):
@@ -27,12 +28,25 @@ class ServerSettings(OperatorSettings):
 
     ``token``, when set, is required on every API call (``Authorization: Bearer <token>``
     or ``Token <token>``); ``max_runs`` training sets are built at once; uploads larger
-    than ``max_upload_mb`` are refused before they are read.
+    than ``max_upload_mb`` are refused before they are read. ``allowed_hosts`` are the
+    names (``name`` or ``name:port``, ``*`` for any) a request's ``Host`` may give besides
+    the bound address's own (``tsm serve`` adds those); None checks no ``Host``.
     """
 
     token: str | None = None
     max_runs: int = Field(2, ge=1, le=64)
     max_upload_mb: float = Field(200, gt=0)
+    allowed_hosts: list[str] | None = None
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        """A comma-separated string (the environment, the command line) is a list of names."""
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        if isinstance(value, (list, tuple)):
+            return [name.strip() for item in value for name in str(item).split(",") if name.strip()]
+        return value
 
     @property
     def max_upload_bytes(self) -> int:
@@ -53,6 +67,8 @@ class ServerSettings(OperatorSettings):
             data["token"] = os.environ[TOKEN_ENV]
         if os.environ.get(MAX_UPLOAD_ENV):
             data["max_upload_mb"] = os.environ[MAX_UPLOAD_ENV]
+        if os.environ.get(ALLOWED_HOSTS_ENV):
+            data["allowed_hosts"] = os.environ[ALLOWED_HOSTS_ENV]
         data.update({k: v for k, v in options.items() if v is not None})
         try:
             return cls.model_validate(data)
