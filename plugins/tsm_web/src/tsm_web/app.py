@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from tsm_core import plugins
 from tsm_core.config import tsm_home
 from tsm_web import api, errors, pages
 from tsm_core.registry import Registry
@@ -51,7 +52,8 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
         return token_matches(given, token) or Registry.at_home(tsm_home()).user_for_token(given) is not None
 
     app.state.authorize = authorize if token else None
-    roots = server_roots(*settings.release_paths.values(), settings.dust_maps_dir, settings.products_dir)
+    published = [place.path for release in plugins.object_catalogs().values() for place in release.locations()]
+    roots = server_roots(*settings.release_paths.values(), *published, settings.dust_maps_dir, settings.products_dir)
     app.state.redact = lambda message: redact(message, roots)
     errors.install(app)
     app.include_router(api.router)
