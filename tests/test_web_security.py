@@ -424,3 +424,12 @@ def test_error_bodies_read_well(service, scene):
                              _config(0, redshift_catalog={"name": typed}))
         assert status == 422 and body["field"] == "redshift_catalog", body
         assert body["message"].startswith(f"no registered redshift catalog {typed!r}; registered: "), body
+
+
+@pytest.mark.parametrize("path", ["/api/training-sets/99999999999999999999999", "/api/products/99999999999999999999999/",
+                                  "/api/product-contents/99999999999999999999999/",
+                                  "/api/processes/99999999999999999999999/"])
+def test_ids_out_of_range_are_not_found(service, path):
+    """An ID no SQLite row can have is a 404 like any missing one (it was a 500)."""
+    status, body = _call(service["url"] + path)
+    assert status == 404, body

@@ -492,6 +492,11 @@ def _retry_locked(action: Callable[[], object], seconds: float = 60.0) -> None:
 
 def _as_int(key: str | int) -> int | None:
     try:
-        return int(key)
+        return sqlite_id(int(key))
     except (TypeError, ValueError):
         return None
+
+
+def sqlite_id(value: int) -> int | None:
+    """``value`` as a row ID to look up, None (matches no row) when SQLite cannot hold it."""
+    return value if -(2**63) <= value < 2**63 else None

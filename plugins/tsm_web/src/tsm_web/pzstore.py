@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tsm_core.registry import Registry
+from tsm_core.registry import Registry, sqlite_id
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pz_products (
@@ -165,7 +165,7 @@ class PzStore:
     def product(self, product_id: int) -> PzProduct | None:
         """Product ``product_id``, or None."""
         with self.registry.transaction() as db:
-            row = db.execute("SELECT * FROM pz_products WHERE id = ?", (product_id,)).fetchone()
+            row = db.execute("SELECT * FROM pz_products WHERE id = ?", (sqlite_id(product_id),)).fetchone()
         return _product(row) if row else None
 
     def products(self) -> list[PzProduct]:
@@ -226,7 +226,7 @@ class PzStore:
     def content(self, content_id: int) -> PzContent | None:
         """One column by its ID, or None."""
         with self.registry.transaction() as db:
-            row = db.execute("SELECT * FROM pz_contents WHERE id = ?", (content_id,)).fetchone()
+            row = db.execute("SELECT * FROM pz_contents WHERE id = ?", (sqlite_id(content_id),)).fetchone()
         return PzContent(**dict(row)) if row else None
 
     def set_alias(self, content_id: int, ucd: str | None, alias: str | None) -> PzContent:
@@ -256,7 +256,7 @@ class PzStore:
     def process(self, process_id: int) -> PzProcess | None:
         """Process ``process_id``, or None."""
         with self.registry.transaction() as db:
-            row = db.execute("SELECT * FROM pz_processes WHERE id = ?", (process_id,)).fetchone()
+            row = db.execute("SELECT * FROM pz_processes WHERE id = ?", (sqlite_id(process_id),)).fetchone()
         return _process(row) if row else None
 
     def process_of_upload(self, product_id: int) -> PzProcess | None:
