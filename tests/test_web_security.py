@@ -433,3 +433,39 @@ def test_ids_out_of_range_are_not_found(service, path):
     """An ID no SQLite row can have is a 404 like any missing one (it was a 500)."""
     status, body = _call(service["url"] + path)
     assert status == 404, body
+
+
+def test_pzserver_errors_redact_the_servers_locations(service, scene):
+    """The Photo-z Server API's messages go through the same redaction: a release whose
+    catalog the operator did not configure names its published locations as server paths."""
+    from tsm_core import plugins
+
+    def pz(method: str, path: str, body: dict) -> tuple[int, dict]:
+        return _call(service["url"] + path, method, body, {"Authorization": f"Token {TOKEN}"})
+
+    status, product = pz("POST", "/api/products/", {"display_name": "pz-z", "product_type": 1, "status": 0})
+    assert status == 201, product
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"product\"\r\n\r\n{product['id']}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"role\"\r\n\r\n0\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"z.csv\"\r\n\r\n").encode()
+    body += scene["redshifts"].to_csv(index=False).encode() + f"\r\n--{boundary}--\r\n".encode()
+    status, _, sent = _raw(service["url"], "POST", "/api/product-files/", {
+        "Host": service["url"].removeprefix("http://"), **AUTH,
+        "Content-Type": f"multipart/form-data; boundary={boundary}"}, body)
+    assert status == 201, sent
+    assert pz("GET", f"/api/products/{product['id']}/registry/", None)[0] == 200
+    for content in pz("GET", f"/api/product-contents/?product={product['id']}", None)[1]["results"]:
+        if content["column_name"] in ("ra", "dec", "z"):
+            assert pz("PATCH", f"/api/product-contents/{content['id']}/", {"alias": content["column_name"]})[0] == 200
+    status, published = pz("PATCH", f"/api/products/{product['id']}/", {"status": 1})
+    assert status == 200 and published["status"] == 1, published
+    releases = {r["name"]: r["id"] for r in pz("GET", "/api/releases/", None)[1]["results"]}
+    status, refused = pz("POST", "/api/processes/", {"display_name": "elsewhere", "pipeline": 1,
+                                                     "release": releases["dp2"], "inputs": [product["id"]]})
+    assert status == 400, refused
+    message = json.dumps(refused)
+    places = [place.path for place in plugins.object_catalog("dp2").locations()]
+    assert message.count("<server path>") == len(places), message
+    for place in places:
+        assert place not in message
