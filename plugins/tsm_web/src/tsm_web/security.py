@@ -75,7 +75,9 @@ def server_roots(*extra: str | os.PathLike[str] | None) -> tuple[str, ...]:
         if not root:
             continue
         text = os.fspath(root)
-        forms = {text} if "://" in text else {text, os.path.abspath(text), os.path.realpath(text)}
+        # a relative setting (``sample``, ``data/dp1``) is redacted as the absolute path it means,
+        # not as a word that may appear anywhere in a message
+        forms = {text} if "://" in text else {os.path.abspath(text), os.path.realpath(text)}
         roots |= {f.rstrip("/") for f in forms}
     return tuple(sorted(roots - {""}, key=len, reverse=True))
 
@@ -88,7 +90,7 @@ def redact(message: str, roots: Iterable[str] | None = None) -> str:
     chosen = sorted({r for r in (REQUEST_ROOTS.get() if roots is None else roots) if r}, key=len, reverse=True)
     if not chosen or not message:
         return message
-    pattern = re.compile("(?:file://)?(?:" + "|".join(map(re.escape, chosen)) + ")" + _AFTER_ROOT + _TAIL)
+    pattern = re.compile(r"(?:file://)?(?<![\w.~-])(?:" + "|".join(map(re.escape, chosen)) + ")" + _AFTER_ROOT + _TAIL)
     return pattern.sub("<server path>", message)
 
 
