@@ -113,7 +113,7 @@ def test_signals_leave_nothing_behind(slow_config, tmp_path, tsm_home, scheduler
     if signum == signal.SIGKILL:
         assert code == -signal.SIGKILL
         listing = _cli_products(tsm_home)  # the next registry opening cleans up
-        assert "\tfailed\t" in listing and "interrupted: its process" in listing, listing
+        assert "\tfailed\t" in listing and "interrupted: the process running it stopped" in listing, listing
     else:
         assert stopped_in < 20, f"took {stopped_in:.1f} s to stop"
         assert code == (130 if signum == signal.SIGINT else 143), err
@@ -170,7 +170,7 @@ def test_cancel_queued_and_remove(base_config):
     assert [p.id for p in registry.products()] == [running, queued]
 
 
-def test_interrupted_runs_recovered_when_the_registry_opens(tmp_path):
+def test_interrupted_runs_recovered_when_the_registry_opens(tmp_path, caplog):
     """A product whose process is gone (dead pid, or a pid reused by another process)."""
     from tsm_core.jobs import start_token
 
@@ -188,9 +188,12 @@ def test_interrupted_runs_recovered_when_the_registry_opens(tmp_path):
         db.execute("UPDATE products SET pid = ?, staging_path = ? WHERE id = ?", (dead.pid, str(staging), gone))
         # our own pid, but started at another time: a reused pid
         db.execute("UPDATE products SET start_token = ? WHERE id = ?", (start_token(os.getpid()) + "0", reused))
-    again = Registry.at_home(home)
+    with caplog.at_level("WARNING", logger="tsm_core.registry"):
+        again = Registry.at_home(home)
     states = {p.name: (p.status, p.error) for p in again.products()}
-    assert states["gone"][0] == "failed" and "interrupted" in states["gone"][1]
+    # users see no host or pid; the operator's log has them
+    assert states["gone"] == ("failed", "interrupted: the process running it stopped")
+    assert f"its process {dead.pid} on {socket.gethostname()} is gone" in caplog.text
     assert states["reused"][0] == "failed"
     assert states["alive"] == ("running", None)
     assert not staging.exists()
@@ -370,7 +373,7 @@ def test_server_stop_and_restart(scene, tmp_path, tsm_home):
     try:
         for product_id in killed:
             status, body = _http("GET", f"{server.url}/api/training-sets/{product_id}")
-            assert body["status"] == "failed" and "interrupted: its process" in body["error"], body
+            assert body["status"] == "failed" and body["error"] == "interrupted: the process running it stopped", body
         assert _leftovers(products_dir) == []
 
         # SIGTERM: the server stops taking work, marks its runs interrupted and exits

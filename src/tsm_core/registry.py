@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import sqlite3
 import time
@@ -20,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from tsm_core.errors import CatalogError, ConfigError
+
+log = logging.getLogger(__name__)
+#: the error of a product whose run's process is gone (its host and pid are only logged)
+INTERRUPTED = "interrupted: the process running it stopped"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS redshift_catalogs (
@@ -410,8 +415,9 @@ class Registry:
             if row["pid"] is None or owner_alive(Owner(row["host"], row["pid"], row["start_token"])) is not False:
                 continue
             release_files(row["staging_path"], row["claim_path"], row["output_path"], row["pid"])
-            reason = f"interrupted: its process {row['pid']} on {row['host']} is gone"
-            if self.fail_product(row["id"], reason):
+            # the host and pid are the operator's business: logged, not stored in the error users see
+            log.warning("training set %s interrupted: its process %s on %s is gone", row["id"], row["pid"], row["host"])
+            if self.fail_product(row["id"], INTERRUPTED):
                 gone.append(row["id"])
         return gone
 

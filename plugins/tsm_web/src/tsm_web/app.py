@@ -14,13 +14,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from tsm_core import plugins
 from tsm_core.config import tsm_home
 from tsm_web import api, errors, pages
 from tsm_core.registry import Registry
 from tsm_web.jobs import Runner
 from tsm_web.pzserver_api import include_pzserver
 from tsm_web.auth import Unauthenticated, identify
-from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact
+from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, server_roots
 from tsm_web.settings import ServerSettings
 
 
@@ -56,7 +57,8 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
         return True
 
     app.state.authorize = authorize if token else None
-    roots = [str(tsm_home()), *settings.release_paths.values(), settings.dust_maps_dir, settings.products_dir]
+    published = [place.path for release in plugins.object_catalogs().values() for place in release.locations()]
+    roots = server_roots(*settings.release_paths.values(), *published, settings.dust_maps_dir, settings.products_dir)
     app.state.redact = lambda message: redact(message, roots)
     errors.install(app)
     app.include_router(api.router)
@@ -66,7 +68,8 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.mount(pages.DOCS_ASSETS, StaticFiles(directory=pages.docs_assets()), name="docs-assets")
     app.add_middleware(EdgeMiddleware, is_authorized=app.state.authorize,
-                       max_body=settings.max_upload_bytes + ENVELOPE_BYTES)
+                       max_body=settings.max_upload_bytes + ENVELOPE_BYTES,
+                       allowed_hosts=settings.allowed_hosts, roots=roots)
     _declare_token_scheme(app)
     return app
 

@@ -15,7 +15,7 @@ def tsm_register_commands(cli: click.Group) -> None:
     @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
                   help="The operator's settings (YAML): release_paths, dust_maps_dir, products_dir, scheduler, "
                   "n_workers, memory_limit, token, max_runs, max_upload_mb, max_upload_decompressed_mb, "
-                  "max_upload_rows.")
+                  "max_upload_rows, max_queued_per_user, allowed_hosts.")
     @click.option("--runs", "max_runs", type=click.IntRange(1), help="Training sets built at once (default 2).")
     @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True),
                   help="Largest redshift catalog upload (default 200, or $TSM_MAX_UPLOAD_MB).")
@@ -30,6 +30,8 @@ def tsm_register_commands(cli: click.Group) -> None:
     @click.option("--products-dir", help="Where training sets are written (default $TSM_HOME/products).")
     @click.option("--scheduler", help="compute.scheduler of every run: threads, processes or tcp://host:port.")
     @click.option("--n-workers", type=click.IntRange(1, 256), help="compute.n_workers of every run.")
+    @click.option("--allowed-hosts", help="Comma-separated names (name or name:port; * for any) a request's Host "
+                  "may give besides the bound address's own (or $TSM_ALLOWED_HOSTS).")
     def serve(host: str, port: int, config_file: str | None, release_paths: tuple[str, ...], **options: object) -> None:
         """Serve the web form and the HTTP API (registry under $TSM_HOME; token: $TSM_API_TOKEN).
 
@@ -39,6 +41,7 @@ def tsm_register_commands(cli: click.Group) -> None:
         import uvicorn
 
         from tsm_web.app import create_app
+        from tsm_web.security import default_allowed_hosts
         from tsm_web.settings import ServerSettings
 
         paths = {}
@@ -50,6 +53,9 @@ def tsm_register_commands(cli: click.Group) -> None:
         settings = ServerSettings.load(config_file, **options)
         if paths:
             settings = settings.model_copy(update={"release_paths": settings.release_paths | paths})
+        # the bound address's names are always this server's; the operator's names come on top
+        hosts = [*default_allowed_hosts(host, port), *(settings.allowed_hosts or [])]
+        settings = settings.model_copy(update={"allowed_hosts": hosts})
         app = create_app(settings)
         click.echo(f"Training Set Maker on http://{host}:{port}/  (API description: /docs)")
         click.echo(f"Photo-z Server API for the pzserver client: http://{host}:{port}/api/  (tokens: tsm users add)")

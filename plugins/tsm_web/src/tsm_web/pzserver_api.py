@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
-import re
 import tempfile
 import threading
 import zipfile
@@ -48,6 +47,7 @@ from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
 from tsm_web.pzstore import PzContent, PzProcess, PzProduct, PzStore
+from tsm_web.security import redact
 from tsm_web.uploads import UploadRefused, save_upload, suffix_of
 
 TOKEN_ENV = "TSM_API_TOKEN"
@@ -101,12 +101,10 @@ def not_found() -> PzError:
     return PzError(404, {"detail": "Not found."})
 
 
-_PATH = re.compile(r"(?<![\w.~$-])(?:/[\w.@+~-]+)+/?")
-
-
 def scrub(message: str) -> str:
-    """``message`` without server paths (anything that looks like an absolute path)."""
-    return _PATH.sub("<server path>", message)
+    """``message`` without server locations: the request's server roots and the paths under
+    them (:func:`tsm_web.security.redact`, the one redaction of the service)."""
+    return redact(message)
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""The service's edge: request ids, security headers, the token, and upload limits that
-are enforced before a request body is read.
+"""The service's edge: request ids, security headers, the ``Host`` allow-list, the
+cross-site check, the token, and upload limits that are enforced before a request body
+is read; and the redaction of server locations from the messages clients see.
 
-:class:`EdgeMiddleware` is plain ASGI, so that it can answer 401 or 413 from the
-headers alone: a client that declares a body over the limit, or has no valid token,
-gets its answer before sending the body, and a body that turns out longer than its
+:class:`EdgeMiddleware` is plain ASGI, so that it can answer 400, 403, 401 or 413 from
+the headers alone: a request for a foreign ``Host``, a state-changing request from
+another site, a client that declares a body over the limit, or has no valid token, gets
+its answer before sending the body, and a body that turns out longer than its
 declaration is cut off at the limit.
 """
 
@@ -11,13 +13,28 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
+import socket
+import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
+
+#: the server locations of the request being answered (set by :class:`EdgeMiddleware`),
+#: for code that redacts a message without the app at hand (:func:`redact` with no roots)
+REQUEST_ROOTS: ContextVar[tuple[str, ...]] = ContextVar("tsm_request_roots", default=())
+#: methods that change state: refused when they come from another site
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: the names a server bound to a loopback address answers to
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: room for the multipart envelope and form fields around an uploaded file
 ENVELOPE_BYTES = 1 << 20
@@ -41,26 +58,118 @@ def token_matches(given: str, expected: str) -> bool:
     return bool(given) and secrets.compare_digest(given.encode(), expected.encode())
 
 
-_PATH = re.compile(r"(?:[A-Za-z]+://[^\s'\"]+|(?<![\w.])(?:~|\.{1,2})?/(?:[^\s/'\",:;()]+/)*[^\s/'\",:;()]*)")
+#: what may follow a server root as a path (a path ends at a quote, space or punctuation)
+_TAIL = r"(?:/[^\s/'\"`,;:()<>\[\]{}]*)*"
+_AFTER_ROOT = r"(?![^\s/'\"`,;:()<>\[\]{}])"
 
 
-def redact(message: str, roots: Iterable[str | None] = ()) -> str:
-    """``message`` with server locations (file paths, URLs) replaced by ``<server path>``."""
-    for root in sorted((r for r in roots if r), key=len, reverse=True):
-        message = message.replace(str(root), "<server path>")
-    return _PATH.sub(lambda m: m.group(0) if m.group(0) in ("/", "//") else "<server path>", message)
+def server_roots(*extra: str | os.PathLike[str] | None) -> tuple[str, ...]:
+    """The server locations to redact: ``extra`` (the operator's folders) and the ones every
+    server has ($TSM_HOME, the temporary folder, the home folder, Python's installation,
+    the working folder), each also as its resolved path."""
+    from tsm_core.config import tsm_home
+
+    candidates = [*extra, tsm_home(), tempfile.gettempdir(), Path.home(), sys.prefix, sys.base_prefix, os.getcwd()]
+    roots = set()
+    for root in candidates:
+        if not root:
+            continue
+        text = os.fspath(root)
+        # a relative setting (``sample``, ``data/dp1``) is redacted as the absolute path it means,
+        # not as a word that may appear anywhere in a message
+        forms = {text} if "://" in text else {os.path.abspath(text), os.path.realpath(text)}
+        roots |= {f.rstrip("/") for f in forms}
+    return tuple(sorted(roots - {""}, key=len, reverse=True))
+
+
+def redact(message: str, roots: Iterable[str] | None = None) -> str:
+    """``message`` with each server root, and any path under it, replaced by one
+    ``<server path>``. Nothing else is touched: a name the client typed, even one that looks
+    like a path, is the client's data and stays. ``roots`` default to the current request's
+    (:data:`REQUEST_ROOTS`)."""
+    chosen = sorted({r for r in (REQUEST_ROOTS.get() if roots is None else roots) if r}, key=len, reverse=True)
+    if not chosen or not message:
+        return message
+    pattern = re.compile(r"(?:file://)?(?<![\w.~-])(?:" + "|".join(map(re.escape, chosen)) + ")" + _AFTER_ROOT + _TAIL)
+    return pattern.sub("<server path>", message)
+
+
+def split_host(netloc: str) -> tuple[str, str]:
+    """``(name, port)`` of a ``Host`` header or URL authority, the name lower-case with no
+    trailing dot, IPv6 addresses in brackets; ``port`` is '' when none is given."""
+    netloc = netloc.strip().lower()
+    if netloc.startswith("["):
+        name, _, rest = netloc.partition("]")
+        return name + "]", rest.removeprefix(":")
+    name, _, port = netloc.rpartition(":") if netloc.count(":") == 1 else (netloc, "", "")
+    return name.rstrip("."), port
+
+
+class AllowedHosts:
+    """The names the server answers to: ``name`` (any port), ``name:port``, or ``*`` (any
+    ``Host``; the cross-site check then compares an ``Origin`` with the ``Host`` alone)."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.entries = [e.strip() for e in entries if e.strip()]
+        self.any = "*" in self.entries
+        self._allowed = {split_host(e) for e in self.entries if e != "*"}
+
+    def allows(self, netloc: str) -> bool:
+        """Whether ``netloc`` (``name`` or ``name:port``) is one of the allowed names."""
+        name, port = split_host(netloc)
+        return (name, port) in self._allowed or (name, "") in self._allowed
+
+    def __str__(self) -> str:
+        return ", ".join(self.entries)
+
+
+def default_allowed_hosts(host: str, port: int) -> list[str]:
+    """The names of a server bound to ``host``:``port``: the loopback names for a loopback
+    address; for ``0.0.0.0`` or ``::`` (every interface) those and the machine's host
+    names and addresses; otherwise ``host`` itself. Each with the port (and also without
+    it on ports 80 and 443)."""
+    host = host.strip().strip("[]")
+    if host in ("127.0.0.1", "localhost", "::1"):
+        names = list(LOOPBACK_NAMES)
+    elif host in ("0.0.0.0", "::", ""):
+        names = [*LOOPBACK_NAMES, *_machine_names()]
+    else:
+        names = [f"[{host}]" if ":" in host else host]
+    bare = list(dict.fromkeys(names)) if port in (80, 443) else []  # browsers leave out a default port
+    return [f"{n}:{port}" for n in dict.fromkeys(names)] + bare
+
+
+def _machine_names() -> list[str]:
+    """This machine's host names and the addresses they resolve to (IPv6 in brackets)."""
+    names = [socket.gethostname(), socket.getfqdn()]
+    addresses: list[str] = []
+    for name in names:
+        try:
+            addresses += [info[4][0] for info in socket.getaddrinfo(name, None)]
+        except OSError:
+            continue
+    return [n.lower() for n in names if n] + [f"[{a}]" if ":" in a else a for a in addresses]
 
 
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+#: on every response, early refusals included
+SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
+
+
 async def _answer(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:
     payload = json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-        (b"x-request-id", request_id.encode()), (b"connection", b"close")]})
+        (b"x-request-id", request_id.encode()), *SECURITY_HEADERS, (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _shown(value: str) -> str:
+    """A header value a client sent, quoted and cut short for an error message."""
+    return repr(value if len(value) <= 100 else value[:100] + "...")
 
 
 class BodyTooLarge(Exception):
@@ -68,16 +177,59 @@ class BodyTooLarge(Exception):
 
 
 class EdgeMiddleware:
-    """Request id and headers on every response; token and size checked before a body is read.
+    """Request id and headers on every response; ``Host``, origin, token and size checked
+    before a body is read.
 
-    ``is_authorized(token)`` says whether a presented API token is valid (it is not
-    consulted when the service has no token); ``max_body`` bounds every request body.
+    ``allowed_hosts`` are the names the server answers to (None: any ``Host``, and a
+    state-changing request's ``Origin`` must match its ``Host``); ``is_authorized(token)``
+    says whether a presented API token is valid (it is not consulted when the service has
+    no token); ``max_body`` bounds every request body; ``roots`` are the server locations
+    that :func:`redact` hides while the request is answered.
     """
 
-    def __init__(self, app: Any, *, is_authorized: Callable[[str], bool] | None, max_body: int) -> None:
+    def __init__(self, app: Any, *, is_authorized: Callable[[str], bool] | None, max_body: int,
+                 allowed_hosts: Iterable[str] | None = None, roots: Iterable[str] = ()) -> None:
         self.app = app
         self.is_authorized = is_authorized
         self.max_body = max_body
+        self.allowed_hosts = AllowedHosts(allowed_hosts) if allowed_hosts is not None else None
+        self.roots = tuple(roots)
+
+    def refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str, str] | None:
+        """``(status, field, message)`` of a request refused from its headers alone, or None."""
+        host = headers.get("host", "")
+        if self.allowed_hosts is not None and not self.allowed_hosts.any and not self.allowed_hosts.allows(host):
+            return 400, "host", (f"the Host header {_shown(host)} is not a name of this server "
+                                 "(the operator lists them with tsm serve --allowed-hosts)")
+        if scope["method"].upper() in UNSAFE_METHODS:
+            for header in ("origin", "referer"):
+                if header in headers:
+                    if not self.same_origin(headers[header], host):
+                        return 403, header, (f"cross-site request refused: {header.capitalize()} "
+                                             f"{_shown(headers[header])} is not this server")
+                    break
+        has_body = headers.get("content-length", "0") not in ("", "0") or "chunked" in headers.get("transfer-encoding", "")
+        if has_body and scope["path"].startswith("/api") and self.is_authorized is not None:
+            if not self.is_authorized(bearer_token(headers.get("authorization", ""))):
+                return 401, "token", "a valid API token is required (Authorization: Bearer <token>)"
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            return 413, "file", f"the request body of {int(declared)} bytes is over the limit of {self.max_body} bytes"
+        return None
+
+    def same_origin(self, url: str, host: str) -> bool:
+        """Whether ``url`` (an ``Origin`` or ``Referer``) is this server: http(s) and its
+        authority the request's ``Host`` or one of the allowed names."""
+        try:
+            parts = urlsplit(url.strip())
+            netloc = parts.netloc
+        except ValueError:
+            return False
+        if parts.scheme not in ("http", "https") or not netloc or "@" in netloc:
+            return False
+        if split_host(netloc) == split_host(host):
+            return True
+        return self.allowed_hosts is not None and not self.allowed_hosts.any and self.allowed_hosts.allows(netloc)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,18 +238,14 @@ class EdgeMiddleware:
         request_id = uuid.uuid4().hex[:12]
         drf = scope["path"].startswith("/api/") and scope["path"].endswith("/")
         scope.setdefault("state", {})["request_id"] = request_id
-        headers = _headers(scope)
-        has_body = headers.get("content-length", "0") not in ("", "0") or "chunked" in headers.get("transfer-encoding", "")
-        if has_body and scope["path"].startswith("/api") and self.is_authorized is not None:
-            if not self.is_authorized(bearer_token(headers.get("authorization", ""))):
-                await _answer(send, 401, _error("token", "a valid API token is required (Authorization: Bearer <token>)",
-                                                request_id, drf), request_id)
-                return
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            await _answer(send, 413, _error("file", f"the request body of {int(declared)} bytes is over the limit of "
-                                            f"{self.max_body} bytes", request_id, drf), request_id)
+        refused = self.refusal(scope, _headers(scope))
+        if refused:
+            status, field, message = refused
+            if status in (400, 403):
+                log.warning("request %s refused (%d): %s", request_id, status, message)
+            await _answer(send, status, _error(field, message, request_id, drf), request_id)
             return
+        roots_token = REQUEST_ROOTS.set(self.roots)
 
         received = 0
         cut_off = False  # the body went over the limit: whatever the app answers becomes a 413
@@ -124,8 +272,7 @@ class EdgeMiddleware:
                 return
             if message["type"] == "http.response.start":
                 started = True
-                extra = [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff"),
-                         (b"referrer-policy", b"no-referrer")]
+                extra = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
                 content_type = dict(message.get("headers", [])).get(b"content-type", b"")
                 if content_type.startswith(b"text/html") and not any(k == b"content-security-policy" for k, _ in message.get("headers", [])):
                     extra.append((b"content-security-policy", CSP.encode()))
@@ -138,11 +285,18 @@ class EdgeMiddleware:
             if not started:
                 await _answer(send, 413, _error("file", f"the request body is over the limit of {self.max_body} bytes",
                                                 request_id, drf), request_id)
+        finally:
+            REQUEST_ROOTS.reset(roots_token)
+
+
+#: refusals that Django REST Framework answers as ``{"detail": ...}``
+_DRF_DETAIL = ("token", "host", "origin", "referer")
 
 
 def _error(field: str, message: str, request_id: str, drf: bool = False) -> dict[str, Any]:
     """The JSON API's error body, or (``drf``, the Photo-z Server API's routes ending in a
-    slash) Django REST Framework's: ``{"field": ["message"]}``, ``{"detail": ...}`` for the token."""
+    slash) Django REST Framework's: ``{"field": ["message"]}``, ``{"detail": ...}`` for the
+    token, ``Host`` and cross-site refusals."""
     if drf:
-        return {"detail": message} if field == "token" else {field: [message]}
+        return {"detail": message} if field in _DRF_DETAIL else {field: [message]}
     return {"field": field, "message": message, "errors": [{"field": field, "message": message}], "request_id": request_id}

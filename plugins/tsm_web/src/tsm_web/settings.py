@@ -2,7 +2,7 @@
 locations and compute that every run uses (a client never sets those).
 
 Read from a YAML file (``tsm serve --config server.yaml``), then the environment
-(``TSM_API_TOKEN`` and the limits' variables in :data:`LIMIT_ENV`), then the command's options, each later
+(``TSM_API_TOKEN``, the limits' variables in :data:`LIMIT_ENV`, ``TSM_ALLOWED_HOSTS``), then the command's options, each later
 source overriding the earlier one.
 """
 
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from tsm_core.config import read_yaml
 from tsm_core.errors import ConfigError
@@ -27,6 +27,7 @@ LIMIT_ENV = {
     "max_upload_decompressed_mb": "TSM_MAX_UPLOAD_DECOMPRESSED_MB",
     "max_upload_rows": "TSM_MAX_UPLOAD_ROWS",
 }
+ALLOWED_HOSTS_ENV = "TSM_ALLOWED_HOSTS"
 
 
 class ServerSettings(OperatorSettings):
@@ -37,6 +38,9 @@ class ServerSettings(OperatorSettings):
     than ``max_upload_mb`` are refused before they are read, and uploads whose data
     (decompressed, decoded) is larger than ``max_upload_decompressed_mb`` or longer than
     ``max_upload_rows`` rows are refused before they are read whole (:mod:`tsm_web.uploads`).
+    than ``max_upload_mb`` are refused before they are read. ``allowed_hosts`` are the
+    names (``name`` or ``name:port``, ``*`` for any) a request's ``Host`` may give besides
+    the bound address's own (``tsm serve`` adds those); None checks no ``Host``.
     """
 
     token: str | None = None
@@ -46,6 +50,17 @@ class ServerSettings(OperatorSettings):
     max_upload_rows: int = Field(10_000_000, ge=1)
     #: training sets one user (a user's token) may have queued or running at once; over it: 429
     max_queued_per_user: int = Field(4, ge=1, le=1000)
+    allowed_hosts: list[str] | None = None
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        """A comma-separated string (the environment, the command line) is a list of names."""
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        if isinstance(value, (list, tuple)):
+            return [name.strip() for item in value for name in str(item).split(",") if name.strip()]
+        return value
 
     @property
     def max_upload_bytes(self) -> int:
@@ -71,6 +86,10 @@ class ServerSettings(OperatorSettings):
         for key, variable in LIMIT_ENV.items():
             if os.environ.get(variable):
                 data[key] = os.environ[variable]
+        if os.environ.get(MAX_UPLOAD_ENV):
+            data["max_upload_mb"] = os.environ[MAX_UPLOAD_ENV]
+        if os.environ.get(ALLOWED_HOSTS_ENV):
+            data["allowed_hosts"] = os.environ[ALLOWED_HOSTS_ENV]
         data.update({k: v for k, v in options.items() if v is not None})
         try:
             return cls.model_validate(data)
