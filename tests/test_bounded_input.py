@@ -22,6 +22,7 @@ import yaml
 
 from helpers import tsm_serve
 from tsm_core.config import MAX_YAML_BYTES, load_config, load_yaml
+import tsm_core
 from tsm_core.errors import ConfigError
 from tsm_core.filters import parse_filter
 from tsm_core.registry import Registry
@@ -280,3 +281,13 @@ def test_sigterm_while_planning_stops_within_seconds(base_config, tmp_path, tsm_
     assert Registry.at_home(tsm_home).products() == []  # nothing registered
     out_dir = Path(base_config["output"]["directory"])
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
+def test_too_many_filters_refused_in_one_line(base_config):
+    from tsm_core.config import MAX_FILTERS
+
+    base_config["filters"] = {"redshift": ["z > 0"] * (MAX_FILTERS + 1)}
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=rf"filters\.redshift.*at most {MAX_FILTERS} items"):
+        tsm_core.prepare(base_config)
+    assert time.monotonic() - started < 1

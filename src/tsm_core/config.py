@@ -97,6 +97,10 @@ class CrossmatchConfig(_Model):
     n_neighbors: int = Field(1, ge=1)
 
 
+#: the most expressions a filter list may hold (each is checked in bounded time)
+MAX_FILTERS = 100
+
+
 class FiltersConfig(_Model):
     """Quality cuts: expressions such as ``refExtendedness == 1`` or ``z_flag >= 3``.
 
@@ -104,12 +108,13 @@ class FiltersConfig(_Model):
     ``column op value`` cuts are pushed into the Parquet read); ``redshift`` cuts apply to
     the redshift catalog (canonical column names). ``preset`` names a cut set of the
     release (``tsm catalogs`` lists them, e.g. ``recommended``), whose expressions go in
-    front of ``object``.
+    front of ``object``. Each list holds at most :data:`MAX_FILTERS` expressions, so that
+    checking a config stays bounded work.
     """
 
     preset: str | None = None
-    object: list[str] = Field(default_factory=list)
-    redshift: list[str] = Field(default_factory=list)
+    object: list[str] = Field(default_factory=list, max_length=MAX_FILTERS)
+    redshift: list[str] = Field(default_factory=list, max_length=MAX_FILTERS)
 
 
 SPLIT_METHODS = ("random", "kfold", "healpix")
