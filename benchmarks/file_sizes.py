@@ -25,7 +25,7 @@ BANDS = "ugrizy"
 
 def frame(start: int, n: int) -> pd.DataFrame:
     """Rows ``start .. start+n`` of a realistic training set (seeded per batch)."""
-    from tsm_core.magnitudes import flux_err_to_mag_err, flux_to_mag
+    from tsm_core.science.magnitudes import flux_err_to_mag_err, flux_to_mag
 
     rng = np.random.default_rng(start)
     ra = rng.uniform(52.5, 53.7, n)
@@ -51,7 +51,7 @@ def frame(start: int, n: int) -> pd.DataFrame:
 
 
 def info() -> dict:
-    from tsm_core.types import ColumnInfo
+    from tsm_core.plugins.records import ColumnInfo
 
     columns = {c: ColumnInfo("", c) for c in frame(0, 1).columns}
     columns["id"] = ColumnInfo("", "id", max_length=22)
@@ -65,10 +65,11 @@ def info() -> dict:
 
 def write(fmt: str, layout_name: str, rows: int, out: Path) -> int:
     """Size in bytes of ``rows`` rows written with ``fmt`` in ``layout_name``."""
-    from tsm_core import layout, plugins
+    from tsm_core import plugins
+    from tsm_core.science import layout
     from tsm_core.config import OutputConfig
-    from tsm_core.rubin import RAIL_MAG_LIMITS
-    from tsm_core.types import OutputMetadata
+    from tsm_core.catalogs.rubin import RAIL_MAG_LIMITS
+    from tsm_core.plugins.records import OutputMetadata
 
     options = OutputConfig(format=fmt, layout=layout_name)
     columns = info()
@@ -92,9 +93,9 @@ def tables_io_size(rows: int, out: Path) -> int:
     """The same rows in the rail layout written by tables_io (RAIL's own writer)."""
     import tables_io
 
-    from tsm_core import layout
+    from tsm_core.science import layout
     from tsm_core.config import OutputConfig
-    from tsm_core.rubin import RAIL_MAG_LIMITS
+    from tsm_core.catalogs.rubin import RAIL_MAG_LIMITS
 
     options = OutputConfig(layout="rail")
     fill = layout.rail_fill(options, RAIL_MAG_LIMITS, "dp1", tuple(BANDS))

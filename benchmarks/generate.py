@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from catalog_args import catalog_parser
 from tsm_core import SkyField, plugins
-from tsm_core.rubin.sample import object_table
+from tsm_core.catalogs.rubin.sample import object_table
 
 FAMILIES = ("cModel", "gaap1p0", "psf", "kron")
 FRACTIONS = (0.01, 0.10, 1.0)

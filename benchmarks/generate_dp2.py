@@ -33,7 +33,7 @@ from hats_import.catalog.file_readers import InputReader
 
 from catalog_args import catalog_parser
 from tsm_core import SkyField, plugins
-from tsm_core.rubin import sample as rubin_sample
+from tsm_core.catalogs.rubin import sample as rubin_sample
 
 FAMILIES = ("cModel", "psf")
 FLAGS = ("{band}_cModel_flag",)

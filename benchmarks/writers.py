@@ -46,7 +46,7 @@ def batches(rows: int):
 def child(fmt: str, rows: int, out: Path) -> None:
     from tsm_core import plugins
     from tsm_core.config import OutputConfig
-    from tsm_core.types import ColumnInfo, OutputMetadata
+    from tsm_core.plugins.records import ColumnInfo, OutputMetadata
 
     writer = plugins.writer(fmt)
     first = next(batches(1))

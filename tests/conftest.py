@@ -34,7 +34,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     subprocesses, which share $TSM_NUMBA_CACHE_DIR) rather than once per process."""
     if session.config.pluginmanager.hasplugin("dsession"):
         return  # pytest-xdist's controller: it runs no test
-    from tsm_core import numba_cache
+    from tsm_core.compute import numba_cache
 
     numba_cache.enable(Path(os.environ[numba_cache.CACHE_DIR_ENV]))
 
@@ -81,7 +81,7 @@ def isolate(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(autouse=True)
 def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own registry, caches and samples (and the known-noise filters)."""
-    from tsm_core.noise import quiet_known_warnings
+    from tsm_core.compute.noise import quiet_known_warnings
 
     quiet_known_warnings()
     return isolate(tmp_path / "tsm-home", monkeypatch)

@@ -14,7 +14,7 @@ DP1_BANDS = ("u", "g", "r", "i", "z", "y")
 def write_objects(frame: pd.DataFrame, path: Path, margin_arcsec: float = 10.0, partition_rows: int = 500,
                   ra: str = "coord_ra", dec: str = "coord_dec") -> None:
     """Write ``frame`` as a HATS collection with a margin, with LSDB."""
-    from tsm_core.noise import quiet_known_warnings
+    from tsm_core.compute.noise import quiet_known_warnings
 
     quiet_known_warnings()  # before importing lsdb, which warns at import
     import lsdb

@@ -41,7 +41,7 @@ class Plugin:
 
 if __name__ == "__main__":
     tsm_core.get_plugin_manager().register(Plugin(), name="slow-writer")
-    from tsm_core.cli import main
+    from tsm_core.cli.main import main
 
     sys.argv[0] = "tsm"
     main()

@@ -24,8 +24,8 @@ from helpers import tsm_serve
 from tsm_core.config import MAX_YAML_BYTES, load_config, load_yaml
 import tsm_core
 from tsm_core.errors import ConfigError
-from tsm_core.filters import parse_filter
-from tsm_core.registry import Registry
+from tsm_core.science.filters import parse_filter
+from tsm_core.products.registry import Registry
 
 #: the filters of the issue (each would run Python's big integers for minutes), and the
 #: first constant of each that overflows a float64 (9**9 = 387420489 and 10**10 do not)
@@ -45,7 +45,7 @@ def _alias_bomb() -> str:
 
 @pytest.mark.parametrize(("which", "expression", "overflowing"), HUGE_POWERS)
 def test_huge_powers_refused_at_once_by_the_library(base_config, which, expression, overflowing):
-    from tsm_core.pipeline import prepare
+    from tsm_core.pipeline.main import prepare
 
     started = time.perf_counter()
     with pytest.raises(ConfigError, match="not a finite 64-bit float"):

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tsm_core.cli import get_cli
+from tsm_core.cli.main import get_cli
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 import tsm_core
 from helpers import brute_force_match
-from tsm_core.redshift_catalogs import register_redshift_catalog
+from tsm_core.redshifts.registration import register_redshift_catalog
 
 
 def _read(path) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def test_numba_cache_enabled_for_hats(tmp_path):
     from numba.core.caching import NullCache
 
     from hats.pixel_tree import pixel_alignment
-    from tsm_core import numba_cache
+    from tsm_core.compute import numba_cache
 
     numba_cache.enable(tmp_path / "cache")
     assert not isinstance(pixel_alignment.perform_align_trees._cache, NullCache)

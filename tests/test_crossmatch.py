@@ -100,7 +100,7 @@ def test_redshift_filter(scene, base_config):
 
 def test_result_registered(base_config):
     from tsm_core.config import tsm_home
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     result = tsm_core.run(base_config)
     product = Registry.at_home(tsm_home()).product(result.product_id)

@@ -117,7 +117,7 @@ def test_listing_marks_missing_files(tmp_path):
 
 
 def test_map_built_once_per_process(tmp_path):
-    from tsm_core.dust import DustMapEBV, load_query
+    from tsm_core.science.dust import DustMapEBV, load_query
 
     dust_maps.write_sfd(tmp_path)
     load_query.cache_clear()

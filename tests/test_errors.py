@@ -114,10 +114,10 @@ def test_unwritable_directory_for_an_unprivileged_user(tmp_path):
         locked = shared / "locked"
         locked.mkdir()
         locked.chmod(0o555)  # readable and enterable by everyone, writable by no one but root
-        probe = subprocess.run(_as_unprivileged("import tsm_core.output"), capture_output=True, text=True)
+        probe = subprocess.run(_as_unprivileged("import tsm_core.products.output"), capture_output=True, text=True)
         if probe.returncode != 0:
             pytest.skip(f"the unprivileged user cannot run this checkout's Python: {probe.stderr.strip()[-200:]}")
-        code = f"from tsm_core.output import check_directory; check_directory({str(locked)!r})"
+        code = f"from tsm_core.products.output import check_directory; check_directory({str(locked)!r})"
         done = subprocess.run(_as_unprivileged(code), capture_output=True, text=True)
         assert done.returncode != 0 and f"output.directory {locked}: not writable" in done.stderr
     finally:
@@ -150,7 +150,7 @@ def test_missing_flux_column_named(scene, base_config, tmp_path):
 
 
 def test_existing_output_not_overwritten(base_config):
-    from tsm_core.output import staged_file
+    from tsm_core.products.output import staged_file
 
     target = Path(base_config["output"]["directory"])
     target.mkdir(parents=True)
@@ -165,7 +165,7 @@ def test_existing_output_not_overwritten(base_config):
 def test_failure_midway_leaves_nothing(base_config):
     """A writer that fails after writing some rows: no file, product marked failed."""
     from tsm_core.config import tsm_home
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
     from tsm_writers.parquet import ParquetWriter
 
     class Exploding(ParquetWriter):
@@ -221,7 +221,7 @@ def test_unknown_filter_column(base_config):
 def test_object_catalog_problems_fail_before_registration(base_config):
     """Margin and column problems are found while planning: no product is recorded."""
     from tsm_core.config import tsm_home
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     base_config["crossmatch"]["radius_arcsec"] = 11.0
     with pytest.raises(ConfigError):
@@ -258,7 +258,7 @@ def test_numeric_names_and_paths_accepted(base_config, tmp_path):
     from click.testing import CliRunner
     import yaml
 
-    from tsm_core.cli import get_cli
+    from tsm_core.cli.main import get_cli
 
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(base_config))
@@ -281,7 +281,7 @@ def test_multi_line_errors_are_one_line(base_config, tmp_path):
     from click.testing import CliRunner
     import yaml
 
-    from tsm_core.cli import get_cli
+    from tsm_core.cli.main import get_cli
     from tsm_writers.parquet import ParquetWriter
 
     class Dumping(ParquetWriter):

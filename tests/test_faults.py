@@ -17,7 +17,7 @@ import yaml
 import tsm_core
 from helpers import write_objects
 from tsm_core.errors import CatalogError
-from tsm_core.registry import Registry
+from tsm_core.products.registry import Registry
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ def test_foreign_margin_refused(scene, base_config, tmp_path):
     """A margin of another catalog (another pixel tree, or the same tree with other rows)."""
     from conftest import _scene
 
-    from tsm_core.objects import check_margin
-    from tsm_core.plugins import object_catalog
+    from tsm_core.catalogs.objects import check_margin
+    from tsm_core.plugins.manager import object_catalog
 
     own = next(p for p in Path(scene["objects_path"]).iterdir() if p.is_dir() and "arcs" in p.name)
     check_margin(object_catalog("dp1"), str(scene["objects_path"]), str(own))  # its own margin, given apart, is fine
@@ -100,8 +100,8 @@ def test_warnings_stay_quiet_when_filters_are_lost():
     code = f"""
 import sys, warnings
 from pandas.errors import Pandas4Warning
-from tsm_core.cli import _guard_warning_display
-from tsm_core.noise import quiet_known_warnings
+from tsm_core.cli.main import _guard_warning_display
+from tsm_core.compute.noise import quiet_known_warnings
 quiet_known_warnings()
 _guard_warning_display()
 warnings.simplefilter("always")  # what a lost race leaves behind

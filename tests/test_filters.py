@@ -13,7 +13,7 @@ import pytest
 
 import tsm_core
 from tsm_core.errors import ConfigError
-from tsm_core.filters import apply_filters, parse_filter
+from tsm_core.science.filters import apply_filters, parse_filter
 
 
 @pytest.fixture
@@ -149,7 +149,7 @@ def test_unbounded_work_refused_in_milliseconds(expression, message):
 
 
 def test_bounds_are_inclusive():
-    from tsm_core.filters import MAX_DEPTH, MAX_INT
+    from tsm_core.science.filters import MAX_DEPTH, MAX_INT
 
     parse_filter(f"z < {MAX_INT} and z > -{MAX_INT}", "k")
     parse_filter("not " * (MAX_DEPTH - 1) + "b", "k")  # the body is MAX_DEPTH nodes deep
@@ -182,7 +182,7 @@ def test_injection_through_python_fails_before_any_work(base_config, tmp_path, w
         tsm_core.run(base_config)
     assert not target.exists()
     from tsm_core.config import tsm_home
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     assert Registry.at_home(tsm_home()).products() == []  # refused before a product was registered
 

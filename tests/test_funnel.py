@@ -95,7 +95,7 @@ def _by_survey(frame: pd.DataFrame) -> dict[str, int]:
 
 def test_funnel_matches_an_independent_count(grid_scene, tmp_path):
     import tsm_core
-    from tsm_core.funnel import Funnel
+    from tsm_core.pipeline.funnel import Funnel
 
     result = tsm_core.run(_config(grid_scene, tmp_path))
     funnel = Funnel.from_dict(result.funnel)
@@ -142,7 +142,7 @@ def test_funnel_matches_an_independent_count(grid_scene, tmp_path):
     assert funnel.step("validation").by_survey == _by_survey(out[~out["is_training"]])
     # stored with the product
     from tsm_core.config import tsm_home
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     product = Registry.at_home(tsm_home()).product(result.product_id)
     assert product.provenance["funnel"] == result.funnel
@@ -150,7 +150,7 @@ def test_funnel_matches_an_independent_count(grid_scene, tmp_path):
 
 
 def test_object_cuts_counted_with_representativeness(grid_scene, tmp_path):
-    from tsm_core.cli import get_cli
+    from tsm_core.cli.main import get_cli
 
     cfg = _config(grid_scene, tmp_path, representativeness={"sample_fraction": 0.5, "k": 5})
     cfg["filters"]["object"] = ["refExtendedness == 1", "g_cModelFlux / g_cModelFluxErr > 100"]
@@ -169,7 +169,7 @@ def test_object_cuts_counted_with_representativeness(grid_scene, tmp_path):
 
 
 def test_release_cuts_in_the_filter_language():
-    from tsm_core.representativeness import release_cut_filters
+    from tsm_core.science.representativeness import release_cut_filters
 
     frame = pd.DataFrame({"detect_isPrimary": [True, False, True], "band": ["g", "r", "z"]})
     primary, bands = release_cut_filters([("detect_isPrimary", "==", True), ("band", "in", ("g", "r"))])
@@ -178,7 +178,7 @@ def test_release_cuts_in_the_filter_language():
 
 
 def test_a_run_left_empty_says_where(grid_scene, tmp_path):
-    from tsm_core.cli import get_cli
+    from tsm_core.cli.main import get_cli
 
     cfg = _config(grid_scene, tmp_path, representativeness={"sample_fraction": 0.2})
     cfg["filters"]["redshift"] = ["z_flag >= 3", "z > 5"]
@@ -195,8 +195,8 @@ def test_a_run_left_empty_says_where(grid_scene, tmp_path):
 
 
 def test_bad_rows_and_coverage_units():
-    from tsm_core.funnel import Funnel, partition_index
-    from tsm_core.redshift_side import FilterTally
+    from tsm_core.pipeline.funnel import Funnel, partition_index
+    from tsm_core.redshifts.side import FilterTally
 
     frame = pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "survey": ["A", "B"]})
     funnel = Funnel()
@@ -227,7 +227,9 @@ def test_partition_index_in_batches_matches_healpy(monkeypatch, lookup_order):
     import healpy as hp
     from hats.pixel_math import HealpixPixel
 
-    from tsm_core import funnel, partitioning
+    from tsm_core.pipeline import funnel
+
+    from tsm_core.redshifts import partitioning
 
     monkeypatch.setattr(funnel, "PLACE_BATCH", 7)
     monkeypatch.setattr(partitioning, "LOOKUP_ORDER", lookup_order)
@@ -249,7 +251,7 @@ def test_partition_of_deep_pixels_leaves_positions_outside_them_out():
     from hats.pixel_math import HealpixPixel
     from hats.pixel_math.spatial_index import compute_spatial_index
 
-    from tsm_core.partitioning import partition_of
+    from tsm_core.redshifts.partitioning import partition_of
 
     rng = np.random.default_rng(8)
     ra, dec = rng.uniform(150.0, 150.02, 2000), rng.uniform(2.0, 2.02, 2000)
@@ -264,7 +266,7 @@ def test_partition_of_deep_pixels_leaves_positions_outside_them_out():
 
 
 def test_coverage_is_kept_compact():
-    from tsm_core.funnel import coarse_pixels
+    from tsm_core.pipeline.funnel import coarse_pixels
 
     class Pixel:
         def __init__(self, order: int, pixel: int) -> None:

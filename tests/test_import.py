@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import tsm_core
 from helpers import brute_force_match
 from tsm_core import plugins
-from tsm_core.cli import get_cli
+from tsm_core.cli.main import get_cli
 
 
 def test_import_the_real_dp1_sample_and_match(reference, tmp_path):
@@ -55,7 +55,7 @@ def test_import_the_real_dp1_sample_and_match(reference, tmp_path):
 
 
 def test_import_checks_the_release_columns_first(reference, tmp_path):
-    from tsm_core.importer import import_objects
+    from tsm_core.catalogs.importer import import_objects
 
     frame = pd.read_parquet(reference / "dp1_object_sample.parquet").rename(columns={"coord_dec": "dec"})
     frame.head(50).to_csv(tmp_path / "a.csv", index=False)

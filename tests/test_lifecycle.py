@@ -22,7 +22,7 @@ import yaml
 import tsm_core
 from tsm_core.config import tsm_home
 from tsm_core.errors import OutputError, TSMError
-from tsm_core.registry import Registry
+from tsm_core.products.registry import Registry
 
 SLOW_TSM = Path(__file__).parent / "slow_tsm.py"
 
@@ -136,7 +136,7 @@ def test_signals_leave_nothing_behind(slow_config, tmp_path, tsm_home, scheduler
 
 @pytest.mark.slow
 def test_cancel_from_another_process(slow_config, tmp_path, tsm_home):
-    from tsm_core.jobs import cancel_product
+    from tsm_core.products.jobs import cancel_product
 
     run = Run(slow_config, tmp_path, tsm_home)
     run.wait_for("writing")
@@ -153,7 +153,7 @@ def test_cancel_from_another_process(slow_config, tmp_path, tsm_home):
 
 
 def test_cancel_queued_and_remove(base_config):
-    from tsm_core.jobs import cancel_product, remove_product
+    from tsm_core.products.jobs import cancel_product, remove_product
 
     registry = Registry.at_home(tsm_home())
     queued = registry.create_product("later", "", {}, status="queued")
@@ -172,7 +172,7 @@ def test_cancel_queued_and_remove(base_config):
 
 def test_interrupted_runs_recovered_when_the_registry_opens(tmp_path, caplog):
     """A product whose process is gone (dead pid, or a pid reused by another process)."""
-    from tsm_core.jobs import start_token
+    from tsm_core.products.jobs import start_token
 
     home = tsm_home()
     registry = Registry.at_home(home)
@@ -188,7 +188,7 @@ def test_interrupted_runs_recovered_when_the_registry_opens(tmp_path, caplog):
         db.execute("UPDATE products SET pid = ?, staging_path = ? WHERE id = ?", (dead.pid, str(staging), gone))
         # our own pid, but started at another time: a reused pid
         db.execute("UPDATE products SET start_token = ? WHERE id = ?", (start_token(os.getpid()) + "0", reused))
-    with caplog.at_level("WARNING", logger="tsm_core.registry"):
+    with caplog.at_level("WARNING", logger="tsm_core.products.registry"):
         again = Registry.at_home(home)
     states = {p.name: (p.status, p.error) for p in again.products()}
     # users see no host or pid; the operator's log has them
@@ -226,7 +226,7 @@ def test_old_registry_migrated(tmp_path):
 def test_corrupt_registry_and_home_named(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from tsm_core.cli import get_cli
+    from tsm_core.cli.main import get_cli
 
     home = tmp_path / "home"
     home.mkdir()
@@ -244,7 +244,7 @@ def test_corrupt_registry_and_home_named(tmp_path, monkeypatch):
 
 # -- output claims -------------------------------------------------------------------------
 def test_claim_is_exclusive_and_released(tmp_path):
-    from tsm_core.output import claim_output, staged_file
+    from tsm_core.products.output import claim_output, staged_file
 
     final = tmp_path / "set_1.parquet"
     claim = claim_output(final, overwrite=True)
@@ -341,7 +341,7 @@ class Server:
 
 @pytest.mark.slow
 def test_server_stop_and_restart(scene, tmp_path, tsm_home):
-    from tsm_core.redshift_catalogs import register_redshift_catalog
+    from tsm_core.redshifts.registration import register_redshift_catalog
 
     record = register_redshift_catalog("z", scene["redshift_path"])
     config = {"name": "web", "redshift_catalog": {"id": record.id}, "object_catalog": {"release": "dp1"},

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 import tsm_core
 from helpers import DP1_BANDS, brute_force_match
 from tsm_core import plugins
-from tsm_core.cli import get_cli
+from tsm_core.cli.main import get_cli
 
 FLAGS = ("cModel_flag", "psfFlux_flag", "pixelFlags_bad", "pixelFlags_saturated", "pixelFlags_edge")
 
@@ -55,9 +55,9 @@ def write_replica(objects: pd.DataFrame, path: Path) -> None:
     import lsdb
     import nested_pandas as npd
 
-    from tsm_core import numba_cache
+    from tsm_core.compute import numba_cache
     from tsm_core.config import tsm_home
-    from tsm_core.importer import write_index
+    from tsm_core.catalogs.importer import write_index
 
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))  # the session's cache (conftest)
     rng = np.random.default_rng(3)
@@ -209,7 +209,7 @@ def test_no_catalog_fails_listing_the_places_tried(tmp_path, reference):
 
 
 def test_run_on_the_sample_only_when_asked_and_it_says_so(tmp_path):
-    from tsm_core.rubin.sample import make_sample
+    from tsm_core.catalogs.rubin.sample import make_sample
 
     cat = plugins.object_catalog("dp2")
     home = tsm_core.config.tsm_home()
@@ -225,7 +225,7 @@ def test_run_on_the_sample_only_when_asked_and_it_says_so(tmp_path):
     assert out.exit_code == 0, out.output
     from astropy.io import fits
 
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     product = Registry.at_home(tsm_core.config.tsm_home()).products()[0]
     assert product.status == "done" and product.provenance["synthetic_sample"] is True

@@ -66,7 +66,7 @@ def test_broken_and_misspelt_plugins_reported_others_unaffected(site):
 def test_tsm_plugins_chooses_what_loads(site):
     only = _tsm(site, "plugins", plugins_env="writers")
     names = [line.split(" ", 1)[0] for line in only.stdout.splitlines()]
-    assert names == ["tsm_core.dust", "tsm_core.conventions", "writers"]
+    assert names == ["tsm_core.science.dust", "tsm_core.redshifts.conventions", "writers"]
     none = _tsm(site, "formats", plugins_env="none")
     assert none.returncode == 0 and none.stdout == ""
 
@@ -83,7 +83,7 @@ def test_misspelt_hook_refused_in_process():
 
 
 def test_implementation_with_fewer_arguments_than_its_spec():
-    from tsm_core.types import FluxType
+    from tsm_core.plugins.records import FluxType
 
     class Extra:
         @tsm_core.hookimpl

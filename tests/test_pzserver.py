@@ -84,7 +84,7 @@ def world(tmp_path_factory, reference) -> dict:
 @pytest.fixture
 def server(world, tsm_home):
     """A real `tsm serve` on 127.0.0.1 and two users (as `tsm users add` makes them)."""
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     env = dict(os.environ, TSM_HOME=str(tsm_home), TSM_DP1_PATH=str(world["objects_path"]),
                TSM_API_TOKEN=ADMIN_TOKEN)
@@ -200,7 +200,7 @@ def test_client_notebook_flow(server, world, tmp_path):
 def api(tsm_home):
     from fastapi.testclient import TestClient
 
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
     from tsm_web import create_app
 
     registry = Registry.at_home(tsm_home)
@@ -312,7 +312,7 @@ def test_process_options_refused_with_the_field_named(api, scene, tsm_home, monk
     ok = api.post("/api/processes/", json={"pipeline": 1, "display_name": "good", "release": dp1, "inputs": [pid],
                                            "used_config": json.dumps({"param": {"flux_type": "gaap1P0"}})}, headers=h)
     assert ok.status_code == 201, ok.text
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     record = Registry.at_home(tsm_home).products()[0]
     assert record.owner == "alice"
@@ -375,7 +375,7 @@ def test_upload_errors_and_hostile_names(api, scene, tsm_home):
 
 
 def test_operator_products_are_official(api, scene, tsm_home):
-    from tsm_core.redshift_catalogs import register_redshift_catalog
+    from tsm_core.redshifts.registration import register_redshift_catalog
 
     record = register_redshift_catalog("operator set", scene["redshift_path"])
     h = _auth(api.tokens["bob"])
@@ -383,7 +383,7 @@ def test_operator_products_are_official(api, scene, tsm_home):
     assert [(p["display_name"], p["uploaded_by"], p["official_product"], p["is_owner"]) for p in products] == [
         ("operator set", "operator", True, False)]
     assert api.patch(f"/api/products/{products[0]['id']}/", data={"description": "mine"}, headers=h).status_code == 404
-    from tsm_core.redshift_store import parquet_copy_path
+    from tsm_core.redshifts.store import parquet_copy_path
 
     assert api.get(f"/api/products/{products[0]['id']}/main_file_info/", headers=h).status_code == 200
     assert not parquet_copy_path(record.path).exists()  # listings and info do not export the stored copy
@@ -403,7 +403,7 @@ def test_operator_products_are_official(api, scene, tsm_home):
 def test_registry_users_and_owner_migration(tmp_path):
     import sqlite3
 
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     path = tmp_path / "registry.sqlite"
     with sqlite3.connect(path) as db:  # a registry file written before owners existed
@@ -425,8 +425,8 @@ def test_registry_users_and_owner_migration(tmp_path):
 def test_users_command(tsm_home):
     from click.testing import CliRunner
 
-    from tsm_core.cli import get_cli
-    from tsm_core.registry import Registry
+    from tsm_core.cli.main import get_cli
+    from tsm_core.products.registry import Registry
 
     runner = CliRunner()
     added = runner.invoke(get_cli(), ["users", "add", "carol"])

@@ -21,11 +21,11 @@ from click.testing import CliRunner
 
 import tsm_core
 from helpers import brute_force_match, write_objects
-from tsm_core.redshift_catalogs import register_redshift_catalog
-from tsm_core.cli import get_cli
+from tsm_core.redshifts.registration import register_redshift_catalog
+from tsm_core.cli.main import get_cli
 from tsm_core.config import tsm_home
 from tsm_core.errors import CatalogError, ConfigError
-from tsm_core.registry import Registry
+from tsm_core.products.registry import Registry
 
 RADIUS = 1.0
 OBJECT_EXTRAS = ["refExtendedness", "tract", "patch", "detect_isIsolated", "detect_fromBlend"]

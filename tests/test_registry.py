@@ -14,11 +14,11 @@ import yaml
 from click.testing import CliRunner
 
 import tsm_core
-from tsm_core.redshift_catalogs import register_redshift_catalog
-from tsm_core.cli import get_cli
+from tsm_core.redshifts.registration import register_redshift_catalog
+from tsm_core.cli.main import get_cli
 from tsm_core.config import tsm_home
 from tsm_core.errors import BadRowsError, CatalogError
-from tsm_core.registry import Registry
+from tsm_core.products.registry import Registry
 
 
 @pytest.fixture

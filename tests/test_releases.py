@@ -104,7 +104,7 @@ def test_dp1_reference_sample_with_desi_columns(reference, tmp_path):
 def test_generated_sample_round_trips(release, tmp_path, reference):
     import lsdb
 
-    from tsm_core.rubin.sample import make_sample, object_table, redshift_table
+    from tsm_core.catalogs.rubin.sample import make_sample, object_table, redshift_table
 
     cat = plugins.object_catalog(release)
     paths = make_sample(cat, tmp_path / release, n_objects=3000, n_redshifts=300, seed=5)

@@ -79,7 +79,7 @@ def test_weights_match_a_direct_kd_tree_computation(scene, product):
 
 
 def test_knn_weights_by_brute_force():
-    from tsm_core.representativeness import knn_weights
+    from tsm_core.science.representativeness import knn_weights
 
     rng = np.random.default_rng(1)
     train = rng.normal(0, 1, (80, 3))
@@ -91,7 +91,7 @@ def test_knn_weights_by_brute_force():
 
 
 def test_som_finds_the_photometric_objects_no_training_object_resembles():
-    from tsm_core.representativeness import SOM, empty_cell_fraction
+    from tsm_core.science.representativeness import SOM, empty_cell_fraction
 
     rng = np.random.default_rng(2)
     near, far = rng.normal(0, 0.3, (700, 4)), rng.normal(6, 0.3, (300, 4))
@@ -103,7 +103,7 @@ def test_som_finds_the_photometric_objects_no_training_object_resembles():
 
 
 def test_report_numbers_agree_with_the_file(at_product_home):
-    from tsm_core.cli import get_cli
+    from tsm_core.cli.main import get_cli
 
     result = at_product_home["result"]
     out = CliRunner().invoke(get_cli(), ["report", str(result.product_id)])
@@ -154,7 +154,7 @@ def test_report_of_an_hdf5_rail_product(scene, base_config):
 def test_report_of_an_unknown_or_unfinished_product_is_one_line(tsm_home):
     import tsm_core
     from tsm_core.errors import TSMError
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     with pytest.raises(TSMError, match="no training set with ID 42"):
         tsm_core.report(42)
@@ -174,7 +174,7 @@ def test_report_page_in_headless_chromium(at_product_home, tmp_path):
         pytest.skip("Debian's chromium is not installed (make test installs it with apt-get; needs root)")
     sync_api = pytest.importorskip("playwright.sync_api")
     import tsm_core
-    from tsm_core import reports
+    from tsm_core.reports import build as reports
 
     files = tsm_core.report(at_product_home["result"].product_id, tmp_path)
     shots = Path(os.environ.get("TSM_SCREENSHOT_DIR") or tmp_path)
@@ -211,7 +211,7 @@ def test_feature_bands_are_checked_before_the_run(base_config):
 
 
 def test_colour_space():
-    from tsm_core.representativeness import feature_names, features
+    from tsm_core.science.representativeness import feature_names, features
 
     mags = np.array([[20.0, 19.5, 19.0, 18.8], [22.0, 21.0, 20.5, 20.4]])
     assert feature_names("griz", "colours") == ["mag_i", "g-r", "r-i", "i-z"]

@@ -114,7 +114,7 @@ def test_split_is_reproducible_whatever_the_partitioning(scene, base_config, coa
 
 
 def test_selection_unit_ties_and_missing_flags():
-    from tsm_core.selection import unique_galaxies
+    from tsm_core.science.selection import unique_galaxies
 
     keys = pd.DataFrame({
         "zrow": [0, 1, 2, 3],

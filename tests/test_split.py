@@ -81,7 +81,7 @@ def test_no_object_or_redshift_on_both_sides(base_config, chained, split):
     else:
         assert abs(len(train) / result.n_rows - split["train_fraction"]) < 0.05
     from tsm_core.config import tsm_home
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     registry = Registry.at_home(tsm_home())
     record = registry.product(result.product_id)
@@ -134,7 +134,7 @@ def test_split_config_errors(base_config):
 
 def test_groups_unit():
     """Chains of shared objects and redshifts are one group, against a plain union-find."""
-    from tsm_core.selection import split_groups
+    from tsm_core.science.selection import split_groups
 
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 300, 500).astype(str)
@@ -160,7 +160,7 @@ def test_split_files_from_the_cli(base_config, chained, tmp_path):
     import yaml
     from click.testing import CliRunner
 
-    from tsm_core.cli import get_cli
+    from tsm_core.cli.main import get_cli
 
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(_config(base_config, chained, {"method": "healpix", "healpix_order": 8})))

@@ -17,8 +17,8 @@ import pytest
 
 import tsm_core
 from helpers import DP1_BANDS, ab_mag, brute_force_match
-from tsm_core.redshift_catalogs import register_redshift_catalog, remove_redshift_catalog
-from tsm_core.redshift_store import CATALOG_NAME, MARGIN_ARCSEC, ROWS_PER_PARTITION
+from tsm_core.redshifts.registration import register_redshift_catalog, remove_redshift_catalog
+from tsm_core.redshifts.store import CATALOG_NAME, MARGIN_ARCSEC, ROWS_PER_PARTITION
 
 
 def _read(path) -> pd.DataFrame:
@@ -105,7 +105,7 @@ def test_a_filter_on_an_unknown_column_of_a_stored_catalog_is_refused_before_any
 def test_sky_partitions_match_lsdb_from_dataframe():
     import lsdb
 
-    from tsm_core.partitioning import sky_partitions
+    from tsm_core.redshifts.partitioning import sky_partitions
 
     rng = np.random.default_rng(3)
     n = 30_000
@@ -132,7 +132,7 @@ def test_sky_partitions_of_a_dense_field_split_deeper():
     """A field denser than a partition per order-7 pixel (where LSDB's from_dataframe stops)."""
     from hats.pixel_math.healpix_shim import radec2pix
 
-    from tsm_core.partitioning import sky_partitions
+    from tsm_core.redshifts.partitioning import sky_partitions
 
     rng = np.random.default_rng(4)
     n = 20_000
@@ -149,8 +149,8 @@ def test_sky_partitions_of_a_dense_field_split_deeper():
 
 def test_a_catalog_registered_as_a_parquet_snapshot_still_runs(scene, base_config, tsm_home):
     """Catalogs registered by the previous version were stored as one Parquet snapshot."""
-    from tsm_core.redshift import read_redshift_catalog, write_snapshot
-    from tsm_core.registry import Registry
+    from tsm_core.redshifts.reading import read_redshift_catalog, write_snapshot
+    from tsm_core.products.registry import Registry
 
     table = read_redshift_catalog(scene["redshift_path"])
     old = tsm_home / "redshift_catalogs" / "old.parquet"
@@ -171,7 +171,7 @@ def test_a_field_denser_than_a_partition_per_order_7_pixel_registers(tmp_path, m
     1,000 rows: LSDB's default order 7 cannot split it; the store goes deeper."""
     import hats
 
-    from tsm_core import redshift_store
+    from tsm_core.redshifts import store as redshift_store
 
     monkeypatch.setattr(redshift_store, "ROWS_PER_PARTITION", 1_000)
     rng = np.random.default_rng(5)
@@ -190,7 +190,7 @@ def test_sky_partitions_cut_on_the_object_catalog_s_pixels(scene):
     import lsdb
     from hats.pixel_math.healpix_shim import radec2pix
 
-    from tsm_core.partitioning import sky_partitions
+    from tsm_core.redshifts.partitioning import sky_partitions
 
     objects = lsdb.open_catalog(scene["objects_path"])
     pixels = objects.get_healpix_pixels()
@@ -213,8 +213,8 @@ def test_stored_partitions_finer_than_the_objects_are_read_together(scene, coars
     import lsdb
     from hats.pixel_math.healpix_shim import radec2pix
 
-    from tsm_core import redshift_store
-    from tsm_core.partitioning import merged_on
+    from tsm_core.redshifts import store as redshift_store
+    from tsm_core.redshifts.partitioning import merged_on
 
     monkeypatch.setattr(redshift_store, "ROWS_PER_PARTITION", 60)
     record = register_redshift_catalog("fine", scene["redshift_path"])
@@ -248,7 +248,7 @@ def test_sky_partitions_for_worker_processes_carry_only_their_own_rows(scene):
 
     import lsdb
 
-    from tsm_core.partitioning import sky_partitions
+    from tsm_core.redshifts.partitioning import sky_partitions
 
     pixels = lsdb.open_catalog(scene["objects_path"]).get_healpix_pixels()
     frame = scene["redshifts"]

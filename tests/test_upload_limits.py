@@ -161,7 +161,7 @@ def service(tmp_path_factory):
     """A real ``tsm serve`` with a decompressed-size limit from the environment and a row
     limit from its option; a user, alice; one normal upload through each API first, so the
     readers are imported before the memory baseline is taken."""
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     home = tmp_path_factory.mktemp("limits-home")
     token = Registry.at_home(home).add_user("alice")[1]

@@ -138,7 +138,7 @@ def test_hostile_names(client, scene, odd_csv, tsm_home):
     assert all(p.parent == tsm_home / "uploads" for p in (tsm_home / "uploads").iterdir())
     sub = client.post("/api/training-sets", json=_config(scene, up.json()["id"]) | {"name": "../../etc/x"})
     product = _wait(client, sub.json()["id"])
-    path = Path(tsm_core.pipeline.Registry.at_home(tsm_home).product(product["id"]).output_path)
+    path = Path(tsm_core.pipeline.main.Registry.at_home(tsm_home).product(product["id"]).output_path)
     assert path.parent == tsm_home / "products" and path.name == f"etc_x_{product['id']}.parquet"
 
 

@@ -84,7 +84,7 @@ def pz_upload(svc: Service, who: str, scene: dict, read: bool = True) -> int:
 
 def disposable_training_set(svc: Service, owner: str | None) -> int:
     """A failed training set of ``owner`` (made in the registry file, as ``tsm run`` would)."""
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     registry = Registry.at_home(svc.home)
     product_id = registry.create_product("disposable", "", {"name": "disposable"}, status="queued", owner=owner)
@@ -97,7 +97,7 @@ def _served(tmp_path_factory, scene, admin: str | None):
     """A server (token mode with ``admin``, else open mode) holding Alice's and the operator's
     catalogs and finished training sets, a Photo-z Server process of Alice's (built from the
     official catalog) and an upload of hers."""
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     home = tmp_path_factory.mktemp("authz-home")
     registry = Registry.at_home(home)
@@ -328,7 +328,7 @@ def test_catalog_names_are_per_owner(token_mode, scene):
 
 
 def test_queue_limit_per_user(token_mode):
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     svc = token_mode
     registry = Registry.at_home(svc.home)

@@ -178,7 +178,7 @@ def test_third_party_writer_plugin(base_config, tmp_path):
 def test_hdf5_compressed_and_chunked_to_its_size(base_config, nullable_redshifts, tmp_path):
     """1,000 rows of a real training set: under 1 MB, chunks no longer than the data,
     gzip-compressed, read back equal with h5py."""
-    from tsm_core.types import OutputMetadata
+    from tsm_core.plugins.records import OutputMetadata
     from tsm_writers.hdf5 import HDF5Writer
 
     result = tsm_core.run(_config(base_config, nullable_redshifts, "parquet"))

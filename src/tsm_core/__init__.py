@@ -6,15 +6,15 @@ The public API::
     result = tsm_core.run("my_training_set.yaml")
     result.output_path, result.n_rows, result.product_id
 
-Plugins implement the hooks of :mod:`tsm_core.hookspecs` with ``@tsm_core.hookimpl``.
+Plugins implement the hooks of :mod:`tsm_core.plugins.hookspecs` with ``@tsm_core.hookimpl``.
 """
 
 from typing import Any
 
 from tsm_core.config import RunConfig, load_config
 from tsm_core.errors import TSMError
-from tsm_core.plugins import get_plugin_manager, hookimpl
-from tsm_core.types import (
+from tsm_core.plugins.manager import get_plugin_manager, hookimpl
+from tsm_core.plugins.records import (
     CatalogLocation,
     CollectionLayout,
     ColumnInfo,
@@ -65,11 +65,11 @@ def __getattr__(name: str) -> Any:
     # the run and its heavy imports (pandas, pyarrow, LSDB) load on first use, so that
     # `tsm --help`, `tsm formats` and plugins importing tsm_core stay quick
     if name in _PIPELINE:
-        from tsm_core import pipeline
+        from tsm_core.pipeline import main as pipeline
 
         return getattr(pipeline, name)
     if name in _REPORT:
-        from tsm_core import reports
+        from tsm_core.reports import build as reports
 
         return getattr(reports, name)
     raise AttributeError(f"module 'tsm_core' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``python -m tsm_core`` is the ``tsm`` command."""
 
-from tsm_core.cli import main
+from tsm_core.cli.main import main
 
 main()

@@ -21,7 +21,7 @@ from tsm_core.config import tsm_home
 from tsm_core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tsm_core.pipeline import Plan
+    from tsm_core.pipeline.main import Plan
 
 
 # -- listings ----------------------------------------------------------------------------
@@ -76,7 +76,7 @@ def flux_type_listing(release: str) -> list[FluxTypeInfo]:
 def release_listing(release_paths: Mapping[str, str] | None = None) -> list[ReleaseInfo]:
     """Every installed release with its flux types and what backs it (``release_paths``:
     the operator's catalogs, which take the place of the releases' own resolution)."""
-    from tsm_core.types import SAMPLE_PATH
+    from tsm_core.plugins.records import SAMPLE_PATH
 
     home = tsm_home()
     out = []
@@ -95,7 +95,7 @@ def release_listing(release_paths: Mapping[str, str] | None = None) -> list[Rele
 
 def dereddener_listing(maps_dir: Path | None = None) -> list[DereddenerInfo]:
     """Every installed dereddener and whether its map files are in ``maps_dir``."""
-    from tsm_core.dust import resolve_maps_dir
+    from tsm_core.science.dust import resolve_maps_dir
 
     out = []
     for d in plugins.dereddeners().values():
@@ -220,14 +220,14 @@ def submit(
 
     Everything that can be checked before data is read is checked here (so a bad
     request fails with its key before anything is registered); the caller runs the
-    returned plan with :func:`tsm_core.pipeline.execute` and the product ID. ``owner`` is
+    returned plan with :func:`tsm_core.pipeline.main.execute` and the product ID. ``owner`` is
     the user the product belongs to (none: the operator's); a user builds only from their
     own registered catalogs and the operator's (another user's fails as an unknown one),
     and may have at most ``max_active`` products queued or running
-    (:class:`~tsm_core.jobs.TooManyRuns`).
+    (:class:`~tsm_core.products.jobs.TooManyRuns`).
     """
-    from tsm_core.pipeline import prepare
-    from tsm_core.registry import Registry
+    from tsm_core.pipeline.main import prepare
+    from tsm_core.products.registry import Registry
 
     registry = Registry.at_home(tsm_home())
     config = client_config(data, operator)

@@ -9,7 +9,7 @@ training set keeps; there is no E(B-V) column, so dereddening needs a dust map.
 from __future__ import annotations
 
 from tsm_core import ObjectCatalog, SampleSpec, SkyField
-from tsm_core.rubin import OBJECT_TABLE_FAMILIES, RAIL_MAG_LIMITS, release_hooks
+from tsm_core.catalogs.rubin import OBJECT_TABLE_FAMILIES, RAIL_MAG_LIMITS, release_hooks
 
 RELEASE = "dp02"
 

@@ -8,7 +8,7 @@ Finkbeiner & Davis (1998) at the object position, no ``detect_isPrimary``.
 from __future__ import annotations
 
 from tsm_core import Location, ObjectCatalog, SampleSpec, SkyField
-from tsm_core.rubin import (
+from tsm_core.catalogs.rubin import (
     OBJECT_TABLE_FAMILIES,
     PUBLISHED_COLLECTION,
     RECOMMENDED_CUTS,

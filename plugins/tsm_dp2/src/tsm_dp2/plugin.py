@@ -10,7 +10,7 @@ per-band ``{b}_cModel_flag``, ``{b}_psfFlux_flag`` and ``{b}_pixelFlags_*`` flag
 from __future__ import annotations
 
 from tsm_core import Location, ObjectCatalog, SampleSpec, SkyField
-from tsm_core.rubin import (
+from tsm_core.catalogs.rubin import (
     PUBLISHED_COLLECTION,
     RECOMMENDED_CUTS,
     RUBIN_SIM_EXTINCTION,

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict
 from tsm_core import service
 from tsm_core.config import tsm_home
 from tsm_core.errors import TSMError
-from tsm_core.jobs import TooManyRuns
-from tsm_core.registry import ProductRecord, Registry
+from tsm_core.products.jobs import TooManyRuns
+from tsm_core.products.registry import ProductRecord, Registry
 from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.errors import ERROR_RESPONSES, APIError, ErrorBody
 from tsm_web.settings import ServerSettings
@@ -77,7 +77,7 @@ class ProductOut(BaseModel):
     release: str | None = None
     format: str | None = None
     redshift_catalog: str | None = None
-    #: where the redshifts went (steps of :class:`tsm_core.funnel.Funnel`), once done
+    #: where the redshifts went (steps of :class:`tsm_core.pipeline.funnel.Funnel`), once done
     funnel: list[dict[str, Any]] = []
     report_url: str | None = None
     #: the user it belongs to; none for the official (operator's) ones
@@ -148,7 +148,7 @@ def upload_redshift_catalog(
     convention: str = Form("", description="survey convention (GET /api/conventions); blank: detected"),
     who: Caller = Depends(caller),
 ) -> Any:
-    from tsm_core.redshift_catalogs import parse_column_mapping, register_redshift_catalog
+    from tsm_core.redshifts.registration import parse_column_mapping, register_redshift_catalog
 
     if not name.strip():
         raise APIError(422, "a redshift catalog needs a non-blank name", "name")
@@ -224,7 +224,7 @@ class ReportOut(BaseModel):
             summary="The report of a finished training set (funnel, figures, representativeness)")
 def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> ReportOut:
     """Rendered at the first request, then served from the stored copy."""
-    from tsm_core.reports import stored_report
+    from tsm_core.reports.build import stored_report
 
     p = _get_product(product_id, who)
     if p.status != "done":
@@ -236,7 +236,7 @@ def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> 
 @router.post("/training-sets/{product_id}/cancel", response_model=ProductOut, status_code=202,
              summary="Cancel a queued or running training set")
 def cancel(request: Request, product_id: int, who: Caller = Depends(caller)) -> ProductOut:
-    from tsm_core.jobs import cancel_product
+    from tsm_core.products.jobs import cancel_product
 
     _get_product(product_id, who, write=True)
     try:
@@ -247,7 +247,7 @@ def cancel(request: Request, product_id: int, who: Caller = Depends(caller)) -> 
 
 @router.delete("/training-sets/{product_id}", status_code=204, summary="Remove a finished training set and its file")
 def remove(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
-    from tsm_core.jobs import remove_product
+    from tsm_core.products.jobs import remove_product
     from tsm_web.pzstore import PzStore
 
     _get_product(product_id, who, write=True)

@@ -21,7 +21,7 @@ from typing import Protocol
 from fastapi import Request
 
 from tsm_core.config import tsm_home
-from tsm_core.registry import Registry
+from tsm_core.products.registry import Registry
 from tsm_web.security import bearer_token, token_matches
 
 

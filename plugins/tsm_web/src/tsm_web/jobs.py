@@ -15,9 +15,9 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from tsm_core.errors import RunCancelled
-from tsm_core.jobs import CancelToken
-from tsm_core.pipeline import Plan, execute
-from tsm_core.registry import Registry
+from tsm_core.products.jobs import CancelToken
+from tsm_core.pipeline.main import Plan, execute
+from tsm_core.products.registry import Registry
 
 log = logging.getLogger(__name__)
 

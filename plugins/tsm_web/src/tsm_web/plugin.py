@@ -91,6 +91,6 @@ def tsm_register_commands(cli: click.Group) -> None:
 
 def _registry():  # noqa: ANN202 - imported on use, like the rest of the command line
     from tsm_core.config import tsm_home
-    from tsm_core.registry import Registry
+    from tsm_core.products.registry import Registry
 
     return Registry.at_home(tsm_home())

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tsm_core import plugins
-from tsm_core.types import ObjectCatalog
+from tsm_core.plugins.records import ObjectCatalog
 
 #: the parameters as the pipeline's ``system_config.param`` offers them (its defaults)
 DEFAULT_PARAM: dict[str, Any] = {

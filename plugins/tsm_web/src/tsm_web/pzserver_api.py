@@ -39,10 +39,10 @@ from starlette.concurrency import run_in_threadpool
 from tsm_core import plugins, service
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import TSMError
-from tsm_core.jobs import TooManyRuns
-from tsm_core.output import slugify
-from tsm_core.redshift_store import is_store, parquet_copy, parquet_copy_path
-from tsm_core.registry import ProductRecord, Registry
+from tsm_core.products.jobs import TooManyRuns
+from tsm_core.products.output import slugify
+from tsm_core.redshifts.store import is_store, parquet_copy, parquet_copy_path
+from tsm_core.products.registry import ProductRecord, Registry
 from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
@@ -594,8 +594,8 @@ async def patch_product(request: Request, product_id: int, who: Caller = Depends
 @router.delete("/products/{product_id}/", status_code=204,
                summary="Delete a product with the training set or registered catalog behind it (owner or admin)")
 def delete_product(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
-    from tsm_core.jobs import remove_product
-    from tsm_core.redshift_catalogs import remove_redshift_catalog
+    from tsm_core.products.jobs import remove_product
+    from tsm_core.redshifts.registration import remove_redshift_catalog
 
     pz = settings(request)
     product = writable(pz, who, product_id)
@@ -614,7 +614,7 @@ def delete_product(request: Request, product_id: int, who: Caller = Depends(call
 
 def publish(pz: PzSettings, who: Caller, product: PzProduct) -> PzProduct:
     """Register an uploaded redshift catalog with its column association, and publish it."""
-    from tsm_core.redshift_catalogs import register_redshift_catalog
+    from tsm_core.redshifts.registration import register_redshift_catalog
 
     if not product.file_path:
         raise bad("status", "upload the main file first (product-files/)")
@@ -642,7 +642,7 @@ def publish(pz: PzSettings, who: Caller, product: PzProduct) -> PzProduct:
 @router.get("/products/{product_id}/registry/", summary="Read the uploaded main file: its columns and rows")
 @router.post("/products/{product_id}/registry/", include_in_schema=False)
 async def registry_product(request: Request, product_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
-    from tsm_core.redshift import read_table
+    from tsm_core.redshifts.reading import read_table
 
     pz = settings(request)
     product = writable(pz, who, product_id)
@@ -961,7 +961,7 @@ def stop_process(request: Request, process_id: int, who: Caller = Depends(caller
     process = readable_process(pz, who, process_id)
     store = pz.store()
     store.request_stop(process.id)
-    from tsm_core.jobs import cancel_product
+    from tsm_core.products.jobs import cancel_product
 
     try:  # the core's cancel: a queued run never starts, a running one stops between partitions
         cancel_product(pz.registry(), process.training_set_id)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tsm_core.registry import MAX_ID, Registry
+from tsm_core.products.registry import MAX_ID, Registry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pz_products (
@@ -204,7 +204,7 @@ class PzStore:
     def adopt_operator_products(self) -> None:
         """Give a product number to the operator's own training sets and catalogs (made with the
         command line or Python, owner none) that have none yet: they are the official products."""
-        from tsm_core.redshift_store import is_store
+        from tsm_core.redshifts.store import is_store
 
         with self.registry.transaction() as db:
             now = _now()

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from tsm_core import OutputMetadata, Writer
 from tsm_core.config import OutputConfig
 from tsm_core.errors import OutputError
-from tsm_core.output import slugify
+from tsm_core.products.output import slugify
 from tsm_writers.common import provenance_json
 from tsm_writers.parquet import PartFileSink
 

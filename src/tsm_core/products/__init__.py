@@ -1,0 +1,1 @@
+"""Training-set products: the registry, process identity, cancellation, output files."""

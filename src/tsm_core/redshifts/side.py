@@ -1,0 +1,268 @@
+"""The redshift side of a run: the rows it matches, as a lazy LSDB catalog, and their keys.
+
+:func:`open_redshift_side` gives one of two :class:`RedshiftSide` kinds, told apart by
+where the catalog lives; both give the crossmatch a lazy catalog of the kept columns
+(:meth:`RedshiftSide.catalog`, the one override point) and the funnel the *keys* of the
+rows left after the redshift filters: row number (``_zrow``), ``ra``, ``dec`` and
+``survey``, four values per redshift, never the whole catalog.
+
+- :class:`StoredSide`, a registered catalog (:mod:`tsm_core.redshifts.store`): the keys
+  are read partition by partition (only the key and filter columns), each filter
+  counted per survey as it goes; the crossmatch opens the collection lazily with the
+  kept columns and the simple filters pushed into the Parquet read, its partitions that
+  are finer than an object partition read together
+  (:func:`tsm_core.redshifts.partitioning.merged_on`). Nothing is held whole in memory and nothing
+  is re-partitioned.
+- :class:`TableSide`, a file given by path (or a catalog registered before catalogs were
+  stored as HATS): read and normalized in memory, filtered, then cut into sky partitions
+  once (:func:`tsm_core.redshifts.partitioning.sky_partitions`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from tsm_core.errors import ConfigError
+from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, check_filter_types
+from tsm_core.pipeline.funnel import Funnel, survey_counts
+from tsm_core.science.photometry import ZROW_COLUMN
+from tsm_core.redshifts.reading import RedshiftTable, read_redshift_catalog, read_snapshot, string_lengths
+from tsm_core.redshifts.store import StoredCatalog, is_store, read_store
+
+if TYPE_CHECKING:
+    import lsdb
+
+    from tsm_core.config import RunConfig
+    from tsm_core.products.registry import Registry
+
+log = logging.getLogger(__name__)
+
+#: rows read at a time when the keys of a stored catalog are scanned
+SCAN_BATCH_ROWS = 1_000_000
+
+
+class FilterTally:
+    """Applies the redshift filters batch by batch, one at a time, counting (per survey)
+    the rows read and what each filter removed; :meth:`record` puts the counts in the funnel."""
+
+    def __init__(self, filters: Sequence[Filter]) -> None:
+        self.filters = list(filters)
+        self.n_read = 0
+        self.read_by_survey: Counter[str] = Counter()
+        self.removed = [0] * len(self.filters)
+        self.removed_by_survey: list[Counter[str]] = [Counter() for _ in self.filters]
+
+    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of ``frame`` that pass every filter."""
+        surveys = frame["survey"] if "survey" in frame.columns else None
+        self.n_read += len(frame)
+        self.read_by_survey.update(survey_counts(surveys))
+        for i, one in enumerate(self.filters):
+            keep = one.mask(frame)
+            if not keep.all():
+                self.removed[i] += int((~keep).sum())
+                if surveys is not None:
+                    self.removed_by_survey[i].update(survey_counts(frame["survey"][~keep]))
+                frame = frame[keep]
+        return frame
+
+    def record(self, funnel: Funnel, dropped: dict[str, int]) -> None:
+        """The funnel's first steps: rows read (kept plus bad rows), bad rows, each filter."""
+        funnel.total_counts("read", "redshifts read", self.n_read + sum(dropped.values()), dict(sorted(self.read_by_survey.items())))
+        funnel.bad_rows(dropped)
+        for i, one in enumerate(self.filters):
+            funnel.removed_counts(f"filter:{one.expression}", f"redshift filter {one.expression}", self.removed[i],
+                                  dict(sorted(self.removed_by_survey[i].items())))
+
+
+@dataclass
+class RedshiftSide:
+    """The redshift rows of a run after the filters (see the module's docstring)."""
+
+    #: ``_zrow``, ``ra``, ``dec`` (and ``survey``) of every redshift left after the filters
+    keys: pd.DataFrame
+    #: the redshift columns of the training set, canonical ones first
+    columns: list[str]
+    #: where the catalog came from, for logs and provenance
+    label: str
+    #: how it was read (see :meth:`RedshiftTable.summary`)
+    summary: dict[str, Any]
+    #: units and descriptions of non-canonical columns
+    info: dict[str, Any] = field(default_factory=dict)
+    #: longest value of each text column, in UTF-8 bytes
+    string_lengths: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
+        """The rows as a lazy LSDB catalog of :attr:`columns` and ``_zrow`` (override this);
+        ``align_to``: the partitions of the catalog they will be matched with, for a side
+        that can cut its rows on them."""
+        raise NotImplementedError
+
+    def meta(self) -> pd.DataFrame:
+        """An empty frame of the catalog's columns."""
+        return self.catalog().meta.iloc[:0]
+
+
+@dataclass
+class TableSide(RedshiftSide):
+    """Redshift rows held in memory (a file given by path), partitioned when matched."""
+
+    frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    #: tasks run in worker processes: each carries its own rows (see :func:`sky_partitions`)
+    ship_rows: bool = False
+
+    def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
+        from tsm_core.redshifts.partitioning import sky_partitions
+
+        return sky_partitions(self.frame, pixels=align_to, ship_rows=self.ship_rows)
+
+    def meta(self) -> pd.DataFrame:
+        from tsm_core.redshifts.partitioning import as_arrow_types
+
+        return as_arrow_types(self.frame.iloc[:0])
+
+
+@dataclass
+class StoredSide(RedshiftSide):
+    """A registered catalog stored as HATS, opened lazily with the run's columns and filters."""
+
+    store: StoredCatalog | None = field(default=None, repr=False)
+    filters: tuple[Filter, ...] = ()
+
+    def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
+        import lsdb
+
+        from tsm_core.redshifts.partitioning import merged_on
+
+        assert self.store is not None
+        pushed: list[tuple[str, str, Any]] = []  # simple cuts, evaluated by the Parquet reader
+        general: list[Filter] = []  # the others, evaluated per partition
+        for one in self.filters:
+            cut = one.pushdown()
+            if cut is None:
+                general.append(one)
+            else:
+                pushed.append(cut)
+        wanted = [*self.columns, ZROW_COLUMN]
+        load = list(dict.fromkeys(wanted + [c for f in general for c in f.columns]))
+        catalog = lsdb.open_catalog(str(self.store.path), columns=load, filters=pushed or None)
+        if align_to is not None:  # stored partitions finer than the objects' read together
+            catalog = merged_on(catalog, align_to)
+        if general:
+            catalog = catalog.map_partitions(RowFilter(tuple(general), tuple(wanted)), meta=catalog.meta[wanted])
+        return catalog
+
+
+def _key_columns(present: Iterable[str]) -> list[str]:
+    return [ZROW_COLUMN, "ra", "dec"] + (["survey"] if "survey" in present else [])
+
+
+class _KeyColumns:
+    """The keys of the scanned batches, column by column in NumPy types, the survey as a
+    category (25 bytes a redshift); :meth:`frame` joins them, one column at a time."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = keys
+        self.parts: dict[str, list[Any]] = {c: [] for c in keys}
+
+    @staticmethod
+    def _dtype(column: str) -> type:
+        return np.int64 if column == ZROW_COLUMN else np.float64
+
+    def add(self, frame: pd.DataFrame) -> None:
+        for c in self.keys:
+            if c == "survey":
+                self.parts[c].append(frame[c].astype("category").array)
+            else:
+                self.parts[c].append(frame[c].to_numpy(dtype=self._dtype(c)))
+
+    def frame(self) -> pd.DataFrame:
+        from pandas.api.types import union_categoricals
+
+        columns: dict[str, Any] = {}
+        for c in self.keys:
+            parts, self.parts[c] = self.parts[c], []  # each column's batches freed once joined
+            if c == "survey":
+                columns[c] = union_categoricals(parts) if parts else pd.Categorical([])
+            else:
+                columns[c] = np.concatenate(parts) if parts else np.zeros(0, self._dtype(c))
+            del parts
+        return pd.DataFrame(columns)
+
+
+def side_from_table(
+    table: RedshiftTable, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel, ship_rows: bool = False
+) -> TableSide:
+    """A :class:`TableSide` of a normalized table: filtered (and counted) at once."""
+    check_filter_columns(filters, [str(c) for c in table.frame.columns], "redshift")
+    columns = table.kept_columns(keep)
+    frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
+    tally = FilterTally(filters)
+    frame = tally.apply(frame)
+    tally.record(funnel, table.dropped)
+    frame = frame[[*columns, ZROW_COLUMN]].reset_index(drop=True)
+    return TableSide(
+        keys=frame[_key_columns(frame.columns)], columns=columns, label=label, summary=table.summary(),
+        info=table.info, string_lengths=string_lengths(frame[columns]), frame=frame, ship_rows=ship_rows,
+    )
+
+
+def side_from_store(store: StoredCatalog, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel) -> StoredSide:
+    """A :class:`StoredSide`: the keys scanned partition by partition, filters counted per batch."""
+    import pyarrow.dataset as ds
+
+    table = store.table
+    present = [str(c) for c in table.frame.columns]
+    check_filter_columns(filters, present, "redshift")
+    check_filter_types(filters, store.schema())
+    columns = table.kept_columns(keep)
+    keys = _key_columns(present)
+    read = list(dict.fromkeys(keys + [c for f in filters for c in f.columns]))
+    tally = FilterTally(filters)
+    scanned = _KeyColumns(keys)
+    dataset = ds.dataset(store.dataset, format="parquet")
+    for batch in dataset.to_batches(columns=read, batch_size=SCAN_BATCH_ROWS):
+        scanned.add(tally.apply(batch.to_pandas(types_mapper=pd.ArrowDtype)))
+    tally.record(funnel, table.dropped)
+    found = scanned.frame()
+    lengths = {c: n for c, n in store.string_lengths.items() if c in columns}
+    log.info("%s: %d of %d redshifts left after the filters (keys read per partition)", label, len(found), tally.n_read)
+    return StoredSide(
+        keys=found, columns=columns, label=label, summary=table.summary(), info=table.info,
+        string_lengths=lengths, store=store, filters=tuple(filters),
+    )
+
+
+def open_redshift_side(config: RunConfig, registry: Registry, filters: Sequence[Filter], funnel: Funnel) -> RedshiftSide:
+    """The redshift side of ``config``: a file given by path, or a registered catalog."""
+    source = config.redshift_catalog
+    keep = source.keep_columns
+    ship = not config.compute.in_process  # an in-memory table's rows go to worker processes with their tasks
+    if source.path:
+        table = read_redshift_catalog(source.path, source.columns, source.convention, source.bad_rows, source.delimiter)
+        return side_from_table(table, source.path, keep, filters, funnel, ship)
+    record = registry.redshift_catalog(source.name if source.name else source.id)
+    label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
+    if record.source_path is None:  # registered before stored copies: the user's file, read as then
+        table = read_redshift_catalog(record.path, record.columns | source.columns, source.convention, source.bad_rows)
+        return side_from_table(table, label, keep, filters, funnel, ship)
+    for key in ("columns", "convention", "delimiter"):
+        if getattr(source, key):
+            raise ConfigError(
+                f"redshift_catalog.{key}",
+                f"applies when a catalog is read from its file; {record.name!r} was registered normalized "
+                f"(convention {record.convention!r}): register the file again to change it",
+            )
+    if is_store(record.path):
+        return side_from_store(read_store(record.path), label, keep, filters, funnel)
+    return side_from_table(read_snapshot(record.path), label, keep, filters, funnel, ship)  # a Parquet snapshot (older)

@@ -1,0 +1,151 @@
+"""Registered redshift catalogs, stored as HATS collections.
+
+``tsm redshift register`` normalizes a catalog once (convention, homogenized flags, bad
+rows dropped and counted, unique ids) and stores it under ``$TSM_HOME/redshift_catalogs/``
+as a HATS collection: the catalog ``redshifts`` partitioned on the sky (at most
+:data:`ROWS_PER_PARTITION` rows a partition) with a :data:`MARGIN_ARCSEC` margin, and
+``tsm_redshift.json`` beside it (what normalization did, column notes, the longest text of
+each string column). Each row keeps its row number in the normalized table
+(``_zrow``): runs tell redshifts apart by it.
+
+A run opens the collection lazily (:class:`tsm_core.redshifts.side.StoredSide`): only the
+partitions that overlap the object catalog are read for the crossmatch, with the run's
+columns and its simple filters pushed into the Parquet read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tsm_core.errors import CatalogError
+from tsm_core.science.photometry import ZROW_COLUMN
+from tsm_core.redshifts.reading import RedshiftTable, string_lengths
+from tsm_core.plugins.records import ColumnInfo
+
+#: the metadata file of a stored catalog
+META_FILE = "tsm_redshift.json"
+#: name of the partitioned catalog inside the collection
+CATALOG_NAME = "redshifts"
+#: width of the stored margin: a crossmatch of another catalog against the redshifts can use up to this radius
+MARGIN_ARCSEC = 10.0
+#: partition size: small enough that each object partition reads little of the redshifts
+ROWS_PER_PARTITION = 50_000
+
+
+def is_store(path: str | Path) -> bool:
+    """True for a folder written by :func:`write_store`."""
+    return (Path(path) / META_FILE).is_file()
+
+
+def write_store(table: RedshiftTable, directory: Path) -> None:
+    """Write ``table`` as a HATS collection at ``directory`` (which must not exist)."""
+    import lsdb
+
+    from tsm_core.redshifts.partitioning import partitioning_order
+
+    frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
+    # deeper than LSDB's default order 7 where a field is denser than a partition per pixel
+    order, rows = partitioning_order(frame["ra"].to_numpy(float), frame["dec"].to_numpy(float), ROWS_PER_PARTITION)
+    with warnings.catch_warnings():  # "from_dataframe is not intended for large datasets": ours are
+        warnings.filterwarnings("ignore", message="from_dataframe is not intended", category=RuntimeWarning)
+        catalog = lsdb.from_dataframe(
+            frame, ra_column="ra", dec_column="dec", margin_threshold=MARGIN_ARCSEC, highest_order=order,
+            partition_rows=rows, catalog_name=CATALOG_NAME,
+        )
+    catalog.write_catalog(directory, catalog_name=CATALOG_NAME, as_collection=True, progress_bar=False)
+    meta = {
+        "source": table.source,
+        "convention": table.convention,
+        "detected": table.detected,
+        "n_read": table.n_read,
+        "rows": len(table.frame),
+        "dropped": table.dropped,
+        "names": table.names,
+        "default_columns": list(table.default_columns),
+        "columns": [str(c) for c in table.frame.columns],
+        "info": {name: {"unit": note.unit, "description": note.description} for name, note in table.info.items()},
+        "string_lengths": string_lengths(table.frame),
+    }
+    (directory / META_FILE).write_text(json.dumps(meta, indent=1))
+
+
+@dataclass
+class StoredCatalog:
+    """A stored catalog's description (:attr:`table` has its columns, no rows) and where
+    its partitions are."""
+
+    path: Path
+    table: RedshiftTable
+    string_lengths: dict[str, int]
+
+    @property
+    def dataset(self) -> Path:
+        """The folder of the partitions' Parquet files."""
+        return self.path / CATALOG_NAME / "dataset"
+
+    def schema(self) -> Any:
+        """The Arrow schema of the stored rows."""
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(self.dataset / "_common_metadata")
+
+
+def read_store(path: str | Path) -> StoredCatalog:
+    """The stored catalog at ``path``, from its metadata (no row is read)."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise CatalogError(f"cannot read the stored redshift catalog at {path}: {exc}", "redshift_catalog") from exc
+    info = {name: ColumnInfo(note["unit"], note["description"]) for name, note in meta["info"].items()}
+    empty = pd.DataFrame({name: pd.Series(dtype="float64") for name in meta["columns"]})
+    table = RedshiftTable(
+        frame=empty, source=meta["source"], convention=meta["convention"], detected=meta["detected"],
+        n_read=meta["n_read"], dropped=meta["dropped"], names=meta["names"],
+        default_columns=tuple(meta["default_columns"]), info=info, rows=meta["rows"],
+    )
+    return StoredCatalog(path, table, {k: int(v) for k, v in meta["string_lengths"].items()})
+
+
+def parquet_copy_path(path: str | Path) -> Path:
+    """Where :func:`parquet_copy` writes the stored catalog at ``path`` as one Parquet file."""
+    return Path(path) / "export" / f"{CATALOG_NAME}.parquet"
+
+
+def parquet_copy(path: str | Path) -> Path:
+    """One Parquet file of a stored catalog's rows (for a download), written on first use
+    inside the store, batch by batch, without the storage columns (``_zrow``, the HEALPix index)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    target = parquet_copy_path(path)
+    if target.is_file():
+        return target
+    store = read_store(path)
+    target.parent.mkdir(exist_ok=True)
+    staging = target.with_name(f".{target.name}.tmp")
+    dataset = ds.dataset(store.dataset, format="parquet")
+    columns = [c for c in store.table.frame.columns if c in dataset.schema.names]
+    try:
+        with pq.ParquetWriter(staging, pa.schema([dataset.schema.field(c) for c in columns]), compression="zstd") as out:
+            for batch in dataset.to_batches(columns=columns):
+                out.write_batch(batch)
+        staging.replace(target)
+    finally:
+        staging.unlink(missing_ok=True)
+    return target
+
+
+def remove_store(path: str | Path) -> None:
+    """Delete a stored catalog (only a folder written by :func:`write_store`)."""
+    if is_store(path):
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The training-set report: its numbers, figures and HTML."""

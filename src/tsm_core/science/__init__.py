@@ -1,0 +1,1 @@
+"""The science of a run: photometry, magnitudes, dereddening, layouts, filters, selections, representativeness."""
