@@ -1,6 +1,7 @@
 """A third-party writer, as an outside package would ship it: VOTable through astropy.
 
-It buffers batches (VOTable has no append); it exists to show that a format can be
+It buffers batches (VOTable has no append) and reads its files back (``Writer.read``, so
+``tsm report`` and ``tsm_core.read`` work for it); it exists to show that a format can be
 added without touching the core.
 """
 
@@ -36,3 +37,8 @@ class VOTableWriter(Writer):
 
     def open(self, path, schema, metadata, options):
         return _Sink(path, schema, metadata)
+
+    def read(self, path):
+        from astropy.table import Table
+
+        return Table.read(path, format="votable").to_pandas()

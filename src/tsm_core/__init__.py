@@ -5,6 +5,7 @@ The public API::
     import tsm_core
     result = tsm_core.run("my_training_set.yaml")
     result.output_path, result.n_rows, result.product_id
+    frame = tsm_core.read(result.product_id)   # the training set as a DataFrame
 
 Plugins implement the hooks of :mod:`tsm_core.plugins.hookspecs` with ``@tsm_core.hookimpl``.
 """
@@ -50,6 +51,7 @@ __all__ = [
     "hookimpl",
     "load_config",
     "prepare",
+    "read",
     "report",
     "report_data",
     "report_html",
@@ -69,7 +71,11 @@ def __getattr__(name: str) -> Any:
 
         return getattr(pipeline, name)
     if name in _REPORT:
-        from tsm_core.reports import build as reports
+        from tsm_core import reports
 
         return getattr(reports, name)
+    if name == "read":
+        from tsm_core.products.reading import read
+
+        return read
     raise AttributeError(f"module 'tsm_core' has no attribute {name!r}")

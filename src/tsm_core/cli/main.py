@@ -589,7 +589,7 @@ def products_rerun(product_id: int, overrides: tuple[str, ...], progress: bool |
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, exists=True), help="Directory (default: next to the product file).")
 def report_command(product_id: int, out_dir: str | None) -> None:
     """Write the HTML report of training set PRODUCT_ID and the JSON of its numbers."""
-    from tsm_core.reports.build import report
+    from tsm_core.reports import report
 
     files = report(product_id, out_dir)
     click.echo(f"report: {files.html}\nnumbers: {files.json}")

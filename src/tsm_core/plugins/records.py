@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
-from tsm_core.errors import CatalogError, UnknownChoiceError
+from tsm_core.errors import CatalogError, TSMError, UnknownChoiceError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -347,6 +347,26 @@ class Writer(ABC):
         The core gives a path in a staging directory and moves the closed file into
         place, so a writer never has to clean up after a failure.
         """
+
+    def read(self, path: Path) -> pd.DataFrame:
+        """The rows of a file (or directory) this writer wrote at ``path``, as a DataFrame
+        with the written columns in their order.
+
+        Optional: ``tsm report``, the web service and :func:`tsm_core.read` read training
+        sets through it. A writer that does not implement it raises a
+        :class:`~tsm_core.errors.TSMError` saying so.
+        """
+        plugin = type(self).__module__.split(".")[0]
+        raise TSMError(f"the writer {self.name!r} of plugin {plugin} cannot read its files back; "
+                       f"read {path} with the format's own tools, or ask the plugin's authors for Writer.read")
+
+    def columns(self, path: Path) -> list[str]:
+        """The column names of a file this writer wrote at ``path``, in their order.
+
+        Optional: by default the columns of :meth:`read`; a format that can list them
+        without reading the rows (a header, a schema) overrides it.
+        """
+        return [str(c) for c in self.read(path).columns]
 
 
 #: the homogenized redshift quality scale (LIneA's Combine Redshift Catalogs pipeline)

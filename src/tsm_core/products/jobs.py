@@ -190,7 +190,7 @@ def remove_product(registry: Registry, product_id: int, visible_to: str | None =
     """Remove a training set that has ended, its file and its stored report; fails for a
     queued or running one, and (for a user, ``visible_to``) for one that is not theirs."""
     from tsm_core.products.output import remove_output
-    from tsm_core.reports.build import remove_stored_report
+    from tsm_core.reports import remove_stored_report
 
     product = registry.product(product_id, visible_to)
     if visible_to is not None and product.owner != visible_to:

@@ -224,7 +224,7 @@ class ReportOut(BaseModel):
             summary="The report of a finished training set (funnel, figures, representativeness)")
 def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> ReportOut:
     """Rendered at the first request, then served from the stored copy."""
-    from tsm_core.reports.build import stored_report
+    from tsm_core.reports import stored_report
 
     p = _get_product(product_id, who)
     if p.status != "done":

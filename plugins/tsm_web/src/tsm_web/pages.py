@@ -57,9 +57,9 @@ def product_page(product_id: int) -> HTMLResponse:
 
 @router.get("/report.css")
 def report_css() -> Response:
-    """The style of the embedded training-set report (``tsm_core.reports.build``), as a file, so
+    """The style of the embedded training-set report (``tsm_core.reports``), as a file, so
     that the product page needs no inline style."""
-    from tsm_core.reports.build import CSS
+    from tsm_core.reports import CSS
 
     return Response(CSS, media_type="text/css")
 

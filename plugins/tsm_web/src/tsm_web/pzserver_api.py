@@ -680,13 +680,10 @@ def main_file_info(request: Request, product_id: int, who: Caller = Depends(call
 
 
 def _csv_columns(path: Path) -> list[str]:
-    import csv
-
-    with open(path, newline="") as fh:
-        for row in csv.reader(fh):
-            if row and not row[0].startswith("#"):
-                return row
-    return []
+    try:
+        return plugins.writer("csv").columns(path)  # the header as the CSV writer lists it
+    except TSMError:  # no CSV writer installed
+        return []
 
 
 # -- downloads ---------------------------------------------------------------------------

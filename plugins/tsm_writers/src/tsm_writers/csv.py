@@ -1,5 +1,6 @@
 """CSV with a commented header: one ``#`` line per column (unit, description) and the
-provenance as JSON. Read it with ``pandas.read_csv(path, comment="#")``.
+provenance as JSON. Read it with ``pandas.read_csv(path, comment="#")`` (or, where a value may hold a
+``#``, with :meth:`CSVWriter.read`).
 
 Booleans are ``true``/``false``, NaN is ``nan``, a null integer is an empty field
 (read it back exactly with ``dtype={"z_flag": "Int64"}``).
@@ -7,8 +8,10 @@ Booleans are ``true``/``false``, NaN is ``nan``, a null integer is an empty fiel
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -16,6 +19,9 @@ import pyarrow.csv as pacsv
 from tsm_core import OutputMetadata, Writer
 from tsm_core.config import OutputConfig
 from tsm_writers.common import provenance_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _comment(text: str) -> str:
@@ -60,3 +66,31 @@ class CSVWriter(Writer):
 
     def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> _CSVSink:
         return _CSVSink(path, schema, metadata)
+
+    def read(self, path: Path) -> pd.DataFrame:
+        """The rows between the commented header and the ``# counts:`` line.
+
+        Only whole lines that start with ``#`` before the column names, and the last line
+        when it starts with ``# counts:``, are comments: a ``#`` inside a value is data.
+        Columns get pandas' nullable types (a null integer is ``<NA>`` in an ``Int64``
+        column, ``true``/``false`` a ``boolean`` column).
+        """
+        import pandas as pd
+
+        data = Path(path).read_bytes()
+        start = 0
+        while data.startswith(b"#", start):
+            newline = data.find(b"\n", start)
+            start = len(data) if newline < 0 else newline + 1
+        end = data.rfind(b"\n# counts: ", max(start - 1, 0)) + 1 or len(data)
+        return pd.read_csv(io.BytesIO(data[start:end]), dtype_backend="numpy_nullable")
+
+    def columns(self, path: Path) -> list[str]:
+        """The column names: the first row that is not a ``#`` comment (nothing else is read)."""
+        import csv
+
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.reader(fh):
+                if row and not row[0].startswith("#"):
+                    return row
+        return []

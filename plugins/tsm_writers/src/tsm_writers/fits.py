@@ -10,7 +10,9 @@ written as Python backslash escapes (``Ü`` as ``\xdc``, reversible with
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +21,9 @@ from tsm_core import OutputMetadata, Writer
 from tsm_core.config import OutputConfig
 from tsm_core.errors import OutputError
 from tsm_writers.common import INTEGER_NULL, column_to_numpy, provenance_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXTNAME = "TRAINING_SET"
 
@@ -96,3 +101,22 @@ class FITSWriter(Writer):
 
     def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> _FITSSink:
         return _FITSSink(path, schema, metadata)
+
+    def read(self, path: Path) -> pd.DataFrame:
+        """The ``TRAINING_SET`` table (astropy): null integers masked (``Int64``), strings
+        without their padding and with their backslash escapes turned back into characters."""
+        from astropy.table import Table
+
+        frame = Table.read(path, hdu=EXTNAME).to_pandas()
+        for name in frame.columns:
+            if frame[name].dtype == object:
+                frame[name] = [_unescape(v.decode() if isinstance(v, bytes) else v).rstrip() for v in frame[name]]
+        return frame
+
+
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
+def _unescape(text: str) -> str:
+    """``text`` with the escapes written for non-ASCII characters (``\\xdc``) decoded."""
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1)[1:], 16)), text) if "\\" in text else text

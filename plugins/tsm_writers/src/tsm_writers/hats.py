@@ -15,6 +15,7 @@ memory once, at the end. A run with no rows writes no catalog and fails with an
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,6 +26,9 @@ from tsm_core.errors import OutputError
 from tsm_core.products.output import slugify
 from tsm_writers.common import provenance_json
 from tsm_writers.parquet import PartFileSink
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RA_COLUMN, DEC_COLUMN = "ra", "dec"
 MARGIN_ARCSEC = 5.0
@@ -79,3 +83,10 @@ class HATSWriter(Writer):
 
     def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> _HATSSink:
         return _HATSSink(path, schema, metadata)
+
+    def read(self, path: Path) -> pd.DataFrame:
+        """The catalog's rows (``lsdb.open_catalog(path).compute()``), in the catalog's
+        order (by HEALPix pixel, not the run's), with a plain 0-based index."""
+        import lsdb
+
+        return lsdb.open_catalog(path).compute().reset_index(drop=True)

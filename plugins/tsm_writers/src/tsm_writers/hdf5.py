@@ -22,7 +22,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,9 @@ import pyarrow as pa
 from tsm_core import OutputMetadata, Writer
 from tsm_core.config import OutputConfig
 from tsm_writers.common import column_to_numpy, provenance_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_GROUP = "training_set"
 RAIL_GROUP = "photometry"
@@ -231,3 +234,26 @@ class HDF5Writer(Writer):
 
     def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> _HDF5Sink:
         return _HDF5Sink(path, schema, metadata, options)
+
+    def read(self, path: Path) -> pd.DataFrame:
+        """The columns of the file's group (``training_set`` or ``photometry``) in their
+        order: strings decoded, a ``null_value`` integer as ``<NA>`` (``Int64``)."""
+        import h5py
+        import pandas as pd
+
+        with h5py.File(path, "r") as fh:
+            groups = [g for g in fh.values() if isinstance(g, h5py.Group)] or [fh]
+            group = max(groups, key=len)
+            names = [str(n) for n in group.attrs.get("columns", list(group))]
+            columns = {}
+            for name in names:
+                ds = group[name]
+                if h5py.check_string_dtype(ds.dtype) is not None:
+                    columns[name] = ds.asstr()[()]
+                    continue
+                values = ds[()]
+                if "null_value" in ds.attrs:
+                    values = pd.array(values, dtype="Int64")
+                    values[values == ds.attrs["null_value"]] = pd.NA
+                columns[name] = values
+        return pd.DataFrame(columns)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -21,6 +22,9 @@ import pyarrow.parquet as pq
 from tsm_core import OutputMetadata, Writer
 from tsm_core.config import OutputConfig
 from tsm_writers.common import provenance_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def described_schema(schema: pa.Schema, metadata: OutputMetadata) -> pa.Schema:
@@ -90,3 +94,11 @@ class ParquetWriter(Writer):
 
     def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> _ParquetSink:
         return _ParquetSink(path, schema, metadata)
+
+    def read(self, path: Path) -> pd.DataFrame:
+        """The file as pandas reads it (the provenance in ``attrs["provenance"]``)."""
+        return pq.read_table(path).to_pandas()
+
+    def columns(self, path: Path) -> list[str]:
+        """The column names, from the file's schema."""
+        return list(pq.read_schema(path).names)
