@@ -97,6 +97,71 @@ def test_all_formats_agree(outputs):
     assert ref["objectId"].min() > 2**53
 
 
+def test_every_writer_reads_back_the_rows_written(outputs):
+    """``Writer.read`` of each format against the Parquet file read by pyarrow, and against
+    each format's own standard reader (pandas, astropy, h5py); ``tsm_core.read`` by path
+    finds the writer from the extension."""
+    from astropy.table import Table
+
+    from tsm_core import plugins
+
+    ref = pq.read_table(outputs["parquet"]).to_pandas()
+    standard = {
+        "parquet": ref,
+        "csv": pd.read_csv(outputs["csv"], comment="#"),
+        "fits": Table.read(outputs["fits"], hdu="TRAINING_SET").to_pandas(),
+    }
+    with h5py.File(outputs["hdf5"]) as fh:
+        standard["hdf5"] = pd.DataFrame({name: fh["training_set"][name][()] for name in fh["training_set"].attrs["columns"]})
+    for fmt, path in outputs.items():
+        got = plugins.writer(fmt).read(path)
+        assert list(got.columns) == list(ref.columns) == list(standard[fmt].columns), fmt
+        assert len(got) == len(ref) == len(standard[fmt]), fmt
+        assert plugins.writer(fmt).columns(path) == list(ref.columns), fmt
+        pd.testing.assert_frame_equal(tsm_core.read(path), got)
+        for name in ref.columns:
+            want, have = ref[name], got[name]
+            if name == "z_flag":
+                assert (have.isna() == want.isna()).all(), fmt
+                assert (have[want.notna()].astype(np.int64) == want[want.notna()].astype(np.int64)).all(), fmt
+            elif pd.api.types.is_string_dtype(want) or want.dtype == object:
+                assert have.astype(str).tolist() == want.astype(str).tolist(), (fmt, name)  # FITS escapes undone
+            else:
+                np.testing.assert_array_equal(have.to_numpy(want.dtype), want.to_numpy(), err_msg=f"{name} in {fmt}")
+    assert "DESI-ÜÉ" in set(tsm_core.read(outputs["fits"])["survey"])
+
+
+def test_a_csv_value_with_a_hash_is_data(tmp_path):
+    """Only the header's and the last line's ``#`` comments are skipped by ``CSVWriter.read``."""
+    from tsm_core.config import OutputConfig
+    from tsm_core.plugins.records import OutputMetadata
+    from tsm_writers.csv import CSVWriter
+
+    table = pa.table({"id": ["#1", "a#2", "3"], "z": [0.1, float("nan"), 0.3], "z_flag": pa.array([1, None, 3], pa.int64())})
+    metadata = OutputMetadata("hash", "", 7, {}, {"counts": {"rows": 3}})
+    path = tmp_path / "hash.csv"
+    sink = CSVWriter().open(path, table.schema, metadata, OutputConfig())
+    sink.write(table)
+    sink.close()
+    assert path.read_text().splitlines()[-1].startswith("# counts:")
+    got = CSVWriter().read(path)
+    assert got["id"].tolist() == ["#1", "a#2", "3"] and str(got["z_flag"].dtype) == "Int64"
+    assert got["z_flag"].isna().tolist() == [False, True, False] and np.isnan(got["z"].to_numpy(float, na_value=np.nan)[1])
+
+
+def test_a_writer_without_read_says_so(tmp_path):
+    from votable_plugin import VOTableWriter
+
+    class WriteOnly(VOTableWriter):
+        name = "votable-write-only"
+        read = tsm_core.Writer.read
+        columns = tsm_core.Writer.columns
+
+    with pytest.raises(tsm_core.TSMError, match=r"the writer 'votable-write-only' of plugin test_writers cannot read "
+                       r"its files back; read .*x\.xml with the format's own tools"):
+        WriteOnly().columns(tmp_path / "x.xml")
+
+
 def test_self_describing(outputs):
     schema = pq.read_schema(outputs["parquet"])
     assert schema.field("i_cModelMag").metadata[b"unit"] == b"mag"
@@ -169,10 +234,12 @@ def test_third_party_writer_plugin(base_config, tmp_path):
     base_config["output"]["format"] = "votable"
     with registered_writer(VOTableWriter()):
         result = tsm_core.run(base_config)
+        read = tsm_core.read(result.product_id)  # through the plugin's Writer.read
     table = parse_single_table(str(result.output_path)).to_table()
     ref = pq.read_table(tsm_core.run(dict(base_config, output={**base_config["output"], "format": "parquet"})).output_path)
     assert len(table) == ref.num_rows and str(table["i_cModelMag"].unit) == "mag"
     np.testing.assert_array_equal(np.asarray(table["objectId"]), ref.column("objectId").to_numpy())
+    assert len(read) == len(table) and read["objectId"].tolist() == ref.column("objectId").to_pylist()
 
 
 def test_hdf5_compressed_and_chunked_to_its_size(base_config, nullable_redshifts, tmp_path):
@@ -225,3 +292,6 @@ def test_hats_output_opened_by_lsdb(base_config, nullable_redshifts):
     prov = json.loads(extra["tsm_provenance"])
     assert prov["product_id"] == result.product_id == int(extra["tsm_product_id"])
     assert prov["counts"]["rows"] == result.n_rows
+    read = tsm_core.read(result.product_id)  # HATSWriter.read
+    assert list(read.columns) == list(catalog.columns) and len(read) == result.n_rows
+    pd.testing.assert_frame_equal(read, catalog.compute().reset_index(drop=True))
