@@ -56,6 +56,17 @@ def at_product_home(product: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     return product
 
 
+def _cli_report(product_id: int) -> tuple[dict, Path]:
+    """The numbers ``tsm report <product_id>`` wrote (the JSON beside its page), and the page."""
+    from tsm_core.cli.main import get_cli
+
+    out = CliRunner().invoke(get_cli(), ["report", str(product_id)])
+    assert out.exit_code == 0, out.output
+    html_path = Path(out.output.split("report: ")[1].split()[0])
+    assert html_path.is_file()
+    return json.loads(html_path.with_suffix("").with_suffix(".report.json").read_text()), html_path
+
+
 def _mag_columns(frame: pd.DataFrame) -> list[str]:
     return [f"{b}_cModelMag" for b in DP1_BANDS]
 
@@ -103,13 +114,8 @@ def test_som_finds_the_photometric_objects_no_training_object_resembles():
 
 
 def test_report_numbers_agree_with_the_file(at_product_home):
-    from tsm_core.cli.main import get_cli
-
     result = at_product_home["result"]
-    out = CliRunner().invoke(get_cli(), ["report", str(result.product_id)])
-    assert out.exit_code == 0, out.output
-    html_path = Path(out.output.split("report: ")[1].split()[0])
-    data = json.loads(html_path.with_suffix("").with_suffix(".report.json").read_text())
+    data, html_path = _cli_report(result.product_id)
     frame = pd.read_parquet(result.output_path)
 
     assert data["funnel"] == result.funnel
@@ -149,6 +155,46 @@ def test_report_of_an_hdf5_rail_product(scene, base_config):
     assert tsm_core.report_html(result.product_id).startswith("<!DOCTYPE html>")
     fragment = tsm_core.report_html(result.product_id, fragment=True)
     assert fragment.startswith('<div class="tsm-report">') and "<style" not in fragment and "<html" not in fragment
+
+
+def _assert_rows_counted(data: dict, frame: pd.DataFrame) -> None:
+    """The report counted every row of ``frame`` (the product read independently)."""
+    assert data["product"]["rows"] == len(frame) > 0
+    assert {s: sum(c) for s, c in data["nz"]["counts"].items()} == frame["survey"].value_counts().to_dict()
+    assert sum(data["separation"]["counts"]) == len(frame)
+    assert sum(data["sky"]["matched_per_pixel"].values()) == len(frame)
+    for band in DP1_BANDS:
+        assert sum(data["magnitudes"][band]["counts"]) == frame[f"{band}_cModelMag"].notna().sum()
+
+
+def test_report_of_a_hats_product(base_config):
+    """`tsm report` reads a HATS product (a directory) through the hats writer's read."""
+    import lsdb
+
+    import tsm_core
+
+    base_config["output"]["format"] = "hats"
+    result = tsm_core.run(base_config)
+    assert result.output_path.is_dir()
+    data = _cli_report(result.product_id)[0]
+    _assert_rows_counted(data, lsdb.open_catalog(result.output_path).compute())
+    assert data["product"]["format"] == "hats"
+
+
+def test_report_of_a_third_party_format(base_config):
+    """`tsm report` of the VOTable test plugin's product, read by the plugin's Writer.read."""
+    from astropy.table import Table
+
+    import tsm_core
+    from helpers import registered_writer
+    from votable_plugin import VOTableWriter
+
+    base_config["output"]["format"] = "votable"
+    with registered_writer(VOTableWriter()):
+        result = tsm_core.run(base_config)
+        data = _cli_report(result.product_id)[0]
+    _assert_rows_counted(data, Table.read(result.output_path, format="votable").to_pandas())
+    assert data["product"]["file"].endswith(".xml")
 
 
 def test_report_of_an_unknown_or_unfinished_product_is_one_line(tsm_home):

@@ -53,7 +53,16 @@ def tsm_dereddeners() -> list[Dereddener]:
 
 @hookspec
 def tsm_writers() -> list[Writer]:
-    """Output writers (file formats) this plugin provides."""
+    """Output writers (file formats) this plugin provides.
+
+    A :class:`~tsm_core.plugins.records.Writer` has a ``name`` (``output.format``), an
+    ``extension`` and ``open(path, schema, metadata, options)``, which returns a sink that
+    takes Arrow tables batch by batch and is closed at the end. Its optional
+    ``read(path) -> pandas.DataFrame`` gives the rows of a file it wrote back (used by
+    ``tsm report``, ``tsm_core.read`` and the web service; without it they fail saying the
+    writer cannot read its files), and ``columns(path)`` lists the column names (by
+    default from ``read``).
+    """
 
 
 @hookspec
