@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from scipy.spatial import cKDTree
-
 from helpers import DP1_BANDS, ab_mag
+from scipy.spatial import cKDTree
 
 K = 5
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -184,10 +183,10 @@ def test_report_of_a_hats_product(base_config):
 def test_report_of_a_third_party_format(base_config):
     """`tsm report` of the VOTable test plugin's product, read by the plugin's Writer.read."""
     from astropy.table import Table
-
-    import tsm_core
     from helpers import registered_writer
     from votable_plugin import VOTableWriter
+
+    import tsm_core
 
     base_config["output"]["format"] = "votable"
     with registered_writer(VOTableWriter()):

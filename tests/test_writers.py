@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-import tsm_core
 from conftest import isolate, scene_config
 from helpers import DP1_BANDS, registered_writer
+
+import tsm_core
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +56,8 @@ def test_all_formats_agree(outputs):
     assert len(ref) > 100 and ref["z_flag"].isna().any() and ref["is_training"].any() and not ref["is_training"].all()
 
     csv = pd.read_csv(outputs["csv"], comment="#", dtype={"z_flag": "Int64", "id": str, "survey": str})
-    from astropy.table import Table
     import fitsio
+    from astropy.table import Table
 
     fits_astropy = Table.read(outputs["fits"], hdu="TRAINING_SET")
     fits_raw = fitsio.read(outputs["fits"], ext="TRAINING_SET")
@@ -133,9 +133,10 @@ def test_every_writer_reads_back_the_rows_written(outputs):
 
 def test_a_csv_value_with_a_hash_is_data(tmp_path):
     """Only the header's and the last line's ``#`` comments are skipped by ``CSVWriter.read``."""
+    from tsm_writers.csv import CSVWriter
+
     from tsm_core.config import OutputConfig
     from tsm_core.plugins.records import OutputMetadata
-    from tsm_writers.csv import CSVWriter
 
     table = pa.table({"id": ["#1", "a#2", "3"], "z": [0.1, float("nan"), 0.3], "z_flag": pa.array([1, None, 3], pa.int64())})
     metadata = OutputMetadata("hash", "", 7, {}, {"counts": {"rows": 3}})
@@ -228,7 +229,6 @@ def test_empty_result_is_a_valid_file(base_config, tmp_path):
 def test_third_party_writer_plugin(base_config, tmp_path):
     """A VOTable writer registered as an external plugin is used by its format name."""
     from astropy.io.votable import parse_single_table
-
     from votable_plugin import VOTableWriter
 
     base_config["output"]["format"] = "votable"
@@ -245,8 +245,9 @@ def test_third_party_writer_plugin(base_config, tmp_path):
 def test_hdf5_compressed_and_chunked_to_its_size(base_config, nullable_redshifts, tmp_path):
     """1,000 rows of a real training set: under 1 MB, chunks no longer than the data,
     gzip-compressed, read back equal with h5py."""
-    from tsm_core.plugins.records import OutputMetadata
     from tsm_writers.hdf5 import HDF5Writer
+
+    from tsm_core.plugins.records import OutputMetadata
 
     result = tsm_core.run(_config(base_config, nullable_redshifts, "parquet"))
     table = pq.read_table(result.output_path).replace_schema_metadata(None)

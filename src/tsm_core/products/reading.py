@@ -68,7 +68,7 @@ def read_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
         return writer.read(path)
     except TSMError:
         raise
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
+    except Exception as exc:  # any reader failure is the file's fault
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CatalogError(f"cannot read the product file {path} as {writer.name}: {message}", "product") from exc
 

@@ -12,6 +12,7 @@ figures too.
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +181,7 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
     # colour-redshift panels: median colour per redshift bin
     colours: dict[str, Any] = {"edges": zedges.tolist(), "median": {}}
     bands = list(mags)
-    for a, b in zip(bands[:-1], bands[1:]):
+    for a, b in pairwise(bands):
         colour = mags[a] - mags[b]
         ok = np.isfinite(colour) & np.isfinite(z)
         idx = np.digitize(z[ok], zedges) - 1

@@ -13,6 +13,7 @@ import base64
 import io
 import math
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -133,7 +134,7 @@ def _draw_magnitudes(numbers: dict[str, Any]) -> Callable[[Any], None]:
 
 def _draw_colours(numbers: dict[str, Any], frame_z: np.ndarray, mags: dict[str, np.ndarray]) -> Callable[[Any], None]:
     bands = list(mags)
-    pairs = list(zip(bands[:-1], bands[1:]))
+    pairs = list(pairwise(bands))
 
     def draw(fig: Any) -> None:
         for ax, (a, b) in zip(_grid(fig, len(pairs), 3), pairs):

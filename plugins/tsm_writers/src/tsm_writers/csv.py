@@ -32,7 +32,7 @@ class _CSVSink:
     def __init__(self, path: Path, schema: pa.Schema, metadata: OutputMetadata) -> None:
         self.metadata = metadata
         self.schema = schema
-        self.file = open(path, "wb")
+        self.file = open(path, "wb")  # noqa: SIM115 - closed in close()
         lines = [f"# Training Set Maker: {_comment(metadata.name)} (product ID {metadata.product_id})"]
         if metadata.description:
             lines.append(f"# description: {_comment(metadata.description)}")
