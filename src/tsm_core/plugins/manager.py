@@ -28,8 +28,8 @@ from typing import Protocol, TypeVar
 
 import pluggy
 
-from tsm_core.plugins import hookspecs
 from tsm_core.errors import ConfigError, TSMError, UnknownChoiceError
+from tsm_core.plugins import hookspecs
 from tsm_core.plugins.records import Dereddener, FluxType, ObjectCatalog, RedshiftConvention, Writer
 
 hookimpl = pluggy.HookimplMarker("tsm")
@@ -41,7 +41,10 @@ CORE_DISTRIBUTION = "tsm-core"
 
 
 class Named(Protocol):
-    name: str
+    """A record with a name (records are frozen dataclasses or classes with a ``name`` attribute)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 R = TypeVar("R", bound=Named)
