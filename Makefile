@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   create .venv, install the core and every plugin, build the sample, run a training set
-#   make test   the same set-up, then the whole test suite
+#   make test   the same set-up, then `make lint` and the whole test suite
+#   make lint   ruff (lint and format check) and mypy, as the pre-commit hooks run them
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.installed
 PZCLIENT := pzserver==0.3.7
 PZCLIENT_DEPS := requests tables-io Deprecated ipython matplotlib Jinja2
 
-.PHONY: demo test install browser clean bench
+.PHONY: demo test lint install browser clean bench
 
 $(STAMP): Makefile pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +39,13 @@ browser:
 demo: $(STAMP)
 	$(BIN)/tsm demo --out demo-output
 
-test: $(STAMP) browser
+# the same commands as .pre-commit-config.yaml
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -46,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated $TSM_HOME, and HATS catalogs written by the tests.
+"""Shared fixtures: an isolated $TSM_HOME, HATS catalogs written by the tests, and
+throw-away plugins registered for one test (:func:`registered_plugin`).
 
 The suite is isolated from the machine it runs on before anything is imported: the
 user's ``~/.dustmapsrc`` is never read (dustmaps reads its configuration once, at import),
@@ -11,7 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _ISOLATION = Path(tempfile.mkdtemp(prefix="tsm-test-session-"))
@@ -21,6 +22,7 @@ os.environ.setdefault("TSM_NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "
 
 import numpy as np
 import pandas as pd
+import pluggy
 import pytest
 
 from helpers import DP1_BANDS, write_objects
@@ -85,6 +87,28 @@ def tsm_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     quiet_known_warnings()
     return isolate(tmp_path / "tsm-home", monkeypatch)
+
+
+@pytest.fixture
+def registered_plugin() -> Iterator[Callable[[object, str], object]]:
+    """Register throw-away plugins for the duration of one test (datasette's "Registering a
+    plugin for the duration of a test"): ``registered_plugin(obj, "name")`` registers ``obj``
+    under ``name`` in the process's plugin manager and returns it; every plugin registered so
+    is unregistered when the test ends, passed or failed."""
+    from tsm_core import plugins
+
+    registered: list[tuple[pluggy.PluginManager, object]] = []
+
+    def register(plugin: object, name: str) -> object:
+        pm = plugins.get_plugin_manager()
+        pm.register(plugin, name=name)
+        registered.append((pm, plugin))
+        return plugin
+
+    yield register
+    for pm, plugin in reversed(registered):
+        if pm.is_registered(plugin):
+            pm.unregister(plugin)
 
 
 @pytest.fixture(scope="session")

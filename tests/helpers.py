@@ -105,23 +105,16 @@ def select_unique(pairs: list[dict], rule: str) -> set[tuple]:
     return {(p["id"], p["objectId"]) for p in pairs}
 
 
-@contextmanager
-def registered_writer(writer):
-    """Register ``writer`` as a throw-away plugin for the duration of a ``with`` block."""
+def writers_plugin(*writers):
+    """A throw-away plugin offering ``writers`` (register it with the ``registered_plugin`` fixture)."""
     import tsm_core
 
     class Plugin:
         @tsm_core.hookimpl
         def tsm_writers(self):
-            return [writer]
+            return list(writers)
 
-    pm = tsm_core.get_plugin_manager()
-    name = f"test-writer-{writer.name}"
-    pm.register(Plugin(), name=name)
-    try:
-        yield writer
-    finally:
-        pm.unregister(name=name)
+    return Plugin()
 
 
 def free_port() -> int:

@@ -152,18 +152,13 @@ def _sdss(name="sdss"):
 
 
 @pytest.fixture
-def sdss_plugin():
+def sdss_plugin(registered_plugin):
     class Plugin:
         @tsm_core.hookimpl
         def tsm_redshift_conventions(self):
             return [_sdss()]
 
-    pm = tsm_core.get_plugin_manager()
-    pm.register(Plugin(), name="test-sdss-convention")
-    try:
-        yield
-    finally:
-        pm.unregister(name="test-sdss-convention")
+    registered_plugin(Plugin(), "test-sdss-convention")
 
 
 def test_third_party_convention_plugin(sdss_plugin, tmp_path):
@@ -178,22 +173,18 @@ def test_third_party_convention_plugin(sdss_plugin, tmp_path):
     assert table.kept_columns(None) == ["id", "ra", "dec", "z", "z_err", "z_flag", "z_flag_raw", "CLASS"]
 
 
-def test_two_plugins_claiming_a_convention_are_refused(sdss_plugin):
+def test_two_plugins_claiming_a_convention_are_refused(sdss_plugin, registered_plugin):
     class Again:
         @tsm_core.hookimpl
         def tsm_redshift_conventions(self):
             return [_sdss()]
 
-    pm = tsm_core.get_plugin_manager()
-    pm.register(Again(), name="test-sdss-again")
-    try:
-        with pytest.raises(tsm_core.TSMError, match="redshift convention 'sdss' is offered twice"):
-            plugins.redshift_conventions()
-    finally:
-        pm.unregister(name="test-sdss-again")
+    registered_plugin(Again(), "test-sdss-again")
+    with pytest.raises(tsm_core.TSMError, match="redshift convention 'sdss' is offered twice"):
+        plugins.redshift_conventions()
 
 
-def test_ambiguous_detection_is_refused(tmp_path):
+def test_ambiguous_detection_is_refused(tmp_path, registered_plugin):
     class Plugin:
         @tsm_core.hookimpl
         def tsm_redshift_conventions(self):
@@ -202,14 +193,10 @@ def test_ambiguous_detection_is_refused(tmp_path):
     frame = pd.DataFrame({"TARGETID": [1], "TARGET_RA": [1.0], "TARGET_DEC": [1.0], "Z": [0.5], "ZERR": [1e-4],
                           "ZWARN": [0]})
     frame.to_parquet(tmp_path / "d.parquet")
-    pm = tsm_core.get_plugin_manager()
-    pm.register(Plugin(), name="test-desi-copy")
-    try:
-        with pytest.raises(ConfigError, match="fit conventions 'desi', 'desi_copy'; choose one"):
-            read_redshift_catalog(tmp_path / "d.parquet")
-        assert read_redshift_catalog(tmp_path / "d.parquet", convention="desi").frame["z_flag"].tolist() == [4]
-    finally:
-        pm.unregister(name="test-desi-copy")
+    registered_plugin(Plugin(), "test-desi-copy")
+    with pytest.raises(ConfigError, match="fit conventions 'desi', 'desi_copy'; choose one"):
+        read_redshift_catalog(tmp_path / "d.parquet")
+    assert read_redshift_catalog(tmp_path / "d.parquet", convention="desi").frame["z_flag"].tolist() == [4]
 
 
 # -- reading as written, and refusals ---------------------------------------------------------
@@ -280,17 +267,13 @@ def test_duplicate_ids_name_rows_of_the_file(tmp_path):
         read_redshift_catalog(tmp_path / "d.csv")  # row 1 (a bad row, dropped) no longer counts
 
 
-def test_a_convention_off_the_scale_is_refused(tmp_path):
+def test_a_convention_off_the_scale_is_refused(tmp_path, registered_plugin):
     class Plugin:
         @tsm_core.hookimpl
         def tsm_redshift_conventions(self):
             return [tsm_core.RedshiftConvention(name="five", description="x", homogenize=lambda t: t["z_flag"] + 4)]
 
     pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "z": [0.1, 0.2], "z_flag": [0, 1]}).to_parquet(tmp_path / "f.parquet")
-    pm = tsm_core.get_plugin_manager()
-    pm.register(Plugin(), name="test-five")
-    try:
-        with pytest.raises(CatalogError, match=r"convention 'five' gave z_flag values off the scale \[0, 1, 2, 3, 4, 6\]: \[5.0\]"):
-            read_redshift_catalog(tmp_path / "f.parquet", convention="five")
-    finally:
-        pm.unregister(name="test-five")
+    registered_plugin(Plugin(), "test-five")
+    with pytest.raises(CatalogError, match=r"convention 'five' gave z_flag values off the scale \[0, 1, 2, 3, 4, 6\]: \[5.0\]"):
+        read_redshift_catalog(tmp_path / "f.parquet", convention="five")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tsm_core
-from helpers import registered_writer, write_objects
+from helpers import write_objects, writers_plugin
 from tsm_core.errors import BadRowsError, CatalogError, ConfigError, OutputError, UnknownChoiceError
 
 
@@ -162,7 +162,7 @@ def test_existing_output_not_overwritten(base_config):
     assert existing.read_text() == "precious"
 
 
-def test_failure_midway_leaves_nothing(base_config):
+def test_failure_midway_leaves_nothing(base_config, registered_plugin):
     """A writer that fails after writing some rows: no file, product marked failed."""
     from tsm_core.config import tsm_home
     from tsm_core.products.registry import Registry
@@ -186,7 +186,8 @@ def test_failure_midway_leaves_nothing(base_config):
             return sink
 
     base_config["output"]["format"] = "exploding"
-    with registered_writer(Exploding()), pytest.raises(RuntimeError, match="disk on fire"):
+    registered_plugin(writers_plugin(Exploding()), "test-writer-exploding")
+    with pytest.raises(RuntimeError, match="disk on fire"):
         tsm_core.run(base_config)
     _no_output(base_config)
     [product] = Registry.at_home(tsm_home()).products()
@@ -276,7 +277,7 @@ def test_empty_bands_refused(base_config):
         tsm_core.run(base_config)
 
 
-def test_multi_line_errors_are_one_line(base_config, tmp_path):
+def test_multi_line_errors_are_one_line(base_config, tmp_path, registered_plugin):
     """A library's multi-line error (a FITSIO dump): one line on stderr and in the registry."""
     from click.testing import CliRunner
     import yaml
@@ -294,8 +295,8 @@ def test_multi_line_errors_are_one_line(base_config, tmp_path):
     base_config["output"]["format"] = "dumping"
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(base_config))
-    with registered_writer(Dumping()):
-        out = CliRunner().invoke(get_cli(), ["-q", "run", str(config)])
+    registered_plugin(writers_plugin(Dumping()), "test-writer-dumping")
+    out = CliRunner().invoke(get_cli(), ["-q", "run", str(config)])
     assert out.exit_code == 1
     assert out.output.splitlines()[0] == "Error: RuntimeError: FITSIO status = 108: error reading from FITS file"
     listing = CliRunner().invoke(get_cli(), ["products", "list"]).output

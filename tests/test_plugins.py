@@ -82,7 +82,7 @@ def test_misspelt_hook_refused_in_process():
     assert plugins.get_plugin_manager().get_plugin("oops") is None
 
 
-def test_implementation_with_fewer_arguments_than_its_spec():
+def test_implementation_with_fewer_arguments_than_its_spec(registered_plugin):
     from tsm_core.plugins.records import FluxType
 
     class Extra:
@@ -90,15 +90,11 @@ def test_implementation_with_fewer_arguments_than_its_spec():
         def tsm_flux_types(self):  # pluggy allows leaving out arguments of the spec
             return [FluxType("myflux", "a flux of my own")]
 
-    pm = plugins.get_plugin_manager()
-    pm.register(Extra(), name="extra")
-    try:
-        assert "myflux" in plugins.flux_types(plugins.object_catalog("dp1"))
-    finally:
-        pm.unregister(name="extra")
+    registered_plugin(Extra(), "extra")
+    assert "myflux" in plugins.flux_types(plugins.object_catalog("dp1"))
 
 
-def test_clash_names_both_distributions():
+def test_clash_names_both_distributions(registered_plugin):
     from tsm_writers.parquet import ParquetWriter
 
     class Twin:
@@ -106,16 +102,12 @@ def test_clash_names_both_distributions():
         def tsm_writers(self):
             return [ParquetWriter()]
 
-    pm = plugins.get_plugin_manager()
-    pm.register(Twin(), name="twin")
-    try:
-        with pytest.raises(plugins.PluginClashError, match=r"output format 'parquet' is offered twice: by tsm-writers .*'writers'.* and by .*'twin'"):
-            plugins.writers()
-    finally:
-        pm.unregister(name="twin")
+    registered_plugin(Twin(), "twin")
+    with pytest.raises(plugins.PluginClashError, match=r"output format 'parquet' is offered twice: by tsm-writers .*'writers'.* and by .*'twin'"):
+        plugins.writers()
 
 
-def test_hook_wrappers_see_the_calls():
+def test_hook_wrappers_see_the_calls(registered_plugin):
     seen = []
 
     class Tracer:
@@ -125,15 +117,37 @@ def test_hook_wrappers_see_the_calls():
             seen.append(sum(len(r or ()) for r in result))
             return result
 
-    pm = plugins.get_plugin_manager()
-    pm.register(Tracer(), name="tracer")
-    try:
-        plugins.writers()
-    finally:
-        pm.unregister(name="tracer")
+    registered_plugin(Tracer(), "tracer")
+    plugins.writers()
     assert seen and seen[0] >= 4
 
 
 def test_versions_from_the_manager():
     versions = plugins.plugin_versions()
     assert set(versions) >= {"tsm-writers", "tsm-dp1", "tsm-dp02", "tsm-web"}
+
+
+def test_every_hookspec_example_is_a_working_plugin(registered_plugin):
+    """The example in each hook's docstring, registered as a plugin, offers what it says."""
+    import textwrap
+    import types
+
+    import click
+    import numpy as np
+
+    from tsm_core.plugins import hookspecs
+
+    for hook in plugins.hook_names():
+        example = textwrap.dedent(getattr(hookspecs, hook).__doc__.split("::\n", 1)[1])
+        module = types.ModuleType(f"example_{hook}")
+        module.__dict__.update(tsm_core=tsm_core, click=click, np=np, MySink=None)
+        exec(compile(example, f"<example of {hook}>", "exec"), module.__dict__)
+        registered_plugin(module, f"example-{hook}")
+    release = plugins.object_catalog("my_survey")
+    assert release.bands == ("g", "r", "i") and plugins.default_flux_type(release).name == "cModel"
+    assert plugins.dereddener("my_ebv").required_columns(release) == ["my_ebv"]
+    assert plugins.writer("votable").extension == "xml"
+    assert plugins.redshift_convention("sdss").columns["z_flag"] == "ZWARNING"
+    cli = click.Group()
+    plugins.get_plugin_manager().hook.tsm_register_commands(cli=cli)
+    assert "hello" in cli.commands

@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 import tsm_core  # noqa: E402
-from helpers import registered_writer  # noqa: E402
+from helpers import writers_plugin  # noqa: E402
 from tsm_web import create_app  # noqa: E402
 
 DESI_COLUMNS = {"id": "TARGETID", "ra": "TARGET_RA", "dec": "TARGET_DEC", "z": "Z", "z_err": "ZERR", "z_flag": "ZWARN"}
@@ -148,7 +148,7 @@ def test_download_only_finished_registered_files(client):
     assert client.get("/api/training-sets/../../etc/passwd").status_code == 404
 
 
-def test_failed_run_shown_failed(client, scene, odd_csv, tsm_home):
+def test_failed_run_shown_failed(client, scene, odd_csv, tsm_home, registered_plugin):
     from tsm_writers.parquet import ParquetWriter
 
     class Broken(ParquetWriter):
@@ -157,10 +157,10 @@ def test_failed_run_shown_failed(client, scene, odd_csv, tsm_home):
         def open(self, path, schema, metadata, options):
             raise OSError("quota exceeded")
 
-    with registered_writer(Broken()):
-        cid = _upload(client, "c", odd_csv).json()["id"]
-        sub = client.post("/api/training-sets", json=_config(scene, cid) | {"output": {"format": "broken"}})
-        product = _wait(client, sub.json()["id"])
+    registered_plugin(writers_plugin(Broken()), "test-writer-broken")
+    cid = _upload(client, "c", odd_csv).json()["id"]
+    sub = client.post("/api/training-sets", json=_config(scene, cid) | {"output": {"format": "broken"}})
+    product = _wait(client, sub.json()["id"])
     assert product["status"] == "failed" and "quota exceeded" in product["error"] and product["download_url"] is None
     assert client.get(f"/api/training-sets/{product['id']}/file").status_code == 409
     assert not any((tsm_home / "products").iterdir())

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import isolate, scene_config
-from helpers import DP1_BANDS, registered_writer
+from helpers import DP1_BANDS, writers_plugin
 
 import tsm_core
 
@@ -226,15 +226,15 @@ def test_empty_result_is_a_valid_file(base_config, tmp_path):
     assert pq.read_table(tsm_core.run(_config(base_config, path, "parquet")).output_path).num_rows == 0
 
 
-def test_third_party_writer_plugin(base_config, tmp_path):
+def test_third_party_writer_plugin(base_config, tmp_path, registered_plugin):
     """A VOTable writer registered as an external plugin is used by its format name."""
     from astropy.io.votable import parse_single_table
     from votable_plugin import VOTableWriter
 
     base_config["output"]["format"] = "votable"
-    with registered_writer(VOTableWriter()):
-        result = tsm_core.run(base_config)
-        read = tsm_core.read(result.product_id)  # through the plugin's Writer.read
+    registered_plugin(writers_plugin(VOTableWriter()), "test-writer-votable")
+    result = tsm_core.run(base_config)
+    read = tsm_core.read(result.product_id)  # through the plugin's Writer.read
     table = parse_single_table(str(result.output_path)).to_table()
     ref = pq.read_table(tsm_core.run(dict(base_config, output={**base_config["output"], "format": "parquet"})).output_path)
     assert len(table) == ref.num_rows and str(table["i_cModelMag"].unit) == "mag"

@@ -78,11 +78,12 @@ def input_files(inputs: Sequence[str | Path]) -> tuple[list[str], str]:
         files += found
     if not files:
         raise CatalogError("no input files given", "input")
-    formats = {_format_of(f) for f in files}
-    if None in formats:
-        bad = next(f for f in files if _format_of(f) is None)
+    kinds = [_format_of(f) for f in files]
+    if None in kinds:
+        bad = next(f for f, kind in zip(files, kinds) if kind is None)
         endings = ", ".join(e for es in FORMATS.values() for e in es)
         raise CatalogError(f"{bad}: unknown file type; tsm import reads {endings}", "input")
+    formats = {kind for kind in kinds if kind is not None}
     if len(formats) > 1:
         raise CatalogError(f"the input files mix formats ({', '.join(sorted(formats))}); import one format at a time", "input")
     return list(dict.fromkeys(files)), formats.pop()
@@ -228,7 +229,7 @@ def write_index(collection: Path, primary: str, name: str, column: str, rows_per
     from hats.catalog.dataset.collection_properties import CollectionProperties
     from hats.io import parquet_metadata, paths
 
-    main = hats.read_hats(collection / primary)
+    main: Any = hats.read_hats(collection / primary)  # a Catalog (its declared type is a union)
     out = collection / name
     data_dir = out / "dataset" / "index"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -259,7 +260,8 @@ def write_index(collection: Path, primary: str, name: str, column: str, rows_per
         if n_pending >= rows_per_file:
             flush()
     flush()
-    TableProperties(catalog_name=name, catalog_type="index", total_rows=n_rows, primary_catalog=primary,
+    # hats declares some defaults inside Annotated[...], which the pydantic mypy plugin does not see
+    TableProperties(catalog_name=name, catalog_type="index", total_rows=n_rows, primary_catalog=primary,  # type: ignore[call-arg]
                     indexing_column=column).to_properties_file(out)
     parquet_metadata.write_parquet_metadata(out, order_by_healpix=False)
     props = CollectionProperties.read_from_dir(collection)
@@ -310,5 +312,5 @@ def import_objects(
         shutil.rmtree(out)
     staged.rename(out)
     layout = release.collection or CollectionLayout(index_column=release.id_column)
-    main = hats.read_hats(out / layout.primary)
+    main: Any = hats.read_hats(out / layout.primary)  # a Catalog (its declared type is a union)
     return ImportResult(out, int(main.catalog_info.total_rows), len(main.get_healpix_pixels()), margin_arcsec, layout)

@@ -22,7 +22,7 @@ def read_schema(path: str) -> Any:
     import hats
 
     try:
-        opened = hats.read_hats(path)
+        opened: Any = hats.read_hats(path)  # a catalog or a collection, used by duck typing
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable HATS catalog
         raise CatalogError(f"cannot open the HATS object catalog at {path}: {exc}", "object_catalog.path") from exc
     main = getattr(opened, "main_catalog", opened)
@@ -76,7 +76,8 @@ def open_objects(
     check_columns(release, path, present, columns + [c for c, _, _ in release.default_filters])
     check_filter_columns(filters, present, f"{release.name} object")
     check_filter_types(filters, schema)
-    pushed = list(release.default_filters)
+    # (column, op, value) cuts in pyarrow's filter form (lsdb annotates them as list[tuple[str]])
+    pushed: list[Any] = list(release.default_filters)
     general: list[Filter] = []
     for f in filters:
         cut = f.pushdown()
@@ -124,10 +125,10 @@ def check_margin(release: ObjectCatalog, path: str, margin_path: str) -> None:
 
     key = "object_catalog.margin_path"
     try:
-        margin = hats.read_hats(margin_path)
+        margin: Any = hats.read_hats(margin_path)  # the declared type is a union of catalog kinds
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable HATS catalog
         raise CatalogError(f"cannot open the margin at {margin_path}: {exc}", key) from exc
-    opened = hats.read_hats(path)
+    opened: Any = hats.read_hats(path)
     catalog = getattr(opened, "main_catalog", opened)
     info = margin.catalog_info
     kind = str(getattr(info.catalog_type, "value", info.catalog_type))

@@ -47,7 +47,7 @@ def enable(cache_dir: Path) -> int:
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     # numba's cache locator consults config.CACHE_DIR when the cache is created
-    numba.config.CACHE_DIR = str(cache_dir)
+    numba.config.CACHE_DIR = str(cache_dir)  # type: ignore[attr-defined]  # set from the environment at import
     switched = 0
     for name in NUMBA_MODULES:
         for obj in vars(importlib.import_module(name)).values():

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import dask
 
@@ -138,7 +138,7 @@ def stream(
     if not batches:
         return
     scheduler = scheduler or Scheduler("threads", step)
-    compute = _DistributedBatches(scheduler.client) if scheduler.client is not None else _LocalBatches(scheduler)
+    compute: _Batches = _DistributedBatches(scheduler.client) if scheduler.client is not None else _LocalBatches(scheduler)
     try:
         pending = compute.submit(batches[0])
         for k in range(len(batches)):
@@ -154,6 +154,17 @@ def stream(
 
 #: how often a waiting run looks at its cancel token
 POLL_SECONDS = 0.2
+
+
+class _Batches(Protocol):
+    """Computes batches of tasks: ``submit`` starts one, ``result`` waits for what it returned
+    (checking the cancel token), ``stop`` drops what is still in flight."""
+
+    def submit(self, batch: Sequence[Any]) -> Any: ...
+
+    def result(self, pending: Any, cancel: CancelToken | None) -> Sequence[Any]: ...
+
+    def stop(self) -> None: ...
 
 
 class _LocalBatches:

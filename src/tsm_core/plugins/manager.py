@@ -1,7 +1,10 @@
 """The plugin manager: built-in plugins plus the entry points of the group ``tsm``.
 
 Hooks are called through ``pm.hook`` (so pluggy's argument pruning, hook wrappers and
-call tracing apply). Entry points are loaded one by one: a plugin that fails to import,
+call tracing apply). Entry points are found with ``importlib.metadata.entry_points(group="tsm")``
+and registered one by one with ``pm.register(module, name=...)``, the manager keeping each
+plugin's distribution and version itself (pluggy's ``load_setuptools_entrypoints`` and
+``list_plugin_distinfo`` are its legacy API). A plugin that fails to import,
 or implements a hook that no spec declares (a misspelt ``tsm_writer``), is left out and
 reported by :func:`plugin_report` (``tsm plugins``), never breaking the other plugins.
 ``$TSM_PLUGINS`` (a comma-separated list of entry-point names, or ``none``) chooses which
@@ -9,8 +12,8 @@ entry points load; unset, all do.
 
 Look-ups by name fail with :class:`~tsm_core.errors.UnknownChoiceError`, which lists the
 installed choices; two plugins that claim one name fail with :class:`PluginClashError`
-naming both distributions. Tests register a throw-away plugin with
-``get_plugin_manager().register(obj, name=...)`` and remove it with ``unregister``.
+naming both distributions. Tests register a throw-away plugin for one test with the
+``registered_plugin`` fixture (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from typing import Protocol, TypeVar
 
 import pluggy
 
-from tsm_core.plugins import hookspecs
 from tsm_core.errors import ConfigError, TSMError, UnknownChoiceError
+from tsm_core.plugins import hookspecs
 from tsm_core.plugins.records import Dereddener, FluxType, ObjectCatalog, RedshiftConvention, Writer
 
 hookimpl = pluggy.HookimplMarker("tsm")
@@ -38,7 +41,10 @@ CORE_DISTRIBUTION = "tsm-core"
 
 
 class Named(Protocol):
-    name: str
+    """A record with a name (records are frozen dataclasses or classes with a ``name`` attribute)."""
+
+    @property
+    def name(self) -> str: ...
 
 
 R = TypeVar("R", bound=Named)
@@ -58,11 +64,22 @@ class PluginLoadFailure:
     error: str
 
 
+@dataclass(frozen=True)
+class _Distributed:
+    """A plugin loaded from an entry point, and the distribution that installed it."""
+
+    plugin: object
+    distribution: str
+    version: str
+
+
 @dataclass
 class _Loaded:
-    """The plugin manager of one process and the entry points it left out."""
+    """The plugin manager of one process, the distribution of each entry point it registered
+    (kept here, as ``llm`` does, rather than asked of pluggy), and the entry points it left out."""
 
     pm: pluggy.PluginManager
+    distributions: list[_Distributed] = field(default_factory=list)
     failures: list[PluginLoadFailure] = field(default_factory=list)
 
 
@@ -79,6 +96,29 @@ def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
             if caller.spec is None for impl in caller.get_hookimpls() if impl.plugin is plugin]
 
 
+def _load_entry_point(loaded: _Loaded, ep: metadata.EntryPoint) -> None:
+    """Import the entry point ``ep`` and register it under its name, or record why not."""
+    pm = loaded.pm
+    if pm.has_plugin(ep.name) or pm.is_blocked(ep.name):
+        return  # a second distribution with an entry point of the same name: the first one wins
+    dist = ep.dist
+    dist_name, version = (dist.name, dist.version) if dist is not None else ("?", "?")
+    try:
+        plugin = ep.load()
+        pm.register(plugin, name=ep.name)
+    except Exception as exc:  # noqa: BLE001 - any failure of a third party's import
+        loaded.failures.append(PluginLoadFailure(ep.name, dist_name, version, f"{type(exc).__name__}: {exc}"))
+        return
+    unknown = _unknown_hooks(pm, plugin)
+    if unknown:
+        pm.unregister(name=ep.name)
+        loaded.failures.append(PluginLoadFailure(
+            ep.name, dist_name, version,
+            f"implements {', '.join(unknown)}, which is no hook of tsm (hooks: {', '.join(hook_names())})"))
+        return
+    loaded.distributions.append(_Distributed(plugin, dist_name, version))
+
+
 @functools.cache
 def _load(selection: str | None) -> _Loaded:
     pm = pluggy.PluginManager("tsm")
@@ -88,34 +128,24 @@ def _load(selection: str | None) -> _Loaded:
     loaded = _Loaded(pm)
     wanted = _selected(selection)
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if wanted is not None and ep.name not in wanted:
-            continue
-        dist = getattr(ep, "dist", None)
-        dist_name, version = (dist.name, dist.version) if dist is not None else ("?", "?")
-        try:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
-        except Exception as exc:  # noqa: BLE001 - any failure of a third party's import
-            loaded.failures.append(PluginLoadFailure(ep.name, dist_name, version, f"{type(exc).__name__}: {exc}"))
-            continue
-        plugin = pm.get_plugin(ep.name)
-        unknown = _unknown_hooks(pm, plugin) if plugin is not None else []
-        if unknown:
-            pm.unregister(name=ep.name)
-            loaded.failures.append(PluginLoadFailure(
-                ep.name, dist_name, version,
-                f"implements {', '.join(unknown)}, which is no hook of tsm (hooks: {', '.join(hook_names())})"))
+        if wanted is None or ep.name in wanted:
+            _load_entry_point(loaded, ep)
     pm.check_pending()
     return loaded
 
 
+def _current() -> _Loaded:
+    return _load(os.environ.get(PLUGINS_ENV))
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
     """The plugin manager of this process for the current ``$TSM_PLUGINS`` (created on first use)."""
-    return _load(os.environ.get(PLUGINS_ENV)).pm
+    return _current().pm
 
 
 def load_failures() -> list[PluginLoadFailure]:
     """Entry points that were left out, with the reason."""
-    return list(_load(os.environ.get(PLUGINS_ENV)).failures)
+    return list(_current().failures)
 
 
 def hook_names() -> list[str]:
@@ -137,11 +167,11 @@ def check_plugin(plugin: object, name: str) -> None:
 
 def distribution_of(plugin: object) -> tuple[str, str]:
     """(distribution, version) of a registered plugin (``tsm-core`` for the built-ins)."""
-    pm = get_plugin_manager()
-    for registered, dist in pm.list_plugin_distinfo():
-        if registered is plugin:
-            return dist.project_name, dist.version
-    name = pm.get_name(plugin) or ""
+    loaded = _current()
+    for entry in loaded.distributions:
+        if entry.plugin is plugin:
+            return entry.distribution, entry.version
+    name = loaded.pm.get_name(plugin) or ""
     if name in BUILTIN_PLUGINS:
         return CORE_DISTRIBUTION, _version(CORE_DISTRIBUTION)
     return f"(registered as {name!r})", ""
@@ -257,8 +287,9 @@ def redshift_convention(name: str) -> RedshiftConvention:
 
 
 def plugin_versions() -> dict[str, str]:
-    """Distribution name -> version of every loaded plugin (for provenance)."""
-    return {dist.project_name: dist.version for _, dist in get_plugin_manager().list_plugin_distinfo()}
+    """Distribution name -> version of every plugin loaded from an entry point (for provenance)."""
+    loaded = _current()
+    return {e.distribution: e.version for e in loaded.distributions if loaded.pm.is_registered(e.plugin)}
 
 
 @dataclass(frozen=True)

@@ -88,11 +88,16 @@ def _galaxies(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray,
     return z, kind, i_mag, star
 
 
+def _spec(release: ObjectCatalog) -> SampleSpec:
+    """The sample specification of ``release`` (an error for a release without one)."""
+    if release.sample is None:
+        raise ValueError(f"release {release.name!r} has no sample specification")
+    return release.sample
+
+
 def object_table(release: ObjectCatalog, n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     """A synthetic Object table of ``release`` and the true redshift of each row."""
-    spec = release.sample
-    if spec is None:
-        raise ValueError(f"release {release.name!r} has no sample specification")
+    spec = _spec(release)
     rng = np.random.default_rng(seed)
     ra, dec, field_index = _positions(rng, spec, n)
     z, kind, i_mag, star = _galaxies(rng, n)
@@ -154,7 +159,7 @@ def redshift_table(
     wrong = flag <= 2
     z[wrong] = np.abs(z[wrong] + rng.normal(0, 0.3, wrong.sum()))
     n_lonely = max(n - len(chosen), 0)
-    field_ra, field_dec, _ = _positions(rng, release.sample, n_lonely) if n_lonely else (np.zeros(0), np.zeros(0), None)
+    field_ra, field_dec, _ = _positions(rng, _spec(release), n_lonely) if n_lonely else (np.zeros(0), np.zeros(0), None)
     ra = np.mod(np.concatenate([ra, field_ra]), 360.0)
     dec = np.concatenate([dec, field_dec])
     z = np.concatenate([z, rng.gamma(3.0, 0.28, n_lonely)])
