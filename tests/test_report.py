@@ -180,18 +180,18 @@ def test_report_of_a_hats_product(base_config):
     assert data["product"]["format"] == "hats"
 
 
-def test_report_of_a_third_party_format(base_config):
+def test_report_of_a_third_party_format(base_config, registered_plugin):
     """`tsm report` of the VOTable test plugin's product, read by the plugin's Writer.read."""
     from astropy.table import Table
-    from helpers import registered_writer
+    from helpers import writers_plugin
     from votable_plugin import VOTableWriter
 
     import tsm_core
 
     base_config["output"]["format"] = "votable"
-    with registered_writer(VOTableWriter()):
-        result = tsm_core.run(base_config)
-        data = _cli_report(result.product_id)[0]
+    registered_plugin(writers_plugin(VOTableWriter()), "test-writer-votable")
+    result = tsm_core.run(base_config)
+    data = _cli_report(result.product_id)[0]
     _assert_rows_counted(data, Table.read(result.output_path, format="votable").to_pandas())
     assert data["product"]["file"].endswith(".xml")
 
