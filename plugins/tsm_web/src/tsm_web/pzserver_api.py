@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from tsm_core import plugins, service
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import TSMError
-from tsm_core.products.jobs import TooManyRuns
+from tsm_core.errors import TooManyRuns
 from tsm_core.products.output import slugify
 from tsm_core.redshifts.store import is_store, parquet_copy, parquet_copy_path
 from tsm_core.products.registry import ProductRecord, Registry
@@ -594,7 +594,7 @@ async def patch_product(request: Request, product_id: int, who: Caller = Depends
 @router.delete("/products/{product_id}/", status_code=204,
                summary="Delete a product with the training set or registered catalog behind it (owner or admin)")
 def delete_product(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
-    from tsm_core.products.jobs import remove_product
+    from tsm_core.products.lifecycle import remove_product
     from tsm_core.redshifts.registration import remove_redshift_catalog
 
     pz = settings(request)
@@ -961,7 +961,7 @@ def stop_process(request: Request, process_id: int, who: Caller = Depends(caller
     process = readable_process(pz, who, process_id)
     store = pz.store()
     store.request_stop(process.id)
-    from tsm_core.products.jobs import cancel_product
+    from tsm_core.products.lifecycle import cancel_product
 
     try:  # the core's cancel: a queued run never starts, a running one stops between partitions
         cancel_product(pz.registry(), process.training_set_id)
