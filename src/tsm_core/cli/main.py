@@ -60,7 +60,7 @@ def _stop_on_signals() -> Iterator[Any]:
     """A cancel token that SIGINT (Ctrl-C) and SIGTERM (``kill``, SLURM's ``scancel``,
     ``timeout``) set, so that a run stops at its next partition, removes its files and
     records its product cancelled (SIGINT) or failed (SIGTERM). A second signal stops
-    the process at once (the next registry opening cleans up). Only the CLI does this:
+    the process at once (the next `tsm products` listing cleans up). Only the CLI does this:
     the library installs no signal handler."""
     from tsm_core.products.cancel import CancelToken
 

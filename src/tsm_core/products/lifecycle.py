@@ -25,7 +25,8 @@ from tsm_core.products.output import release_files, remove_output
 from tsm_core.products.process import Owner, owner_alive
 
 if TYPE_CHECKING:
-    from tsm_core.products.registry import ProductRecord, Registry
+    from tsm_core.products.records import ProductRecord
+    from tsm_core.products.registry import Registry
 
 log = logging.getLogger(__name__)
 

@@ -9,84 +9,20 @@ else: recovering interrupted runs is :mod:`tsm_core.products.lifecycle`'s.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tsm_core.errors import CatalogError, ConfigError, TooManyRuns, one_line
 from tsm_core.products.process import current_owner
+from tsm_core.products.records import ProductRecord, RedshiftCatalogRecord
 from tsm_core.products.schema import migrate, now, retry_locked
 
 #: the largest ID SQLite can hold: a larger one names nothing (and must not overflow a query)
 MAX_ID = 2**63 - 1
-
-
-@dataclass(frozen=True)
-class RedshiftCatalogRecord:
-    """A registered redshift catalog.
-
-    ``path`` is its normalized copy under ``$TSM_HOME`` and ``source_path`` the file it
-    was made from (``None`` for catalogs registered before copies were kept: then
-    ``path`` is the user's file, read with ``columns``). ``convention`` is the survey
-    convention applied and ``dropped`` the rows dropped per reason.
-    """
-
-    id: int
-    name: str
-    description: str
-    path: str
-    columns: dict[str, str]
-    n_rows: int
-    created_at: str
-    source_path: str | None = None
-    convention: str | None = None
-    dropped: dict[str, int] = field(default_factory=dict)
-    owner: str | None = None
-
-
-@dataclass(frozen=True)
-class UserRecord:
-    """A user of the web service; only a hash of the token is kept."""
-
-    id: int
-    name: str
-    created_at: str
-
-
-def token_hash(token: str) -> str:
-    """The SHA-256 (hex) under which a user's token is stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class ProductRecord:
-    """A training set: its automatic ID, status and, once done, its file."""
-
-    id: int
-    name: str
-    description: str
-    status: str
-    config: dict[str, Any]
-    n_rows: int | None
-    output_path: str | None
-    error: str | None
-    provenance: dict[str, Any] | None
-    progress: float
-    created_at: str
-    finished_at: str | None
-    host: str | None = None
-    pid: int | None = None
-    start_token: str | None = None
-    staging_path: str | None = None
-    claim_path: str | None = None
-    cancel_requested: int = 0
-    owner: str | None = None
 
 
 class Registry:
@@ -359,44 +295,6 @@ class Registry:
         data["config"] = json.loads(data["config"])
         data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else None
         return ProductRecord(**data)
-
-    # -- users -------------------------------------------------------------------------
-    def add_user(self, name: str) -> tuple[UserRecord, str]:
-        """Create user ``name`` with a new random token; returns the user and the token
-        (shown once: only its SHA-256 is stored)."""
-        name = name.strip()
-        if not name or not all(c.isalnum() or c in "._-@" for c in name):
-            raise ConfigError("name", f"a user name is letters, digits and . _ - @ only, not {name!r}")
-        token = secrets.token_hex(20)
-        with self._connect() as db:
-            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-                raise ConfigError("name", f"a user called {name!r} exists already")
-            cur = db.execute("INSERT INTO users (name, token_sha256, created_at) VALUES (?, ?, ?)",
-                             (name, token_hash(token), now()))
-            row = db.execute("SELECT id, name, created_at FROM users WHERE id = ?", (cur.lastrowid,)).fetchone()
-        return UserRecord(**dict(row)), token
-
-    def users(self) -> list[UserRecord]:
-        """All users, oldest first."""
-        with self._connect() as db:
-            rows = db.execute("SELECT id, name, created_at FROM users ORDER BY id").fetchall()
-        return [UserRecord(**dict(r)) for r in rows]
-
-    def remove_user(self, name: str) -> None:
-        """Remove user ``name`` (their token stops working; their products keep their owner)."""
-        with self._connect() as db:
-            if db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
-                known = ", ".join(r["name"] for r in db.execute("SELECT name FROM users ORDER BY id")) or "none"
-                raise CatalogError(f"no user {name!r}; users: {known}", "name")
-
-    def user_for_token(self, token: str) -> UserRecord | None:
-        """The user whose token is ``token``, or None."""
-        if not token:
-            return None
-        with self._connect() as db:
-            row = db.execute("SELECT id, name, created_at FROM users WHERE token_sha256 = ?",
-                             (token_hash(token),)).fetchone()
-        return UserRecord(**dict(row)) if row else None
 
 
 def _visible(user: str | None) -> tuple[str, tuple[Any, ...]]:

@@ -49,12 +49,6 @@ CREATE TABLE IF NOT EXISTS products (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     owner TEXT
 );
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL UNIQUE,
-    token_sha256 TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
-);
 """
 
 #: columns added after the first release, with their definition: added to older registry files

@@ -35,7 +35,8 @@ import pandas as pd
 from tsm_core.config import tsm_home
 from tsm_core.errors import CatalogError, TSMError
 from tsm_core.pipeline.funnel import NO_SURVEY
-from tsm_core.products.registry import ProductRecord, Registry
+from tsm_core.products.records import ProductRecord
+from tsm_core.products.registry import Registry
 from tsm_core.plugins.records import LSST_BANDS
 
 #: names a redshift column has in the default and the RAIL layout

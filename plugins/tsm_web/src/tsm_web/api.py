@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict
 from tsm_core import service
 from tsm_core.config import tsm_home
 from tsm_core.errors import TooManyRuns, TSMError
-from tsm_core.products.registry import ProductRecord, Registry
+from tsm_core.products.records import ProductRecord
+from tsm_core.products.registry import Registry
 from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.errors import ERROR_RESPONSES, APIError, ErrorBody
 from tsm_web.settings import ServerSettings

@@ -42,13 +42,15 @@ from tsm_core.errors import TSMError
 from tsm_core.errors import TooManyRuns
 from tsm_core.products.output import slugify
 from tsm_core.redshifts.store import is_store, parquet_copy, parquet_copy_path
-from tsm_core.products.registry import ProductRecord, Registry
+from tsm_core.products.records import ProductRecord
+from tsm_core.products.registry import Registry
 from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
 from tsm_web.pzstore import PzContent, PzProcess, PzProduct, PzStore
 from tsm_web.security import redact
 from tsm_web.uploads import UploadRefused, save_upload, suffix_of
+from tsm_web.users import Users
 
 TOKEN_ENV = "TSM_API_TOKEN"
 PIPELINE_ID = 1
@@ -483,7 +485,7 @@ def _raise(exc: Exception) -> Any:
 
 @router.get("/users/", summary="Users: all of them for the admin token, else the caller")
 def list_users(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
-    users = [u for u in settings(request).registry().users() if who.is_admin or u.name == who.name]
+    users = [u for u in Users(settings(request).registry()).all() if who.is_admin or u.name == who.name]
     return paginate(request, [{"id": u.id, "username": u.name, "first_name": "", "last_name": u.name,
                                "date_joined": u.created_at} for u in users])
 
