@@ -177,7 +177,7 @@ def test_interrupted_runs_recovered_once_per_process(tmp_path, caplog):
     from click.testing import CliRunner
 
     from tsm_core.cli.main import get_cli
-    from tsm_core.products.lifecycle import recover_interrupted, recover_once
+    from tsm_core.products.recovery import recover_interrupted, recover_once
     from tsm_core.products.process import start_token
 
     home = tsm_home()
@@ -196,7 +196,7 @@ def test_interrupted_runs_recovered_once_per_process(tmp_path, caplog):
         db.execute("UPDATE products SET start_token = ? WHERE id = ?", (start_token(os.getpid()) + "0", reused))
     again = Registry.at_home(home)
     assert {p.status for p in again.products()} == {"running"}  # opening a registry recovers nothing
-    with caplog.at_level("WARNING", logger="tsm_core.products.lifecycle"):
+    with caplog.at_level("WARNING", logger="tsm_core.products.recovery"):
         assert sorted(recover_once(again)) == [gone, reused]
     states = {p.name: (p.status, p.error) for p in again.products()}
     # users see no host or pid; the operator's log has them

@@ -511,7 +511,7 @@ def products() -> None:
 @click.option("--search", help="Only names containing this text.")
 def products_list(search: str | None) -> None:
     """List training sets, newest first (runs whose process is gone are marked failed first)."""
-    from tsm_core.products.lifecycle import recover_once
+    from tsm_core.products.recovery import recover_once
     from tsm_core.products.registry import Registry
 
     registry = Registry.at_home(tsm_home())
@@ -552,7 +552,7 @@ def products_remove(product_id: int) -> None:
 def products_recover() -> None:
     """Mark failed the queued and running training sets of this host whose process is gone,
     and remove their files (every `tsm` command that lists or runs products does this once)."""
-    from tsm_core.products.lifecycle import recover_interrupted
+    from tsm_core.products.recovery import recover_interrupted
     from tsm_core.products.registry import Registry
 
     gone = recover_interrupted(Registry.at_home(tsm_home()))
@@ -565,7 +565,7 @@ def products_show(product_id: int) -> None:
     """Show a training set, with the config that re-runs it."""
     import yaml
 
-    from tsm_core.products.lifecycle import recover_once
+    from tsm_core.products.recovery import recover_once
     from tsm_core.products.registry import Registry
 
     registry = Registry.at_home(tsm_home())

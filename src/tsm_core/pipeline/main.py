@@ -41,7 +41,7 @@ from tsm_core.errors import CatalogError, ConfigError, RunCancelled
 from tsm_core.science.filters import parse_filters
 from tsm_core.pipeline.funnel import Funnel, partition_index, record_match, sky_summary
 from tsm_core.products.cancel import CancelToken, registry_poll
-from tsm_core.products.lifecycle import recover_once
+from tsm_core.products.recovery import recover_once
 from tsm_core.catalogs.objects import check_margin, open_objects, read_schema
 from tsm_core.products.output import check_directory, claim_output, open_sinks, output_file_name, writing_into
 from tsm_core.redshifts.side import RedshiftSide, open_redshift_side

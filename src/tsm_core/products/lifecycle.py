@@ -1,77 +1,27 @@
-"""The life of a training set, shared by the CLI, Python calls and the web service.
+"""What the CLI and the web service do to a training set as a whole: cancel and remove it.
 
-A product goes ``queued -> running -> done | failed | cancelled``. This module holds what
-is done to products as a whole: cancelling (:func:`cancel_product`), removing
-(:func:`remove_product`) and recovering the runs whose process is gone
-(:func:`recover_interrupted`): those are marked failed ("interrupted") and their staging
-folders and output claims removed.
-
-Recovery checks processes and deletes files, so opening a registry does not do it: it runs
-once per process and registry (:func:`recover_once`: the ``tsm`` commands that list or run
-products, :func:`tsm_core.run` / :func:`tsm_core.execute`, the start of ``tsm serve``) and
-on request (``tsm products recover``, and before a cancel waits for a run).
+A product goes ``queued -> running -> done | failed | cancelled``; runs whose process is
+gone are found by :mod:`tsm_core.products.recovery`.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tsm_core.errors import TSMError
-from tsm_core.products.output import release_files, remove_output
-from tsm_core.products.process import Owner, owner_alive
+from tsm_core.products.output import remove_output
+from tsm_core.products.recovery import recover_interrupted
 
 if TYPE_CHECKING:
     from tsm_core.products.records import ProductRecord
     from tsm_core.products.registry import Registry
 
-log = logging.getLogger(__name__)
-
 #: states in which a product still has a process working on it (or waiting to)
 ACTIVE_STATES = ("queued", "running")
 #: states a product ends in
 TERMINAL_STATES = ("done", "failed", "cancelled")
-#: the error of a product whose run's process is gone (its host and pid are only logged)
-INTERRUPTED = "interrupted: the process running it stopped"
-
-#: the registry files recovered by this process (see :func:`recover_once`)
-_recovered: set[Path] = set()
-_recovered_lock = threading.Lock()
-
-
-def recover_interrupted(registry: Registry) -> list[int]:
-    """Mark failed ("interrupted") the queued and running products of this host whose
-    process is gone, removing their staging folders and output claims. Returns their IDs.
-    Runs of other hosts sharing the registry are left alone."""
-    gone = []
-    for product in registry.active_products():
-        if product.pid is None or owner_alive(Owner(product.host or "", product.pid, product.start_token)) is not False:
-            continue
-        release_files(product.staging_path, product.claim_path, product.output_path, product.pid)
-        # the host and pid are the operator's business: logged, not stored in the error users see
-        log.warning("training set %s interrupted: its process %s on %s is gone", product.id, product.pid, product.host)
-        if registry.fail_product(product.id, INTERRUPTED):
-            gone.append(product.id)
-    return gone
-
-
-def recover_once(registry: Registry) -> list[int]:
-    """:func:`recover_interrupted`, the first time this process asks for the registry file
-    of ``registry``; later calls do nothing and return ``[]``."""
-    key = registry.path.resolve()
-    with _recovered_lock:
-        if key in _recovered:
-            return []
-        _recovered.add(key)
-    try:
-        return recover_interrupted(registry)
-    except BaseException:
-        with _recovered_lock:
-            _recovered.discard(key)  # not recovered: the next caller tries again
-        raise
 
 
 def cancel_product(registry: Registry, product_id: int, wait: float = 0.0) -> ProductRecord:

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tsm_core.errors import OutputError, one_line
 from tsm_core.products.process import Owner, current_owner, owner_alive
@@ -271,7 +271,7 @@ class writing_into:  # noqa: N801 - used as a reusable context manager
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise write_failure(exc, self.directory) from exc
         return False

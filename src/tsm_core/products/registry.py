@@ -95,7 +95,7 @@ class Registry:
                 (name, description, path, json.dumps(columns), n_rows, now(), source_path, convention,
                  json.dumps(dropped or {}), owner),
             )
-            row_id = cur.lastrowid
+            row_id = _inserted_id(cur)
         return self.redshift_catalog(row_id)
 
     def remove_redshift_catalog(self, key: str | int, visible_to: str | None = None) -> RedshiftCatalogRecord:
@@ -176,7 +176,7 @@ class Registry:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, description, status, json.dumps(config), now(), process.host, process.pid, process.token, owner),
             )
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
     def start_product(self, product_id: int) -> bool:
         """Mark a queued (or running) product running in this process; False if it was
@@ -295,6 +295,13 @@ class Registry:
         data["config"] = json.loads(data["config"])
         data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else None
         return ProductRecord(**data)
+
+
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The ID of the row an ``INSERT`` made."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("the registry inserted no row")
+    return cursor.lastrowid
 
 
 def _visible(user: str | None) -> tuple[str, tuple[Any, ...]]:

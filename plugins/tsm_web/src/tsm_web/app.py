@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from tsm_core import plugins
 from tsm_core.config import tsm_home
 from tsm_web import api, errors, pages
-from tsm_core.products.lifecycle import recover_once
+from tsm_core.products.recovery import recover_once
 from tsm_core.products.registry import Registry
 from tsm_web.jobs import Runner
 from tsm_web.pzserver_api import include_pzserver
