@@ -136,7 +136,7 @@ def test_signals_leave_nothing_behind(slow_config, tmp_path, tsm_home, scheduler
 
 @pytest.mark.slow
 def test_cancel_from_another_process(slow_config, tmp_path, tsm_home):
-    from tsm_core.products.jobs import cancel_product
+    from tsm_core.products.lifecycle import cancel_product
 
     run = Run(slow_config, tmp_path, tsm_home)
     run.wait_for("writing")
@@ -153,7 +153,7 @@ def test_cancel_from_another_process(slow_config, tmp_path, tsm_home):
 
 
 def test_cancel_queued_and_remove(base_config):
-    from tsm_core.products.jobs import cancel_product, remove_product
+    from tsm_core.products.lifecycle import cancel_product, remove_product
 
     registry = Registry.at_home(tsm_home())
     queued = registry.create_product("later", "", {}, status="queued")
@@ -170,9 +170,15 @@ def test_cancel_queued_and_remove(base_config):
     assert [p.id for p in registry.products()] == [running, queued]
 
 
-def test_interrupted_runs_recovered_when_the_registry_opens(tmp_path, caplog):
-    """A product whose process is gone (dead pid, or a pid reused by another process)."""
-    from tsm_core.products.jobs import start_token
+def test_interrupted_runs_recovered_once_per_process(tmp_path, caplog):
+    """A product whose process is gone (dead pid, or a pid reused by another process): found
+    once per process and registry (the first listing or run), and on request, not whenever a
+    registry is opened."""
+    from click.testing import CliRunner
+
+    from tsm_core.cli.main import get_cli
+    from tsm_core.products.recovery import recover_interrupted, recover_once
+    from tsm_core.products.process import start_token
 
     home = tsm_home()
     registry = Registry.at_home(home)
@@ -188,8 +194,10 @@ def test_interrupted_runs_recovered_when_the_registry_opens(tmp_path, caplog):
         db.execute("UPDATE products SET pid = ?, staging_path = ? WHERE id = ?", (dead.pid, str(staging), gone))
         # our own pid, but started at another time: a reused pid
         db.execute("UPDATE products SET start_token = ? WHERE id = ?", (start_token(os.getpid()) + "0", reused))
-    with caplog.at_level("WARNING", logger="tsm_core.products.registry"):
-        again = Registry.at_home(home)
+    again = Registry.at_home(home)
+    assert {p.status for p in again.products()} == {"running"}  # opening a registry recovers nothing
+    with caplog.at_level("WARNING", logger="tsm_core.products.recovery"):
+        assert sorted(recover_once(again)) == [gone, reused]
     states = {p.name: (p.status, p.error) for p in again.products()}
     # users see no host or pid; the operator's log has them
     assert states["gone"] == ("failed", "interrupted: the process running it stopped")
@@ -197,6 +205,33 @@ def test_interrupted_runs_recovered_when_the_registry_opens(tmp_path, caplog):
     assert states["reused"][0] == "failed"
     assert states["alive"] == ("running", None)
     assert not staging.exists()
+    # once per process: a later run that dies is found on request (tsm products recover)
+    later = again.create_product("later", "", {})
+    with sqlite3.connect(again.path) as db:
+        db.execute("UPDATE products SET pid = ? WHERE id = ?", (dead.pid, later))
+    assert recover_once(Registry.at_home(home)) == [] and again.product(later).status == "running"
+    recovered = CliRunner().invoke(get_cli(), ["products", "recover"])
+    assert recovered.exit_code == 0 and recovered.output.splitlines()[-1] == f"interrupted: {later}"
+    assert again.product(later).error == "interrupted: the process running it stopped"
+    assert recover_interrupted(again) == []
+
+
+def test_products_list_marks_interrupted_runs(tmp_path):
+    """What a user listing products sees: a run whose process is gone has failed."""
+    from click.testing import CliRunner
+
+    from tsm_core.cli.main import get_cli
+
+    registry = Registry.at_home(tsm_home())
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone = registry.create_product("gone", "", {})
+    with sqlite3.connect(registry.path) as db:
+        db.execute("UPDATE products SET pid = ? WHERE id = ?", (dead.pid, gone))
+    listing = CliRunner().invoke(get_cli(), ["products", "list"])
+    assert listing.exit_code == 0
+    assert f"{gone}\tgone\tfailed\t" in listing.output and "interrupted: the process running it stopped" in listing.output
+    assert registry.product(gone).status == "failed"
 
 
 def test_old_registry_migrated(tmp_path):

@@ -85,10 +85,11 @@ def world(tmp_path_factory, reference) -> dict:
 def server(world, tsm_home):
     """A real `tsm serve` on 127.0.0.1 and two users (as `tsm users add` makes them)."""
     from tsm_core.products.registry import Registry
+    from tsm_web.users import Users
 
     env = dict(os.environ, TSM_HOME=str(tsm_home), TSM_DP1_PATH=str(world["objects_path"]),
                TSM_API_TOKEN=ADMIN_TOKEN)
-    tokens = {name: Registry.at_home(tsm_home).add_user(name)[1] for name in ("alice", "bob")}
+    tokens = {name: Users(Registry.at_home(tsm_home)).add(name)[1] for name in ("alice", "bob")}
     with tsm_serve(env) as url:
         yield {"url": url, "api": url + "/api/", "tokens": tokens, "env": env, "home": tsm_home}
 
@@ -202,9 +203,10 @@ def api(tsm_home):
 
     from tsm_core.products.registry import Registry
     from tsm_web import create_app
+    from tsm_web.users import Users
 
     registry = Registry.at_home(tsm_home)
-    tokens = {name: registry.add_user(name)[1] for name in ("alice", "bob")}
+    tokens = {name: Users(registry).add(name)[1] for name in ("alice", "bob")}
     with TestClient(create_app(max_upload_mb=1, token=ADMIN_TOKEN)) as client:
         client.tokens = tokens
         yield client
@@ -404,6 +406,7 @@ def test_registry_users_and_owner_migration(tmp_path):
     import sqlite3
 
     from tsm_core.products.registry import Registry
+    from tsm_web.users import Users
 
     path = tmp_path / "registry.sqlite"
     with sqlite3.connect(path) as db:  # a registry file written before owners existed
@@ -415,24 +418,44 @@ def test_registry_users_and_owner_migration(tmp_path):
     registry = Registry(path)
     assert registry.product(1).owner is None
     assert registry.product(registry.create_product("new", "", {}, owner="alice")).owner == "alice"
-    user, token = registry.add_user("alice")
-    assert registry.user_for_token(token) == user and registry.user_for_token(token + "x") is None
+    users = Users(registry)
+    user, token = users.add("alice")
+    assert users.for_token(token) == user and users.for_token(token + "x") is None
     assert token not in path.read_bytes().decode("latin-1")  # only the hash is stored
-    registry.remove_user("alice")
-    assert registry.user_for_token(token) is None and registry.users() == []
+    users.remove("alice")
+    assert users.for_token(token) is None and users.all() == []
 
+
+def test_users_of_an_older_registry_kept(tmp_path):
+    """Users stored when the core's registry held them (same table, same columns) still sign in."""
+    import hashlib
+    import sqlite3
+
+    from tsm_core.products.registry import Registry
+    from tsm_web.users import Users
+
+    path = tmp_path / "registry.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+                   "token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)")
+        db.execute("INSERT INTO users (name, token_sha256, created_at) VALUES ('dora', ?, 'then')",
+                   (hashlib.sha256(b"t0ken").hexdigest(),))
+    users = Users(Registry(path))
+    assert [u.name for u in users.all()] == ["dora"] and users.for_token("t0ken").name == "dora"
+    assert users.add("erin")[0].id == 2
 
 def test_users_command(tsm_home):
     from click.testing import CliRunner
 
     from tsm_core.cli.main import get_cli
     from tsm_core.products.registry import Registry
+    from tsm_web.users import Users
 
     runner = CliRunner()
     added = runner.invoke(get_cli(), ["users", "add", "carol"])
     assert added.exit_code == 0, added.output
     token = added.output.strip().splitlines()[-1]
-    assert Registry.at_home(tsm_home).user_for_token(token).name == "carol"
+    assert Users(Registry.at_home(tsm_home)).for_token(token).name == "carol"
     again = runner.invoke(get_cli(), ["users", "add", "carol"])
     assert again.exit_code != 0 and "exists already" in again.output
     assert runner.invoke(get_cli(), ["users", "add", "../x"]).exit_code != 0
@@ -440,4 +463,4 @@ def test_users_command(tsm_home):
     missing = runner.invoke(get_cli(), ["users", "remove", "dave"])
     assert missing.exit_code != 0 and "no user 'dave'; users: carol" in missing.output
     assert runner.invoke(get_cli(), ["users", "remove", "carol"]).exit_code == 0
-    assert Registry.at_home(tsm_home).user_for_token(token) is None
+    assert Users(Registry.at_home(tsm_home)).for_token(token) is None

@@ -162,9 +162,10 @@ def service(tmp_path_factory):
     limit from its option; a user, alice; one normal upload through each API first, so the
     readers are imported before the memory baseline is taken."""
     from tsm_core.products.registry import Registry
+    from tsm_web.users import Users
 
     home = tmp_path_factory.mktemp("limits-home")
-    token = Registry.at_home(home).add_user("alice")[1]
+    token = Users(Registry.at_home(home)).add("alice")[1]
     env = {"TSM_HOME": str(home), "TSM_API_TOKEN": ADMIN, "TSM_MAX_UPLOAD_DECOMPRESSED_MB": str(DECOMPRESSED_MB)}
     small = tmp_path_factory.mktemp("small") / "small.csv"
     frame = pd.DataFrame({"id": [f"galaxy-{i}" for i in range(50)], "ra": np.linspace(10, 11, 50),

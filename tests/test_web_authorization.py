@@ -98,10 +98,12 @@ def _served(tmp_path_factory, scene, admin: str | None):
     catalogs and finished training sets, a Photo-z Server process of Alice's (built from the
     official catalog) and an upload of hers."""
     from tsm_core.products.registry import Registry
+    from tsm_web.users import Users
 
     home = tmp_path_factory.mktemp("authz-home")
     registry = Registry.at_home(home)
-    tokens = {"owner": registry.add_user("alice")[1], "other": registry.add_user("bob")[1], "admin": ADMIN, "anon": None}
+    users = Users(registry)
+    tokens = {"owner": users.add("alice")[1], "other": users.add("bob")[1], "admin": ADMIN, "anon": None}
     env = {"TSM_HOME": str(home), **({"TSM_API_TOKEN": admin} if admin else {})}
     with tsm_serve(env, "--release-path", f"dp1={scene['objects_path']}") as url:
         svc = Service(url, home, tokens)

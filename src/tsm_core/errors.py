@@ -91,6 +91,10 @@ class RunCancelled(TSMError):
         super().__init__(reason)
 
 
+class TooManyRuns(TSMError):
+    """A user has as many training sets queued or running as the service allows."""
+
+
 def one_line(exc: BaseException | str, limit: int = 500) -> str:
     """The message of ``exc`` as one line: the first meaningful line of a multi-line
     library error (a FITSIO dump, an HDF5 stack), whitespace collapsed, cut at ``limit``."""

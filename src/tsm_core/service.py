@@ -224,7 +224,7 @@ def submit(
     the user the product belongs to (none: the operator's); a user builds only from their
     own registered catalogs and the operator's (another user's fails as an unknown one),
     and may have at most ``max_active`` products queued or running
-    (:class:`~tsm_core.products.jobs.TooManyRuns`).
+    (:class:`~tsm_core.errors.TooManyRuns`).
     """
     from tsm_core.pipeline.main import prepare
     from tsm_core.products.registry import Registry

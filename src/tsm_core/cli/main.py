@@ -60,9 +60,9 @@ def _stop_on_signals() -> Iterator[Any]:
     """A cancel token that SIGINT (Ctrl-C) and SIGTERM (``kill``, SLURM's ``scancel``,
     ``timeout``) set, so that a run stops at its next partition, removes its files and
     records its product cancelled (SIGINT) or failed (SIGTERM). A second signal stops
-    the process at once (the next registry opening cleans up). Only the CLI does this:
+    the process at once (the next `tsm products` listing cleans up). Only the CLI does this:
     the library installs no signal handler."""
-    from tsm_core.products.jobs import CancelToken
+    from tsm_core.products.cancel import CancelToken
 
     token = CancelToken()
     token.signal = None  # type: ignore[attr-defined]
@@ -510,10 +510,13 @@ def products() -> None:
 @products.command("list")
 @click.option("--search", help="Only names containing this text.")
 def products_list(search: str | None) -> None:
-    """List training sets, newest first."""
+    """List training sets, newest first (runs whose process is gone are marked failed first)."""
+    from tsm_core.products.recovery import recover_once
     from tsm_core.products.registry import Registry
 
-    for p in Registry.at_home(tsm_home()).products(search=search):
+    registry = Registry.at_home(tsm_home())
+    recover_once(registry)
+    for p in registry.products(search=search):
         rows = "" if p.n_rows is None else f"{p.n_rows} rows"
         fields = [str(p.id), p.name, p.status, rows, p.created_at, p.output_path or p.error or ""]
         click.echo("\t".join(" ".join(f.split()) for f in fields))  # one line per product, whatever the texts hold
@@ -524,7 +527,7 @@ def products_list(search: str | None) -> None:
 @click.option("--wait", default=30.0, show_default=True, help="Seconds to wait for the run to stop.")
 def products_cancel(product_id: int, wait: float) -> None:
     """Cancel a queued or running training set (its files are removed)."""
-    from tsm_core.products.jobs import cancel_product
+    from tsm_core.products.lifecycle import cancel_product
     from tsm_core.products.registry import Registry
 
     p = cancel_product(Registry.at_home(tsm_home()), product_id, wait=wait)
@@ -538,11 +541,22 @@ def products_cancel(product_id: int, wait: float) -> None:
 @click.argument("product_id", type=int)
 def products_remove(product_id: int) -> None:
     """Remove a training set that has ended, and its file."""
-    from tsm_core.products.jobs import remove_product
+    from tsm_core.products.lifecycle import remove_product
     from tsm_core.products.registry import Registry
 
     p = remove_product(Registry.at_home(tsm_home()), product_id)
     click.echo(f"removed training set {p.id}" + (f" and {p.output_path}" if p.status == "done" and p.output_path else ""))
+
+
+@products.command("recover")
+def products_recover() -> None:
+    """Mark failed the queued and running training sets of this host whose process is gone,
+    and remove their files (every `tsm` command that lists or runs products does this once)."""
+    from tsm_core.products.recovery import recover_interrupted
+    from tsm_core.products.registry import Registry
+
+    gone = recover_interrupted(Registry.at_home(tsm_home()))
+    click.echo(f"interrupted: {', '.join(map(str, gone))}" if gone else "no interrupted training sets")
 
 
 @products.command("show")
@@ -551,9 +565,12 @@ def products_show(product_id: int) -> None:
     """Show a training set, with the config that re-runs it."""
     import yaml
 
+    from tsm_core.products.recovery import recover_once
     from tsm_core.products.registry import Registry
 
-    p = Registry.at_home(tsm_home()).product(product_id)
+    registry = Registry.at_home(tsm_home())
+    recover_once(registry)
+    p = registry.product(product_id)
     click.echo(f"ID: {p.id}\nname: {p.name}\ndescription: {p.description}\nstatus: {p.status}")
     click.echo(f"created: {p.created_at}\nfinished: {p.finished_at or ''}\nrows: {p.n_rows if p.n_rows is not None else ''}")
     click.echo(f"output: {p.output_path or ''}")

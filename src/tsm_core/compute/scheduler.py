@@ -23,7 +23,7 @@ import dask
 
 from tsm_core.config import ComputeConfig
 from tsm_core.errors import ConfigError
-from tsm_core.products.jobs import CancelToken
+from tsm_core.products.cancel import CancelToken
 
 log = logging.getLogger(__name__)
 

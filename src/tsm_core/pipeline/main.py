@@ -40,7 +40,8 @@ from tsm_core.science.dust import describe_source
 from tsm_core.errors import CatalogError, ConfigError, RunCancelled
 from tsm_core.science.filters import parse_filters
 from tsm_core.pipeline.funnel import Funnel, partition_index, record_match, sky_summary
-from tsm_core.products.jobs import CancelToken, registry_poll
+from tsm_core.products.cancel import CancelToken, registry_poll
+from tsm_core.products.recovery import recover_once
 from tsm_core.catalogs.objects import check_margin, open_objects, read_schema
 from tsm_core.products.output import check_directory, claim_output, open_sinks, output_file_name, writing_into
 from tsm_core.redshifts.side import RedshiftSide, open_redshift_side
@@ -670,12 +671,13 @@ def execute(
 
     ``product_id`` is for callers that registered the product themselves, queued (the
     web service); a failure marks the product failed and leaves no output file.
-    ``cancel`` (a :class:`~tsm_core.products.jobs.CancelToken`) stops the run at its next
+    ``cancel`` (a :class:`~tsm_core.products.cancel.CancelToken`) stops the run at its next
     partition: the product ends ``cancelled`` (or ``failed``, as the token says) and
     :class:`~tsm_core.errors.RunCancelled` is raised. A cancel asked through the
     registry (``tsm products cancel``) stops it the same way.
     """
     registry = Registry.at_home(tsm_home())
+    recover_once(registry)
     cfg = plan.config
     if product_id is None:
         product_id = registry.create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"))
@@ -740,6 +742,6 @@ def run(
     Raises a :class:`~tsm_core.errors.TSMError` naming the bad value, before any work
     where it can; a run that fails later leaves no output file and is recorded as
     failed in the registry. ``progress(stage, done, total)`` is told how far it is;
-    ``cancel`` (a :class:`~tsm_core.products.jobs.CancelToken`) stops it cleanly.
+    ``cancel`` (a :class:`~tsm_core.products.cancel.CancelToken`) stops it cleanly.
     """
     return execute(prepare(config, overrides), progress=progress, cancel=cancel)

@@ -24,9 +24,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from tsm_core.errors import OutputError, one_line
+from tsm_core.products.process import Owner, current_owner, owner_alive
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -125,8 +126,6 @@ def claim_output(final: Path, overwrite: bool = False, owner: dict | None = None
     ``owner`` (product ID, registry) is recorded in the claim for the message another
     run gets. A claim left by a process of this host that is gone is taken over.
     """
-    from tsm_core.products.jobs import current_owner
-
     me = current_owner()
     record = {"host": me.host, "pid": me.pid, "token": me.token, **(owner or {})}
     claim = claim_path(final)
@@ -212,8 +211,6 @@ def _read_claim(claim: Path) -> dict:
 
 
 def _stale(holder: dict) -> bool:
-    from tsm_core.products.jobs import Owner, owner_alive
-
     if not holder.get("pid") or not holder.get("host"):
         return False  # being written right now, or not ours to judge
     return owner_alive(Owner(holder["host"], int(holder["pid"]), holder.get("token"))) is False
@@ -274,7 +271,7 @@ class writing_into:  # noqa: N801 - used as a reusable context manager
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
             raise write_failure(exc, self.directory) from exc
         return False

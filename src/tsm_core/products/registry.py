@@ -1,159 +1,28 @@
-"""The SQLite registry of redshift catalogs and training-set products.
+"""The SQLite registry of redshift catalogs and training-set products: SQL only.
 
 One file, ``$TSM_HOME/registry.sqlite``, serves the CLI, Python calls and the web
 service alike. Each call opens its own short connection (WAL journal, busy timeout),
-so several processes can run training sets against one registry at once.
+so several processes can run training sets against one registry at once. Opening a
+registry creates or migrates its tables (:mod:`tsm_core.products.schema`) and nothing
+else: recovering interrupted runs is :mod:`tsm_core.products.lifecycle`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import secrets
 import sqlite3
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tsm_core.errors import CatalogError, ConfigError
-
-log = logging.getLogger(__name__)
-#: the error of a product whose run's process is gone (its host and pid are only logged)
-INTERRUPTED = "interrupted: the process running it stopped"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS redshift_catalogs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    path TEXT NOT NULL,
-    columns TEXT NOT NULL,
-    n_rows INTEGER NOT NULL,
-    created_at TEXT NOT NULL,
-    source_path TEXT,
-    convention TEXT,
-    dropped TEXT,
-    owner TEXT
-);
-CREATE TABLE IF NOT EXISTS products (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
-    config TEXT NOT NULL,
-    n_rows INTEGER,
-    output_path TEXT,
-    error TEXT,
-    provenance TEXT,
-    progress REAL NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    finished_at TEXT,
-    host TEXT,
-    pid INTEGER,
-    start_token TEXT,
-    staging_path TEXT,
-    claim_path TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    owner TEXT
-);
-CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL UNIQUE,
-    token_sha256 TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
-);
-"""
-
-#: columns added after the first release, with their definition: added to older registry files
-OWNER_COLUMNS = {"products": "owner TEXT", "redshift_catalogs": "owner TEXT"}
-
-#: a catalog name is unique per owner (the operator's, owner NULL, count as one owner)
-CATALOG_NAME_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS redshift_catalogs_owner_name "
-                      "ON redshift_catalogs (COALESCE(owner, ''), name)")
+from tsm_core.errors import CatalogError, ConfigError, TooManyRuns, one_line
+from tsm_core.products.process import current_owner
+from tsm_core.products.records import ProductRecord, RedshiftCatalogRecord
+from tsm_core.products.schema import migrate, now, retry_locked
 
 #: the largest ID SQLite can hold: a larger one names nothing (and must not overflow a query)
 MAX_ID = 2**63 - 1
-
-
-#: columns added to ``redshift_catalogs`` after its first version (added to older registries)
-REDSHIFT_CATALOG_COLUMNS_ADDED = (("source_path", "TEXT"), ("convention", "TEXT"), ("dropped", "TEXT"))
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass(frozen=True)
-class RedshiftCatalogRecord:
-    """A registered redshift catalog.
-
-    ``path`` is its normalized copy under ``$TSM_HOME`` and ``source_path`` the file it
-    was made from (``None`` for catalogs registered before copies were kept: then
-    ``path`` is the user's file, read with ``columns``). ``convention`` is the survey
-    convention applied and ``dropped`` the rows dropped per reason.
-    """
-
-    id: int
-    name: str
-    description: str
-    path: str
-    columns: dict[str, str]
-    n_rows: int
-    created_at: str
-    source_path: str | None = None
-    convention: str | None = None
-    dropped: dict[str, int] = field(default_factory=dict)
-    owner: str | None = None
-
-
-@dataclass(frozen=True)
-class UserRecord:
-    """A user of the web service; only a hash of the token is kept."""
-
-    id: int
-    name: str
-    created_at: str
-
-
-def token_hash(token: str) -> str:
-    """The SHA-256 (hex) under which a user's token is stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class ProductRecord:
-    """A training set: its automatic ID, status and, once done, its file."""
-
-    id: int
-    name: str
-    description: str
-    status: str
-    config: dict[str, Any]
-    n_rows: int | None
-    output_path: str | None
-    error: str | None
-    provenance: dict[str, Any] | None
-    progress: float
-    created_at: str
-    finished_at: str | None
-    host: str | None = None
-    pid: int | None = None
-    start_token: str | None = None
-    staging_path: str | None = None
-    claim_path: str | None = None
-    cancel_requested: int = 0
-    owner: str | None = None
-
-
-#: the products columns of registries made before the job lifecycle (status running/done/failed)
-_OLD_PRODUCT_COLUMNS = (
-    "id, name, description, status, config, n_rows, output_path, error, provenance, progress, created_at, finished_at"
-)
 
 
 class Registry:
@@ -169,27 +38,14 @@ class Registry:
             raise ConfigError("TSM_HOME", f"{self.path.parent} is not a directory")
         try:
             with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
-                _retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
+                retry_locked(lambda: db.execute("PRAGMA journal_mode=WAL"))
                 # take the write lock up front, so that a second process creating the registry
                 # at the same moment waits for it instead of failing
-                _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
-                for statement in filter(str.strip, SCHEMA.split(";")):
-                    db.execute(statement)
-                _migrate_products(db)
-                have = {r[1] for r in db.execute("PRAGMA table_info(redshift_catalogs)")}
-                for column, kind in REDSHIFT_CATALOG_COLUMNS_ADDED:
-                    if column not in have:
-                        db.execute(f"ALTER TABLE redshift_catalogs ADD COLUMN {column} {kind}")
-                for table, column in OWNER_COLUMNS.items():
-                    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                    if column.split()[0] not in present:
-                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-                _migrate_catalog_names(db)
-                db.execute(CATALOG_NAME_INDEX)
+                retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+                migrate(db)
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             raise ConfigError("TSM_HOME", f"the registry {self.path} is unreadable ({exc}); move it aside to start a new one") from None
-        self.recover_interrupted()
 
     @classmethod
     def at_home(cls, home: Path) -> Registry:
@@ -204,7 +60,7 @@ class Registry:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
             db.row_factory = sqlite3.Row
-            _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+            retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
             try:
                 yield db
                 db.execute("COMMIT")
@@ -236,10 +92,10 @@ class Registry:
             cur = db.execute(
                 "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at, "
                 "source_path, convention, dropped, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, description, path, json.dumps(columns), n_rows, _now(), source_path, convention,
+                (name, description, path, json.dumps(columns), n_rows, now(), source_path, convention,
                  json.dumps(dropped or {}), owner),
             )
-            row_id = cur.lastrowid
+            row_id = _inserted_id(cur)
         return self.redshift_catalog(row_id)
 
     def remove_redshift_catalog(self, key: str | int, visible_to: str | None = None) -> RedshiftCatalogRecord:
@@ -303,10 +159,8 @@ class Registry:
     ) -> int:
         """Register a new training set, ``running`` (or ``queued``) and run by this process;
         returns its automatic ID (``owner``: the user it belongs to, or none). With
-        ``max_active``, fails with :class:`~tsm_core.products.jobs.TooManyRuns` when ``owner`` has
+        ``max_active``, fails with :class:`~tsm_core.errors.TooManyRuns` when ``owner`` has
         that many queued or running already (counted in the same transaction)."""
-        from tsm_core.products.jobs import TooManyRuns, current_owner
-
         if status not in ("queued", "running"):
             raise ValueError(f"a new product is queued or running, not {status!r}")
         process = current_owner()
@@ -320,15 +174,13 @@ class Registry:
             cur = db.execute(
                 "INSERT INTO products (name, description, status, config, created_at, host, pid, start_token, owner) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, description, status, json.dumps(config), _now(), process.host, process.pid, process.token, owner),
+                (name, description, status, json.dumps(config), now(), process.host, process.pid, process.token, owner),
             )
-            return int(cur.lastrowid)
+            return _inserted_id(cur)
 
     def start_product(self, product_id: int) -> bool:
         """Mark a queued (or running) product running in this process; False if it was
         cancelled or ended meanwhile."""
-        from tsm_core.products.jobs import current_owner
-
         owner = current_owner()
         with self._connect() as db:
             cur = db.execute(
@@ -359,21 +211,19 @@ class Registry:
             db.execute(
                 "UPDATE products SET status = 'done', n_rows = ?, output_path = ?, provenance = ?, "
                 "progress = 1, finished_at = ?, staging_path = NULL, claim_path = NULL WHERE id = ?",
-                (n_rows, output_path, json.dumps(provenance, default=str), _now(), product_id),
+                (n_rows, output_path, json.dumps(provenance, default=str), now(), product_id),
             )
 
     def fail_product(self, product_id: int, error: str, status: str = "failed") -> bool:
         """Mark a queued or running product ``failed`` (or ``cancelled``) with its error,
         as one line (it has no file); False if it had ended already."""
-        from tsm_core.errors import one_line
-
         if status not in ("failed", "cancelled"):
             raise ValueError(f"a product fails as failed or cancelled, not {status!r}")
         with self._connect() as db:
             cur = db.execute(
                 "UPDATE products SET status = ?, error = ?, output_path = NULL, finished_at = ?, "
                 "staging_path = NULL, claim_path = NULL WHERE id = ? AND status IN ('queued', 'running')",
-                (status, one_line(error), _now(), product_id),
+                (status, one_line(error), now(), product_id),
             )
             return cur.rowcount == 1
 
@@ -383,7 +233,7 @@ class Registry:
             db.execute(
                 "UPDATE products SET status = 'cancelled', error = 'cancelled before it started', finished_at = ? "
                 "WHERE id = ? AND status = 'queued'",
-                (_now(), product_id),
+                (now(), product_id),
             )
             db.execute("UPDATE products SET cancel_requested = 1 WHERE id = ? AND status = 'running'", (product_id,))
 
@@ -398,28 +248,11 @@ class Registry:
         with self._connect() as db:
             db.execute("DELETE FROM products WHERE id = ?", (product_id,))
 
-    def recover_interrupted(self) -> list[int]:
-        """Mark failed ("interrupted") the queued and running products of this host
-        whose process is gone, removing their staging folders and output claims.
-        Returns their IDs. Runs every time a registry is opened."""
-        from tsm_core.products.jobs import Owner, owner_alive
-        from tsm_core.products.output import release_files
-
+    def active_products(self) -> list[ProductRecord]:
+        """The queued and running products (of every owner and host), oldest first."""
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT id, host, pid, start_token, staging_path, claim_path, output_path FROM products "
-                "WHERE status IN ('queued', 'running')"
-            ).fetchall()
-        gone = []
-        for row in rows:
-            if row["pid"] is None or owner_alive(Owner(row["host"], row["pid"], row["start_token"])) is not False:
-                continue
-            release_files(row["staging_path"], row["claim_path"], row["output_path"], row["pid"])
-            # the host and pid are the operator's business: logged, not stored in the error users see
-            log.warning("training set %s interrupted: its process %s on %s is gone", row["id"], row["pid"], row["host"])
-            if self.fail_product(row["id"], INTERRUPTED):
-                gone.append(row["id"])
-        return gone
+            rows = db.execute("SELECT * FROM products WHERE status IN ('queued', 'running') ORDER BY id").fetchall()
+        return [self._product(r) for r in rows]
 
     def product(self, product_id: int, visible_to: str | None = None) -> ProductRecord:
         """A training set by ID (for a user, ``visible_to``: theirs or the operator's only)."""
@@ -463,43 +296,12 @@ class Registry:
         data["provenance"] = json.loads(data["provenance"]) if data["provenance"] else None
         return ProductRecord(**data)
 
-    # -- users -------------------------------------------------------------------------
-    def add_user(self, name: str) -> tuple[UserRecord, str]:
-        """Create user ``name`` with a new random token; returns the user and the token
-        (shown once: only its SHA-256 is stored)."""
-        name = name.strip()
-        if not name or not all(c.isalnum() or c in "._-@" for c in name):
-            raise ConfigError("name", f"a user name is letters, digits and . _ - @ only, not {name!r}")
-        token = secrets.token_hex(20)
-        with self._connect() as db:
-            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
-                raise ConfigError("name", f"a user called {name!r} exists already")
-            cur = db.execute("INSERT INTO users (name, token_sha256, created_at) VALUES (?, ?, ?)",
-                             (name, token_hash(token), _now()))
-            row = db.execute("SELECT id, name, created_at FROM users WHERE id = ?", (cur.lastrowid,)).fetchone()
-        return UserRecord(**dict(row)), token
 
-    def users(self) -> list[UserRecord]:
-        """All users, oldest first."""
-        with self._connect() as db:
-            rows = db.execute("SELECT id, name, created_at FROM users ORDER BY id").fetchall()
-        return [UserRecord(**dict(r)) for r in rows]
-
-    def remove_user(self, name: str) -> None:
-        """Remove user ``name`` (their token stops working; their products keep their owner)."""
-        with self._connect() as db:
-            if db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
-                known = ", ".join(r["name"] for r in db.execute("SELECT name FROM users ORDER BY id")) or "none"
-                raise CatalogError(f"no user {name!r}; users: {known}", "name")
-
-    def user_for_token(self, token: str) -> UserRecord | None:
-        """The user whose token is ``token``, or None."""
-        if not token:
-            return None
-        with self._connect() as db:
-            row = db.execute("SELECT id, name, created_at FROM users WHERE token_sha256 = ?",
-                             (token_hash(token),)).fetchone()
-        return UserRecord(**dict(row)) if row else None
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The ID of the row an ``INSERT`` made."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("the registry inserted no row")
+    return cursor.lastrowid
 
 
 def _visible(user: str | None) -> tuple[str, tuple[Any, ...]]:
@@ -508,63 +310,6 @@ def _visible(user: str | None) -> tuple[str, tuple[Any, ...]]:
     if user is None:
         return "1 = 1", ()
     return "(owner IS NULL OR owner = ?)", (user,)
-
-
-def _rebuild_table(db: sqlite3.Connection, table: str, columns: str) -> None:
-    """Copy ``table`` into a new one made by the current SCHEMA (SQLite cannot change a CHECK
-    or drop a UNIQUE in place), keeping ``columns``, its rows' IDs and its ID sequence."""
-    create = SCHEMA[SCHEMA.index(f"CREATE TABLE IF NOT EXISTS {table} ") :]
-    db.execute(f"ALTER TABLE {table} RENAME TO {table}_old")
-    db.execute(create[: create.index(";")])
-    db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_old")
-    # keep the ID sequence, so that IDs of removed rows are not given again
-    db.execute(f"UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = '{table}_old') "
-               f"WHERE name = '{table}'")
-    db.execute(f"DELETE FROM sqlite_sequence WHERE name = '{table}_old'")
-    db.execute(f"DROP TABLE {table}_old")
-
-
-def _migrate_products(db: sqlite3.Connection) -> None:
-    """Bring a products table made by an older TSM to the current schema (new states and
-    columns): SQLite cannot change a CHECK, so the table is copied into a new one."""
-    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'products'").fetchone()[0]
-    if "'queued'" in sql:
-        return
-    _rebuild_table(db, "products", _OLD_PRODUCT_COLUMNS)
-    # an old registry did not record which process ran a product: its running ones are lost
-    db.execute(
-        "UPDATE products SET status = 'failed', error = 'interrupted: recorded by an older TSM that did not '"
-        " || 'record its process', finished_at = ? WHERE status = 'running'",
-        (_now(),),
-    )
-
-
-def _migrate_catalog_names(db: sqlite3.Connection) -> None:
-    """Make the catalog names of an older registry unique per owner instead of unique overall
-    (the table is copied into a new one, keeping every ID)."""
-    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'redshift_catalogs'").fetchone()[0]
-    if "UNIQUE" not in sql:
-        return
-    columns = ", ".join(r[1] for r in db.execute("PRAGMA table_info(redshift_catalogs)"))
-    _rebuild_table(db, "redshift_catalogs", columns)
-
-
-def _retry_locked(action: Callable[[], object], seconds: float = 60.0) -> None:
-    """Run ``action``, retrying while another process holds the database.
-
-    SQLite's busy timeout does not cover every case: switching the journal mode, or
-    starting a transaction while another process recovers the WAL, can fail at once
-    with "database is locked".
-    """
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            action()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def _as_int(key: str | int) -> int | None:

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict
 
 from tsm_core import service
 from tsm_core.config import tsm_home
-from tsm_core.errors import TSMError
-from tsm_core.products.jobs import TooManyRuns
-from tsm_core.products.registry import ProductRecord, Registry
+from tsm_core.errors import TooManyRuns, TSMError
+from tsm_core.products.records import ProductRecord
+from tsm_core.products.registry import Registry
 from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.errors import ERROR_RESPONSES, APIError, ErrorBody
 from tsm_web.settings import ServerSettings
@@ -236,7 +236,7 @@ def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> 
 @router.post("/training-sets/{product_id}/cancel", response_model=ProductOut, status_code=202,
              summary="Cancel a queued or running training set")
 def cancel(request: Request, product_id: int, who: Caller = Depends(caller)) -> ProductOut:
-    from tsm_core.products.jobs import cancel_product
+    from tsm_core.products.lifecycle import cancel_product
 
     _get_product(product_id, who, write=True)
     try:
@@ -247,7 +247,7 @@ def cancel(request: Request, product_id: int, who: Caller = Depends(caller)) -> 
 
 @router.delete("/training-sets/{product_id}", status_code=204, summary="Remove a finished training set and its file")
 def remove(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
-    from tsm_core.products.jobs import remove_product
+    from tsm_core.products.lifecycle import remove_product
     from tsm_web.pzstore import PzStore
 
     _get_product(product_id, who, write=True)

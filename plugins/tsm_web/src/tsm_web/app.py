@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from tsm_core import plugins
 from tsm_core.config import tsm_home
 from tsm_web import api, errors, pages
+from tsm_core.products.recovery import recover_once
 from tsm_core.products.registry import Registry
 from tsm_web.jobs import Runner
 from tsm_web.pzserver_api import include_pzserver
@@ -34,6 +35,7 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
     settings = settings or ServerSettings.load()
     if overrides:
         settings = ServerSettings.model_validate(settings.model_dump() | overrides)
+    recover_once(Registry.at_home(tsm_home()))  # runs a server that stopped left behind
     runner = Runner(settings.max_runs)
 
     @asynccontextmanager

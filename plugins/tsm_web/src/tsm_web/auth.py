@@ -23,6 +23,7 @@ from fastapi import Request
 from tsm_core.config import tsm_home
 from tsm_core.products.registry import Registry
 from tsm_web.security import bearer_token, token_matches
+from tsm_web.users import Users
 
 
 class Owned(Protocol):
@@ -69,7 +70,7 @@ def identify(admin_token: str | None, registry: Registry, authorization: str) ->
     given = bearer_token(authorization)
     if admin_token and token_matches(given, admin_token):
         return Caller(None)
-    user = registry.user_for_token(given) if given else None
+    user = Users(registry).for_token(given) if given else None
     if user is not None:
         return Caller(user.name)
     if admin_token:

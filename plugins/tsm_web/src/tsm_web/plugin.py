@@ -71,26 +71,27 @@ def tsm_register_commands(cli: click.Group) -> None:
     @click.argument("name")
     def users_add(name: str) -> None:
         """Create user NAME and print their new token (shown once; only its hash is kept)."""
-        user, token = _registry().add_user(name)
+        user, token = _users().add(name)
         click.echo(f"user {user.name!r} (id {user.id}) created; token (keep it, it is not shown again):")
         click.echo(token)
 
     @users.command("list")
     def users_list() -> None:
         """List the users."""
-        for user in _registry().users():
+        for user in _users().all():
             click.echo(f"{user.id}\t{user.name}\t{user.created_at}")
 
     @users.command("remove")
     @click.argument("name")
     def users_remove(name: str) -> None:
         """Remove user NAME: their token stops working (their products stay)."""
-        _registry().remove_user(name)
+        _users().remove(name)
         click.echo(f"user {name!r} removed")
 
 
-def _registry():  # noqa: ANN202 - imported on use, like the rest of the command line
+def _users():  # noqa: ANN202 - imported on use, like the rest of the command line
     from tsm_core.config import tsm_home
     from tsm_core.products.registry import Registry
+    from tsm_web.users import Users
 
-    return Registry.at_home(tsm_home())
+    return Users(Registry.at_home(tsm_home()))

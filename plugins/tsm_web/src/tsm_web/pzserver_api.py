@@ -39,16 +39,18 @@ from starlette.concurrency import run_in_threadpool
 from tsm_core import plugins, service
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import TSMError
-from tsm_core.products.jobs import TooManyRuns
+from tsm_core.errors import TooManyRuns
 from tsm_core.products.output import slugify
 from tsm_core.redshifts.store import is_store, parquet_copy, parquet_copy_path
-from tsm_core.products.registry import ProductRecord, Registry
+from tsm_core.products.records import ProductRecord
+from tsm_core.products.registry import Registry
 from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
 from tsm_web.pzstore import PzContent, PzProcess, PzProduct, PzStore
 from tsm_web.security import redact
 from tsm_web.uploads import UploadRefused, save_upload, suffix_of
+from tsm_web.users import Users
 
 TOKEN_ENV = "TSM_API_TOKEN"
 PIPELINE_ID = 1
@@ -483,7 +485,7 @@ def _raise(exc: Exception) -> Any:
 
 @router.get("/users/", summary="Users: all of them for the admin token, else the caller")
 def list_users(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
-    users = [u for u in settings(request).registry().users() if who.is_admin or u.name == who.name]
+    users = [u for u in Users(settings(request).registry()).all() if who.is_admin or u.name == who.name]
     return paginate(request, [{"id": u.id, "username": u.name, "first_name": "", "last_name": u.name,
                                "date_joined": u.created_at} for u in users])
 
@@ -594,7 +596,7 @@ async def patch_product(request: Request, product_id: int, who: Caller = Depends
 @router.delete("/products/{product_id}/", status_code=204,
                summary="Delete a product with the training set or registered catalog behind it (owner or admin)")
 def delete_product(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
-    from tsm_core.products.jobs import remove_product
+    from tsm_core.products.lifecycle import remove_product
     from tsm_core.redshifts.registration import remove_redshift_catalog
 
     pz = settings(request)
@@ -958,7 +960,7 @@ def stop_process(request: Request, process_id: int, who: Caller = Depends(caller
     process = readable_process(pz, who, process_id)
     store = pz.store()
     store.request_stop(process.id)
-    from tsm_core.products.jobs import cancel_product
+    from tsm_core.products.lifecycle import cancel_product
 
     try:  # the core's cancel: a queued run never starts, a running one stops between partitions
         cancel_product(pz.registry(), process.training_set_id)
