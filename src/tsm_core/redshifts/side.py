@@ -33,7 +33,9 @@ from tsm_core.errors import ConfigError
 from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, check_filter_types
 from tsm_core.pipeline.funnel import Funnel, survey_counts
 from tsm_core.science.photometry import ZROW_COLUMN
-from tsm_core.redshifts.reading import RedshiftTable, read_redshift_catalog, read_snapshot, string_lengths
+from tsm_core.redshifts.readers import read_redshift_catalog
+from tsm_core.redshifts.snapshots import read_snapshot
+from tsm_core.redshifts.table import RedshiftTable, string_lengths
 from tsm_core.redshifts.store import StoredCatalog, is_store, read_store
 
 if TYPE_CHECKING:

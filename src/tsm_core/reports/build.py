@@ -77,7 +77,7 @@ def _read_hdf5(path: Path) -> pd.DataFrame:
 
 def read_product_file(path: str | Path) -> pd.DataFrame:
     """A product file as a DataFrame: Parquet, CSV, FITS or HDF5, by its extension."""
-    from tsm_core.redshifts.reading import file_format, read_table
+    from tsm_core.redshifts.readers import file_format, read_table
 
     path = Path(path)
     if not path.is_file():
