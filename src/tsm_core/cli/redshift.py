@@ -56,8 +56,8 @@ def redshift_list() -> None:
 @click.argument("key")
 def redshift_show(key: str) -> None:
     """Show registered redshift catalog KEY (name or ID): source, convention, rows, columns."""
-    from tsm_core.redshifts.registration import stored_table
     from tsm_core.products.registry import Registry
+    from tsm_core.redshifts.registration import stored_table
 
     rec = Registry.at_home(tsm_home()).redshift_catalog(key)
     click.echo(f"ID: {rec.id}\nname: {rec.name}\ndescription: {rec.description}\ncreated: {rec.created_at}")

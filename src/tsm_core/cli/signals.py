@@ -19,7 +19,7 @@ from tsm_core.errors import RunCancelled
 T = TypeVar("T")
 
 #: exit status of a run stopped by a signal (128 + its number, as a shell reports it)
-STOPPED = {signal.SIGINT: 130, signal.SIGTERM: 143}
+STOPPED: dict[int | None, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 @contextmanager

@@ -71,8 +71,8 @@ def _read_hdf5(path: Path) -> pd.DataFrame:
 
 def sniff_delimiter(path: Path) -> str:
     """The delimiter of a CSV file, guessed from its first lines (``,`` when unsure)."""
-    import gzip
     import bz2
+    import gzip
 
     opener = gzip.open if str(path).endswith(".gz") else bz2.open if str(path).endswith(".bz2") else open
     with opener(path, "rt", newline="", errors="replace") as fh:  # type: ignore[operator]
@@ -137,10 +137,11 @@ def read_redshift_catalog(
     :func:`~tsm_core.redshifts.snapshots.write_snapshot` is read back as it was normalized.
     """
     path = Path(path)
+    info: dict[str, ColumnInfo] = {}
     if is_hats_catalog(path):
         import lsdb
 
-        table, info = lsdb.open_catalog(str(path)).compute(), {}
+        table = lsdb.open_catalog(str(path)).compute()
     else:
         if not path.exists():
             raise CatalogError(f"redshift catalog {path} does not exist", "redshift_catalog")

@@ -253,7 +253,9 @@ def open_redshift_side(config: RunConfig, registry: Registry, filters: Sequence[
     if source.path:
         table = read_redshift_catalog(source.path, source.columns, source.convention, source.bad_rows, source.delimiter)
         return side_from_table(table, source.path, keep, filters, funnel, ship)
-    record = registry.redshift_catalog(source.name if source.name else source.id)
+    key = source.name if source.name else source.id
+    assert key is not None, "the config names a redshift catalog by path, name or id"
+    record = registry.redshift_catalog(key)
     label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
     if record.source_path is None:  # registered before stored copies: the user's file, read as then
         table = read_redshift_catalog(record.path, record.columns | source.columns, source.convention, source.bad_rows)
