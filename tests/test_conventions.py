@@ -12,7 +12,7 @@ import pytest
 import tsm_core
 from tsm_core import plugins
 from tsm_core.errors import BadRowsError, CatalogError, ConfigError, UnknownChoiceError
-from tsm_core.redshifts.reading import read_redshift_catalog
+from tsm_core.redshifts.readers import read_redshift_catalog
 
 
 @pytest.fixture(scope="module")

@@ -149,7 +149,8 @@ def test_sky_partitions_of_a_dense_field_split_deeper():
 
 def test_a_catalog_registered_as_a_parquet_snapshot_still_runs(scene, base_config, tsm_home):
     """Catalogs registered by the previous version were stored as one Parquet snapshot."""
-    from tsm_core.redshifts.reading import read_redshift_catalog, write_snapshot
+    from tsm_core.redshifts.readers import read_redshift_catalog
+    from tsm_core.redshifts.snapshots import write_snapshot
     from tsm_core.products.registry import Registry
 
     table = read_redshift_catalog(scene["redshift_path"])

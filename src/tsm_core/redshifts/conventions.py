@@ -121,7 +121,7 @@ class LastDigitMap:
         return out
 
 
-AAO_FLAGS = {1: 0, 2: 1, 3: 3, 4: 4, 6: 6}  # 2dFLenS, 6dFGS, OzDES (AAOmega quality 1-4, 6 star)
+AAO_FLAGS: Mapping[float, int] = {1: 0, 2: 1, 3: 3, 4: 4, 6: 6}  # 2dFLenS, 6dFGS, OzDES (AAOmega quality 1-4, 6 star)
 
 CANONICAL = RedshiftConvention(
     name="canonical",

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import ConfigError
-from tsm_core.redshifts.reading import RedshiftTable, read_redshift_catalog, read_snapshot
+from tsm_core.redshifts.readers import read_redshift_catalog
+from tsm_core.redshifts.snapshots import read_snapshot
+from tsm_core.redshifts.table import RedshiftTable
 from tsm_core.redshifts.store import is_store, read_store, remove_store, write_store
 from tsm_core.products.records import RedshiftCatalogRecord
 from tsm_core.products.registry import Registry

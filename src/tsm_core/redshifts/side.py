@@ -33,7 +33,9 @@ from tsm_core.errors import ConfigError
 from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, check_filter_types
 from tsm_core.pipeline.funnel import Funnel, survey_counts
 from tsm_core.science.photometry import ZROW_COLUMN
-from tsm_core.redshifts.reading import RedshiftTable, read_redshift_catalog, read_snapshot, string_lengths
+from tsm_core.redshifts.readers import read_redshift_catalog
+from tsm_core.redshifts.snapshots import read_snapshot
+from tsm_core.redshifts.table import RedshiftTable, string_lengths
 from tsm_core.redshifts.store import StoredCatalog, is_store, read_store
 
 if TYPE_CHECKING:
@@ -251,7 +253,9 @@ def open_redshift_side(config: RunConfig, registry: Registry, filters: Sequence[
     if source.path:
         table = read_redshift_catalog(source.path, source.columns, source.convention, source.bad_rows, source.delimiter)
         return side_from_table(table, source.path, keep, filters, funnel, ship)
-    record = registry.redshift_catalog(source.name if source.name else source.id)
+    key = source.name if source.name else source.id
+    assert key is not None, "the config names a redshift catalog by path, name or id"
+    record = registry.redshift_catalog(key)
     label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
     if record.source_path is None:  # registered before stored copies: the user's file, read as then
         table = read_redshift_catalog(record.path, record.columns | source.columns, source.convention, source.bad_rows)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from tsm_core.errors import CatalogError
 from tsm_core.science.photometry import ZROW_COLUMN
-from tsm_core.redshifts.reading import RedshiftTable, string_lengths
+from tsm_core.redshifts.table import RedshiftTable, string_lengths
 from tsm_core.plugins.records import ColumnInfo
 
 #: the metadata file of a stored catalog

@@ -644,7 +644,7 @@ def publish(pz: PzSettings, who: Caller, product: PzProduct) -> PzProduct:
 @router.get("/products/{product_id}/registry/", summary="Read the uploaded main file: its columns and rows")
 @router.post("/products/{product_id}/registry/", include_in_schema=False)
 async def registry_product(request: Request, product_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
-    from tsm_core.redshifts.reading import read_table
+    from tsm_core.redshifts.readers import read_table
 
     pz = settings(request)
     product = writable(pz, who, product_id)

@@ -23,7 +23,7 @@ from typing import IO, Any, Callable, Iterator
 
 from fastapi import UploadFile
 
-from tsm_core.redshifts.reading import FILE_FORMATS, file_format
+from tsm_core.redshifts.readers import FILE_FORMATS, file_format
 
 CHUNK = 1 << 20
 #: the openers of the compressed suffixes the readers accept (FITS tile compression, ``.fz``,
