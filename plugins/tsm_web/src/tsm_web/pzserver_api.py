@@ -43,7 +43,7 @@ from tsm_core.products.jobs import TooManyRuns
 from tsm_core.products.output import slugify
 from tsm_core.redshifts.store import is_store, parquet_copy, parquet_copy_path
 from tsm_core.products.registry import ProductRecord, Registry
-from tsm_web.auth import Caller, Unauthenticated, caller_of
+from tsm_web.auth import Caller, Unauthenticated, caller_of, max_active
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
 from tsm_web.pzstore import PzContent, PzProcess, PzProduct, PzStore
@@ -109,11 +109,13 @@ def scrub(message: str) -> str:
 
 @dataclass
 class PzSettings:
-    """What ``create_app`` tells this API: the admin token, the upload limit, the runner."""
+    """What ``create_app`` tells this API: the admin token, the upload limit, the runner and
+    the app's one registry (shared with the JSON API)."""
 
     token: str | None
     max_upload_bytes: int
     runner: Runner
+    shared_registry: Registry
     home: Path = field(default_factory=tsm_home)
     futures: dict[int, Future] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -123,18 +125,14 @@ class PzSettings:
         return self.home / "uploads"
 
     def registry(self) -> Registry:
-        return self._registry
+        return self.shared_registry
 
     def store(self) -> PzStore:
         return self._store
 
     @cached_property
-    def _registry(self) -> Registry:
-        return Registry.at_home(self.home)
-
-    @cached_property
     def _store(self) -> PzStore:
-        return PzStore(self._registry)
+        return PzStore(self.shared_registry)
 
 
 def settings(request: Request) -> PzSettings:
@@ -160,7 +158,8 @@ router = APIRouter(prefix="/api", dependencies=[Depends(caller)], tags=["Photo-z
 
 def include_pzserver(app: FastAPI, runner: Runner, token: str | None, max_upload_bytes: int) -> None:
     """Serve this API from ``app`` (called by :func:`tsm_web.app.create_app`)."""
-    app.state.pzserver = PzSettings(token=token, max_upload_bytes=max_upload_bytes, runner=runner)
+    app.state.pzserver = PzSettings(token=token, max_upload_bytes=max_upload_bytes, runner=runner,
+                                    shared_registry=app.state.registry)
 
     async def pz_error(_: Request, exc: PzError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status)
@@ -866,11 +865,8 @@ def submit_training_set(request: Request, config: dict[str, Any], who: Caller) -
     operator's bounds and the per-user queue limit) run in the background by the app's
     runner; returns the training set's ID and its future. Raises a
     :class:`~tsm_core.errors.TSMError` naming the bad key before anything is registered."""
-    from tsm_web.api import max_active
-
     plan, product_id = service.submit(config, request.app.state.settings, who.name, max_active(request, who))
-    registry = Registry.at_home(tsm_home())
-    return product_id, request.app.state.runner.submit(plan, product_id, registry)
+    return product_id, request.app.state.runner.submit(plan, product_id, request.app.state.registry)
 
 
 def process_out(pz: PzSettings, who: Caller, process: PzProcess) -> dict[str, Any]:
