@@ -19,7 +19,7 @@ from tsm_core.config import tsm_home
 from tsm_web import api, errors, pages
 from tsm_core.products.registry import Registry
 from tsm_web.jobs import Runner
-from tsm_web.pzserver_api import include_pzserver
+from tsm_web.pzserver import include_pzserver
 from tsm_web.auth import Unauthenticated, identify
 from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, server_roots
 from tsm_web.settings import ServerSettings
