@@ -19,7 +19,7 @@ from tsm_core.config import tsm_home
 from tsm_core.errors import TooManyRuns, TSMError
 from tsm_core.products.records import ProductRecord
 from tsm_core.products.registry import Registry
-from tsm_web.auth import Caller, Unauthenticated, caller_of
+from tsm_web.auth import Caller, Unauthenticated, caller_of, max_active
 from tsm_web.errors import ERROR_RESPONSES, APIError, ErrorBody
 from tsm_web.settings import ServerSettings
 from tsm_web.uploads import UploadRefused, save_upload
@@ -29,8 +29,9 @@ def settings(request: Request) -> ServerSettings:
     return request.app.state.settings
 
 
-def registry() -> Registry:
-    return Registry.at_home(tsm_home())
+def registry(request: Request) -> Registry:
+    """The app's one registry (:func:`tsm_web.app.create_app`), shared with the Photo-z Server API."""
+    return request.app.state.registry
 
 
 def caller(request: Request) -> Caller:
@@ -133,8 +134,8 @@ def formats() -> list[service.FormatInfo]:
 
 
 @router.get("/redshift-catalogs", response_model=list[RedshiftCatalogOut], summary="Registered redshift catalogs")
-def redshift_catalogs(who: Caller = Depends(caller)) -> list[Any]:
-    return registry().redshift_catalogs(visible_to=who.visible_to)
+def redshift_catalogs(request: Request, who: Caller = Depends(caller)) -> list[Any]:
+    return registry(request).redshift_catalogs(visible_to=who.visible_to)
 
 
 @router.post("/redshift-catalogs", response_model=RedshiftCatalogOut, status_code=201,
@@ -163,7 +164,7 @@ def upload_redshift_catalog(
     except ValueError as exc:
         raise APIError(422, str(exc), "file") from None
     try:
-        return register_redshift_catalog(name, path, mapping, description, registry(), convention=convention or None,
+        return register_redshift_catalog(name, path, mapping, description, registry(request), convention=convention or None,
                                          owner=who.name)
     except TSMError as exc:
         path.unlink(missing_ok=True)
@@ -184,7 +185,7 @@ def submit(request: Request, config: dict[str, Any], who: Caller = Depends(calle
         plan, product_id = service.submit(config, settings(request), who.name, max_active(request, who))
     except TooManyRuns as exc:
         raise APIError(429, exc.message, "id") from None
-    reg = registry()
+    reg = registry(request)
     request.app.state.runner.submit(plan, product_id, reg)
     return ProductOut.of(reg.product(product_id), request)
 
@@ -192,19 +193,19 @@ def submit(request: Request, config: dict[str, Any], who: Caller = Depends(calle
 @router.get("/training-sets", response_model=list[ProductOut], summary="Training sets, newest first")
 def products(request: Request, search: str | None = None, limit: int = 200,
              who: Caller = Depends(caller)) -> list[ProductOut]:
-    found = registry().products(search=search, limit=min(max(limit, 1), 1000), visible_to=who.visible_to)
+    found = registry(request).products(search=search, limit=min(max(limit, 1), 1000), visible_to=who.visible_to)
     return [ProductOut.of(p, request) for p in found]
 
 
 @router.get("/training-sets/{product_id}", response_model=ProductOut, summary="Status and progress of a training set")
 def product(request: Request, product_id: int, who: Caller = Depends(caller)) -> ProductOut:
-    return ProductOut.of(_get_product(product_id, who), request)
+    return ProductOut.of(_get_product(request, product_id, who), request)
 
 
 @router.get("/training-sets/{product_id}/file", summary="Download the file of a finished training set",
             response_class=FileResponse)
-def download(product_id: int, who: Caller = Depends(caller)) -> FileResponse:
-    p = _get_product(product_id, who)
+def download(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
+    p = _get_product(request, product_id, who)
     if p.status != "done" or not p.output_path:
         raise APIError(409, f"training set {product_id} is {p.status}; there is no file to download", "id")
     path = Path(p.output_path)
@@ -226,7 +227,7 @@ def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> 
     """Rendered at the first request, then served from the stored copy."""
     from tsm_core.reports import stored_report
 
-    p = _get_product(product_id, who)
+    p = _get_product(request, product_id, who)
     if p.status != "done":
         raise APIError(409, f"training set {product_id} is {p.status}; there is no report", "id")
     numbers, html = stored_report(product_id, tsm_home())
@@ -238,9 +239,9 @@ def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> 
 def cancel(request: Request, product_id: int, who: Caller = Depends(caller)) -> ProductOut:
     from tsm_core.products.lifecycle import cancel_product
 
-    _get_product(product_id, who, write=True)
+    _get_product(request, product_id, who, write=True)
     try:
-        return ProductOut.of(cancel_product(registry(), product_id), request)
+        return ProductOut.of(cancel_product(registry(request), product_id), request)
     except TSMError as exc:
         raise APIError(409, exc.message, "id") from None
 
@@ -248,25 +249,19 @@ def cancel(request: Request, product_id: int, who: Caller = Depends(caller)) -> 
 @router.delete("/training-sets/{product_id}", status_code=204, summary="Remove a finished training set and its file")
 def remove(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
     from tsm_core.products.lifecycle import remove_product
-    from tsm_web.pzstore import PzStore
 
-    _get_product(product_id, who, write=True)
+    _get_product(request, product_id, who, write=True)
     try:
-        remove_product(registry(), product_id, who.visible_to)
+        remove_product(registry(request), product_id, who.visible_to)
     except TSMError as exc:
         raise APIError(409, exc.message, "id") from None
-    PzStore(registry()).forget_training_set(product_id)  # the Photo-z Server's product of it goes too
+    request.app.state.pzserver.store().forget_training_set(product_id)  # the Photo-z Server's product of it goes too
 
 
-def max_active(request: Request, who: Caller) -> int | None:
-    """How many training sets ``who`` may have queued or running (None: the runner bounds them)."""
-    return None if who.is_admin else settings(request).max_queued_per_user
-
-
-def _get_product(product_id: int, who: Caller, write: bool = False) -> ProductRecord:
+def _get_product(request: Request, product_id: int, who: Caller, write: bool = False) -> ProductRecord:
     """Training set ``product_id`` if ``who`` may see it (``write``: and change it), else 404."""
     try:
-        found = registry().product(product_id, who.visible_to)
+        found = registry(request).product(product_id, who.visible_to)
     except TSMError:
         found = None
     if found is None or (write and not who.can_write(found)):

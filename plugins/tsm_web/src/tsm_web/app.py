@@ -20,7 +20,7 @@ from tsm_web import api, errors, pages
 from tsm_core.products.recovery import recover_once
 from tsm_core.products.registry import Registry
 from tsm_web.jobs import Runner
-from tsm_web.pzserver_api import include_pzserver
+from tsm_web.pzserver import include_pzserver
 from tsm_web.auth import Unauthenticated, identify
 from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, server_roots
 from tsm_web.settings import ServerSettings
@@ -48,12 +48,14 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
                   "When the server has a token, send it as `Authorization: Bearer <token>`.")
     app.state.settings = settings
     app.state.runner = runner
+    # one registry for the app: both APIs, the pages' data calls, the runner and the token check
+    registry = app.state.registry = Registry.at_home(tsm_home())
     token = settings.token
 
     def authorize(given: str) -> bool:
         """The operator's token, or a user's (``tsm users add``): :func:`tsm_web.auth.identify`."""
         try:
-            identify(token, Registry.at_home(tsm_home()), f"Bearer {given}")
+            identify(token, registry, f"Bearer {given}")
         except Unauthenticated:
             return False
         return True

@@ -20,7 +20,6 @@ from typing import Protocol
 
 from fastapi import Request
 
-from tsm_core.config import tsm_home
 from tsm_core.products.registry import Registry
 from tsm_web.security import bearer_token, token_matches
 from tsm_web.users import Users
@@ -83,7 +82,12 @@ def caller_of(request: Request) -> Caller:
     :class:`Unauthenticated`."""
     known = getattr(request.state, "caller", None)
     if known is None:
-        known = identify(request.app.state.settings.token, Registry.at_home(tsm_home()),
+        known = identify(request.app.state.settings.token, request.app.state.registry,
                          request.headers.get("authorization", ""))
         request.state.caller = known
     return known
+
+
+def max_active(request: Request, who: Caller) -> int | None:
+    """How many training sets ``who`` may have queued or running (None: the runner bounds them)."""
+    return None if who.is_admin else request.app.state.settings.max_queued_per_user
