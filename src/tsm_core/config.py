@@ -16,11 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tsm_core.columns import CANONICAL_REDSHIFT_COLUMNS, REQUIRED_REDSHIFT_COLUMNS
 from tsm_core.errors import ConfigError
 from tsm_core.plugins.records import SAMPLE_PATH
 
-CANONICAL_REDSHIFT_COLUMNS: tuple[str, ...] = ("id", "ra", "dec", "z", "z_err", "z_flag", "survey")
-REQUIRED_REDSHIFT_COLUMNS: tuple[str, ...] = ("ra", "dec", "z")
 
 
 class _Model(BaseModel):

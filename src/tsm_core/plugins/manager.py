@@ -8,7 +8,7 @@ reported by :func:`plugin_report` (``tsm plugins``), never breaking the other pl
 entry points load; unset, all do.
 
 Look-ups by name fail with :class:`~tsm_core.errors.UnknownChoiceError`, which lists the
-installed choices; two plugins that claim one name fail with :class:`PluginClashError`
+installed choices; two plugins that claim one name fail with :class:`~tsm_core.errors.PluginClashError`
 naming both distributions. Tests register a throw-away plugin with
 ``get_plugin_manager().register(obj, name=...)`` and remove it with ``unregister``.
 """
@@ -26,7 +26,7 @@ from typing import Protocol, TypeVar
 import pluggy
 
 from tsm_core.plugins import hookspecs
-from tsm_core.errors import ConfigError, TSMError, UnknownChoiceError
+from tsm_core.errors import ConfigError, PluginClashError, TSMError, UnknownChoiceError
 from tsm_core.plugins.records import Dereddener, FluxType, ObjectCatalog, RedshiftConvention, Writer
 
 hookimpl = pluggy.HookimplMarker("tsm")
@@ -42,10 +42,6 @@ class Named(Protocol):
 
 
 R = TypeVar("R", bound=Named)
-
-
-class PluginClashError(TSMError):
-    """Two plugins offer a record under the same name."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsm_core.columns import DIST_COLUMN, WEIGHT_COLUMN
 from tsm_core.config import tsm_home
 from tsm_core.errors import CatalogError, TSMError
 from tsm_core.pipeline.funnel import NO_SURVEY
@@ -40,8 +41,7 @@ from tsm_core.plugins.records import LSST_BANDS
 
 #: names a redshift column has in the default and the RAIL layout
 REDSHIFT_NAMES = ("z", "redshift")
-DIST_NAME = "_dist_arcsec"
-WEIGHT_NAME = "weight"
+DIST_NAME, WEIGHT_NAME = DIST_COLUMN, WEIGHT_COLUMN
 FIGURES = ("funnel", "nz", "separation", "magnitudes", "colours", "sky", "representativeness")
 
 
