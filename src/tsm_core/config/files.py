@@ -17,7 +17,6 @@ import yaml
 from tsm_core.errors import ConfigError
 from tsm_core.plugins.locations import SAMPLE_PATH
 
-
 #: the largest YAML config (file or text) read, in bytes
 MAX_YAML_BYTES = 2**20
 #: how many nodes YAML aliases and merge keys (``*name``, ``<<:``) may add to a document
