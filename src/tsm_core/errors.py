@@ -79,6 +79,10 @@ class OutputError(TSMError):
     key = "output.directory"
 
 
+class PluginClashError(TSMError):
+    """Two plugins offer a record under the same name."""
+
+
 class RunCancelled(TSMError):
     """A run was stopped (a signal, a cancel request, a server shutting down).
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tsm_core.errors import CatalogError, ConfigError
-from tsm_core.plugins.records import CollectionLayout, ObjectCatalog
+from tsm_core.plugins.locations import CollectionLayout
+from tsm_core.plugins.records import ObjectCatalog
 
 log = logging.getLogger(__name__)
 

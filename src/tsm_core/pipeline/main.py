@@ -45,10 +45,10 @@ from tsm_core.products.recovery import recover_once
 from tsm_core.catalogs.objects import check_margin, open_objects, read_schema
 from tsm_core.products.output import check_directory, claim_output, open_sinks, output_file_name, writing_into
 from tsm_core.redshifts.side import RedshiftSide, open_redshift_side
-from tsm_core.science.representativeness import WEIGHT_COLUMN
 from tsm_core.products.registry import Registry
 from tsm_core.science.selection import SPLIT_KEY_COLUMNS, Spool, assign_split, unique_galaxies
-from tsm_core.science.photometry import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
+from tsm_core.columns import DIST_COLUMN, EBV_COLUMN, WEIGHT_COLUMN, ZROW_COLUMN
+from tsm_core.science.photometry import Photometry
 from tsm_core.plugins.records import CatalogLocation, ColumnInfo, ObjectCatalog, OutputMetadata, Writer
 
 if TYPE_CHECKING:

@@ -3,8 +3,8 @@ plugins return (:mod:`~tsm_core.plugins.records`) and the manager that finds the
 (:mod:`~tsm_core.plugins.manager`); the look-ups by name are re-exported here, so that
 ``from tsm_core import plugins; plugins.writer("csv")`` reads as it says."""
 
+from tsm_core.errors import PluginClashError
 from tsm_core.plugins.manager import (
-    PluginClashError,
     PluginInfo,
     PluginLoadFailure,
     check_plugin,

@@ -11,7 +11,7 @@ reported by :func:`plugin_report` (``tsm plugins``), never breaking the other pl
 entry points load; unset, all do.
 
 Look-ups by name fail with :class:`~tsm_core.errors.UnknownChoiceError`, which lists the
-installed choices; two plugins that claim one name fail with :class:`PluginClashError`
+installed choices; two plugins that claim one name fail with :class:`~tsm_core.errors.PluginClashError`
 naming both distributions. Tests register a throw-away plugin for one test with the
 ``registered_plugin`` fixture (``tests/conftest.py``).
 """
@@ -28,7 +28,7 @@ from typing import Protocol, TypeVar
 
 import pluggy
 
-from tsm_core.errors import ConfigError, TSMError, UnknownChoiceError
+from tsm_core.errors import ConfigError, PluginClashError, TSMError, UnknownChoiceError
 from tsm_core.plugins import hookspecs
 from tsm_core.plugins.records import Dereddener, FluxType, ObjectCatalog, RedshiftConvention, Writer
 
@@ -48,10 +48,6 @@ class Named(Protocol):
 
 
 R = TypeVar("R", bound=Named)
-
-
-class PluginClashError(TSMError):
-    """Two plugins offer a record under the same name."""
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from tsm_core.errors import CatalogError, TSMError, UnknownChoiceError
+from tsm_core.plugins.locations import LOCATIONS_ROOT_ENV as LOCATIONS_ROOT_ENV
+from tsm_core.plugins.locations import SAMPLE_MARKER as SAMPLE_MARKER
+from tsm_core.plugins.locations import (
+    SAMPLE_OBJECTS_DIR,
+    SAMPLE_PATH,
+    CatalogLocation,
+    CollectionLayout,
+    Location,
+    LocationSource,
+    is_synthetic_sample,
+    location_exists,
+    under_root,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,73 +37,6 @@ if TYPE_CHECKING:
     from tsm_core.config import OutputConfig
 
 LSST_BANDS: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
-#: the HATS object catalog inside a sample directory (see :mod:`tsm_core.catalogs.rubin.sample`)
-SAMPLE_OBJECTS_DIR = "objects"
-#: the file that marks a HATS collection as a synthetic sample (written by :mod:`tsm_core.catalogs.rubin.sample`)
-SAMPLE_MARKER = "tsm_sample.json"
-#: ``object_catalog.path`` value that asks for the release's synthetic sample
-SAMPLE_PATH = "sample"
-#: environment variable: a folder under which the releases' default and known locations
-#: are looked up (``/rubin/lsdb_data/...`` becomes ``$TSM_LOCATIONS_ROOT/rubin/lsdb_data/...``):
-#: for tests, or for a local mirror of a site's tree
-LOCATIONS_ROOT_ENV = "TSM_LOCATIONS_ROOT"
-
-LocationSource = Literal["config", "env", "default", "known", "sample"]
-
-
-@dataclass(frozen=True)
-class Location:
-    """A place where a release's HATS collection is published (``site`` says where)."""
-
-    path: str
-    site: str = ""
-
-
-@dataclass(frozen=True)
-class CatalogLocation:
-    """Where the object catalog of a run comes from (see :meth:`ObjectCatalog.locate`).
-
-    ``source`` is ``config`` (``object_catalog.path``), ``env`` (the release's environment
-    variable), ``default`` or ``known`` (a published location that exists), or ``sample``
-    (the synthetic sample, only when asked for); ``synthetic`` is true for any synthetic
-    sample, also one given by path; ``tried`` lists the published locations looked at.
-    """
-
-    path: str
-    source: LocationSource
-    synthetic: bool = False
-    tried: tuple[str, ...] = ()
-    site: str = ""
-
-
-@dataclass(frozen=True)
-class CollectionLayout:
-    """How a release publishes its Object table: an LSDB/HATS collection of a main catalog
-    ``primary``, its margin ``margin`` (``margin_arcsec`` wide) and an ``index`` on
-    ``index_column`` (DP1 and DP2: ``object_lc``, ``object_lc_5arcs``, ``object_lc_objectId``)."""
-
-    primary: str = "object_lc"
-    margin: str = "object_lc_5arcs"
-    margin_arcsec: float = 5.0
-    index: str | None = "object_lc_objectId"
-    index_column: str = "objectId"
-
-
-def _under_root(path: str) -> str:
-    """``path`` under ``$TSM_LOCATIONS_ROOT`` when that is set (URLs are left alone)."""
-    root = os.environ.get(LOCATIONS_ROOT_ENV)
-    if not root or "://" in path:
-        return path
-    return str(Path(root) / path.lstrip("/"))
-
-
-def _exists(path: str) -> bool:
-    return "://" in path or Path(path).exists()
-
-
-def is_synthetic_sample(path: str) -> bool:
-    """Whether the local catalog at ``path`` is a synthetic sample written by TSM."""
-    return "://" not in path and (Path(path) / SAMPLE_MARKER).is_file()
 
 
 @dataclass(frozen=True)
@@ -187,7 +133,7 @@ class ObjectCatalog:
         """The published locations tried in order: ``default_path``, then ``known_locations``
         (under ``$TSM_LOCATIONS_ROOT`` when set)."""
         places = ([Location(self.default_path, "default")] if self.default_path else []) + list(self.known_locations)
-        return [Location(_under_root(p.path), p.site) for p in places]
+        return [Location(under_root(p.path), p.site) for p in places]
 
     def locate(self, configured: str | None, home: Path) -> CatalogLocation:
         """Where the HATS catalog of this release comes from.
@@ -209,7 +155,7 @@ class ObjectCatalog:
         places = self.locations()
         tried = tuple(p.path for p in places)
         for i, place in enumerate(places):
-            if _exists(place.path):
+            if location_exists(place.path):
                 source: LocationSource = "default" if i == 0 and self.default_path else "known"
                 return CatalogLocation(place.path, source, synthetic=is_synthetic_sample(place.path), tried=tried[: i + 1], site=place.site)
         where = f"tried {', '.join(tried)}" if tried else "it has no published location"

@@ -32,7 +32,7 @@ import pandas as pd
 from tsm_core.errors import ConfigError
 from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, check_filter_types
 from tsm_core.pipeline.funnel import Funnel, survey_counts
-from tsm_core.science.photometry import ZROW_COLUMN
+from tsm_core.columns import ZROW_COLUMN
 from tsm_core.redshifts.readers import read_redshift_catalog
 from tsm_core.redshifts.snapshots import read_snapshot
 from tsm_core.redshifts.table import RedshiftTable, string_lengths

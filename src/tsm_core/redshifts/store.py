@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tsm_core.errors import CatalogError
-from tsm_core.science.photometry import ZROW_COLUMN
+from tsm_core.columns import ZROW_COLUMN
 from tsm_core.redshifts.table import RedshiftTable, string_lengths
 from tsm_core.plugins.records import ColumnInfo
 

@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsm_core.columns import DIST_COLUMN, WEIGHT_COLUMN
 from tsm_core.pipeline.funnel import NO_SURVEY
 from tsm_core.plugins.records import LSST_BANDS
 from tsm_core.products.registry import ProductRecord
 
 #: names a redshift column has in the default and the RAIL layout
 REDSHIFT_NAMES = ("z", "redshift")
-DIST_NAME = "_dist_arcsec"
-WEIGHT_NAME = "weight"
+DIST_NAME, WEIGHT_NAME = DIST_COLUMN, WEIGHT_COLUMN
 
 
 def redshifts(frame: pd.DataFrame) -> np.ndarray:

@@ -12,13 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from tsm_core.columns import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN
 from tsm_core.science import magnitudes
 from tsm_core.plugins.records import Z_FLAG_SCALE, ColumnInfo, EBVSource, ObjectCatalog
-
-DIST_COLUMN = "_dist_arcsec"
-EBV_COLUMN = "ebv"
-#: internal row number of the redshift catalog; used for selection, never written
-ZROW_COLUMN = "_zrow"
 
 REDSHIFT_COLUMN_INFO: dict[str, ColumnInfo] = {
     "id": ColumnInfo("", "identifier of the redshift measurement"),
@@ -40,7 +36,7 @@ OBJECT_COLUMN_INFO: dict[str, ColumnInfo] = {
     "detect_isIsolated": ColumnInfo("", "true for an object with no blended parent or siblings"),
     "detect_fromBlend": ColumnInfo("", "true for an object deblended from a blend"),
     "detect_isDeblendedModelSource": ColumnInfo("", "true for a deblended child with a model"),
-    "ebv": ColumnInfo("mag", "E(B-V) at the object position (SFD 1998)"),
+    EBV_COLUMN: ColumnInfo("mag", "E(B-V) at the object position (SFD 1998)"),
     "shape_xx": ColumnInfo("arcsec2", "second moment xx of the object shape"),
     "shape_yy": ColumnInfo("arcsec2", "second moment yy of the object shape"),
     "shape_xy": ColumnInfo("arcsec2", "second moment xy of the object shape"),

@@ -29,9 +29,9 @@ import pandas as pd
 from tsm_core.science import magnitudes as phot
 from tsm_core.config import RepresentativenessConfig
 from tsm_core.science.filters import Filter, parse_filter
-from tsm_core.science.photometry import DIST_COLUMN, ZROW_COLUMN, Photometry
+from tsm_core.columns import DIST_COLUMN, WEIGHT_COLUMN, ZROW_COLUMN
+from tsm_core.science.photometry import Photometry
 
-WEIGHT_COLUMN = "weight"
 #: the key of the filters made from a release's own cuts
 RELEASE_CUT = "release cut"
 #: the self-organizing map is trained on at most this many photometric rows

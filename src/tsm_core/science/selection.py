@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsm_core.columns import DIST_COLUMN
 from tsm_core.config import SplitConfig
 from tsm_core.plugins.records import Z_FLAG_STAR
 
@@ -55,10 +56,10 @@ def unique_galaxies(
     if rule == "none" or not len(keys):
         return mask, removed
     if rule == "closest":
-        mask = _keep_first(keys, redshift_key, ["_dist_arcsec"], [True])
+        mask = _keep_first(keys, redshift_key, [DIST_COLUMN], [True])
         removed["not the nearest object of its redshift"] = int((~mask).sum())
         survivors = keys[mask]
-        second = _keep_first(survivors.assign(_row=np.arange(len(survivors))), object_key, ["_dist_arcsec"], [True])
+        second = _keep_first(survivors.assign(_row=np.arange(len(survivors))), object_key, [DIST_COLUMN], [True])
         mask[np.flatnonzero(mask)[~second]] = False
         removed["not the nearest redshift of its object"] = int((~second).sum())
     elif rule == "best_redshift":
@@ -72,7 +73,7 @@ def unique_galaxies(
         if "z_err" in keys:
             order.append("z_err")
             ascending.append(True)
-        mask = _keep_first(keys, object_key, order + ["_dist_arcsec"], ascending + [True])
+        mask = _keep_first(keys, object_key, order + [DIST_COLUMN], ascending + [True])
         removed["not the best redshift of its object"] = int((~mask).sum())
     else:
         raise ValueError(f"unknown unique-galaxy rule {rule!r}; valid: {', '.join(UNIQUE_RULES)}")

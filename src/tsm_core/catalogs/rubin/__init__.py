@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from tsm_core.plugins.manager import hookimpl
-from tsm_core.plugins.records import CollectionLayout, FluxType, ObjectCatalog
+from tsm_core.plugins.locations import CollectionLayout
+from tsm_core.plugins.records import FluxType, ObjectCatalog
 
 #: the flux family offered by default (the Photo-z Server's default)
 DEFAULT_FLUX_TYPE = "cModel"

@@ -33,7 +33,8 @@ import pandas as pd
 from tsm_core.compute import numba_cache
 from tsm_core.config import tsm_home
 from tsm_core.science.magnitudes import NJY_ZERO_POINT
-from tsm_core.plugins.records import SAMPLE_MARKER, SAMPLE_OBJECTS_DIR, ObjectCatalog, SampleSpec
+from tsm_core.plugins.locations import SAMPLE_MARKER, SAMPLE_OBJECTS_DIR
+from tsm_core.plugins.records import ObjectCatalog, SampleSpec
 
 log = logging.getLogger(__name__)
 

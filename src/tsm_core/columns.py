@@ -1,0 +1,21 @@
+"""Column names the Training Set Maker writes or relies on, spelled once.
+
+Output columns that a user sees (``_dist_arcsec``, ``weight``, the canonical redshift
+columns) are a contract; the internal ones (``_zrow``) never reach a file. Every module
+that names one of these columns imports it from here.
+"""
+
+from __future__ import annotations
+
+#: canonical redshift columns, in output order; a file's own names map onto these
+CANONICAL_REDSHIFT_COLUMNS: tuple[str, ...] = ("id", "ra", "dec", "z", "z_err", "z_flag", "survey")
+#: the canonical columns every redshift catalog must provide
+REQUIRED_REDSHIFT_COLUMNS: tuple[str, ...] = ("ra", "dec", "z")
+#: angular distance between a redshift and its matched object, as LSDB names it
+DIST_COLUMN = "_dist_arcsec"
+#: the k-nearest-neighbour representativeness weight of a training row
+WEIGHT_COLUMN = "weight"
+#: E(B-V) at the object position, as the releases that carry it name it
+EBV_COLUMN = "ebv"
+#: internal row number of the redshift catalog; used for selection, never written
+ZROW_COLUMN = "_zrow"
