@@ -36,13 +36,14 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
-from tsm_core import plugins, service
+from tsm_core import plugins
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import TSMError
 from tsm_core.products.jobs import TooManyRuns
 from tsm_core.products.output import slugify
 from tsm_core.redshifts.store import is_store, parquet_copy, parquet_copy_path
 from tsm_core.products.registry import ProductRecord, Registry
+from tsm_web import trust
 from tsm_web.auth import Caller, Unauthenticated, caller_of
 from tsm_web.jobs import Runner
 from tsm_web.pzparams import DEFAULT_PARAM, FIELD_OF_KEY, ParamError, drf_errors, parse_used_config, run_config
@@ -868,7 +869,7 @@ def submit_training_set(request: Request, config: dict[str, Any], who: Caller) -
     :class:`~tsm_core.errors.TSMError` naming the bad key before anything is registered."""
     from tsm_web.api import max_active
 
-    plan, product_id = service.submit(config, request.app.state.settings, who.name, max_active(request, who))
+    plan, product_id = trust.submit(config, request.app.state.settings, who.name, max_active(request, who))
     registry = Registry.at_home(tsm_home())
     return product_id, request.app.state.runner.submit(plan, product_id, registry)
 
