@@ -1,27 +1,24 @@
 """The service layer shared by the ``tsm`` command, the JSON API and the Photo-z Server API.
 
-Listings of what is installed, and the submission of a training set on behalf of a
-client whose reach is bounded by an operator (:class:`OperatorSettings`): the client
-chooses a release by name and sets science options; every location on the server's
-disk or network and every compute resource is the operator's.
+Listings of what is installed (plain records, no server path), and the submission of a
+training set on behalf of a user: planned, checked and registered as a queued product
+that the caller then runs. What a client of a shared service may set and see (the
+operator's keys, the redaction of provenance) is the service's own concern
+(``tsm_web.trust``), passed in as a function.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from tsm_core import plugins
 from tsm_core.config import tsm_home
-from tsm_core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tsm_core.pipeline.main import Plan
+    from tsm_core.pipeline.plan import Plan, Redact
 
 
 # -- listings ----------------------------------------------------------------------------
@@ -122,101 +119,17 @@ def format_listing() -> list[FormatInfo]:
     return [FormatInfo(w.name, w.extension, w.description) for w in plugins.writers().values()]
 
 
-# -- the operator's bounds ------------------------------------------------------------------
-
-#: config keys that name server-side locations or resources: a client may not set them
-SERVER_KEYS: tuple[str, ...] = (
-    "redshift_catalog.path",
-    "object_catalog.path",
-    "object_catalog.margin_path",
-    "object_catalog.dust_maps_dir",
-    "output.directory",
-    "output.overwrite",
-    "compute",
-)
-
-
-class OperatorSettings(BaseModel):
-    """What the operator of a shared service fixes for every client's run.
-
-    ``release_paths`` maps a release name to its object catalog (else the release's own
-    resolution: its environment variable, default and known locations); the other
-    fields are the dust-map folder, the output folder, and the Dask scheduler and worker
-    count every run uses.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    release_paths: dict[str, str] = Field(default_factory=dict)
-    dust_maps_dir: str | None = None
-    products_dir: str | None = None
-    scheduler: str = "threads"
-    n_workers: int | None = Field(None, ge=1, le=256)
-    memory_limit: str | None = None
-
-    def output_directory(self) -> Path:
-        """Where the training sets of the service go (default ``$TSM_HOME/products``)."""
-        return Path(self.products_dir).expanduser() if self.products_dir else tsm_home() / "products"
-
-
-def _present(data: Mapping[str, Any], dotted: str) -> bool:
-    node: Any = data
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return False
-        node = node[part]
-    return node is not None
-
-
-def client_config(data: Mapping[str, Any], operator: OperatorSettings) -> dict[str, Any]:
-    """A client's run config with the operator's locations and compute filled in.
-
-    Raises :class:`~tsm_core.errors.ConfigError` naming the first key that only the
-    operator may set (whatever its value).
-    """
-    if not isinstance(data, Mapping):
-        raise ConfigError("", "a training set is a JSON object of config keys")
-    for key in SERVER_KEYS:
-        if _present(data, key):
-            raise ConfigError(key, "is fixed by the server's operator, not by a request; leave it out")
-    out = copy.deepcopy(dict(data))
-    objects = out.setdefault("object_catalog", {})
-    if not isinstance(objects, dict):
-        raise ConfigError("object_catalog", "must be an object of keys")
-    release = objects.get("release") or "dp1"
-    if isinstance(release, str) and release in operator.release_paths:
-        objects["path"] = operator.release_paths[release]
-    if operator.dust_maps_dir:
-        objects["dust_maps_dir"] = operator.dust_maps_dir
-    output = out.setdefault("output", {})
-    if not isinstance(output, dict):
-        raise ConfigError("output", "must be an object of keys")
-    output["directory"] = str(operator.output_directory())
-    out["compute"] = {"scheduler": operator.scheduler, "n_workers": operator.n_workers,
-                      "memory_limit": operator.memory_limit}
-    return out
-
-
-def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` without the operator's keys (what a client of a shared service may see)."""
-    out = copy.deepcopy(dict(config))
-    for key in SERVER_KEYS:
-        *parents, last = key.split(".")
-        node: Any = out
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
-    return out
-
-
 # -- submission --------------------------------------------------------------------------------
 
 
 def submit(
-    data: Mapping[str, Any], operator: OperatorSettings, owner: str | None = None, max_active: int | None = None
+    config: Mapping[str, Any],
+    *,
+    owner: str | None = None,
+    max_active: int | None = None,
+    redact: Redact | None = None,
 ) -> tuple[Plan, int]:
-    """Check a client's config, plan it and register it as a new product.
+    """Plan a run config on behalf of ``owner`` and register it as a new, queued product.
 
     Everything that can be checked before data is read is checked here (so a bad
     request fails with its key before anything is registered); the caller runs the
@@ -224,16 +137,18 @@ def submit(
     the user the product belongs to (none: the operator's); a user builds only from their
     own registered catalogs and the operator's (another user's fails as an unknown one),
     and may have at most ``max_active`` products queued or running
-    (:class:`~tsm_core.errors.TooManyRuns`).
+    (:class:`~tsm_core.errors.TooManyRuns`). ``redact`` rewrites the run's provenance
+    before it is stored (a shared service passes the function that hides its locations:
+    ``tsm_web.trust``, which also bounds what a client may set).
     """
     from tsm_core.pipeline.main import prepare
     from tsm_core.products.registry import Registry
 
     registry = Registry.at_home(tsm_home())
-    config = client_config(data, operator)
+    config = dict(config)
     if owner is not None:
         config["redshift_catalog"] = _visible_catalog(registry, config.get("redshift_catalog"), owner)
-    plan = replace(prepare(config), served=True)
+    plan = replace(prepare(config), redact=redact)
     cfg = plan.config
     product_id = registry.create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued",
                                          owner=owner, max_active=max_active)

@@ -19,6 +19,7 @@ from tsm_core.config import tsm_home
 from tsm_core.errors import TooManyRuns, TSMError
 from tsm_core.products.records import ProductRecord
 from tsm_core.products.registry import Registry
+from tsm_web import trust
 from tsm_web.auth import Caller, Unauthenticated, caller_of, max_active
 from tsm_web.errors import ERROR_RESPONSES, APIError, ErrorBody
 from tsm_web.settings import ServerSettings
@@ -96,7 +97,7 @@ class ProductOut(BaseModel):
             report_url=f"/api/training-sets/{p.id}/report" if done else None, owner=p.owner,
             id=p.id, name=p.name, description=p.description, status=p.status, progress=p.progress,
             n_rows=p.n_rows, error=request.app.state.redact(p.error) if p.error else None,
-            config=service.public_config(p.config), created_at=p.created_at, finished_at=p.finished_at,
+            config=trust.public_config(p.config), created_at=p.created_at, finished_at=p.finished_at,
             file_name=Path(p.output_path).name if done else None,
             download_url=f"/api/training-sets/{p.id}/file" if done else None,
         )
@@ -182,7 +183,7 @@ def submit(request: Request, config: dict[str, Any], who: Caller = Depends(calle
     A user builds from their own and the operator's registered catalogs, with at most
     ``max_queued_per_user`` training sets queued or running (429)."""
     try:
-        plan, product_id = service.submit(config, settings(request), who.name, max_active(request, who))
+        plan, product_id = trust.submit(config, settings(request), who.name, max_active(request, who))
     except TooManyRuns as exc:
         raise APIError(429, exc.message, "id") from None
     reg = registry(request)

@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from tsm_core.config import read_yaml
 from tsm_core.errors import ConfigError
-from tsm_core.service import OperatorSettings
+from tsm_web.trust import OperatorSettings
 from tsm_web.uploads import UploadLimits
 
 TOKEN_ENV = "TSM_API_TOKEN"

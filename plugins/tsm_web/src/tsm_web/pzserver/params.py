@@ -156,7 +156,7 @@ def dereddener_name(value: Any, release: ObjectCatalog) -> str:
 def run_config(name: str, description: str, release: ObjectCatalog, catalog_id: int,
                used_config: PzUsedConfig) -> dict[str, Any]:
     """The run config of a Training Set Maker process, from the science options only (the
-    operator's locations and compute are added by :func:`tsm_core.service.submit`).
+    operator's locations and compute are added by :func:`tsm_web.trust.submit`).
 
     Raises :class:`ParamError` naming the field of a value that is not among the choices.
     """

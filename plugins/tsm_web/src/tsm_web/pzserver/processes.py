@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from tsm_core import plugins, service
-from tsm_core.errors import TSMError
-from tsm_core.errors import TooManyRuns
+from tsm_core import plugins
+from tsm_core.errors import TooManyRuns, TSMError
+from tsm_web import trust
 from tsm_web.auth import Caller, max_active
 from tsm_web.pzserver.access import caller, readable, readable_process
 from tsm_web.pzserver.drf import PzError, bad, body_of, paginate, scrub, validated
@@ -29,7 +29,7 @@ def submit_training_set(request: Request, config: dict[str, Any], who: Caller) -
     operator's bounds and the per-user queue limit) run in the background by the app's
     runner; returns the training set's ID and its future. Raises a
     :class:`~tsm_core.errors.TSMError` naming the bad key before anything is registered."""
-    plan, product_id = service.submit(config, request.app.state.settings, who.name, max_active(request, who))
+    plan, product_id = trust.submit(config, request.app.state.settings, who.name, max_active(request, who))
     return product_id, request.app.state.runner.submit(plan, product_id, request.app.state.registry)
 
 
