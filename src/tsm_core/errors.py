@@ -10,6 +10,8 @@ class TSMError(Exception):
     """Base class of every error the Training Set Maker reports to its user.
 
     ``key`` is the dotted config key the error is about, where there is one.
+    Every subclass that carries a config key takes it first: ``(key, message, ...)``
+    (``""`` when there is none); the others take only their message.
     """
 
     key: str = ""
@@ -47,7 +49,7 @@ class UnknownChoiceError(ConfigError):
 class CatalogError(TSMError):
     """An input catalog is unreadable or does not hold what it must."""
 
-    def __init__(self, message: str, key: str = "") -> None:
+    def __init__(self, key: str, message: str) -> None:
         self.key = key
         super().__init__(message)
 
@@ -55,11 +57,11 @@ class CatalogError(TSMError):
 class BadRowsError(CatalogError):
     """Rows of a redshift catalog with invalid values; ``rows`` are 0-based row numbers."""
 
-    def __init__(self, what: str, rows: Sequence[int], source: str) -> None:
+    def __init__(self, key: str, what: str, rows: Sequence[int], source: str) -> None:
         self.rows = list(rows)
         shown = ", ".join(str(r) for r in self.rows[:10])
         more = f" (and {len(self.rows) - 10} more)" if len(self.rows) > 10 else ""
-        super().__init__(f"{source}: {len(self.rows)} row(s) with {what}: rows {shown}{more} (0-based)", "redshift_catalog")
+        super().__init__(key, f"{source}: {len(self.rows)} row(s) with {what}: rows {shown}{more} (0-based)")
 
 
 class MissingDustMapError(ConfigError):

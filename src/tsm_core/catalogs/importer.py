@@ -73,20 +73,20 @@ def input_files(inputs: Sequence[str | Path]) -> tuple[list[str], str]:
         elif path.is_file():
             found = [str(path)]
         else:
-            raise CatalogError(f"{text}: no such file or folder", "input")
+            raise CatalogError("input", f"{text}: no such file or folder")
         if not found:
-            raise CatalogError(f"{text}: no {', '.join(FORMATS)} files there", "input")
+            raise CatalogError("input", f"{text}: no {', '.join(FORMATS)} files there")
         files += found
     if not files:
-        raise CatalogError("no input files given", "input")
+        raise CatalogError("input", "no input files given")
     kinds = [_format_of(f) for f in files]
     if None in kinds:
         bad = next(f for f, kind in zip(files, kinds) if kind is None)
         endings = ", ".join(e for es in FORMATS.values() for e in es)
-        raise CatalogError(f"{bad}: unknown file type; tsm import reads {endings}", "input")
+        raise CatalogError("input", f"{bad}: unknown file type; tsm import reads {endings}")
     formats = {kind for kind in kinds if kind is not None}
     if len(formats) > 1:
-        raise CatalogError(f"the input files mix formats ({', '.join(sorted(formats))}); import one format at a time", "input")
+        raise CatalogError("input", f"the input files mix formats ({', '.join(sorted(formats))}); import one format at a time")
     return list(dict.fromkeys(files)), formats.pop()
 
 
@@ -109,7 +109,7 @@ def _schema(path: str, fmt: str) -> tuple[list[str], int]:
         with fits.open(path, memmap=True) as hdul:
             hdu = next((h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
             if hdu is None:
-                raise CatalogError(f"{path}: no table HDU", "input")
+                raise CatalogError("input", f"{path}: no table HDU")
             return list(hdu.columns.names), max(int(hdu.header.get("NAXIS1", 8)), 8)
     import pandas as pd
 
@@ -131,9 +131,9 @@ def check_input_columns(release: ObjectCatalog, files: Sequence[str], fmt: str,
         if missing:
             shown = ", ".join(present[:12]) + (f", ... ({len(present)} columns)" if len(present) > 12 else "")
             raise CatalogError(
+                "input",
                 f"{path} lacks the {release.name} column(s) {', '.join(missing)}; its columns: {shown} "
                 f"(rename them, or choose another --release)",
-                "input",
             )
     return width
 
@@ -200,7 +200,7 @@ def write_collection(
         pipeline_with_client(args, client)
         props = staging / "collection.properties"
         if not props.is_file():
-            raise CatalogError(f"hats-import did not finish the collection in {staging}")
+            raise CatalogError("", f"hats-import did not finish the collection in {staging}")
         if layout.index:
             write_index(staging, layout.primary, layout.index, release.id_column)
         # the collection is named after its folder, not after the staging folder
@@ -297,7 +297,7 @@ def import_objects(
         raise ConfigError("margin_arcsec", f"must be > 0, not {margin_arcsec}")
     out = Path(out).expanduser().resolve()
     if out.exists() and not overwrite:
-        raise CatalogError(f"{out} already exists; choose another folder or pass --overwrite", "out")
+        raise CatalogError("out", f"{out} already exists; choose another folder or pass --overwrite")
     files, fmt = input_files(inputs)
     width = check_input_columns(release, files, fmt)
     partition_rows = max(10_000, partition_bytes // width)

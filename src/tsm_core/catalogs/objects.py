@@ -24,7 +24,7 @@ def read_schema(path: str) -> Any:
     try:
         opened: Any = hats.read_hats(path)  # a catalog or a collection, used by duck typing
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable HATS catalog
-        raise CatalogError(f"cannot open the HATS object catalog at {path}: {exc}", "object_catalog.path") from exc
+        raise CatalogError("object_catalog.path", f"cannot open the HATS object catalog at {path}: {exc}") from exc
     main = getattr(opened, "main_catalog", opened)
     return main.schema
 
@@ -45,9 +45,9 @@ def check_columns(release: ObjectCatalog, path: str, present: list[str], needed:
         return
     families = flux_families(release, present)
     raise CatalogError(
+        "object_catalog.flux_type",
         f"the {release.name} object catalog at {path} lacks column(s) {', '.join(missing)}"
         + (f"; flux types it has: {', '.join(families)}" if families else ""),
-        "object_catalog.flux_type",
     )
 
 
@@ -90,12 +90,12 @@ def open_objects(
     try:
         objects = lsdb.open_catalog(path, columns=load, filters=pushed or None, margin_cache=margin_path)
     except (OSError, ValueError) as exc:
-        raise CatalogError(f"cannot open the object catalog at {path}: {exc}", "object_catalog.path") from exc
+        raise CatalogError("object_catalog.path", f"cannot open the object catalog at {path}: {exc}") from exc
     if objects.margin is None:
         raise CatalogError(
+            "object_catalog.path",
             f"the object catalog at {path} has no margin cache; a crossmatch needs one at least "
             f"{radius_arcsec} arcsec wide (write it with a margin, e.g. lsdb's write_catalog)",
-            "object_catalog.path",
         )
     threshold = objects.margin.hc_structure.catalog_info.margin_threshold
     if threshold is not None and radius_arcsec > threshold:
@@ -127,32 +127,32 @@ def check_margin(release: ObjectCatalog, path: str, margin_path: str) -> None:
     try:
         margin: Any = hats.read_hats(margin_path)  # the declared type is a union of catalog kinds
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable HATS catalog
-        raise CatalogError(f"cannot open the margin at {margin_path}: {exc}", key) from exc
+        raise CatalogError(key, f"cannot open the margin at {margin_path}: {exc}") from exc
     opened: Any = hats.read_hats(path)
     catalog = getattr(opened, "main_catalog", opened)
     info = margin.catalog_info
     kind = str(getattr(info.catalog_type, "value", info.catalog_type))
     if kind != "margin":
-        raise CatalogError(f"{margin_path} is not a margin catalog (its type is {kind})", key)
+        raise CatalogError(key, f"{margin_path} is not a margin catalog (its type is {kind})")
     name = catalog.catalog_info.catalog_name
     if info.primary_catalog and Path(str(info.primary_catalog)).name not in (name, Path(path).name):
         raise CatalogError(
-            f"the margin at {margin_path} was made for catalog {info.primary_catalog!r}, not for {name!r} at {path}", key
+            key, f"the margin at {margin_path} was made for catalog {info.primary_catalog!r}, not for {name!r} at {path}"
         )
     pixels = set(catalog.get_healpix_pixels())
     foreign = [p for p in margin.get_healpix_pixels() if p not in pixels]
     if foreign:
         raise CatalogError(
+            key,
             f"the margin at {margin_path} does not belong to the catalog at {path}: {len(foreign)} of its "
             f"partitions (e.g. {foreign[0]}) are not partitions of the catalog (another pixel tree)",
-            key,
         )
     missing = [c for c in catalog.schema.names if c not in margin.schema.names]
     if missing:
         raise CatalogError(
+            key,
             f"the margin at {margin_path} does not belong to the catalog at {path}: it lacks column(s) "
             f"{', '.join(missing[:5])}",
-            key,
         )
     _check_margin_rows(release, catalog, margin, margin_path, path)
 
@@ -183,9 +183,9 @@ def _check_margin_rows(release: ObjectCatalog, catalog: Any, margin: Any, margin
     strangers = [i for i, h in zip(rows.column(id_col).to_pylist(), healpix.tolist()) if (i, h) not in known]
     if strangers:
         raise CatalogError(
+            "object_catalog.margin_path",
             f"the margin at {margin_path} does not belong to the catalog at {path}: {len(strangers)} of the "
             f"{rows.num_rows} rows of its partition {pixel} are not objects of the catalog (e.g. {id_col} {strangers[0]})",
-            "object_catalog.margin_path",
         )
 
 

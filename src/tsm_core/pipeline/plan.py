@@ -78,9 +78,9 @@ def locate_objects(release: ObjectCatalog, configured: str | None, home: Path) -
     location = release.locate(configured, home)
     if location.source == "sample" and not Path(location.path).exists():
         raise CatalogError(
+            "object_catalog.path",
             f"the synthetic {release.name} sample is not built yet: run `tsm sample {release.name}` "
             f"(or `tsm run --sample`, which builds it)",
-            "object_catalog.path",
         )
     if location.synthetic:
         log.warning("using the SYNTHETIC %s sample at %s", release.name, location.path)

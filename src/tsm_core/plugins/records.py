@@ -145,7 +145,7 @@ class ObjectCatalog:
         """
         if configured == SAMPLE_PATH:
             if self.sample is None:
-                raise CatalogError(f"release {self.name!r} has no synthetic sample", "object_catalog.path")
+                raise CatalogError("object_catalog.path", f"release {self.name!r} has no synthetic sample")
             return CatalogLocation(str(self.sample_objects(home)), "sample", synthetic=True)
         if configured:
             return CatalogLocation(str(configured), "config", synthetic=is_synthetic_sample(str(configured)))
@@ -165,8 +165,8 @@ class ObjectCatalog:
             if self.sample else ""
         )
         raise CatalogError(
-            f"no {self.name} object catalog found ({where}): {env}set object_catalog.path{sample}",
             "object_catalog.path",
+            f"no {self.name} object catalog found ({where}): {env}set object_catalog.path{sample}",
         )
 
     def available(self, home: Path) -> CatalogLocation | None:

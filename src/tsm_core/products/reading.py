@@ -47,14 +47,14 @@ def writer_for(path: Path, fmt: str | None = None) -> Writer:
         try:
             return plugins.writer(fmt)
         except UnknownChoiceError:
-            raise CatalogError(f"no reader for the product file {path}: its format {fmt!r} is not installed "
-                               f"(installed formats: {listed})", "product") from None
+            raise CatalogError("product", f"no reader for the product file {path}: its format {fmt!r} is not installed "
+                               f"(installed formats: {listed})") from None
     name = path.name.lower()
     for writer in installed.values():
         if name.endswith(_extensions(writer)):
             return writer
-    raise CatalogError(f"no reader for the product file {path}: no installed output format makes "
-                       f"{path.suffix or 'such'} files (installed formats: {listed})", "product")
+    raise CatalogError("product", f"no reader for the product file {path}: no installed output format makes "
+                       f"{path.suffix or 'such'} files (installed formats: {listed})")
 
 
 def read_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
@@ -62,7 +62,7 @@ def read_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
     of format ``fmt`` (by default the one whose extension ``path`` has)."""
     path = Path(path)
     if not path.exists():
-        raise CatalogError(f"the product file {path} does not exist (moved or deleted?)", "product")
+        raise CatalogError("product", f"the product file {path} does not exist (moved or deleted?)")
     writer = writer_for(path, fmt)
     try:
         return writer.read(path)
@@ -70,7 +70,7 @@ def read_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:
         raise
     except Exception as exc:  # any reader failure is the file's fault
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CatalogError(f"cannot read the product file {path} as {writer.name}: {message}", "product") from exc
+        raise CatalogError("product", f"cannot read the product file {path} as {writer.name}: {message}") from exc
 
 
 def product_format(record: ProductRecord) -> str | None:

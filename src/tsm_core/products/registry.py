@@ -140,10 +140,10 @@ class Registry:
             return self._redshift(rows[0])
         if rows:
             choices = ", ".join(f"{r['name']} ({r['owner']}, id {r['id']})" for r in rows)
-            raise CatalogError(f"several redshift catalogs are called {key!r}: {choices}; choose one by its id",
-                               "redshift_catalog")
+            raise CatalogError("redshift_catalog",
+                               f"several redshift catalogs are called {key!r}: {choices}; choose one by its id")
         names = ", ".join(f"{c.name} (id {c.id})" for c in self.redshift_catalogs(visible_to)) or "none"
-        raise CatalogError(f"no registered redshift catalog {key!r}; registered: {names}", "redshift_catalog")
+        raise CatalogError("redshift_catalog", f"no registered redshift catalog {key!r}; registered: {names}")
 
     @staticmethod
     def _redshift(row: sqlite3.Row) -> RedshiftCatalogRecord:
@@ -267,7 +267,7 @@ class Registry:
     @staticmethod
     def not_found(product_id: int) -> CatalogError:
         """The error for a training set that does not exist (or that the caller may not see)."""
-        return CatalogError(f"no training set with ID {product_id}")
+        return CatalogError("", f"no training set with ID {product_id}")
 
     def products(
         self, search: str | None = None, limit: int | None = None, visible_to: str | None = None

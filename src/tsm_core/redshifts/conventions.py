@@ -33,8 +33,8 @@ DESI_ZERR_LIMIT = 0.001
 def _numeric(frame: pd.DataFrame, column: str, convention: str) -> np.ndarray:
     if column not in frame.columns:
         raise CatalogError(
-            f"the {convention!r} convention derives z_flag from the column mapped to {column!r}, which is missing",
             f"redshift_catalog.columns.{column}",
+            f"the {convention!r} convention derives z_flag from the column mapped to {column!r}, which is missing",
         )
     import pandas as pd
 

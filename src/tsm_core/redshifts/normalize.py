@@ -75,17 +75,17 @@ def column_mapping(
             mapping[own] = canonical
         elif canonical in columns:
             raise CatalogError(
+                f"redshift_catalog.columns.{canonical}",
                 f"{source}: column {own!r} (mapped to {canonical!r}) not found; columns present: "
                 f"{', '.join(present)}",
-                f"redshift_catalog.columns.{canonical}",
             )
     missing = [c for c in REQUIRED_REDSHIFT_COLUMNS if c not in mapping.values()]
     if missing:
         raise CatalogError(
+            f"redshift_catalog.columns.{missing[0]}",
             f"{source}: missing required column(s) {', '.join(missing)}; map them with "
             f"columns: {{{', '.join(f'{m}: <column>' for m in missing)}}}; columns present: "
             f"{', '.join(present)}",
-            f"redshift_catalog.columns.{missing[0]}",
         )
     return mapping
 
@@ -103,9 +103,9 @@ def _check_numeric(frame: pd.DataFrame, mapping: Mapping[str, str], skip: Sequen
         if text.any():
             row = int(np.flatnonzero(text.to_numpy(dtype=bool, na_value=False))[0])
             raise CatalogError(
+                f"redshift_catalog.columns.{canonical}",
                 f"{source}: column {own!r} (mapped to {canonical!r}) holds text, not numbers "
                 f"(row {row}: {str(values.iloc[row])!r})",
-                f"redshift_catalog.columns.{canonical}",
             )
 
 
@@ -135,7 +135,7 @@ def validate_rows(frame: pd.DataFrame, source: str) -> None:
     """Refuse bad coordinates and redshifts, naming the rows of the first reason found."""
     for what, bad in bad_row_reasons(frame):
         if bad.any():
-            raise BadRowsError(what, np.flatnonzero(bad).tolist(), source)
+            raise BadRowsError("redshift_catalog", what, np.flatnonzero(bad).tolist(), source)
 
 
 def _check_unique_ids(ids: pd.Series, file_rows: np.ndarray, source: str) -> None:
@@ -151,9 +151,9 @@ def _check_unique_ids(ids: pd.Series, file_rows: np.ndarray, source: str) -> Non
             break
     n = int(ids[dup].nunique(dropna=False))
     raise CatalogError(
+        "redshift_catalog.columns.id",
         f"{source}: {n} id value(s) occur more than once, e.g. {'; '.join(shown)}; ids must be unique "
         "(map another column to id, or leave id unmapped to number the rows)",
-        "redshift_catalog.columns.id",
     )
 
 
@@ -188,7 +188,7 @@ def normalize_table(
     conv, detected = choose_convention(present, convention)
     mapping = column_mapping(present, columns, source, conv)
     if not len(table):
-        raise CatalogError(f"{source}: the redshift catalog has no rows", "redshift_catalog")
+        raise CatalogError("redshift_catalog", f"{source}: the redshift catalog has no rows")
     homogenized = conv.homogenize is not None and "z_flag" in mapping.values()
     _check_numeric(table, mapping, ("z_flag",) if homogenized else (), source)
 
@@ -205,7 +205,7 @@ def normalize_table(
         if not bad.any():
             continue
         if bad_rows == "fail":
-            raise BadRowsError(what, np.flatnonzero(bad).tolist(), source)
+            raise BadRowsError("redshift_catalog", what, np.flatnonzero(bad).tolist(), source)
         dropped[what] = int(bad.sum())
         keep &= ~bad
     if dropped:
@@ -214,7 +214,7 @@ def normalize_table(
             ", ".join(f"{n} with {what}" for what, n in dropped.items()),
         )
     if not keep.any():
-        raise CatalogError(f"{source}: no valid rows: all {len(table)} were dropped ({', '.join(dropped)})", "redshift_catalog")
+        raise CatalogError("redshift_catalog", f"{source}: no valid rows: all {len(table)} were dropped ({', '.join(dropped)})")
     table = table[keep].reset_index(drop=True)
     canonical = canonical[keep].reset_index(drop=True)
     _check_unique_ids(canonical["id"], np.flatnonzero(keep), source)
@@ -227,9 +227,9 @@ def normalize_table(
         off_scale = ~np.isin(flag, list(Z_FLAG_SCALE)) & ~np.isnan(flag)
         if len(flag) != len(canonical) or off_scale.any():
             raise CatalogError(
+                "redshift_catalog.convention",
                 f"{source}: convention {conv.name!r} gave z_flag values off the scale "
                 f"{sorted(Z_FLAG_SCALE)}: {sorted(set(flag[off_scale].tolist()))[:5] or 'wrong length'}",
-                "redshift_catalog.convention",
             )
         out[RAW_FLAG_COLUMN] = canonical["z_flag"]
         out["z_flag"] = flag.astype(np.int64) if np.all(np.isfinite(flag)) else flag.astype(float)

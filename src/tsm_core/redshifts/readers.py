@@ -44,7 +44,7 @@ def file_format(path: str | Path) -> str:
         if name.endswith(suffixes):
             return fmt
     known = ", ".join(s for suffixes in FILE_FORMATS.values() for s in suffixes)
-    raise CatalogError(f"{path}: unknown redshift catalog format; use one of {known} or a HATS catalog", "redshift_catalog")
+    raise CatalogError("redshift_catalog", f"{path}: unknown redshift catalog format; use one of {known} or a HATS catalog")
 
 
 def _read_hdf5(path: Path) -> pd.DataFrame:
@@ -111,14 +111,14 @@ def _read(path: Path, delimiter: str | None = None) -> tuple[pd.DataFrame, dict[
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CatalogError(f"cannot read redshift catalog {path} as {fmt}: {message}", "redshift_catalog") from exc
+        raise CatalogError("redshift_catalog", f"cannot read redshift catalog {path} as {fmt}: {message}") from exc
 
 
 def read_table(path: str | Path, delimiter: str | None = None) -> pd.DataFrame:
     """The whole redshift file as a DataFrame (redshift catalogs are small)."""
     path = Path(path)
     if not path.exists():
-        raise CatalogError(f"redshift catalog {path} does not exist", "redshift_catalog")
+        raise CatalogError("redshift_catalog", f"redshift catalog {path} does not exist")
     return _read(path, delimiter)[0]
 
 
@@ -144,7 +144,7 @@ def read_redshift_catalog(
         table = lsdb.open_catalog(str(path)).compute()
     else:
         if not path.exists():
-            raise CatalogError(f"redshift catalog {path} does not exist", "redshift_catalog")
+            raise CatalogError("redshift_catalog", f"redshift catalog {path} does not exist")
         if file_format(path) == "parquet" and is_snapshot(path):
             return read_snapshot(path)
         table, info = _read(path, delimiter)

@@ -60,7 +60,7 @@ def read_snapshot(path: str | Path) -> RedshiftTable:
     try:
         arrow = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001
-        raise CatalogError(f"cannot read the stored redshift catalog {path}: {exc}", "redshift_catalog") from exc
+        raise CatalogError("redshift_catalog", f"cannot read the stored redshift catalog {path}: {exc}") from exc
     meta = json.loads(arrow.schema.metadata[SNAPSHOT_KEY])
     info = {}
     for f in arrow.schema:

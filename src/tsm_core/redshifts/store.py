@@ -104,7 +104,7 @@ def read_store(path: str | Path) -> StoredCatalog:
     try:
         meta = json.loads((path / META_FILE).read_text())
     except (OSError, ValueError) as exc:
-        raise CatalogError(f"cannot read the stored redshift catalog at {path}: {exc}", "redshift_catalog") from exc
+        raise CatalogError("redshift_catalog", f"cannot read the stored redshift catalog at {path}: {exc}") from exc
     info = {name: ColumnInfo(note["unit"], note["description"]) for name, note in meta["info"].items()}
     empty = pd.DataFrame({name: pd.Series(dtype="float64") for name in meta["columns"]})
     table = RedshiftTable(

@@ -116,7 +116,7 @@ def report(product_id: int, out_dir: str | Path | None = None) -> ReportFiles:
     source = Path(record.output_path or "")
     directory = Path(out_dir) if out_dir else source.parent
     if not directory.is_dir():
-        raise CatalogError(f"report directory {directory} does not exist", "out_dir")
+        raise CatalogError("out_dir", f"report directory {directory} does not exist")
     stem = source.name.rsplit(".", 1)[0]
     files = ReportFiles(directory / f"{stem}.report.html", directory / f"{stem}.report.json")
     _write_text(files.json, json.dumps(numbers, indent=1, allow_nan=False))

@@ -74,7 +74,7 @@ class Users:
         with self.registry.transaction() as db:
             if db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
                 known = ", ".join(r["name"] for r in db.execute("SELECT name FROM users ORDER BY id")) or "none"
-                raise CatalogError(f"no user {name!r}; users: {known}", "name")
+                raise CatalogError("name", f"no user {name!r}; users: {known}")
 
     def for_token(self, token: str) -> UserRecord | None:
         """The user whose token is ``token``, or None."""
