@@ -1,6 +1,6 @@
 """What a user would write with LSDB alone: the same crossmatch, written to Parquet.
 
-    python benchmarks/bare_lsdb.py OBJECTS REDSHIFTS OUT.parquet RADIUS_ARCSEC
+python benchmarks/bare_lsdb.py OBJECTS REDSHIFTS OUT.parquet RADIUS_ARCSEC
 """
 
 import sys

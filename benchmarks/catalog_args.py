@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 
-def catalog_parser(doc: str | None, chunk: int, seed: int, field_radius: float, radius_help: str = "deg") -> argparse.ArgumentParser:
+def catalog_parser(
+    doc: str | None, chunk: int, seed: int, field_radius: float, radius_help: str = "deg"
+) -> argparse.ArgumentParser:
     """A parser with --rows, --out, --chunk, --workers, --seed and --field-radius."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, required=True)

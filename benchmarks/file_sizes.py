@@ -32,13 +32,15 @@ def frame(start: int, n: int) -> pd.DataFrame:
     dec = rng.uniform(-28.7, -27.5, n)
     cols: dict[str, object] = {
         "id": [f"DESI_{39627000000000000 + i}" for i in range(start, start + n)],
-        "ra": ra, "dec": dec,
+        "ra": ra,
+        "dec": dec,
         "z": np.round(rng.gamma(2.0, 0.4, n), 5),
         "z_err": rng.uniform(1e-5, 1e-3, n).astype(np.float32).astype(np.float64),
         "z_flag": rng.integers(0, 5, n),
         "survey": rng.choice(["DESI", "VVDS", "2dFLenS", "ZCOSMOS"], n),
         "objectId": np.int64(592914119181000000) + np.arange(start, start + n, dtype=np.int64) * 7,
-        "coord_ra": ra + rng.normal(0, 0.1 / 3600, n), "coord_dec": dec + rng.normal(0, 0.1 / 3600, n),
+        "coord_ra": ra + rng.normal(0, 0.1 / 3600, n),
+        "coord_dec": dec + rng.normal(0, 0.1 / 3600, n),
         "_dist_arcsec": rng.rayleigh(0.12, n),
     }
     for band in BANDS:
@@ -66,10 +68,10 @@ def info() -> dict:
 def write(fmt: str, layout_name: str, rows: int, out: Path) -> int:
     """Size in bytes of ``rows`` rows written with ``fmt`` in ``layout_name``."""
     from tsm_core import plugins
-    from tsm_core.science import layout
-    from tsm_core.config import OutputConfig
     from tsm_core.catalogs.rubin import RAIL_MAG_LIMITS
+    from tsm_core.config import OutputConfig
     from tsm_core.plugins.records import OutputMetadata
+    from tsm_core.science import layout
 
     options = OutputConfig(format=fmt, layout=layout_name)
     columns = info()
@@ -80,8 +82,9 @@ def write(fmt: str, layout_name: str, rows: int, out: Path) -> int:
     path = out / f"{fmt}-{layout_name}-{rows}.{layout.file_extension(writer.extension, options)}"
     sink = None
     for start in range(0, rows, BATCH):
-        table = pa.Table.from_pandas(layout.apply(frame(start, min(BATCH, rows - start)), columns, options, fill),
-                                     preserve_index=False)
+        table = pa.Table.from_pandas(
+            layout.apply(frame(start, min(BATCH, rows - start)), columns, options, fill), preserve_index=False
+        )
         if sink is None:
             sink = writer.open(path, table.schema, metadata, options)
         sink.write(table)
@@ -93,9 +96,9 @@ def tables_io_size(rows: int, out: Path) -> int:
     """The same rows in the rail layout written by tables_io (RAIL's own writer)."""
     import tables_io
 
-    from tsm_core.science import layout
-    from tsm_core.config import OutputConfig
     from tsm_core.catalogs.rubin import RAIL_MAG_LIMITS
+    from tsm_core.config import OutputConfig
+    from tsm_core.science import layout
 
     options = OutputConfig(layout="rail")
     fill = layout.rail_fill(options, RAIL_MAG_LIMITS, "dp1", tuple(BANDS))
@@ -120,8 +123,11 @@ def main() -> None:
                 pq_size = write("parquet", layout_name, rows, out)
                 h5_size = write("hdf5", layout_name, rows, out)
                 tio = f"{tables_io_size(rows, out) / 1e6:,.2f} MB" if layout_name == "rail" else ""
-                print(f"| {rows:,} | {layout_name} | {pq_size / 1e6:,.2f} MB | {h5_size / 1e6:,.2f} MB "
-                      f"| {h5_size / pq_size:.2f} | {tio} |", flush=True)
+                print(
+                    f"| {rows:,} | {layout_name} | {pq_size / 1e6:,.2f} MB | {h5_size / 1e6:,.2f} MB "
+                    f"| {h5_size / pq_size:.2f} | {tio} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

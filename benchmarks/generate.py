@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-
 from catalog_args import catalog_parser
+
 from tsm_core import SkyField, plugins
 from tsm_core.catalogs.rubin.sample import object_table
 
@@ -55,8 +55,14 @@ def import_hats(files: list[Path], out: Path, name: str, workers: int) -> Path:
 
     args = (
         CollectionArguments(output_artifact_name=name, output_path=out, progress_bar=False, tmp_dir=out / "tmp")
-        .catalog(input_file_list=[str(f) for f in files], file_reader="parquet", ra_column="coord_ra",
-                 dec_column="coord_dec", pixel_threshold=300_000, highest_healpix_order=9)
+        .catalog(
+            input_file_list=[str(f) for f in files],
+            file_reader="parquet",
+            ra_column="coord_ra",
+            dec_column="coord_dec",
+            pixel_threshold=300_000,
+            highest_healpix_order=9,
+        )
         .add_margin(margin_threshold=10.0, is_default=True)
     )
     with Client(n_workers=workers, threads_per_worker=1, memory_limit="4GB", dashboard_address=None) as client:
@@ -65,10 +71,13 @@ def import_hats(files: list[Path], out: Path, name: str, workers: int) -> Path:
     return out / name
 
 
-def write_redshifts(inputs: list[Path], out: Path, rows: int, seed: int,
-                    fractions: tuple[float, ...] = FRACTIONS) -> dict[float, Path]:
+def write_redshifts(
+    inputs: list[Path], out: Path, rows: int, seed: int, fractions: tuple[float, ...] = FRACTIONS
+) -> dict[float, Path]:
     rng = np.random.default_rng(seed)
-    coords = pd.concat([pq.read_table(f, columns=["coord_ra", "coord_dec"]).to_pandas() for f in inputs], ignore_index=True)
+    coords = pd.concat(
+        [pq.read_table(f, columns=["coord_ra", "coord_dec"]).to_pandas() for f in inputs], ignore_index=True
+    )
     paths = {}
     for fraction in fractions:
         n = int(rows * fraction)
@@ -79,19 +88,29 @@ def write_redshifts(inputs: list[Path], out: Path, rows: int, seed: int,
         lonely = rng.choice(len(coords), n - n_matched, replace=False)
         ra = np.concatenate([ra, coords["coord_ra"].to_numpy()[lonely] + 20 / 3600])
         dec = np.concatenate([dec, coords["coord_dec"].to_numpy()[lonely]])
-        frame = pd.DataFrame({"id": np.arange(n, dtype=np.int64), "ra": np.mod(ra, 360), "dec": dec,
-                              "z": rng.gamma(3.0, 0.28, n), "z_err": rng.uniform(1e-4, 1e-3, n),
-                              "z_flag": rng.choice([3, 4], n), "survey": rng.choice(["DESI", "VVDS"], n)})
+        frame = pd.DataFrame(
+            {
+                "id": np.arange(n, dtype=np.int64),
+                "ra": np.mod(ra, 360),
+                "dec": dec,
+                "z": rng.gamma(3.0, 0.28, n),
+                "z_err": rng.uniform(1e-4, 1e-3, n),
+                "z_flag": rng.choice([3, 4], n),
+                "survey": rng.choice(["DESI", "VVDS"], n),
+            }
+        )
         paths[fraction] = out / f"redshifts_{int(fraction * 100)}pct.parquet"
         frame.to_parquet(paths[fraction], index=False)
     return paths
 
 
 def main() -> None:
-    parser = catalog_parser(__doc__, chunk=500_000, seed=1, field_radius=1.2,
-                            radius_help="deg; 1.2 gives ~0.6 M objects/deg^2 at 20 M rows")
-    parser.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS),
-                        help="redshift catalogs as fractions of the objects")
+    parser = catalog_parser(
+        __doc__, chunk=500_000, seed=1, field_radius=1.2, radius_help="deg; 1.2 gives ~0.6 M objects/deg^2 at 20 M rows"
+    )
+    parser.add_argument(
+        "--fractions", default=",".join(str(f) for f in FRACTIONS), help="redshift catalogs as fractions of the objects"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     inputs = write_inputs(args.rows, args.chunk, args.out / "inputs", args.seed, args.field_radius)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from catalog_args import catalog_parser
 from hats_import.catalog.file_readers import InputReader
 
-from catalog_args import catalog_parser
 from tsm_core import SkyField, plugins
 from tsm_core.catalogs.rubin import sample as rubin_sample
 
@@ -97,8 +97,15 @@ def import_objects(reader: ChunkReader, out: Path, workers: int, threshold: int)
         files.append(str(path))
     args = (
         CollectionArguments(output_artifact_name="objects", output_path=out, progress_bar=False, tmp_dir=out / "tmp")
-        .catalog(input_file_list=files, file_reader=reader, ra_column="coord_ra", dec_column="coord_dec",
-                 output_artifact_name="object_lc", pixel_threshold=threshold, highest_healpix_order=10)
+        .catalog(
+            input_file_list=files,
+            file_reader=reader,
+            ra_column="coord_ra",
+            dec_column="coord_dec",
+            output_artifact_name="object_lc",
+            pixel_threshold=threshold,
+            highest_healpix_order=10,
+        )
         .add_margin(margin_threshold=MARGIN_ARCSEC, output_artifact_name="object_lc_5arcs", is_default=True)
     )
     with Client(n_workers=workers, threads_per_worker=1, memory_limit="6GB", dashboard_address=None) as client:
@@ -116,7 +123,11 @@ def write_redshifts(reader: ChunkReader, out: Path, counts: list[int], seed: int
     paths = []
     for count in counts:
         rng = np.random.default_rng(seed + count)
-        path = out / f"redshifts_{count // 1_000_000}M.parquet" if count % 1_000_000 == 0 else out / f"redshifts_{count}.parquet"
+        path = (
+            out / f"redshifts_{count // 1_000_000}M.parquet"
+            if count % 1_000_000 == 0
+            else out / f"redshifts_{count}.parquet"
+        )
         tmp = path.with_suffix(".tmp")
         writer = None
         first_id = 0
@@ -130,9 +141,17 @@ def write_redshifts(reader: ChunkReader, out: Path, counts: list[int], seed: int
             dec[:n_matched] += rng.normal(0, 0.15 / 3600, n_matched)
             ra[:n_matched] += rng.normal(0, 0.15 / 3600, n_matched) / np.cos(np.radians(dec[:n_matched]))
             ra[n_matched:] += 20 / 3600 / np.cos(np.radians(dec[n_matched:]))
-            frame = pd.DataFrame({"id": np.arange(first_id, first_id + n, dtype=np.int64), "ra": np.mod(ra, 360),
-                                  "dec": dec, "z": rng.gamma(3.0, 0.28, n), "z_err": rng.uniform(1e-4, 1e-3, n),
-                                  "z_flag": rng.choice([3, 4], n), "survey": rng.choice(["DESI", "VVDS"], n)})
+            frame = pd.DataFrame(
+                {
+                    "id": np.arange(first_id, first_id + n, dtype=np.int64),
+                    "ra": np.mod(ra, 360),
+                    "dec": dec,
+                    "z": rng.gamma(3.0, 0.28, n),
+                    "z_err": rng.uniform(1e-4, 1e-3, n),
+                    "z_flag": rng.choice([3, 4], n),
+                    "survey": rng.choice(["DESI", "VVDS"], n),
+                }
+            )
             first_id += n
             table = pa.Table.from_pandas(frame, preserve_index=False)
             writer = writer or pq.ParquetWriter(tmp, table.schema)

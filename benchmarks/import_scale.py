@@ -39,8 +39,21 @@ def main() -> None:
         out = base / "collection"
         shutil.rmtree(out, ignore_errors=True)
         env = dict(os.environ, TSM_HOME=str(base / "home"))
-        cmd = [str(BIN / "tsm"), "-q", "import", str(inputs), "--out", str(out), "--release", "dp1",
-               "--workers", str(args.workers), "--memory-limit", args.memory_limit, "--no-progress"]
+        cmd = [
+            str(BIN / "tsm"),
+            "-q",
+            "import",
+            str(inputs),
+            "--out",
+            str(out),
+            "--release",
+            "dp1",
+            "--workers",
+            str(args.workers),
+            "--memory-limit",
+            args.memory_limit,
+            "--no-progress",
+        ]
         row = {"rows": rows, "workers": args.workers, **measure(cmd, env, args.timeout)}
         results.append(row)
         print(json.dumps(row), flush=True)

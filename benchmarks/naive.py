@@ -1,6 +1,6 @@
 """The naive approach: load both tables with pandas, astropy match, magnitudes for all.
 
-    python benchmarks/naive.py OBJECTS REDSHIFTS OUT.parquet RADIUS_ARCSEC
+python benchmarks/naive.py OBJECTS REDSHIFTS OUT.parquet RADIUS_ARCSEC
 """
 
 import sys
@@ -21,7 +21,8 @@ for band in "ugrizy":
         objects[f"{band}_cModelMag"] = np.where(flux > 0, -2.5 * np.log10(flux) + 31.4, np.nan)
         objects[f"{band}_cModelMagErr"] = 1.0857 * objects[f"{band}_cModelFluxErr"] / flux
 idx, sep, _ = SkyCoord(redshifts["ra"], redshifts["dec"], unit="deg").match_to_catalog_sky(
-    SkyCoord(objects["coord_ra"], objects["coord_dec"], unit="deg"))
+    SkyCoord(objects["coord_ra"], objects["coord_dec"], unit="deg")
+)
 keep = sep < radius * u.arcsec
 result = pd.concat([redshifts[keep].reset_index(drop=True), objects.iloc[idx[keep]].reset_index(drop=True)], axis=1)
 result["_dist_arcsec"] = sep[keep].arcsec

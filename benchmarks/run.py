@@ -23,8 +23,8 @@ import os
 import platform
 import re
 import subprocess
-import threading
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -81,9 +81,17 @@ def measure(cmd: list[str], env: dict, timeout: float, also: Callable[[], int] |
     reader.join(timeout=10)
     err = "".join(err_chunks)
     if status == "ok" and proc.returncode != 0:
-        status = "out of memory" if proc.returncode in (-9, 137) or "MemoryError" in err else f"failed ({proc.returncode})"
-    return {"seconds": seconds, "peak_mb": round(peak / 2**20), "peak_mb_own_tree": round(peak_own / 2**20), "status": status,
-            "stages": stages(err), "stderr": err[-800:] if status != "ok" else ""}
+        status = (
+            "out of memory" if proc.returncode in (-9, 137) or "MemoryError" in err else f"failed ({proc.returncode})"
+        )
+    return {
+        "seconds": seconds,
+        "peak_mb": round(peak / 2**20),
+        "peak_mb_own_tree": round(peak_own / 2**20),
+        "status": status,
+        "stages": stages(err),
+        "stderr": err[-800:] if status != "ok" else "",
+    }
 
 
 def stages(stderr: str) -> dict[str, float]:
@@ -98,15 +106,21 @@ def stages(stderr: str) -> dict[str, float]:
 
 def machine() -> dict:
     """Date, machine and load, to print beside every table."""
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cores": os.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30), "load": os.getloadavg(),
-            "python": platform.python_version(), "commit": git_commit()}
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30),
+        "load": os.getloadavg(),
+        "python": platform.python_version(),
+        "commit": git_commit(),
+    }
 
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -115,8 +129,19 @@ def ensure_catalog(rows: int, fractions: list[float]) -> Path:
     out = WORK / f"{rows // 1_000_000}M" if rows % 1_000_000 == 0 else WORK / str(rows)
     missing = [f for f in fractions if not redshift_file(out, f).exists()]
     if not (out / "objects").exists() or missing:
-        subprocess.run([sys.executable, str(HERE / "generate.py"), "--rows", str(rows), "--out", str(out),
-                        "--fractions", ",".join(str(f) for f in fractions)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "generate.py"),
+                "--rows",
+                str(rows),
+                "--out",
+                str(out),
+                "--fractions",
+                ",".join(str(f) for f in fractions),
+            ],
+            check=True,
+        )
     return out
 
 
@@ -133,8 +158,9 @@ def register(name: str, path: Path, env: dict, timeout: float) -> dict:
     return result
 
 
-def tsm_config(name: str, redshifts: dict, objects: Path, out: Path, release: str = "dp1",
-               compute: dict | None = None) -> Path:
+def tsm_config(
+    name: str, redshifts: dict, objects: Path, out: Path, release: str = "dp1", compute: dict | None = None
+) -> Path:
     """Write a run configuration; ``redshifts`` is ``{"path": ...}`` or ``{"name": ...}``."""
     cfg = {
         "name": name,
@@ -188,22 +214,47 @@ def main() -> None:
             if fraction == fractions[0]:  # warm-up (numba cache, file system cache of the object catalog)
                 subprocess.run(tsm_command(by_path), env=env, check=True, capture_output=True)
             row["tsm_path"] = measure(tsm_command(by_path), env, args.timeout)
-            row["tsm_registered"] = (measure(tsm_command(by_name), env, args.timeout) if row["register"]["status"] == "ok"
-                                     else {"seconds": 0, "peak_mb": 0, "status": "not registered", "stages": {}, "stderr": ""})
+            row["tsm_registered"] = (
+                measure(tsm_command(by_name), env, args.timeout)
+                if row["register"]["status"] == "ok"
+                else {"seconds": 0, "peak_mb": 0, "status": "not registered", "stages": {}, "stderr": ""}
+            )
             if args.tsm_only:
                 results.append(row)
                 print(line(row), flush=True)
                 continue
-            row["bare_lsdb"] = measure([sys.executable, str(HERE / "bare_lsdb.py"), str(base / "objects"),
-                                        str(redshifts), str(out / "bare.parquet"), str(RADIUS)], env, args.timeout)
+            row["bare_lsdb"] = measure(
+                [
+                    sys.executable,
+                    str(HERE / "bare_lsdb.py"),
+                    str(base / "objects"),
+                    str(redshifts),
+                    str(out / "bare.parquet"),
+                    str(RADIUS),
+                ],
+                env,
+                args.timeout,
+            )
             if rows <= args.skip_naive_above:
-                row["naive"] = measure([sys.executable, str(HERE / "naive.py"), str(base / "objects"),
-                                        str(redshifts), str(out / "naive.parquet"), str(RADIUS)], env, args.timeout)
+                row["naive"] = measure(
+                    [
+                        sys.executable,
+                        str(HERE / "naive.py"),
+                        str(base / "objects"),
+                        str(redshifts),
+                        str(out / "naive.parquet"),
+                        str(RADIUS),
+                    ],
+                    env,
+                    args.timeout,
+                )
             results.append(row)
             print(line(row), flush=True)
             clean_outputs(out)
             info["load_after"] = os.getloadavg()
-            args.json.write_text(json.dumps({"machine": info, "command": " ".join(sys.argv), "grid": results}, indent=1))
+            args.json.write_text(
+                json.dumps({"machine": info, "command": " ".join(sys.argv), "grid": results}, indent=1)
+            )
     print(table(results))
     print(stage_table(results))
 
@@ -223,9 +274,11 @@ def ratio(a: dict | None, b: dict | None) -> str:
 
 
 def line(row: dict) -> str:
-    text = (f"{row['objects']:>11,} objects {row['redshifts']:>11,} redshifts | register {cell(row['register'])}"
-            f" | tsm path {cell(row['tsm_path'])} | tsm registered {cell(row['tsm_registered'])}"
-            f" | bare {cell(row.get('bare_lsdb'))} | naive {cell(row.get('naive'))}")
+    text = (
+        f"{row['objects']:>11,} objects {row['redshifts']:>11,} redshifts | register {cell(row['register'])}"
+        f" | tsm path {cell(row['tsm_path'])} | tsm registered {cell(row['tsm_registered'])}"
+        f" | bare {cell(row.get('bare_lsdb'))} | naive {cell(row.get('naive'))}"
+    )
     for name in ("tsm_path", "tsm_registered", "bare_lsdb", "naive"):
         if name in row and row[name]["status"] != "ok":
             text += f"\n    {name}: {row[name]['status']}: {row[name]['stderr']}"
@@ -233,13 +286,17 @@ def line(row: dict) -> str:
 
 
 def table(results: list[dict]) -> str:
-    rows = ["| objects | redshifts | tsm run, file | tsm run, registered | bare LSDB | naive | file / bare | "
-            "registered / bare | file / naive | registered / naive | register (once) |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| objects | redshifts | tsm run, file | tsm run, registered | bare LSDB | naive | file / bare | "
+        "registered / bare | file / naive | registered / naive | register (once) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         p, g, b, n = r["tsm_path"], r["tsm_registered"], r.get("bare_lsdb"), r.get("naive")
-        rows.append(f"| {r['objects']:,} | {r['redshifts']:,} | {cell(p)} | {cell(g)} | {cell(b)} | {cell(n)} | "
-                    f"{ratio(p, b)} | {ratio(g, b)} | {ratio(p, n)} | {ratio(g, n)} | {cell(r['register'])} |")
+        rows.append(
+            f"| {r['objects']:,} | {r['redshifts']:,} | {cell(p)} | {cell(g)} | {cell(b)} | {cell(n)} | "
+            f"{ratio(p, b)} | {ratio(g, b)} | {ratio(p, n)} | {ratio(g, n)} | {cell(r['register'])} |"
+        )
     return "\n".join(rows)
 
 
@@ -249,17 +306,21 @@ def stage_table(results: list[dict]) -> str:
     for r in results:
         for key in ("tsm_path", "tsm_registered"):
             names += [s for s in r[key]["stages"] if s not in names]
-    rows = ["| objects | redshifts | given as | wall | " + " | ".join(names) + " | rest (start-up, imports) |",
-            "|---:|---:|---|---:|" + "---:|" * (len(names) + 1)]
+    rows = [
+        "| objects | redshifts | given as | wall | " + " | ".join(names) + " | rest (start-up, imports) |",
+        "|---:|---:|---|---:|" + "---:|" * (len(names) + 1),
+    ]
     for r in results:
         for key, given in (("tsm_path", "file"), ("tsm_registered", "registered")):
             m = r[key]
             if m["status"] != "ok":
                 continue
             rest = m["seconds"] - sum(m["stages"].values())
-            rows.append(f"| {r['objects']:,} | {r['redshifts']:,} | {given} | {m['seconds']:.1f} s | "
-                        + " | ".join(f"{m['stages'][s]:.2f}" if s in m["stages"] else "" for s in names)
-                        + f" | {rest:.1f} |")
+            rows.append(
+                f"| {r['objects']:,} | {r['redshifts']:,} | {given} | {m['seconds']:.1f} s | "
+                + " | ".join(f"{m['stages'][s]:.2f}" if s in m["stages"] else "" for s in names)
+                + f" | {rest:.1f} |"
+            )
     return "\n".join(rows)
 
 

@@ -24,13 +24,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pyarrow.parquet as pq
-
-from run import TSM, WORK, cell, clean_outputs, machine, measure, register, tree_rss, tsm_command, tsm_config
+from run import WORK, cell, clean_outputs, machine, measure, register, tree_rss, tsm_command, tsm_config
 
 HERE = Path(__file__).resolve().parent
 DP2_ROWS = 786_420_720
@@ -42,6 +40,7 @@ def match_stage(stages: dict[str, float]) -> float | None:
     ``match, photometry and write``)."""
     found = [v for k, v in stages.items() if k.startswith("match")]
     return found[0] if found else None
+
 
 CLUSTER = """
 import sys, time
@@ -66,8 +65,10 @@ def catalog_facts(objects: Path) -> dict:
 def rates(result: dict, facts: dict) -> dict:
     """Partitions and rows per second, over the match stage and over the whole run."""
     match = match_stage(result["stages"])
-    out = {"partitions_per_s_wall": facts["partitions"] / result["seconds"],
-           "rows_per_s_wall": facts["rows"] / result["seconds"]}
+    out = {
+        "partitions_per_s_wall": facts["partitions"] / result["seconds"],
+        "rows_per_s_wall": facts["rows"] / result["seconds"],
+    }
     if match:
         out |= {"partitions_per_s_match": facts["partitions"] / match, "rows_per_s_match": facts["rows"] / match}
     return out
@@ -78,9 +79,12 @@ def extrapolate(result: dict, facts: dict) -> dict:
     measured, the match stage scaled by partitions and, separately, by rows."""
     match = match_stage(result["stages"]) or result["seconds"]
     fixed = result["seconds"] - match
-    return {"fixed_s": fixed, "match_s": match,
-            "by_partitions_s": fixed + match * DP2_PARTITIONS / facts["partitions"],
-            "by_rows_s": fixed + match * DP2_ROWS / facts["rows"]}
+    return {
+        "fixed_s": fixed,
+        "match_s": match,
+        "by_partitions_s": fixed + match * DP2_PARTITIONS / facts["partitions"],
+        "by_rows_s": fixed + match * DP2_ROWS / facts["rows"],
+    }
 
 
 def warm_up(first: Path, base: Path, env: dict, out: Path, release: str, compute: dict | None = None) -> None:
@@ -93,8 +97,14 @@ def warm_up(first: Path, base: Path, env: dict, out: Path, release: str, compute
 
 
 def start_cluster(env: dict) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-c", CLUSTER], env=env, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLUSTER],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     address = proc.stdout.readline().strip()
     if not address.startswith("tcp://"):
         proc.kill()
@@ -146,10 +156,17 @@ def main() -> None:
         print(f"registered {rows:,} redshifts as {name}: {cell(reg)}", flush=True)
         results["runs"].append({"kind": "register", "redshifts": rows, "result": reg})
     for path in [] if args.skip_threads else files:
-        cfg = tsm_config(f"{names[path]} threads", {"name": names[path]}, args.base / "objects", out, release=args.release)
+        cfg = tsm_config(
+            f"{names[path]} threads", {"name": names[path]}, args.base / "objects", out, release=args.release
+        )
         res = measure(tsm_command(cfg), env, args.timeout)
-        row = {"kind": "threads", "redshifts": pq.ParquetFile(path).metadata.num_rows, "result": res,
-               "rates": rates(res, facts), "extrapolation": extrapolate(res, facts)}
+        row = {
+            "kind": "threads",
+            "redshifts": pq.ParquetFile(path).metadata.num_rows,
+            "result": res,
+            "rates": rates(res, facts),
+            "extrapolation": extrapolate(res, facts),
+        }
         results["runs"].append(row)
         print(json.dumps(row | {"result": {k: v for k, v in res.items() if k != "stderr"}}), flush=True)
         if res["status"] != "ok":
@@ -158,19 +175,36 @@ def main() -> None:
     if args.cluster:
         path = args.base / args.cluster
         rows = pq.ParquetFile(path).metadata.num_rows
-        threads = tsm_config(f"{names[path]} threads", {"name": names[path]}, args.base / "objects", out, release=args.release)
+        threads = tsm_config(
+            f"{names[path]} threads", {"name": names[path]}, args.base / "objects", out, release=args.release
+        )
         proc, address = start_cluster(env)
         try:
             cluster = psutil.Process(proc.pid)
-            cfg = tsm_config(f"{names[path]} cluster", {"name": names[path]}, args.base / "objects", out,
-                             release=args.release, compute={"scheduler": address})
+            cfg = tsm_config(
+                f"{names[path]} cluster",
+                {"name": names[path]},
+                args.base / "objects",
+                out,
+                release=args.release,
+                compute={"scheduler": address},
+            )
             warm_up(first, args.base, env, out, args.release, compute={"scheduler": address})
-            for kind, command, also in (("cluster", cfg, lambda: tree_rss(cluster)), ("threads beside cluster", threads, None)):
+            for kind, command, also in (
+                ("cluster", cfg, lambda: tree_rss(cluster)),
+                ("threads beside cluster", threads, None),
+            ):
                 if kind.startswith("threads"):
                     stop_cluster(proc)  # the idle cluster's memory and CPU are not the threads run's
                 res = measure(tsm_command(command), env, args.timeout, also=also)
-                row = {"kind": kind, "redshifts": rows, "address": address, "result": res,
-                       "rates": rates(res, facts), "extrapolation": extrapolate(res, facts)}
+                row = {
+                    "kind": kind,
+                    "redshifts": rows,
+                    "address": address,
+                    "result": res,
+                    "rates": rates(res, facts),
+                    "extrapolation": extrapolate(res, facts),
+                }
                 results["runs"].append(row)
                 print(json.dumps(row | {"result": {k: v for k, v in res.items() if k != "stderr"}}), flush=True)
                 if res["status"] != "ok":
@@ -185,10 +219,13 @@ def main() -> None:
 
 def report(results: dict) -> str:
     facts = results["catalog"]
-    lines = [f"catalog: {facts['rows']:,} rows in {facts['partitions']:,} partitions", "",
-             "| run | redshifts | wall | peak RSS | partitions/s (wall) | partitions/s (match stage) | "
-             "rows/s (match stage) | stages |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        f"catalog: {facts['rows']:,} rows in {facts['partitions']:,} partitions",
+        "",
+        "| run | redshifts | wall | peak RSS | partitions/s (wall) | partitions/s (match stage) | "
+        "rows/s (match stage) | stages |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results["runs"]:
         res = r["result"]
         if r["kind"] == "register":
@@ -196,16 +233,23 @@ def report(results: dict) -> str:
             continue
         ra = r["rates"]
         st = ", ".join(f"{k} {v:.1f} s" for k, v in res["stages"].items())
-        lines.append(f"| {r['kind']} | {r['redshifts']:,} | {res['seconds']:.1f} s | {res['peak_mb']:,} MB | "
-                     f"{ra['partitions_per_s_wall']:.1f} | {ra.get('partitions_per_s_match', 0):.1f} | "
-                     f"{ra.get('rows_per_s_match', 0):,.0f} | {st} |")
-    lines += ["", "| run | redshifts | fixed part | match stage | DP2 by partitions | DP2 by rows |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {r['kind']} | {r['redshifts']:,} | {res['seconds']:.1f} s | {res['peak_mb']:,} MB | "
+            f"{ra['partitions_per_s_wall']:.1f} | {ra.get('partitions_per_s_match', 0):.1f} | "
+            f"{ra.get('rows_per_s_match', 0):,.0f} | {st} |"
+        )
+    lines += [
+        "",
+        "| run | redshifts | fixed part | match stage | DP2 by partitions | DP2 by rows |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results["runs"]:
         if "extrapolation" in r:
             e = r["extrapolation"]
-            lines.append(f"| {r['kind']} | {r['redshifts']:,} | {e['fixed_s']:.0f} s | {e['match_s']:.0f} s | "
-                         f"{e['by_partitions_s'] / 60:.0f} min | {e['by_rows_s'] / 60:.0f} min |")
+            lines.append(
+                f"| {r['kind']} | {r['redshifts']:,} | {e['fixed_s']:.0f} s | {e['match_s']:.0f} s | "
+                f"{e['by_partitions_s'] / 60:.0f} min | {e['by_rows_s'] / 60:.0f} min |"
+            )
     return "\n".join(lines)
 
 

@@ -30,7 +30,9 @@ def batches(rows: int):
         n = min(BATCH, rows - start)
         cols = {
             "id": pa.array([f"DESI_{i:09d}" for i in range(start, start + n)], pa.large_string()),
-            "ra": rng.uniform(0, 360, n), "dec": rng.uniform(-60, 10, n), "z": rng.uniform(0, 3, n),
+            "ra": rng.uniform(0, 360, n),
+            "dec": rng.uniform(-60, 10, n),
+            "z": rng.uniform(0, 3, n),
             "z_flag": pa.array(rng.integers(0, 5, n), pa.int64()),
             "survey": pa.array(rng.choice(["DESI", "VVDS", "2dFLenS"], n), pa.large_string()),
             "objectId": pa.array(np.arange(start, start + n, dtype=np.int64) + 2**60),
@@ -58,7 +60,11 @@ def child(fmt: str, rows: int, out: Path) -> None:
         sink.write(table)
     sink.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"format": fmt, "rows": rows, "seconds": round(time.perf_counter() - start, 1), "peak_mb": round(peak)}))
+    print(
+        json.dumps(
+            {"format": fmt, "rows": rows, "seconds": round(time.perf_counter() - start, 1), "peak_mb": round(peak)}
+        )
+    )
 
 
 def main() -> None:
@@ -74,7 +80,9 @@ def main() -> None:
     print(f"{'format':8} {'rows':>10} {'seconds':>8} {'peak MB':>8}")
     for fmt in args.formats.split(","):
         for rows in args.rows.split(","):
-            out = subprocess.run([sys.executable, __file__, "--child", fmt, rows], capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", fmt, rows], capture_output=True, text=True, check=True
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{r['format']:8} {r['rows']:>10,} {r['seconds']:>8} {r['peak_mb']:>8}", flush=True)
 

@@ -133,15 +133,17 @@ def _scene(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         zdec.append(dec)
     zra, zdec = np.concatenate(zra), np.concatenate(zdec)
     nz = len(zra)
-    redshifts = pd.DataFrame({
-        "id": [f"spec{i:05d}" for i in range(nz)],
-        "ra": zra,
-        "dec": zdec,
-        "z": np.round(rng.uniform(0.01, 2.0, nz), 4),
-        "z_err": rng.uniform(1e-4, 1e-3, nz),
-        "z_flag": rng.choice([1, 2, 3, 4], nz),
-        "survey": rng.choice(["DESI", "VVDS", "2dFLenS"], nz),
-    })
+    redshifts = pd.DataFrame(
+        {
+            "id": [f"spec{i:05d}" for i in range(nz)],
+            "ra": zra,
+            "dec": zdec,
+            "z": np.round(rng.uniform(0.01, 2.0, nz), 4),
+            "z_err": rng.uniform(1e-4, 1e-3, nz),
+            "z_flag": rng.choice([1, 2, 3, 4], nz),
+            "survey": rng.choice(["DESI", "VVDS", "2dFLenS"], nz),
+        }
+    )
     # 0-4 objects within ~4 arcsec of each redshift, plus a uniform background
     k = rng.integers(0, 5, nz)
     near = np.repeat(np.arange(nz), k)
@@ -157,11 +159,13 @@ def _scene(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     ora = np.concatenate([ora, *bra])
     odec = np.concatenate([odec, *bdec])
     no = len(ora)
-    objects = pd.DataFrame({
-        "objectId": (np.int64(1) << 60) + rng.permutation(no).astype(np.int64) * 1000 + 7,
-        "coord_ra": ora,
-        "coord_dec": odec,
-    })
+    objects = pd.DataFrame(
+        {
+            "objectId": (np.int64(1) << 60) + rng.permutation(no).astype(np.int64) * 1000 + 7,
+            "coord_ra": ora,
+            "coord_dec": odec,
+        }
+    )
     for band in DP1_BANDS:
         flux = rng.lognormal(np.log(2000), 1.5, no) - 300  # some negative fluxes
         flux[rng.uniform(0, 1, no) < 0.05] = np.nan
@@ -193,8 +197,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def coarse_objects_path(scene: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """:func:`scene`'s objects written again in a few large partitions (20000 rows each), for
     tests that check a result does not depend on the partitioning. Read only."""
-    base = shared_build(tmp_path_factory, "coarse",
-                        lambda base: write_objects(scene["objects"], base / "coarse", partition_rows=20000))
+    base = shared_build(
+        tmp_path_factory, "coarse", lambda base: write_objects(scene["objects"], base / "coarse", partition_rows=20000)
+    )
     return base / "coarse"
 
 

@@ -33,7 +33,9 @@ def write_sfd(maps_dir: Path, n: int = SFD_N) -> None:
     x = np.arange(n, dtype=np.float64)
     for pole, base in SFD_BASE.items():
         data = np.broadcast_to(base + SFD_SLOPE * x, (n, n)).astype(np.float32)
-        fits.PrimaryHDU(data, header=sfd_header(n, pole)).writeto(maps_dir / "sfd" / f"SFD_dust_4096_{pole}.fits", overwrite=True)
+        fits.PrimaryHDU(data, header=sfd_header(n, pole)).writeto(
+            maps_dir / "sfd" / f"SFD_dust_4096_{pole}.fits", overwrite=True
+        )
 
 
 def sfd_expected(l_deg: np.ndarray, b_deg: np.ndarray, n: int = SFD_N) -> np.ndarray:
@@ -63,7 +65,10 @@ def healpix_expected(l_deg: np.ndarray, b_deg: np.ndarray, nest: bool, scale: fl
 def write_csfd(maps_dir: Path) -> None:
     """``csfd/csfd_ebv.fits`` and ``csfd/mask.fits``: RING HEALPix tables, column ``T``."""
     (maps_dir / "csfd").mkdir(parents=True, exist_ok=True)
-    for name, values in (("csfd_ebv.fits", healpix_values()), ("mask.fits", np.zeros(12 * HEALPIX_NSIDE**2, np.float32))):
+    for name, values in (
+        ("csfd_ebv.fits", healpix_values()),
+        ("mask.fits", np.zeros(12 * HEALPIX_NSIDE**2, np.float32)),
+    ):
         hdu = fits.BinTableHDU.from_columns([fits.Column(name="T", format="E", array=values)], name="xtension")
         hdu.header["PIXTYPE"], hdu.header["ORDERING"], hdu.header["NSIDE"] = "HEALPIX", "RING", HEALPIX_NSIDE
         hdu.header["COORDSYS"] = "G"
@@ -80,10 +85,16 @@ def _planck_file(path: Path, extname: str, field: str, values: np.ndarray) -> No
 
 def write_planck(maps_dir: Path) -> None:
     """The Planck 2013 thermal dust model (HDU ``COMP-MAP``, field ``EBV``), NESTED."""
-    _planck_file(maps_dir / "planck" / "HFI_CompMap_ThermalDustModel_2048_R1.20.fits", "COMP-MAP", "EBV", healpix_values())
+    _planck_file(
+        maps_dir / "planck" / "HFI_CompMap_ThermalDustModel_2048_R1.20.fits", "COMP-MAP", "EBV", healpix_values()
+    )
 
 
 def write_planck_gnilc(maps_dir: Path) -> None:
     """The Planck GNILC map (first extension, field ``TAU353``; E(B-V) = 1.49e4 tau)."""
-    _planck_file(maps_dir / "planck" / "COM_CompMap_Dust-GNILC-Model-Opacity_2048_R2.01.fits", "COMP-MAP",
-                 "TAU353", healpix_values() / np.float32(1e4))
+    _planck_file(
+        maps_dir / "planck" / "COM_CompMap_Dust-GNILC-Model-Opacity_2048_R2.01.fits",
+        "COMP-MAP",
+        "TAU353",
+        healpix_values() / np.float32(1e4),
+    )

@@ -11,17 +11,30 @@ import pandas as pd
 DP1_BANDS = ("u", "g", "r", "i", "z", "y")
 
 
-def write_objects(frame: pd.DataFrame, path: Path, margin_arcsec: float = 10.0, partition_rows: int = 500,
-                  ra: str = "coord_ra", dec: str = "coord_dec") -> None:
+def write_objects(
+    frame: pd.DataFrame,
+    path: Path,
+    margin_arcsec: float = 10.0,
+    partition_rows: int = 500,
+    ra: str = "coord_ra",
+    dec: str = "coord_dec",
+) -> None:
     """Write ``frame`` as a HATS collection with a margin, with LSDB."""
     from tsm_core.compute.noise import quiet_known_warnings
 
     quiet_known_warnings()  # before importing lsdb, which warns at import
     import lsdb
 
-    cat = lsdb.from_dataframe(frame, ra_column=ra, dec_column=dec, catalog_name="objects",
-                              lowest_order=4, highest_order=9, partition_rows=partition_rows,
-                              margin_threshold=margin_arcsec)
+    cat = lsdb.from_dataframe(
+        frame,
+        ra_column=ra,
+        dec_column=dec,
+        catalog_name="objects",
+        lowest_order=4,
+        highest_order=9,
+        partition_rows=partition_rows,
+        margin_threshold=margin_arcsec,
+    )
     cat.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False)
 
 
@@ -35,8 +48,9 @@ def second_measurements(redshifts: pd.DataFrame, n: int, seed: int) -> pd.DataFr
     return twins
 
 
-def brute_force_match(redshifts: pd.DataFrame, objects: pd.DataFrame, radius_arcsec: float,
-                      n_neighbors: int) -> pd.DataFrame:
+def brute_force_match(
+    redshifts: pd.DataFrame, objects: pd.DataFrame, radius_arcsec: float, n_neighbors: int
+) -> pd.DataFrame:
     """Every (redshift, object) pair within the radius with astropy, the n nearest kept."""
     import astropy.units as u
     from astropy.coordinates import SkyCoord
@@ -47,12 +61,14 @@ def brute_force_match(redshifts: pd.DataFrame, objects: pd.DataFrame, radius_arc
     zi, oi, sep, _ = oc.search_around_sky(zc, radius_arcsec * u.arcsec)
     pairs = pd.DataFrame({"zi": zi, "oi": oi, "dist": sep.to(u.arcsec).value})
     pairs = pairs.sort_values(["zi", "dist"]).groupby("zi").head(n_neighbors)
-    return pd.DataFrame({
-        "id": redshifts["id"].to_numpy()[pairs["zi"]],
-        "objectId": objects["objectId"].to_numpy()[pairs["oi"]],
-        "dist": pairs["dist"].to_numpy(),
-        "oi": pairs["oi"].to_numpy(),
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "id": redshifts["id"].to_numpy()[pairs["zi"]],
+            "objectId": objects["objectId"].to_numpy()[pairs["oi"]],
+            "dist": pairs["dist"].to_numpy(),
+            "oi": pairs["oi"].to_numpy(),
+        }
+    ).reset_index(drop=True)
 
 
 def ab_mag(flux: np.ndarray) -> np.ndarray:
@@ -90,6 +106,7 @@ def select_unique(pairs: list[dict], rule: str) -> set[tuple]:
                 best_for_o[p["objectId"]] = p
         return {(p["id"], p["objectId"]) for p in best_for_o.values()}
     if rule == "best_redshift":
+
         def rank(p):
             # homogenized scale: a star (6) ranks below any redshift, an unknown flag just above it
             flag = -2 if p["z_flag"] == 6 else p["z_flag"] if p["z_flag"] == p["z_flag"] else -1
@@ -152,8 +169,13 @@ def tsm_serve(env: dict[str, str], *args: str, timeout: float = 60):
 
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen([sys.executable, "-m", "tsm_core", "serve", "--port", str(port), *args],
-                            env=dict(os.environ, **env), stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tsm_core", "serve", "--port", str(port), *args],
+        env=dict(os.environ, **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     try:

@@ -30,7 +30,8 @@ def module_name(path: Path) -> str:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _runtime_imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
@@ -136,7 +137,8 @@ def test_no_import_cycle_in_tsm_core():
     graph = import_graph()
     found = [(_cycle_in(graph, set(t)), t) for t in tangles(graph)]
     assert not found, "import cycles in tsm_core:\n" + "\n".join(
-        " -> ".join(cycle) + (f"  (tangle: {', '.join(t)})" if len(t) > len(cycle) - 1 else "") for cycle, t in found)
+        " -> ".join(cycle) + (f"  (tangle: {', '.join(t)})" if len(t) > len(cycle) - 1 else "") for cycle, t in found
+    )
 
 
 def test_no_module_over_the_size_limit():

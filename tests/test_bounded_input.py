@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+import tsm_core
 from helpers import tsm_serve
 from tsm_core.config import MAX_YAML_BYTES, load_config, load_yaml
-import tsm_core
 from tsm_core.errors import ConfigError
-from tsm_core.science.filters import parse_filter
 from tsm_core.products.registry import Registry
+from tsm_core.science.filters import parse_filter
 
 #: the filters of the issue (each would run Python's big integers for minutes), and the
 #: first constant of each that overflows a float64 (9**9 = 387420489 and 10**10 do not)
@@ -71,8 +71,9 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _post_json(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **AUTH})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json", **AUTH}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -82,12 +83,21 @@ def _post_json(url: str, body: dict) -> tuple[int, dict]:
 
 def _register_catalog(url: str, redshifts) -> int:
     boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nz\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"z.csv\"\r\n"
-            "Content-Type: text/csv\r\n\r\n").encode() + redshifts.to_csv(index=False).encode() + \
-        f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url + "/api/redshift-catalogs", data=body, method="POST", headers={
-        **AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nz\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + redshifts.to_csv(index=False).encode()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        url + "/api/redshift-catalogs",
+        data=body,
+        method="POST",
+        headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())["id"]
 
@@ -131,9 +141,15 @@ def test_huge_powers_refused_by_a_real_server_that_keeps_answering(scene, tmp_pa
             time.sleep(0.3)
             for which, expression, _ in HUGE_POWERS:
                 started = time.perf_counter()
-                status, body = _post_json(url + "/api/training-sets", {
-                    "name": "power", "redshift_catalog": {"id": catalog}, "object_catalog": {"release": "dp1"},
-                    "filters": {which: [expression]}})
+                status, body = _post_json(
+                    url + "/api/training-sets",
+                    {
+                        "name": "power",
+                        "redshift_catalog": {"id": catalog},
+                        "object_catalog": {"release": "dp1"},
+                        "filters": {which: [expression]},
+                    },
+                )
                 took = time.perf_counter() - started
                 assert status == 422 and body["field"] == f"filters.{which}[0]", body
                 assert "not a finite 64-bit float" in body["message"]
@@ -156,8 +172,9 @@ def _peak_rss_of(command: list[str], env: dict[str, str], timeout: float = 60) -
         print(json.dumps([done.returncode, done.stderr, time.monotonic() - started,
                           resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024]))
     """)
-    out = subprocess.run([sys.executable, "-c", wrapper, *command], env=env, capture_output=True, text=True,
-                         timeout=timeout)
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, *command], env=env, capture_output=True, text=True, timeout=timeout
+    )
     code, err, seconds, peak = json.loads(out.stdout)
     return code, err, seconds, peak
 
@@ -169,8 +186,9 @@ def test_alias_bomb_refused_by_tsm_run_in_one_line_with_bounded_memory(tmp_path)
     env = dict(os.environ, TSM_HOME=str(tmp_path / "home"))
     code, err, seconds, peak_mb = _peak_rss_of([sys.executable, "-m", "tsm_core", "run", str(bomb)], env)
     assert code == 1
-    assert err.splitlines() == [f"Error: {bomb}: YAML aliases expand beyond 10,000 nodes "
-                                "(aliases and merge keys may add at most that many)"], err
+    assert err.splitlines() == [
+        f"Error: {bomb}: YAML aliases expand beyond 10,000 nodes (aliases and merge keys may add at most that many)"
+    ], err
     assert peak_mb < 500, f"peak RSS {peak_mb:.0f} MB"
     assert seconds < 30  # the interpreter and the plugins' imports; the refusal itself is immediate
 
@@ -207,11 +225,16 @@ def test_alias_bomb_in_a_set_override_refused():
         apply_overrides({}, [f"filters.object={value}"])
 
 
-@pytest.mark.parametrize("text", [
-    "a: &a [*a]\n",  # an alias of its own parent: endless once expanded
-    "base: &b {" + ", ".join(f"k{i}: {i}" for i in range(200)) + "}\n"
-    + "".join(f"m{i}: {{<<: *b}}\n" for i in range(60)),  # merge keys: 60 x 200 values
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: &a [*a]\n",  # an alias of its own parent: endless once expanded
+        "base: &b {"
+        + ", ".join(f"k{i}: {i}" for i in range(200))
+        + "}\n"
+        + "".join(f"m{i}: {{<<: *b}}\n" for i in range(60)),  # merge keys: 60 x 200 values
+    ],
+)
 def test_recursive_aliases_and_merge_key_floods_refused(text):
     with pytest.raises(ConfigError, match="YAML aliases expand beyond"):
         load_yaml(text, "config.yaml")
@@ -219,8 +242,10 @@ def test_recursive_aliases_and_merge_key_floods_refused(text):
 
 def test_small_aliases_and_merge_keys_still_work():
     text = "defaults: &d {radius_arcsec: 2.0, n_neighbors: 1}\ncrossmatch:\n  <<: *d\n  radius_arcsec: 1.5\n"
-    assert load_yaml(text, "config.yaml") == {"defaults": {"radius_arcsec": 2.0, "n_neighbors": 1},
-                                              "crossmatch": {"radius_arcsec": 1.5, "n_neighbors": 1}}
+    assert load_yaml(text, "config.yaml") == {
+        "defaults": {"radius_arcsec": 2.0, "n_neighbors": 1},
+        "crossmatch": {"radius_arcsec": 1.5, "n_neighbors": 1},
+    }
 
 
 def test_config_over_the_size_limit_refused_in_one_line(tmp_path, base_config):
@@ -229,8 +254,13 @@ def test_config_over_the_size_limit_refused_in_one_line(tmp_path, base_config):
     with pytest.raises(ConfigError) as caught:
         load_config(str(path))
     assert str(caught.value) == f"{path} is over the limit of {MAX_YAML_BYTES:,} bytes"
-    out = subprocess.run([sys.executable, "-m", "tsm_core", "run", str(path)], capture_output=True, text=True,
-                         env=dict(os.environ, TSM_HOME=str(tmp_path / "home")), timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tsm_core", "run", str(path)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, TSM_HOME=str(tmp_path / "home")),
+        timeout=60,
+    )
     assert out.returncode == 1 and out.stderr.splitlines() == [f"Error: {caught.value}"], out.stderr
 
 
@@ -253,8 +283,13 @@ def test_sigterm_while_planning_stops_within_seconds(base_config, tmp_path, tsm_
     base_config["redshift_catalog"] = {"path": str(fifo)}
     config = tmp_path / "plan.yaml"
     config.write_text(yaml.safe_dump(base_config))
-    proc = subprocess.Popen([sys.executable, "-m", "tsm_core", "run", str(config)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, TSM_HOME=str(tsm_home)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tsm_core", "run", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, TSM_HOME=str(tsm_home)),
+    )
     writer = None
     try:
         deadline = time.monotonic() + 60

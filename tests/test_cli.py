@@ -23,8 +23,10 @@ def _write(tmp_path, config) -> str:
 
 def test_run_with_overrides(runner, base_config, tmp_path):
     path = _write(tmp_path, base_config)
-    out = runner.invoke(get_cli(), ["run", path, "--set", "crossmatch.n_neighbors=2", "--set", "output.format=csv",
-                                    "--set", "name=from the cli"])
+    out = runner.invoke(
+        get_cli(),
+        ["run", path, "--set", "crossmatch.n_neighbors=2", "--set", "output.format=csv", "--set", "name=from the cli"],
+    )
     assert out.exit_code == 0, out.output
     line = [l for l in out.output.splitlines() if l.startswith("Training set")][0]
     written = line.rsplit("-> ", 1)[1]
@@ -37,8 +39,9 @@ def test_errors_are_one_line_and_non_zero(runner, base_config, tmp_path):
     path = _write(tmp_path, base_config)
     out = runner.invoke(get_cli(), ["run", path, "--set", "object_catalog.flux_type=psfFlux"])
     assert out.exit_code == 1
-    assert out.output.strip().splitlines() == [
-        out.output.strip().splitlines()[0]] and out.output.startswith("Error: object_catalog.flux_type: unknown flux type")
+    assert out.output.strip().splitlines() == [out.output.strip().splitlines()[0]] and out.output.startswith(
+        "Error: object_catalog.flux_type: unknown flux type"
+    )
     assert "cModel" in out.output and "Traceback" not in out.output
     debug = runner.invoke(get_cli(), ["--debug", "run", path, "--set", "object_catalog.flux_type=psfFlux"])
     assert debug.exit_code != 0 and debug.exception is not None

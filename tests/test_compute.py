@@ -15,7 +15,6 @@ def _read(path) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
 
 
-
 def test_registered_catalog_on_a_cluster_given_by_address(scene, base_config):
     """The README's cluster form: a running dask.distributed scheduler's address (here a
     LocalCluster of two worker processes, as dask-jobqueue's SLURMCluster gives one), with a
@@ -26,12 +25,14 @@ def test_registered_catalog_on_a_cluster_given_by_address(scene, base_config):
     register_redshift_catalog("scene", scene["redshift_path"])
     base_config["crossmatch"]["n_neighbors"] = 2
     base_config["object_catalog"]["dereddening"] = "catalog"
-    base_config.update(redshift_catalog={"name": "scene"},
-                       filters={"redshift": ["z_flag >= 2", "abs(z - 1) > 0.1"]})  # pushed, and evaluated per partition
+    base_config.update(
+        redshift_catalog={"name": "scene"}, filters={"redshift": ["z_flag >= 2", "abs(z - 1) > 0.1"]}
+    )  # pushed, and evaluated per partition
     base_config["compute"] = {"scheduler": "threads", "n_workers": 2}
     threaded = _read(tsm_core.run(base_config).output_path)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      memory_limit="1.5GB") as cluster:
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", memory_limit="1.5GB"
+    ) as cluster:
         base_config["compute"] = {"scheduler": cluster.scheduler_address}
         clustered = _read(tsm_core.run(base_config).output_path)
     key = ["id", "objectId"]
@@ -40,8 +41,9 @@ def test_registered_catalog_on_a_cluster_given_by_address(scene, base_config):
     expected = brute_force_match(kept, scene["objects"], 3.0, 2)
     assert len(clustered) > 100
     assert sorted(zip(clustered["id"], clustered["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))
-    pd.testing.assert_frame_equal(clustered.sort_values(key).reset_index(drop=True),
-                                  threaded.sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        clustered.sort_values(key).reset_index(drop=True), threaded.sort_values(key).reset_index(drop=True)
+    )
 
 
 def test_bad_scheduler_named(base_config):
@@ -51,9 +53,9 @@ def test_bad_scheduler_named(base_config):
 
 
 def test_numba_cache_enabled_for_hats(tmp_path):
+    from hats.pixel_tree import pixel_alignment
     from numba.core.caching import NullCache
 
-    from hats.pixel_tree import pixel_alignment
     from tsm_core.compute import numba_cache
 
     numba_cache.enable(tmp_path / "cache")

@@ -59,7 +59,10 @@ def test_desi_detected_without_a_mapping(desi):
     # the numbers a user sees: every star is 6, every good primary galaxy/QSO redshift is 3 or 4
     assert (got["z_flag"][raw["SPECTYPE"] == "STAR"] == 6).all()
     good = (raw["ZWARN"] == 0) & raw["ZCAT_PRIMARY"] & (raw["SPECTYPE"] != "STAR")
-    assert got["z_flag"][good].isin([3, 4]).all() and not got["z_flag"][~good & (raw["SPECTYPE"] != "STAR")].isin([3, 4]).any()
+    assert (
+        got["z_flag"][good].isin([3, 4]).all()
+        and not got["z_flag"][~good & (raw["SPECTYPE"] != "STAR")].isin([3, 4]).any()
+    )
     kept = table.kept_columns(None)
     assert {"SPECTYPE", "DELTACHI2", "ZCAT_PRIMARY", "z_flag_raw"} <= set(kept)
 
@@ -86,8 +89,19 @@ def test_crc_detected_bad_rows_dropped_and_counted(crc):
     np.testing.assert_array_equal(got["z_flag"], valid["z_flag_homogenized"])
     np.testing.assert_array_equal(got["z_flag_raw"], valid["z_flag"])
     assert got["id_raw"].tolist() == valid["id"].tolist()  # the survey's own id, renamed: `id` is CRD_ID
-    assert set(table.kept_columns(None)) == {"id", "ra", "dec", "z", "z_err", "z_flag", "survey", "z_flag_raw",
-                                             "source", "tie_result", "instrument_type_homogenized"}
+    assert set(table.kept_columns(None)) == {
+        "id",
+        "ra",
+        "dec",
+        "z",
+        "z_err",
+        "z_flag",
+        "survey",
+        "z_flag_raw",
+        "source",
+        "tie_result",
+        "instrument_type_homogenized",
+    }
 
 
 def test_crc_refused_whole_only_when_asked(crc):
@@ -130,8 +144,11 @@ def test_last_digit_and_value_map_edge_values(tmp_path):
 
 def test_unknown_convention_lists_installed(desi):
     path, _ = desi
-    with pytest.raises(UnknownChoiceError, match=r"redshift_catalog.convention: unknown redshift convention 'sdss'.*"
-                                                 r"canonical, crc, desi"):
+    with pytest.raises(
+        UnknownChoiceError,
+        match=r"redshift_catalog.convention: unknown redshift convention 'sdss'.*"
+        r"canonical, crc, desi",
+    ):
         read_redshift_catalog(path, convention="sdss")
 
 
@@ -145,9 +162,19 @@ class SDSSFlag:
 
 def _sdss(name="sdss"):
     return tsm_core.RedshiftConvention(
-        name=name, description="SDSS specObj", columns={"id": "SPECOBJID", "ra": "PLUG_RA", "dec": "PLUG_DEC",
-                                                         "z": "Z", "z_err": "Z_ERR", "z_flag": "ZWARNING"},
-        detect=("SPECOBJID", "PLUG_RA", "ZWARNING"), extra_columns=("CLASS",), homogenize=SDSSFlag(),
+        name=name,
+        description="SDSS specObj",
+        columns={
+            "id": "SPECOBJID",
+            "ra": "PLUG_RA",
+            "dec": "PLUG_DEC",
+            "z": "Z",
+            "z_err": "Z_ERR",
+            "z_flag": "ZWARNING",
+        },
+        detect=("SPECOBJID", "PLUG_RA", "ZWARNING"),
+        extra_columns=("CLASS",),
+        homogenize=SDSSFlag(),
     )
 
 
@@ -162,9 +189,17 @@ def sdss_plugin(registered_plugin):
 
 
 def test_third_party_convention_plugin(sdss_plugin, tmp_path):
-    sdss = pd.DataFrame({"SPECOBJID": [11, 12, 13], "PLUG_RA": [1.0, 2.0, 3.0], "PLUG_DEC": [0.0, 0.5, 1.0],
-                         "Z": [0.1, 0.0001, 0.3], "Z_ERR": [1e-4, 1e-5, 1e-3], "ZWARNING": [0, 0, 4],
-                         "CLASS": ["GALAXY", "STAR  ", "QSO"]})
+    sdss = pd.DataFrame(
+        {
+            "SPECOBJID": [11, 12, 13],
+            "PLUG_RA": [1.0, 2.0, 3.0],
+            "PLUG_DEC": [0.0, 0.5, 1.0],
+            "Z": [0.1, 0.0001, 0.3],
+            "Z_ERR": [1e-4, 1e-5, 1e-3],
+            "ZWARNING": [0, 0, 4],
+            "CLASS": ["GALAXY", "STAR  ", "QSO"],
+        }
+    )
     sdss.to_csv(tmp_path / "sdss.csv", index=False)
     assert "sdss" in plugins.redshift_conventions()
     table = read_redshift_catalog(tmp_path / "sdss.csv")
@@ -190,8 +225,9 @@ def test_ambiguous_detection_is_refused(tmp_path, registered_plugin):
         def tsm_redshift_conventions(self):
             return [tsm_core.RedshiftConvention(name="desi_copy", description="x", detect=("TARGETID", "ZWARN"))]
 
-    frame = pd.DataFrame({"TARGETID": [1], "TARGET_RA": [1.0], "TARGET_DEC": [1.0], "Z": [0.5], "ZERR": [1e-4],
-                          "ZWARN": [0]})
+    frame = pd.DataFrame(
+        {"TARGETID": [1], "TARGET_RA": [1.0], "TARGET_DEC": [1.0], "Z": [0.5], "ZERR": [1e-4], "ZWARN": [0]}
+    )
     frame.to_parquet(tmp_path / "d.parquet")
     registered_plugin(Plugin(), "test-desi-copy")
     with pytest.raises(ConfigError, match="fit conventions 'desi', 'desi_copy'; choose one"):
@@ -214,21 +250,31 @@ def test_csv_hash_is_data_and_delimiter_sniffed_or_set(tmp_path):
 def test_text_column_mapped_to_z_is_named(tmp_path):
     frame = pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "Z": [0.1, 0.2], "NAME": ["gal a", "gal b"]})
     frame.to_csv(tmp_path / "t.csv", index=False)
-    with pytest.raises(CatalogError, match=r"column 'NAME' \(mapped to 'z'\) holds text, not numbers \(row 0: 'gal a'\)"):
+    with pytest.raises(
+        CatalogError, match=r"column 'NAME' \(mapped to 'z'\) holds text, not numbers \(row 0: 'gal a'\)"
+    ):
         read_redshift_catalog(tmp_path / "t.csv", {"z": "NAME"})
 
 
 def test_duplicate_ids_refused_naming_the_first(tmp_path):
     frame = pd.DataFrame({"id": [5, 6, 5, 7, 6], "ra": [1.0] * 5, "dec": [0.0] * 5, "z": [0.1] * 5})
     frame.to_parquet(tmp_path / "d.parquet")
-    with pytest.raises(CatalogError, match=r"2 id value\(s\) occur more than once, e.g. 5 \(rows 0, 2\); 6 \(rows 1, 4\)"):
+    with pytest.raises(
+        CatalogError, match=r"2 id value\(s\) occur more than once, e.g. 5 \(rows 0, 2\); 6 \(rows 1, 4\)"
+    ):
         read_redshift_catalog(tmp_path / "d.parquet")
 
 
 @pytest.mark.parametrize("kind", ["csv", "parquet"])
 def test_zero_rows_refused_in_one_line(tmp_path, kind):
-    empty = pd.DataFrame({"id": pd.Series(dtype="int64"), "ra": pd.Series(dtype=float), "dec": pd.Series(dtype=float),
-                          "z": pd.Series(dtype=float)})
+    empty = pd.DataFrame(
+        {
+            "id": pd.Series(dtype="int64"),
+            "ra": pd.Series(dtype=float),
+            "dec": pd.Series(dtype=float),
+            "z": pd.Series(dtype=float),
+        }
+    )
     path = tmp_path / f"e.{kind}"
     empty.to_csv(path, index=False) if kind == "csv" else empty.to_parquet(path)
     with pytest.raises(CatalogError, match="the redshift catalog has no rows") as info:
@@ -273,7 +319,11 @@ def test_a_convention_off_the_scale_is_refused(tmp_path, registered_plugin):
         def tsm_redshift_conventions(self):
             return [tsm_core.RedshiftConvention(name="five", description="x", homogenize=lambda t: t["z_flag"] + 4)]
 
-    pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "z": [0.1, 0.2], "z_flag": [0, 1]}).to_parquet(tmp_path / "f.parquet")
+    pd.DataFrame({"ra": [1.0, 2.0], "dec": [0.0, 0.0], "z": [0.1, 0.2], "z_flag": [0, 1]}).to_parquet(
+        tmp_path / "f.parquet"
+    )
     registered_plugin(Plugin(), "test-five")
-    with pytest.raises(CatalogError, match=r"convention 'five' gave z_flag values off the scale \[0, 1, 2, 3, 4, 6\]: \[5.0\]"):
+    with pytest.raises(
+        CatalogError, match=r"convention 'five' gave z_flag values off the scale \[0, 1, 2, 3, 4, 6\]: \[5.0\]"
+    ):
         read_redshift_catalog(tmp_path / "f.parquet", convention="five")

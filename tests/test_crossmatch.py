@@ -43,7 +43,19 @@ def test_output_columns_and_types(base_config):
     result = tsm_core.run(base_config)
     table = pq.read_table(result.output_path)
     names = table.column_names
-    assert names[:11] == ["id", "ra", "dec", "z", "z_err", "z_flag", "survey", "objectId", "coord_ra", "coord_dec", "_dist_arcsec"]
+    assert names[:11] == [
+        "id",
+        "ra",
+        "dec",
+        "z",
+        "z_err",
+        "z_flag",
+        "survey",
+        "objectId",
+        "coord_ra",
+        "coord_dec",
+        "_dist_arcsec",
+    ]
     assert [f"{b}_cModelMag" for b in DP1_BANDS] == [n for n in names if n.endswith("_cModelMag")]
     assert str(table.schema.field("objectId").type) == "int64"
     assert table.schema.field("g_cModelMag").metadata[b"unit"] == b"mag"

@@ -21,7 +21,11 @@ MAPS = {
     "sfd": (dust_maps.write_sfd, lambda l, b: dust_maps.sfd_expected(l, b), 1e-6),
     "csfd": (dust_maps.write_csfd, lambda l, b: dust_maps.healpix_expected(l, b, nest=False), 1e-7),
     "planck": (dust_maps.write_planck, lambda l, b: dust_maps.healpix_expected(l, b, nest=True), 1e-7),
-    "planck_gnilc": (dust_maps.write_planck_gnilc, lambda l, b: dust_maps.healpix_expected(l, b, nest=True, scale=1.49), 1e-6),
+    "planck_gnilc": (
+        dust_maps.write_planck_gnilc,
+        lambda l, b: dust_maps.healpix_expected(l, b, nest=True, scale=1.49),
+        1e-6,
+    ),
 }
 
 
@@ -32,7 +36,9 @@ def two_hemispheres(tmp_path_factory):
     rows = []
     for ra0, dec0 in ((150.0, 2.0), (53.1, -28.1)):  # COSMOS (b > 0), ECDFS (b < 0)
         n = 300
-        rows.append(pd.DataFrame({"coord_ra": ra0 + rng.uniform(-0.2, 0.2, n), "coord_dec": dec0 + rng.uniform(-0.2, 0.2, n)}))
+        rows.append(
+            pd.DataFrame({"coord_ra": ra0 + rng.uniform(-0.2, 0.2, n), "coord_dec": dec0 + rng.uniform(-0.2, 0.2, n)})
+        )
     objects = pd.concat(rows, ignore_index=True)
     n = len(objects)
     objects.insert(0, "objectId", np.arange(n, dtype=np.int64) + 10**15)
@@ -53,8 +59,13 @@ def _config(data, tmp_path, dereddening, maps_dir, convert=True):
     return {
         "name": f"dered {dereddening}",
         "redshift_catalog": {"path": str(data["base"] / "z.parquet")},
-        "object_catalog": {"release": "dp1", "path": str(data["base"] / "objects"), "dereddening": dereddening,
-                           "dust_maps_dir": str(maps_dir), "convert_to_magnitudes": convert},
+        "object_catalog": {
+            "release": "dp1",
+            "path": str(data["base"] / "objects"),
+            "dereddening": dereddening,
+            "dust_maps_dir": str(maps_dir),
+            "convert_to_magnitudes": convert,
+        },
         "crossmatch": {"radius_arcsec": 1.0},
         "output": {"directory": str(tmp_path / "out")},
     }
@@ -83,18 +94,26 @@ def test_dereddened_magnitudes(name, two_hemispheres, tmp_path):
 
 def test_dereddened_fluxes(two_hemispheres, tmp_path):
     dust_maps.write_sfd(tmp_path / "maps")
-    got = pq.read_table(tsm_core.run(_config(two_hemispheres, tmp_path, "sfd", tmp_path / "maps", convert=False)).output_path).to_pandas()
+    got = pq.read_table(
+        tsm_core.run(_config(two_hemispheres, tmp_path, "sfd", tmp_path / "maps", convert=False)).output_path
+    ).to_pandas()
     objects = two_hemispheres["objects"].set_index("objectId").loc[got["objectId"]]
     factor = 10 ** (0.4 * R["g"] * got["ebv"].to_numpy())
-    np.testing.assert_allclose(got["g_cModelFlux_dered"], objects["g_cModelFlux"].to_numpy(dtype=float) * factor, rtol=1e-12)
-    np.testing.assert_allclose(got["g_cModelFluxErr_dered"], objects["g_cModelFluxErr"].to_numpy(dtype=float) * factor, rtol=1e-12)
+    np.testing.assert_allclose(
+        got["g_cModelFlux_dered"], objects["g_cModelFlux"].to_numpy(dtype=float) * factor, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        got["g_cModelFluxErr_dered"], objects["g_cModelFluxErr"].to_numpy(dtype=float) * factor, rtol=1e-12
+    )
 
 
 def test_missing_map_file_fails_before_work(two_hemispheres, tmp_path):
     maps = tmp_path / "maps"
     dust_maps.write_sfd(maps)
     (maps / "sfd" / "SFD_dust_4096_sgp.fits").unlink()
-    with pytest.raises(MissingDustMapError, match=r"SFD_dust_4096_sgp.fits; install them with `tsm dustmaps fetch sfd`") as info:
+    with pytest.raises(
+        MissingDustMapError, match=r"SFD_dust_4096_sgp.fits; install them with `tsm dustmaps fetch sfd`"
+    ) as info:
         tsm_core.run(_config(two_hemispheres, tmp_path, "sfd", maps))
     assert [p.name for p in info.value.missing] == ["SFD_dust_4096_sgp.fits"]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
@@ -113,7 +132,9 @@ def test_listing_marks_missing_files(tmp_path):
     listed = plugins.dereddeners()
     assert {"none", "catalog", "sfd", "csfd", "planck", "planck_gnilc"} <= set(listed)
     assert listed["sfd"].missing_files(tmp_path) == []
-    assert [p.name for p in listed["planck"].missing_files(tmp_path)] == ["HFI_CompMap_ThermalDustModel_2048_R1.20.fits"]
+    assert [p.name for p in listed["planck"].missing_files(tmp_path)] == [
+        "HFI_CompMap_ThermalDustModel_2048_R1.20.fits"
+    ]
 
 
 def test_map_built_once_per_process(tmp_path):

@@ -60,8 +60,9 @@ def test_catalog_without_margin(scene, base_config, tmp_path):
     import lsdb
 
     path = tmp_path / "nomargin"
-    lsdb.from_dataframe(scene["objects"].head(2000), ra_column="coord_ra", dec_column="coord_dec",
-                        margin_threshold=None).write_catalog(path, progress_bar=False)
+    lsdb.from_dataframe(
+        scene["objects"].head(2000), ra_column="coord_ra", dec_column="coord_dec", margin_threshold=None
+    ).write_catalog(path, progress_bar=False)
     base_config["object_catalog"]["path"] = str(path)
     with pytest.raises(CatalogError, match="has no margin cache"):
         tsm_core.run(base_config)
@@ -77,7 +78,9 @@ def test_catalog_without_margin(scene, base_config, tmp_path):
 )
 def test_unknown_choices_list_installed_ones(base_config, key, value, kind):
     base_config["object_catalog"][key] = value
-    with pytest.raises(UnknownChoiceError, match=f"unknown {kind} '{value}'( \\(did you mean .*\\))?; installed choices: ") as info:
+    with pytest.raises(
+        UnknownChoiceError, match=f"unknown {kind} '{value}'( \\(did you mean .*\\))?; installed choices: "
+    ) as info:
         tsm_core.run(base_config)
     assert info.value.choices
     _no_output(base_config)
@@ -85,7 +88,10 @@ def test_unknown_choices_list_installed_ones(base_config, key, value, kind):
 
 def test_unknown_format(base_config):
     base_config["output"]["format"] = "xlsx"
-    with pytest.raises(UnknownChoiceError, match="output.format: unknown output format 'xlsx'; installed choices: csv, fits, hats, hdf5, parquet"):
+    with pytest.raises(
+        UnknownChoiceError,
+        match="output.format: unknown output format 'xlsx'; installed choices: csv, fits, hats, hdf5, parquet",
+    ):
         tsm_core.run(base_config)
 
 
@@ -156,9 +162,8 @@ def test_existing_output_not_overwritten(base_config):
     target.mkdir(parents=True)
     existing = target / "keep.parquet"
     existing.write_text("precious")
-    with pytest.raises(OutputError, match="exists already"):
-        with staged_file(existing):
-            pass
+    with pytest.raises(OutputError, match="exists already"), staged_file(existing):
+        pass
     assert existing.read_text() == "precious"
 
 
@@ -214,7 +219,10 @@ def test_config_errors_name_the_key(base_config):
 
 def test_unknown_filter_column(base_config):
     base_config["filters"] = {"object": ["extendedness == 1"]}
-    with pytest.raises(ConfigError, match=r"filters.object\[0\]: 'extendedness == 1' names unknown dp1 object column\(s\) 'extendedness'; did you mean refExtendedness"):
+    with pytest.raises(
+        ConfigError,
+        match=r"filters.object\[0\]: 'extendedness == 1' names unknown dp1 object column\(s\) 'extendedness'; did you mean refExtendedness",
+    ):
         tsm_core.run(base_config)
     _no_output(base_config)
 
@@ -236,8 +244,9 @@ def test_unknown_keys_list_the_valid_ones(base_config):
 
     with pytest.raises(ConfigError) as info:
         load_config(base_config | {"crossmatch": {"radius": 2}})
-    assert str(info.value) == ("crossmatch.radius: unknown key (did you mean 'radius_arcsec'?); "
-                               "valid keys: radius_arcsec, n_neighbors")
+    assert str(info.value) == (
+        "crossmatch.radius: unknown key (did you mean 'radius_arcsec'?); valid keys: radius_arcsec, n_neighbors"
+    )
     with pytest.raises(ConfigError, match=r"^colour: unknown key; valid keys: name, description, redshift_catalog, "):
         load_config(base_config | {"colour": "blue"})
 
@@ -248,16 +257,21 @@ def test_choices_ignore_case_or_suggest(base_config):
     base_config["object_catalog"] |= {"release": "DP1", "flux_type": "cmodel"}
     base_config["output"]["format"] = "FITS"
     result = tsm_core.run(base_config)
-    assert result.output_path.suffix == ".fits" and len(Table.read(result.output_path, hdu="TRAINING_SET")) == result.n_rows
+    assert (
+        result.output_path.suffix == ".fits"
+        and len(Table.read(result.output_path, hdu="TRAINING_SET")) == result.n_rows
+    )
     assert result.provenance["release"] == "dp1" and result.provenance["flux_type"] == "cModel"
     base_config["output"]["format"] = "parqet"
-    with pytest.raises(UnknownChoiceError, match=r"unknown output format 'parqet' \(did you mean 'parquet'\?\); installed"):
+    with pytest.raises(
+        UnknownChoiceError, match=r"unknown output format 'parqet' \(did you mean 'parquet'\?\); installed"
+    ):
         tsm_core.run(base_config)
 
 
 def test_numeric_names_and_paths_accepted(base_config, tmp_path):
-    from click.testing import CliRunner
     import yaml
+    from click.testing import CliRunner
 
     from tsm_core.cli.main import get_cli
 
@@ -279,8 +293,8 @@ def test_empty_bands_refused(base_config):
 
 def test_multi_line_errors_are_one_line(base_config, tmp_path, registered_plugin):
     """A library's multi-line error (a FITSIO dump): one line on stderr and in the registry."""
-    from click.testing import CliRunner
     import yaml
+    from click.testing import CliRunner
 
     from tsm_core.cli.main import get_cli
     from tsm_writers.parquet import ParquetWriter
@@ -289,8 +303,10 @@ def test_multi_line_errors_are_one_line(base_config, tmp_path, registered_plugin
         name = "dumping"
 
         def open(self, path, schema, metadata, options):
-            raise RuntimeError("FITSIO status = 108: error reading from FITS file\n"
-                               "ffgtbb: error reading from FITS file\n" + "\n".join(f"  frame {i}" for i in range(6)))
+            raise RuntimeError(
+                "FITSIO status = 108: error reading from FITS file\n"
+                "ffgtbb: error reading from FITS file\n" + "\n".join(f"  frame {i}" for i in range(6))
+            )
 
     base_config["output"]["format"] = "dumping"
     config = tmp_path / "c.yaml"

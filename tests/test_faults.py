@@ -52,8 +52,13 @@ def test_full_disk_one_line_nothing_left(base_config, tmp_path, tsm_home, small_
         (small_disk / "filler").write_bytes(b"\0" * (1024 * 1024 - 160 * 1024))
     config = tmp_path / "full.yaml"
     config.write_text(yaml.safe_dump(base_config))
-    done = subprocess.run([sys.executable, "-m", "tsm_core", "-q", "run", str(config)], capture_output=True, text=True,
-                          timeout=240, preexec_fn=None if small_disk is not None else _limit_file_size)
+    done = subprocess.run(
+        [sys.executable, "-m", "tsm_core", "-q", "run", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        preexec_fn=None if small_disk is not None else _limit_file_size,
+    )
     assert done.returncode == 1, (done.returncode, done.stderr)  # not -11 (SIGSEGV)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -70,7 +75,6 @@ def test_full_disk_one_line_nothing_left(base_config, tmp_path, tsm_home, small_
 def test_foreign_margin_refused(scene, base_config, tmp_path):
     """A margin of another catalog (another pixel tree, or the same tree with other rows)."""
     from conftest import _scene
-
     from tsm_core.catalogs.objects import check_margin
     from tsm_core.plugins.manager import object_catalog
 

@@ -22,16 +22,18 @@ def frame() -> pd.DataFrame:
     n = 200
     flux = rng.normal(1000, 600, n)
     flux[::17] = np.nan
-    return pd.DataFrame({
-        "i_cModelFlux": flux,
-        "i_cModelFluxErr": rng.uniform(20, 200, n),
-        "refExtendedness": rng.choice([0.0, 1.0, np.nan], n),
-        "z_flag": rng.choice([0, 1, 2, 3, 4, 6], n),
-        "SPECTYPE": pd.array(rng.choice(["GALAXY", "QSO", "STAR"], n), dtype="string[pyarrow]"),
-        "detect_isIsolated": rng.choice([True, False], n),
-        "flag with spaces": rng.choice([True, False], n),
-        "z": rng.uniform(-0.1, 3, n),
-    })
+    return pd.DataFrame(
+        {
+            "i_cModelFlux": flux,
+            "i_cModelFluxErr": rng.uniform(20, 200, n),
+            "refExtendedness": rng.choice([0.0, 1.0, np.nan], n),
+            "z_flag": rng.choice([0, 1, 2, 3, 4, 6], n),
+            "SPECTYPE": pd.array(rng.choice(["GALAXY", "QSO", "STAR"], n), dtype="string[pyarrow]"),
+            "detect_isIsolated": rng.choice([True, False], n),
+            "flag with spaces": rng.choice([True, False], n),
+            "z": rng.uniform(-0.1, 3, n),
+        }
+    )
 
 
 # (filter, the same selection written directly in pandas)
@@ -95,13 +97,16 @@ def test_refused_constructs_are_named(expression, construct):
     assert message.startswith("filters.object[2]: ") and construct in message and expression in message
 
 
-@pytest.mark.parametrize("expression,why", [
-    ("z +", "not a valid expression"),
-    ("z + 1", "not a boolean condition"),
-    ("3", "not a boolean condition"),
-    ("`unbalanced > 1", "unbalanced backquote"),
-    ("", "non-empty"),
-])
+@pytest.mark.parametrize(
+    "expression,why",
+    [
+        ("z +", "not a valid expression"),
+        ("z + 1", "not a boolean condition"),
+        ("3", "not a boolean condition"),
+        ("`unbalanced > 1", "unbalanced backquote"),
+        ("", "non-empty"),
+    ],
+)
 def test_syntax_and_non_boolean_refused(expression, why):
     with pytest.raises(ConfigError, match=why):
         parse_filter(expression, "filters.redshift[0]")
@@ -213,8 +218,15 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 #: a small frame with a column of each kind a filter meets
-_PROBE = pd.DataFrame({"z": [0.1, np.nan, 2.0], "a": [1, 2, 3], "b": [True, False, True],
-                       "s": pd.array(["x", None, "y"], dtype="string"), "x y": [1.0, 2.0, 3.0]})
+_PROBE = pd.DataFrame(
+    {
+        "z": [0.1, np.nan, 2.0],
+        "a": [1, 2, 3],
+        "b": [True, False, True],
+        "s": pd.array(["x", None, "y"], dtype="string"),
+        "x y": [1.0, 2.0, 3.0],
+    }
+)
 _LEAVES = st.one_of(
     st.sampled_from(["z", "a", "b", "s", "`x y`", "missing", "__class__", "None", "True", "False"]),
     st.integers(-(10**30), 10**30).map(str),
@@ -225,14 +237,18 @@ _LEAVES = st.one_of(
 
 
 def _grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    binary = st.sampled_from(["+", "-", "*", "/", "**", "&", "|", " and ", " or ", "==", "!=", "<", "<=", ">", ">=", "@"])
+    binary = st.sampled_from(
+        ["+", "-", "*", "/", "**", "&", "|", " and ", " or ", "==", "!=", "<", "<=", ">", ">=", "@"]
+    )
     return st.one_of(
         st.tuples(inner, binary, inner).map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
         st.tuples(st.sampled_from(["not ", "~", "-", "+"]), inner).map(lambda t: f"({t[0]}{t[1]})"),
-        st.tuples(st.sampled_from(["abs", "log10", "sqrt", "isnan", "isfinite", "isnull", "notnull", "eval"]),
-                  inner).map(lambda t: f"{t[0]}({t[1]})"),
-        st.tuples(inner, st.sampled_from([" in ", " not in "]), st.lists(inner, max_size=5))
-        .map(lambda t: f"({t[0]}{t[1]}[{', '.join(t[2])}])"),
+        st.tuples(
+            st.sampled_from(["abs", "log10", "sqrt", "isnan", "isfinite", "isnull", "notnull", "eval"]), inner
+        ).map(lambda t: f"{t[0]}({t[1]})"),
+        st.tuples(inner, st.sampled_from([" in ", " not in "]), st.lists(inner, max_size=5)).map(
+            lambda t: f"({t[0]}{t[1]}[{', '.join(t[2])}])"
+        ),
         st.tuples(inner, st.integers(1, 400)).map(lambda t: "(" * t[1] + t[0] + ")" * t[1]),
         st.tuples(st.sampled_from(["-", "not ", "~"]), st.integers(1, 700), inner).map(lambda t: t[0] * t[1] + t[2]),
     )
@@ -241,10 +257,42 @@ def _grow(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 #: random expressions of the grammar (and just outside it), then random token soup and text
 _GRAMMAR = st.recursive(_LEAVES, _grow, max_leaves=40)
 EXPRESSIONS = st.one_of(
-    _GRAMMAR, _GRAMMAR, _GRAMMAR,  # weighted: most examples are (near-)filters
-    st.lists(st.sampled_from(["(", ")", "[", "]", "z", "1", "**", "9", "*", "-", "not ", " in ", ",", "`", "'",
-                              "\"", "<", "==", "and ", "abs(", "\\", "\x00", ".", "@", ":=", "lambda:"]),
-             max_size=800).map("".join),
+    _GRAMMAR,
+    _GRAMMAR,
+    _GRAMMAR,  # weighted: most examples are (near-)filters
+    st.lists(
+        st.sampled_from(
+            [
+                "(",
+                ")",
+                "[",
+                "]",
+                "z",
+                "1",
+                "**",
+                "9",
+                "*",
+                "-",
+                "not ",
+                " in ",
+                ",",
+                "`",
+                "'",
+                '"',
+                "<",
+                "==",
+                "and ",
+                "abs(",
+                "\\",
+                "\x00",
+                ".",
+                "@",
+                ":=",
+                "lambda:",
+            ]
+        ),
+        max_size=800,
+    ).map("".join),
     st.text(max_size=2100),
 )
 

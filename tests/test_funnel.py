@@ -61,17 +61,27 @@ def grid_scene(tmp_path_factory: pytest.TempPathFactory) -> dict:
     ra, dec = np.array(rows).T
     nz = len(ra)
     flags = np.full(nz, 4)
-    flags[-len(flagged):] = 1
+    flags[-len(flagged) :] = 1
     order = rng.permutation(nz)
     ra, dec, flags = ra[order], dec[order], flags[order]
-    redshifts = pd.DataFrame({
-        "id": [f"s{i:03d}" for i in range(nz)], "ra": ra, "dec": dec,
-        "z": rng.uniform(0.05, 1.5, nz).round(4), "z_err": np.full(nz, 1e-3), "z_flag": flags,
-        "survey": rng.choice(["DESI", "VVDS", "2dFLenS"], nz),
-    })
+    redshifts = pd.DataFrame(
+        {
+            "id": [f"s{i:03d}" for i in range(nz)],
+            "ra": ra,
+            "dec": dec,
+            "z": rng.uniform(0.05, 1.5, nz).round(4),
+            "z_err": np.full(nz, 1e-3),
+            "z_flag": flags,
+            "survey": rng.choice(["DESI", "VVDS", "2dFLenS"], nz),
+        }
+    )
     redshifts.to_parquet(base / "redshifts.parquet", index=False)
-    return {"objects": objects, "redshifts": redshifts, "objects_path": base / "objects",
-            "redshift_path": base / "redshifts.parquet"}
+    return {
+        "objects": objects,
+        "redshifts": redshifts,
+        "objects_path": base / "objects",
+        "redshift_path": base / "redshifts.parquet",
+    }
 
 
 def _config(scene: dict, tmp_path: Path, **extra) -> dict:
@@ -103,9 +113,16 @@ def test_funnel_matches_an_independent_count(grid_scene, tmp_path):
 
     # the independent count: plain pandas and astropy
     kept = z[z["z_flag"] >= 3].reset_index(drop=True)
-    near = SkyCoord(kept["ra"], kept["dec"], unit="deg").separation(
-        SkyCoord(objects["coord_ra"].mean(), objects["coord_dec"].mean(), unit="deg")).deg < 5
-    zc, oc = SkyCoord(kept["ra"], kept["dec"], unit="deg"), SkyCoord(objects["coord_ra"], objects["coord_dec"], unit="deg")
+    near = (
+        SkyCoord(kept["ra"], kept["dec"], unit="deg")
+        .separation(SkyCoord(objects["coord_ra"].mean(), objects["coord_dec"].mean(), unit="deg"))
+        .deg
+        < 5
+    )
+    zc, oc = (
+        SkyCoord(kept["ra"], kept["dec"], unit="deg"),
+        SkyCoord(objects["coord_ra"], objects["coord_dec"], unit="deg"),
+    )
     zi, _, _, _ = oc.search_around_sky(zc, RADIUS * u.arcsec)
     has_match = np.isin(np.arange(len(kept)), zi)
     pairs = brute_force_match(kept, objects, RADIUS, 1).merge(kept[["id", "survey"]], on="id")
@@ -121,7 +138,12 @@ def test_funnel_matches_an_independent_count(grid_scene, tmp_path):
     }
     # the numbers the scene was built with
     assert [expected[k][0] for k in ("read", "filter:z_flag >= 3", "outside_coverage", "no_match", "written")] == [
-        60, 10, 7, 9, 30]
+        60,
+        10,
+        7,
+        9,
+        30,
+    ]
     assert len(pairs) == 34
     for key, (count, surveys) in expected.items():
         step = funnel.step(key)
@@ -164,7 +186,10 @@ def test_object_cuts_counted_with_representativeness(grid_scene, tmp_path):
     assert 0 < (extended & ~bright).sum() < extended.sum()  # each filter removes some
     assert f"objects in the object catalog: {len(objects)}" in out.output
     assert f"objects removed by object filter refExtendedness == 1: {(~extended).sum()}" in out.output
-    assert f"objects removed by object filter g_cModelFlux / g_cModelFluxErr > 100: {(extended & ~bright).sum()}" in out.output
+    assert (
+        f"objects removed by object filter g_cModelFlux / g_cModelFluxErr > 100: {(extended & ~bright).sum()}"
+        in out.output
+    )
     assert "of the photometric sample in SOM cells without a training object" in out.output
 
 
@@ -188,7 +213,10 @@ def test_a_run_left_empty_says_where(grid_scene, tmp_path):
     assert out.exit_code == 0, out.output
     assert "0 rows" in out.output
     assert "no rows left after step 'redshift filter z > 5'" in out.output
-    assert "funnel: 60 redshifts read | -10 redshift filter z_flag >= 3 | -50 redshift filter z > 5 | 0 rows written" in out.output
+    assert (
+        "funnel: 60 redshifts read | -10 redshift filter z_flag >= 3 | -50 redshift filter z > 5 | 0 rows written"
+        in out.output
+    )
     product_id = out.output.split("Training set ")[1].split(":")[0]
     report = CliRunner().invoke(get_cli(), ["report", product_id])  # an empty set still has a report
     assert report.exit_code == 0, report.output
@@ -204,7 +232,10 @@ def test_bad_rows_and_coverage_units():
     tally.apply(frame)
     tally.record(funnel, {"non-finite z": 3, "ra outside [0, 360] deg": 1})
     assert [(s.key, s.count, s.remaining) for s in funnel.steps] == [
-        ("read", 6, 6), ("bad_rows:non-finite z", 3, 3), ("bad_rows:ra outside [0, 360] deg", 1, 2)]
+        ("read", 6, 6),
+        ("bad_rows:non-finite z", 3, 3),
+        ("bad_rows:ra outside [0, 360] deg", 1, 2),
+    ]
 
     class Pixel:
         def __init__(self, order: int, pixel: int) -> None:
@@ -228,7 +259,6 @@ def test_partition_index_in_batches_matches_healpy(monkeypatch, lookup_order):
     from hats.pixel_math import HealpixPixel
 
     from tsm_core.pipeline import funnel
-
     from tsm_core.redshifts import partitioning
 
     monkeypatch.setattr(funnel, "PLACE_BATCH", 7)
@@ -236,7 +266,9 @@ def test_partition_index_in_batches_matches_healpy(monkeypatch, lookup_order):
     rng = np.random.default_rng(3)
     ra, dec = rng.uniform(0, 60, 100), rng.uniform(-20, 20, 100)
     # order 2: the even pixels; order 5: a third of the children of the odd ones (no overlap)
-    pixels = [HealpixPixel(2, p) for p in range(0, 192, 2)] + [HealpixPixel(5, q) for q in range(12288) if (q >> 6) % 2 and q % 3 == 1]
+    pixels = [HealpixPixel(2, p) for p in range(0, 192, 2)] + [
+        HealpixPixel(5, q) for q in range(12288) if (q >> 6) % 2 and q % 3 == 1
+    ]
     expected = np.full(100, -1)
     for i, pixel in enumerate(pixels):
         expected[hp.ang2pix(2**pixel.order, ra, dec, nest=True, lonlat=True) == pixel.pixel] = i

@@ -20,8 +20,22 @@ def test_import_the_real_dp1_sample_and_match(reference, tmp_path):
 
     source = reference / "dp1_object_sample.parquet"
     out = tmp_path / "mine"
-    result = CliRunner().invoke(get_cli(), ["import", str(source), "--out", str(out), "--release", "dp1",
-                                            "--workers", "1", "--chunk-rows", "1000", "--no-progress"])
+    result = CliRunner().invoke(
+        get_cli(),
+        [
+            "import",
+            str(source),
+            "--out",
+            str(out),
+            "--release",
+            "dp1",
+            "--workers",
+            "1",
+            "--chunk-rows",
+            "1000",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "1000 rows" in result.output and "margin 5 arcsec (object_lc_5arcs)" in result.output
     props = dict(l.split("=", 1) for l in (out / "collection.properties").read_text().splitlines() if "=" in l)
@@ -38,14 +52,16 @@ def test_import_the_real_dp1_sample_and_match(reference, tmp_path):
     ra = objects["coord_ra"].to_numpy()[rows] + rng.normal(0, 0.5 / 3600, 400) / np.cos(np.radians(dec))
     redshifts = pd.DataFrame({"id": [f"j{i}" for i in range(400)], "ra": ra, "dec": dec, "z": rng.uniform(0, 2, 400)})
     redshifts.to_parquet(tmp_path / "z.parquet")
-    run = tsm_core.run({
-        "name": "imported",
-        "redshift_catalog": {"path": str(tmp_path / "z.parquet")},
-        "object_catalog": {"release": "dp1", "path": str(out)},
-        "crossmatch": {"radius_arcsec": 2.0, "n_neighbors": 2},
-        "output": {"directory": str(tmp_path / "out")},
-        "compute": {"scheduler": "synchronous"},
-    })
+    run = tsm_core.run(
+        {
+            "name": "imported",
+            "redshift_catalog": {"path": str(tmp_path / "z.parquet")},
+            "object_catalog": {"release": "dp1", "path": str(out)},
+            "crossmatch": {"radius_arcsec": 2.0, "n_neighbors": 2},
+            "output": {"directory": str(tmp_path / "out")},
+            "compute": {"scheduler": "synchronous"},
+        }
+    )
     got = pq.read_table(run.output_path).to_pandas()
     expected = brute_force_match(redshifts, objects, 2.0, 2)
     assert len(expected) >= 400

@@ -24,7 +24,9 @@ def test_run_leaves_warnings_dask_and_environment_alone(base_config):
         base_config["name"] = f"library {scheduler}"
         result = tsm_core.run(base_config)
         assert result.n_rows > 0
-        rows[scheduler] = pq.read_table(result.output_path).to_pandas().sort_values(["id", "objectId"], ignore_index=True)
+        rows[scheduler] = (
+            pq.read_table(result.output_path).to_pandas().sort_values(["id", "objectId"], ignore_index=True)
+        )
         assert warnings.filters == filters
         assert dask.config.config == config
         assert dict(os.environ) == environ

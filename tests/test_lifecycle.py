@@ -31,8 +31,11 @@ def _leftovers(directory: Path) -> list[str]:
     """Staging folders, claims and empty reservations left in ``directory``."""
     if not directory.exists():
         return []
-    return sorted(p.name for p in directory.iterdir()
-                  if p.name.startswith(".tsm-") or p.name.endswith(".tsm-claim") or (p.is_file() and p.stat().st_size == 0))
+    return sorted(
+        p.name
+        for p in directory.iterdir()
+        if p.name.startswith(".tsm-") or p.name.endswith(".tsm-claim") or (p.is_file() and p.stat().st_size == 0)
+    )
 
 
 class Run:
@@ -43,9 +46,14 @@ class Run:
         path.write_text(yaml.safe_dump(config))
         self.log = tmp_path / f"{path.stem}.log"
         env = dict(os.environ, TSM_HOME=str(home), TSM_TEST_WRITE_DELAY=str(delay))
-        self.proc = subprocess.Popen([sys.executable, str(SLOW_TSM), "run", str(path), *extra], env=env,
-                                     stdout=subprocess.PIPE, stderr=open(self.log, "w"), text=True,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SLOW_TSM), "run", str(path), *extra],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=open(self.log, "w"),
+            text=True,
+            start_new_session=True,
+        )
 
     def wait_for(self, text: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -83,8 +91,13 @@ def slow_config(base_config: dict) -> dict:
 
 def _cli_products(home: Path) -> str:
     """``tsm products list`` in a new process (which recovers interrupted runs)."""
-    out = subprocess.run([sys.executable, "-m", "tsm_core", "products", "list"], env=dict(os.environ, TSM_HOME=str(home)),
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tsm_core", "products", "list"],
+        env=dict(os.environ, TSM_HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -117,8 +130,9 @@ def test_signals_leave_nothing_behind(slow_config, tmp_path, tsm_home, scheduler
     else:
         assert stopped_in < 20, f"took {stopped_in:.1f} s to stop"
         assert code == (130 if signum == signal.SIGINT else 143), err
-        assert "Traceback" not in err and err.rstrip().endswith("Error: " + ("cancelled by Ctrl-C (SIGINT)" if
-                                                                           signum == signal.SIGINT else "interrupted by SIGTERM")), err
+        assert "Traceback" not in err and err.rstrip().endswith(
+            "Error: " + ("cancelled by Ctrl-C (SIGINT)" if signum == signal.SIGINT else "interrupted by SIGTERM")
+        ), err
     [product] = Registry.at_home(tsm_home).products()
     assert product.status == status and product.output_path is None, product
     assert _leftovers(out_dir) == [] and not list(out_dir.glob("*.parquet"))
@@ -177,8 +191,8 @@ def test_interrupted_runs_recovered_once_per_process(tmp_path, caplog):
     from click.testing import CliRunner
 
     from tsm_core.cli.main import get_cli
-    from tsm_core.products.recovery import recover_interrupted, recover_once
     from tsm_core.products.process import start_token
+    from tsm_core.products.recovery import recover_interrupted, recover_once
 
     home = tsm_home()
     registry = Registry.at_home(home)
@@ -189,7 +203,7 @@ def test_interrupted_runs_recovered_once_per_process(tmp_path, caplog):
     dead.wait()
     gone = registry.create_product("gone", "", {})
     reused = registry.create_product("reused", "", {})
-    alive = registry.create_product("alive", "", {})
+    registry.create_product("alive", "", {})  # this process: alive, left running
     with sqlite3.connect(registry.path) as db:
         db.execute("UPDATE products SET pid = ?, staging_path = ? WHERE id = ?", (dead.pid, str(staging), gone))
         # our own pid, but started at another time: a reused pid
@@ -230,7 +244,9 @@ def test_products_list_marks_interrupted_runs(tmp_path):
         db.execute("UPDATE products SET pid = ? WHERE id = ?", (dead.pid, gone))
     listing = CliRunner().invoke(get_cli(), ["products", "list"])
     assert listing.exit_code == 0
-    assert f"{gone}\tgone\tfailed\t" in listing.output and "interrupted: the process running it stopped" in listing.output
+    assert (
+        f"{gone}\tgone\tfailed\t" in listing.output and "interrupted: the process running it stopped" in listing.output
+    )
     assert registry.product(gone).status == "failed"
 
 
@@ -331,7 +347,10 @@ def test_two_registries_one_file(slow_config, tmp_path):
     assert won.status == "done" and lost.status == "failed" and lost.output_path is None
     path = Path(won.output_path)
     assert pq.read_table(path).num_rows == won.n_rows
-    assert json.loads(pq.read_metadata(path).metadata[b"tsm.provenance"])["config"]["crossmatch"]["n_neighbors"] == winner + 1
+    assert (
+        json.loads(pq.read_metadata(path).metadata[b"tsm.provenance"])["config"]["crossmatch"]["n_neighbors"]
+        == winner + 1
+    )
     assert _leftovers(path.parent) == []
 
 
@@ -359,9 +378,12 @@ class Server:
         self.log = tmp_path / f"serve-{self.port}.log"
         env = dict(os.environ, TSM_HOME=str(home), TSM_TEST_WRITE_DELAY="0.5")
         env.pop("TSM_API_TOKEN", None)
-        self.proc = subprocess.Popen([sys.executable, str(SLOW_TSM), "serve", "--port", str(self.port), "--runs", "1",
-                                      *options],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SLOW_TSM), "serve", "--port", str(self.port), "--runs", "1", *options],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "w"),
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -379,8 +401,13 @@ def test_server_stop_and_restart(scene, tmp_path, tsm_home):
     from tsm_core.redshifts.registration import register_redshift_catalog
 
     record = register_redshift_catalog("z", scene["redshift_path"])
-    config = {"name": "web", "redshift_catalog": {"id": record.id}, "object_catalog": {"release": "dp1"},
-              "crossmatch": {"radius_arcsec": 3.0}, "output": {"format": "slow-parquet"}}
+    config = {
+        "name": "web",
+        "redshift_catalog": {"id": record.id},
+        "object_catalog": {"release": "dp1"},
+        "crossmatch": {"radius_arcsec": 3.0},
+        "output": {"format": "slow-parquet"},
+    }
     # the operator's choices: where dp1 is, and the compute every run uses
     operator = ("--release-path", f"dp1={scene['objects_path']}", "--scheduler", "threads", "--n-workers", "2")
     products_dir = tsm_home / "products"
@@ -416,8 +443,13 @@ def test_server_stop_and_restart(scene, tmp_path, tsm_home):
         status, body = _http("POST", f"{server.url}/api/training-sets/{ids[2]}/cancel")  # a queued one
         assert status == 202 and body["status"] == "cancelled"
         assert _http("DELETE", f"{server.url}/api/training-sets/{ids[0]}")[0] == 409  # running: refused
-        done = tsm_core.run(config | {"object_catalog": {"release": "dp1", "path": str(scene["objects_path"])},
-                                      "output": {"format": "parquet", "directory": str(tmp_path / "done")}})
+        done = tsm_core.run(
+            config
+            | {
+                "object_catalog": {"release": "dp1", "path": str(scene["objects_path"])},
+                "output": {"format": "parquet", "directory": str(tmp_path / "done")},
+            }
+        )
         assert _http("DELETE", f"{server.url}/api/training-sets/{done.product_id}")[0] == 204
         assert not done.output_path.exists()
         assert _http("GET", f"{server.url}/api/training-sets/{done.product_id}")[0] == 404

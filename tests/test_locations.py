@@ -23,7 +23,9 @@ FLAGS = ("cModel_flag", "psfFlux_flag", "pixelFlags_bad", "pixelFlags_saturated"
 
 
 def _properties(path: Path) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return dict(
+        line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#")
+    )
 
 
 def _published_table(reference: Path, release: str) -> pd.DataFrame:
@@ -55,23 +57,41 @@ def write_replica(objects: pd.DataFrame, path: Path) -> None:
     import lsdb
     import nested_pandas as npd
 
+    from tsm_core.catalogs.importer import write_index
     from tsm_core.compute import numba_cache
     from tsm_core.config import tsm_home
-    from tsm_core.catalogs.importer import write_index
 
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))  # the session's cache (conftest)
     rng = np.random.default_rng(3)
     k = rng.integers(1, 4, len(objects))
-    sources = pd.DataFrame({
-        "midpointMjdTai": rng.uniform(60600, 60700, k.sum()),
-        "psfFlux": rng.normal(1000, 30, k.sum()).astype(np.float32),
-        "band": rng.choice(list(DP1_BANDS), k.sum()),
-    }, index=np.repeat(objects.index.to_numpy(), k))
+    sources = pd.DataFrame(
+        {
+            "midpointMjdTai": rng.uniform(60600, 60700, k.sum()),
+            "psfFlux": rng.normal(1000, 30, k.sum()).astype(np.float32),
+            "band": rng.choice(list(DP1_BANDS), k.sum()),
+        },
+        index=np.repeat(objects.index.to_numpy(), k),
+    )
     nested = npd.NestedFrame(objects).join_nested(sources, "objectForcedSource")
-    catalog = lsdb.from_dataframe(nested, ra_column="coord_ra", dec_column="coord_dec", catalog_name="object_lc",
-                                  lowest_order=4, highest_order=9, partition_rows=250, margin_threshold=5.0)
-    default = ["objectId", "coord_ra", "coord_dec", "refExtendedness", "refFwhm", "objectForcedSource",
-               *[f"{b}_psf{s}" for b in DP1_BANDS for s in ("Flux", "FluxErr", "Mag")]]
+    catalog = lsdb.from_dataframe(
+        nested,
+        ra_column="coord_ra",
+        dec_column="coord_dec",
+        catalog_name="object_lc",
+        lowest_order=4,
+        highest_order=9,
+        partition_rows=250,
+        margin_threshold=5.0,
+    )
+    default = [
+        "objectId",
+        "coord_ra",
+        "coord_dec",
+        "refExtendedness",
+        "refFwhm",
+        "objectForcedSource",
+        *[f"{b}_psf{s}" for b in DP1_BANDS for s in ("Flux", "FluxErr", "Mag")],
+    ]
     catalog.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False, default_columns=default)
     write_index(path, "object_lc", "object_lc_objectId", "objectId")
 
@@ -193,8 +213,12 @@ def test_no_catalog_fails_listing_the_places_tried(tmp_path, reference):
     with pytest.raises(tsm_core.TSMError) as err:
         tsm_core.run(config)
     message = str(err.value)
-    for place in ("rubin/lsdb_data/dp1/object_collection", "/arc/projects/hats/lsst/dp1/object_collection",
-                  "DP1/HATS/dp1_full/hats/v29_0_0/object_collection", "rubin/lsdb_data/object_collection"):
+    for place in (
+        "rubin/lsdb_data/dp1/object_collection",
+        "/arc/projects/hats/lsst/dp1/object_collection",
+        "DP1/HATS/dp1_full/hats/v29_0_0/object_collection",
+        "rubin/lsdb_data/object_collection",
+    ):
         assert place in message
     assert "$TSM_DP1_PATH" in message and "tsm sample dp1" in message and "object_catalog.path: sample" in message
     # nothing synthetic was used or built behind the user's back
@@ -258,7 +282,9 @@ def test_recommended_cuts(replicas, tmp_path, monkeypatch):
     assert 0 < len(expected) < len(brute_force_match(redshifts, objects, 1.0, 1))
     assert sorted(got["objectId"]) == sorted(expected["objectId"])
     config["filters"] = {"preset": "strict"}
-    with pytest.raises(tsm_core.TSMError, match="filters.preset: unknown cut set of dp1 'strict'; installed choices: recommended"):
+    with pytest.raises(
+        tsm_core.TSMError, match="filters.preset: unknown cut set of dp1 'strict'; installed choices: recommended"
+    ):
         tsm_core.run(config)
 
 
@@ -266,5 +292,8 @@ def test_radius_over_the_collection_margin_is_refused(replicas, tmp_path, monkey
     monkeypatch.setenv("TSM_DP2_PATH", str(replicas["dp2"]["path"]))
     config = _config(tmp_path, "dp2", _redshifts(replicas["dp2"]["objects"], n=20))
     config["crossmatch"]["radius_arcsec"] = 6.0
-    with pytest.raises(tsm_core.TSMError, match=r"crossmatch.radius_arcsec: 6.0 arcsec is larger than the object catalog's margin of 5.0 arcsec"):
+    with pytest.raises(
+        tsm_core.TSMError,
+        match=r"crossmatch.radius_arcsec: 6.0 arcsec is larger than the object catalog's margin of 5.0 arcsec",
+    ):
         tsm_core.run(config)

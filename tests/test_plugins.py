@@ -41,13 +41,19 @@ def _tsm(site: Path, *args: str, plugins_env: str | None = None) -> subprocess.C
 def site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     _install(site, "tsm-broken", "broken", "tsm_broken_plugin", "raise ImportError('needs libfoo 3')\n")
-    _install(site, "tsm-misspelt", "misspelt", "tsm_misspelt_plugin", """
+    _install(
+        site,
+        "tsm-misspelt",
+        "misspelt",
+        "tsm_misspelt_plugin",
+        """
         import tsm_core
 
         @tsm_core.hookimpl
         def tsm_writer():
             return []
-    """)
+    """,
+    )
     return site
 
 
@@ -103,7 +109,10 @@ def test_clash_names_both_distributions(registered_plugin):
             return [ParquetWriter()]
 
     registered_plugin(Twin(), "twin")
-    with pytest.raises(plugins.PluginClashError, match=r"output format 'parquet' is offered twice: by tsm-writers .*'writers'.* and by .*'twin'"):
+    with pytest.raises(
+        plugins.PluginClashError,
+        match=r"output format 'parquet' is offered twice: by tsm-writers .*'writers'.* and by .*'twin'",
+    ):
         plugins.writers()
 
 

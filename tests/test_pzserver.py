@@ -25,8 +25,14 @@ from helpers import DP1_BANDS, ab_mag, brute_force_match, select_unique, tsm_ser
 pzserver = pytest.importorskip("pzserver", reason="the pzserver client is installed by `make install`")
 
 ADMIN_TOKEN = "admin-s3cret"
-DESI_ASSOCIATION = {"TARGETID": "id", "TARGET_RA": "ra", "TARGET_DEC": "dec", "Z": "z", "ZERR": "z_err",
-                    "ZWARN": "z_flag"}
+DESI_ASSOCIATION = {
+    "TARGETID": "id",
+    "TARGET_RA": "ra",
+    "TARGET_DEC": "dec",
+    "Z": "z",
+    "ZERR": "z_err",
+    "ZWARN": "z_flag",
+}
 OWN_ASSOCIATION = {"SPEC_ID": "id", "RA_DEG": "ra", "DEC_DEG": "dec", "ZSPEC": "z", "ZQUAL": "z_flag"}
 
 
@@ -42,11 +48,13 @@ def _objects_around(ra: np.ndarray, dec: np.ndarray, seed: int = 11) -> pd.DataF
     bdec = rng.uniform(dec.min() - 0.05, dec.max() + 0.05, n_bg)
     ora, odec = np.concatenate([ora, bra]), np.concatenate([odec, bdec])
     n = len(ora)
-    objects = pd.DataFrame({
-        "objectId": 592_914_119_181_000_000 + rng.permutation(n).astype(np.int64),
-        "coord_ra": ora,
-        "coord_dec": odec,
-    })
+    objects = pd.DataFrame(
+        {
+            "objectId": 592_914_119_181_000_000 + rng.permutation(n).astype(np.int64),
+            "coord_ra": ora,
+            "coord_dec": odec,
+        }
+    )
     for band in DP1_BANDS:
         flux = rng.lognormal(np.log(3000), 1.2, n) - 200
         flux[rng.uniform(0, 1, n) < 0.05] = np.nan
@@ -68,17 +76,25 @@ def world(tmp_path_factory, reference) -> dict:
     # a catalog of its own: 300 spectra at objects' positions (within 0.3 arcsec), own names, CSV
     rng = np.random.default_rng(5)
     pick = rng.choice(len(objects), 300, replace=False)
-    own = pd.DataFrame({
-        "SPEC_ID": [f"S{i:04d}" for i in range(300)],
-        "RA_DEG": objects["coord_ra"].to_numpy()[pick] + rng.normal(0, 0.1 / 3600, 300),
-        "DEC_DEG": objects["coord_dec"].to_numpy()[pick] + rng.normal(0, 0.1 / 3600, 300),
-        "ZSPEC": np.round(rng.uniform(0.05, 1.5, 300), 4),
-        "ZQUAL": rng.choice([1, 2, 3, 4], 300),
-    })
+    own = pd.DataFrame(
+        {
+            "SPEC_ID": [f"S{i:04d}" for i in range(300)],
+            "RA_DEG": objects["coord_ra"].to_numpy()[pick] + rng.normal(0, 0.1 / 3600, 300),
+            "DEC_DEG": objects["coord_dec"].to_numpy()[pick] + rng.normal(0, 0.1 / 3600, 300),
+            "ZSPEC": np.round(rng.uniform(0.05, 1.5, 300), 4),
+            "ZQUAL": rng.choice([1, 2, 3, 4], 300),
+        }
+    )
     own_path = base / "my spectra.csv"
     own.to_csv(own_path, index=False)
-    return {"desi": desi, "desi_path": desi_path, "own": own, "own_path": own_path, "objects": objects,
-            "objects_path": base / "dp1_objects"}
+    return {
+        "desi": desi,
+        "desi_path": desi_path,
+        "own": own,
+        "own_path": own_path,
+        "objects": objects,
+        "objects_path": base / "dp1_objects",
+    }
 
 
 @pytest.fixture
@@ -87,16 +103,20 @@ def server(world, tsm_home):
     from tsm_core.products.registry import Registry
     from tsm_web.users import Users
 
-    env = dict(os.environ, TSM_HOME=str(tsm_home), TSM_DP1_PATH=str(world["objects_path"]),
-               TSM_API_TOKEN=ADMIN_TOKEN)
+    env = dict(os.environ, TSM_HOME=str(tsm_home), TSM_DP1_PATH=str(world["objects_path"]), TSM_API_TOKEN=ADMIN_TOKEN)
     tokens = {name: Users(Registry.at_home(tsm_home)).add(name)[1] for name in ("alice", "bob")}
     with tsm_serve(env) as url:
         yield {"url": url, "api": url + "/api/", "tokens": tokens, "env": env, "home": tsm_home}
 
 
 def _upload(pz, name: str, path: Path, association: dict[str, str]) -> int:
-    upload = pz.upload(name=name, product_type="redshift_catalog", main_file=str(path), release="dp1",
-                       description=f"{name}, uploaded by the test")
+    upload = pz.upload(
+        name=name,
+        product_type="redshift_catalog",
+        main_file=str(path),
+        release="dp1",
+        description=f"{name}, uploaded by the test",
+    )
     assert set(association) <= set(upload.columns)
     upload.make_columns_association(association)
     assert upload.check_required_columns()["success"]
@@ -137,10 +157,19 @@ def test_client_notebook_flow(server, world, tmp_path):
     assert {c["column_name"]: c["alias"] for c in info["main_file"]["columns_association"]}["TARGET_RA"] == "RA"
 
     # 1. the DESI sample, every match within 1.5 arcsec (2 neighbours), flux type in another case
-    out = _run(pz, "desi training set", desi_id, {
-        "flux_type": "CMODEL", "crossmatch": {"radius_arcsec": 1.5, "n_neighbors": 2},
-        "duplicate_criteria": "none", "dereddening": "none", "convert_flux_to_mag": True, "output_format": "parquet",
-    })
+    out = _run(
+        pz,
+        "desi training set",
+        desi_id,
+        {
+            "flux_type": "CMODEL",
+            "crossmatch": {"radius_arcsec": 1.5, "n_neighbors": 2},
+            "duplicate_criteria": "none",
+            "dereddening": "none",
+            "convert_flux_to_mag": True,
+            "output_format": "parquet",
+        },
+    )
     meta = pz.get_product_metadata(out["id"])
     assert meta["product_type_internal_name"] == "training_set" and meta["status"] == 1
     assert meta["internal_name"] == out["internal_name"] and meta["is_owner"]
@@ -165,21 +194,31 @@ def test_client_notebook_flow(server, world, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "unzipped" / server_file.name), on_server)
 
     # 2. the catalog with its own names: closest pairs, dereddened with SFD (the DP1 ebv column)
-    out2 = _run(pz, "own set", own_id, {
-        "flux_type": "cModel", "crossmatch": {"radius_arcsec": 2.0, "n_neighbors": 3},
-        "duplicate_criteria": "closest", "dereddening": "sfd",
-    })
+    out2 = _run(
+        pz,
+        "own set",
+        own_id,
+        {
+            "flux_type": "cModel",
+            "crossmatch": {"radius_arcsec": 2.0, "n_neighbors": 3},
+            "duplicate_criteria": "closest",
+            "dereddening": "sfd",
+        },
+    )
     got2 = _frame(pz.get_product(out2["id"]))
-    own = world["own"].rename(columns={"SPEC_ID": "id", "RA_DEG": "ra", "DEC_DEG": "dec", "ZSPEC": "z",
-                                       "ZQUAL": "z_flag"})
+    own = world["own"].rename(
+        columns={"SPEC_ID": "id", "RA_DEG": "ra", "DEC_DEG": "dec", "ZSPEC": "z", "ZQUAL": "z_flag"}
+    )
     pairs = brute_force_match(own, world["objects"], 2.0, 3)
     kept = select_unique(pairs.to_dict("records"), "closest")
     assert set(zip(got2["id"], got2["objectId"])) == kept and len(got2) == len(kept) > 250
     m2 = pairs.merge(got2, on=["id", "objectId"])
     o2 = world["objects"].iloc[m2["oi"]]
     np.testing.assert_allclose(
-        m2["i_cModelMag_dered"], ab_mag(o2["i_cModelFlux"].to_numpy()) - 2.053659 * o2["ebv"].to_numpy(dtype=float),
-        atol=1e-5)
+        m2["i_cModelMag_dered"],
+        ab_mag(o2["i_cModelFlux"].to_numpy()) - 2.053659 * o2["ebv"].to_numpy(dtype=float),
+        atol=1e-5,
+    )
 
     # another user sees neither the uploads nor the training sets, and cannot read them
     other = pzserver.PzServer(token=server["tokens"]["bob"], host=server["api"])
@@ -187,8 +226,13 @@ def test_client_notebook_flow(server, world, tmp_path):
     for product_id in (desi_id, out["id"]):
         with pytest.raises(ValueError, match="product not found"):
             other.get_product_metadata(product_id)
-        assert requests.get(f"{server['api']}products/{product_id}/download/main-file/file/",
-                            headers={"Authorization": f"Token {server['tokens']['bob']}"}).status_code == 404
+        assert (
+            requests.get(
+                f"{server['api']}products/{product_id}/download/main-file/file/",
+                headers={"Authorization": f"Token {server['tokens']['bob']}"},
+            ).status_code
+            == 404
+        )
     with pytest.raises(requests.RequestException, match="Not found"):
         other.training_set_maker("stolen").set_redshift(desi_id)
     # the admin token sees them all
@@ -216,21 +260,38 @@ def _auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Token {token}"}
 
 
-def _http_upload(api, token: str, frame: pd.DataFrame, association: dict[str, str], name: str = "cat",
-                 filename: str = "cat.csv", publish: bool = True) -> int:
+def _http_upload(
+    api,
+    token: str,
+    frame: pd.DataFrame,
+    association: dict[str, str],
+    name: str = "cat",
+    filename: str = "cat.csv",
+    publish: bool = True,
+) -> int:
     h = _auth(token)
-    created = api.post("/api/products/", json={"display_name": name, "product_type": 1, "release": None,
-                                               "official_product": False, "status": 0}, headers=h)
+    created = api.post(
+        "/api/products/",
+        json={"display_name": name, "product_type": 1, "release": None, "official_product": False, "status": 0},
+        headers=h,
+    )
     assert created.status_code == 201, created.text
     pid = created.json()["id"]
-    sent = api.post("/api/product-files/", data={"product": pid, "role": 0},
-                    files={"file": (filename, frame.to_csv(index=False).encode(), "text/csv")}, headers=h)
+    sent = api.post(
+        "/api/product-files/",
+        data={"product": pid, "role": 0},
+        files={"file": (filename, frame.to_csv(index=False).encode(), "text/csv")},
+        headers=h,
+    )
     assert sent.status_code == 201, sent.text
     assert api.get(f"/api/products/{pid}/registry/", headers=h).status_code == 200
-    columns = {c["column_name"]: c["id"] for c in
-               api.get(f"/api/product-contents/?product={pid}", headers=h).json()["results"]}
+    columns = {
+        c["column_name"]: c["id"] for c in api.get(f"/api/product-contents/?product={pid}", headers=h).json()["results"]
+    }
     for column, alias in association.items():
-        assert api.patch(f"/api/product-contents/{columns[column]}/", data={"alias": alias}, headers=h).status_code == 200
+        assert (
+            api.patch(f"/api/product-contents/{columns[column]}/", data={"alias": alias}, headers=h).status_code == 200
+        )
     if publish:
         done = api.patch(f"/api/products/{pid}/", data={"status": 1}, headers=h)
         assert done.status_code == 200 and done.json()["status"] == 1, done.text
@@ -243,8 +304,10 @@ def test_old_routes_kept_and_trailing_slashes(api):
     assert old.status_code == 200 and isinstance(old.json(), list)  # the tool's own API, unchanged
     assert api.get("/api/training-sets", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json() == []
     assert api.get("/api/formats").status_code == 401
-    assert api.get("/api/training-sets/", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                   follow_redirects=True).json() == []  # Starlette's slash redirect still reaches the old route
+    assert (
+        api.get("/api/training-sets/", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, follow_redirects=True).json()
+        == []
+    )  # Starlette's slash redirect still reaches the old route
     page = api.get("/api/releases/", headers=admin).json()
     assert set(page) == {"count", "next", "previous", "results"} and "dp1" in [r["name"] for r in page["results"]]
     assert api.get("/api/releases/?name=dp1", headers=admin).json()["count"] == 1
@@ -255,7 +318,8 @@ def test_old_routes_kept_and_trailing_slashes(api):
     assert api.get("/api/releases/", headers={"Authorization": "Token nope"}).json() == {"detail": "Invalid token."}
     assert api.get("/api/releases/").status_code == 401
     assert [u["username"] for u in api.get("/api/users/", headers=_auth(api.tokens["bob"])).json()["results"]] == [
-        "bob"]
+        "bob"
+    ]
     assert api.get("/api/users/", headers=admin).json()["count"] == 2
     tsm = api.get("/api/pipelines/?name=training_set_maker", headers=admin).json()["results"][0]
     assert tsm["product_types_accepted"] == [1] and tsm["output_product_type"] == 2
@@ -280,8 +344,14 @@ def test_process_options_refused_with_the_field_named(api, scene, tsm_home, monk
     dp1 = api.get("/api/releases/?name=dp1", headers=h).json()["results"][0]["id"]
 
     def process(param=None, **extra):
-        body = {"pipeline": 1, "display_name": "x", "release": dp1, "inputs": [pid],
-                "used_config": {"param": param or {}, **extra.pop("top", {})}, **extra}
+        body = {
+            "pipeline": 1,
+            "display_name": "x",
+            "release": dp1,
+            "inputs": [pid],
+            "used_config": {"param": param or {}, **extra.pop("top", {})},
+            **extra,
+        }
         return api.post("/api/processes/", json=body, headers=h)
 
     cases = [
@@ -305,14 +375,24 @@ def test_process_options_refused_with_the_field_named(api, scene, tsm_home, monk
     bad_radius = process({"crossmatch": {"radius_arcsec": -1}})
     assert bad_radius.json() == {"crossmatch": {"radius_arcsec": ["Input should be greater than 0, not -1"]}}
     assert process({"crossmatch": {"radius_arcsec": 1, "margin": "/x"}}).json()["crossmatch"] == {
-        "margin": ["unknown key; valid: radius_arcsec, n_neighbors"]}
+        "margin": ["unknown key; valid: radius_arcsec, n_neighbors"]
+    }
     assert process({"flux_type": "bogus"}).json()["flux_type"][0].startswith("unknown value 'bogus'; valid: cModel")
     assert not list((tsm_home / "products").glob("*")) if (tsm_home / "products").exists() else True
     assert api.get("/api/processes/", headers=h).json()["count"] == 0
 
     # a good one: the config the server built holds only the science options, and its own locations
-    ok = api.post("/api/processes/", json={"pipeline": 1, "display_name": "good", "release": dp1, "inputs": [pid],
-                                           "used_config": json.dumps({"param": {"flux_type": "gaap1P0"}})}, headers=h)
+    ok = api.post(
+        "/api/processes/",
+        json={
+            "pipeline": 1,
+            "display_name": "good",
+            "release": dp1,
+            "inputs": [pid],
+            "used_config": json.dumps({"param": {"flux_type": "gaap1P0"}}),
+        },
+        headers=h,
+    )
     assert ok.status_code == 201, ok.text
     from tsm_core.products.registry import Registry
 
@@ -336,42 +416,67 @@ def test_upload_errors_and_hostile_names(api, scene, tsm_home):
     h = _auth(api.tokens["alice"])
     z = scene["redshifts"]
     assert api.post("/api/products/", json={"display_name": "t", "product_type": 2}, headers=h).json().keys() == {
-        "product_type"}
+        "product_type"
+    }
     assert api.post("/api/products/", json={"display_name": "", "product_type": 1}, headers=h).json().keys() == {
-        "display_name"}
-    assert api.post("/api/products/", json={"display_name": "o", "product_type": 1, "official_product": True},
-                    headers=h).status_code == 403
+        "display_name"
+    }
+    assert (
+        api.post(
+            "/api/products/", json={"display_name": "o", "product_type": 1, "official_product": True}, headers=h
+        ).status_code
+        == 403
+    )
     pid = _http_upload(api, api.tokens["alice"], z, {}, filename="../../etc/evil name.csv", publish=False)
     stored = list((tsm_home / "uploads").iterdir())
     assert len(stored) == 1 and stored[0].suffix == ".csv" and "evil" not in stored[0].name
     info = api.get(f"/api/products/{pid}/main_file_info/", headers=h).json()["main_file"]
     assert info["name"] == "evil_name.csv" and info["n_rows"] == len(z)
     content = api.get(f"/api/product-contents/?product={pid}", headers=h).json()["results"][1]
-    assert api.patch(f"/api/product-contents/{content['id']}/", data={"alias": "magnitude"},
-                     headers=h).json().keys() == {"alias"}
-    assert api.patch(f"/api/product-contents/{content['id']}/", data={"alias": "RA"},
-                     headers=_auth(api.tokens["bob"])).status_code == 404
+    assert api.patch(
+        f"/api/product-contents/{content['id']}/", data={"alias": "magnitude"}, headers=h
+    ).json().keys() == {"alias"}
+    assert (
+        api.patch(
+            f"/api/product-contents/{content['id']}/", data={"alias": "RA"}, headers=_auth(api.tokens["bob"])
+        ).status_code
+        == 404
+    )
     missing = api.patch(f"/api/products/{pid}/", data={"status": 1}, headers=h)
     assert missing.status_code == 406 and "Dec" in missing.text
     # bad rows: named without the server's path
     broken = z.assign(ra=z["ra"].astype(str).where(z.index != 3, "ra?"))  # text where a number belongs
-    bid = _http_upload(api, api.tokens["alice"], broken, {"ra": "RA", "dec": "Dec", "z": "z"}, name="broken",
-                       publish=False)
+    bid = _http_upload(
+        api, api.tokens["alice"], broken, {"ra": "RA", "dec": "Dec", "z": "z"}, name="broken", publish=False
+    )
     refused = api.patch(f"/api/products/{bid}/", data={"status": 1}, headers=h)
     assert refused.status_code == 400 and "holds text" in refused.text and str(tsm_home) not in refused.text
     # size limit and unknown file types
     pid2 = api.post("/api/products/", json={"display_name": "big", "product_type": 1}, headers=h).json()["id"]
-    big = api.post("/api/product-files/", data={"product": pid2, "role": 0},
-                   files={"file": ("big.csv", b"ra,dec,z\n" + b"1,2,3\n" * 400_000, "text/csv")}, headers=h)
+    big = api.post(
+        "/api/product-files/",
+        data={"product": pid2, "role": 0},
+        files={"file": ("big.csv", b"ra,dec,z\n" + b"1,2,3\n" * 400_000, "text/csv")},
+        headers=h,
+    )
     assert big.status_code == 413 and "file" in big.json()
     boundary = "b0undary"
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="product"\r\n\r\n{pid2}\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\n').encode()
-    chunked = api.post("/api/product-files/", content=iter([head] + [b"1,2,3\n" * 50_000] * 8),
-                       headers={**h, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="product"\r\n\r\n{pid2}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\n'
+    ).encode()
+    chunked = api.post(
+        "/api/product-files/",
+        content=iter([head] + [b"1,2,3\n" * 50_000] * 8),
+        headers={**h, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert chunked.status_code == 413 and "over the limit" in chunked.text  # no Content-Length: counted as it streams
-    exe = api.post("/api/product-files/", data={"product": pid2, "role": 0},
-                   files={"file": ("x.exe", b"MZ", "application/octet-stream")}, headers=h)
+    exe = api.post(
+        "/api/product-files/",
+        data={"product": pid2, "role": 0},
+        files={"file": ("x.exe", b"MZ", "application/octet-stream")},
+        headers=h,
+    )
     assert exe.status_code == 400 and "file" in exe.json()
     assert len(list((tsm_home / "uploads").iterdir())) == 2  # the refused files left nothing behind
 
@@ -383,7 +488,8 @@ def test_operator_products_are_official(api, scene, tsm_home):
     h = _auth(api.tokens["bob"])
     products = api.get("/api/products/?status=1", headers=h).json()["results"]
     assert [(p["display_name"], p["uploaded_by"], p["official_product"], p["is_owner"]) for p in products] == [
-        ("operator set", "operator", True, False)]
+        ("operator set", "operator", True, False)
+    ]
     assert api.patch(f"/api/products/{products[0]['id']}/", data={"description": "mine"}, headers=h).status_code == 404
     from tsm_core.redshifts.store import parquet_copy_path
 
@@ -410,10 +516,12 @@ def test_registry_users_and_owner_migration(tmp_path):
 
     path = tmp_path / "registry.sqlite"
     with sqlite3.connect(path) as db:  # a registry file written before owners existed
-        db.execute("CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, description TEXT "
-                   "NOT NULL DEFAULT '', status TEXT NOT NULL, config TEXT NOT NULL, n_rows INTEGER, output_path TEXT, "
-                   "error TEXT, provenance TEXT, progress REAL NOT NULL DEFAULT 0, created_at TEXT NOT NULL, "
-                   "finished_at TEXT)")
+        db.execute(
+            "CREATE TABLE products (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, description TEXT "
+            "NOT NULL DEFAULT '', status TEXT NOT NULL, config TEXT NOT NULL, n_rows INTEGER, output_path TEXT, "
+            "error TEXT, provenance TEXT, progress REAL NOT NULL DEFAULT 0, created_at TEXT NOT NULL, "
+            "finished_at TEXT)"
+        )
         db.execute("INSERT INTO products (name, status, config, created_at) VALUES ('old', 'done', '{}', 'then')")
     registry = Registry(path)
     assert registry.product(1).owner is None
@@ -436,13 +544,18 @@ def test_users_of_an_older_registry_kept(tmp_path):
 
     path = tmp_path / "registry.sqlite"
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
-                   "token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)")
-        db.execute("INSERT INTO users (name, token_sha256, created_at) VALUES ('dora', ?, 'then')",
-                   (hashlib.sha256(b"t0ken").hexdigest(),))
+        db.execute(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+            "token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO users (name, token_sha256, created_at) VALUES ('dora', ?, 'then')",
+            (hashlib.sha256(b"t0ken").hexdigest(),),
+        )
     users = Users(Registry(path))
     assert [u.name for u in users.all()] == ["dora"] and users.for_token("t0ken").name == "dora"
     assert users.add("erin")[0].id == 2
+
 
 def test_users_command(tsm_home):
     from click.testing import CliRunner

@@ -74,12 +74,17 @@ def test_rail_columns_and_non_detections(rail_runs, scene):
         want_mag = np.where(detected, ab_mag(flux), 99.0)
         want_err = np.where(detected, ab_mag_err(flux, flux_err), RAIL_LIMITS[band])
         for label, data in (("hdf5", hdf), ("parquet", parquet), ("csv", csv), ("fits", fits)):
-            np.testing.assert_allclose(np.asarray(data[f"mag_{band}_lsst"], dtype=float), want_mag, rtol=1e-12,
-                                       err_msg=label)
-            np.testing.assert_allclose(np.asarray(data[f"mag_err_{band}_lsst"], dtype=float), want_err, rtol=1e-12,
-                                       err_msg=label)
+            np.testing.assert_allclose(
+                np.asarray(data[f"mag_{band}_lsst"], dtype=float), want_mag, rtol=1e-12, err_msg=label
+            )
+            np.testing.assert_allclose(
+                np.asarray(data[f"mag_err_{band}_lsst"], dtype=float), want_err, rtol=1e-12, err_msg=label
+            )
     assert n_missing > 10  # the scene has negative and NaN fluxes
-    assert "99.0 where not detected" in pq.read_schema(rail_runs["parquet"].output_path).field("mag_g_lsst").metadata[b"description"].decode()
+    assert (
+        "99.0 where not detected"
+        in pq.read_schema(rail_runs["parquet"].output_path).field("mag_g_lsst").metadata[b"description"].decode()
+    )
 
 
 def test_nan_error_and_overrides(base_config, scene, tmp_path):
@@ -97,9 +102,13 @@ def test_nan_error_and_overrides(base_config, scene, tmp_path):
         mag, err = fh["photometry/mag_g_lsst"][()], fh["photometry/mag_err_g_lsst"][()]
         umag, uerr = fh["photometry/mag_u_lsst"][()], fh["photometry/mag_err_u_lsst"][()]
         prov = json.loads(fh["photometry"].attrs["provenance"])
-    flux = objects.set_index("objectId").loc[pd.read_parquet(
-        tsm_core.run({**base_config, "output": {**base_config["output"], "format": "parquet", "layout": "default"}}).output_path
-    )["objectId"]]
+    flux = objects.set_index("objectId").loc[
+        pd.read_parquet(
+            tsm_core.run(
+                {**base_config, "output": {**base_config["output"], "format": "parquet", "layout": "default"}}
+            ).output_path
+        )["objectId"]
+    ]
     g_flux, g_err = flux["g_cModelFlux"].to_numpy(), flux["g_cModelFluxErr"].to_numpy()
     no_err = (g_flux > 0) & np.isnan(g_err)
     assert no_err.sum() > 10
@@ -108,7 +117,10 @@ def test_nan_error_and_overrides(base_config, scene, tmp_path):
     assert (mag[~(g_flux > 0)] == 98.0).all() and (err[~(g_flux > 0)] == 26.5).all()
     u_missing = ~(flux["u_cModelFlux"].to_numpy() > 0)
     assert (umag[u_missing] == 98.0).all() and (uerr[u_missing] == RAIL_LIMITS["u"]).all()
-    assert prov["rail_layout"]["mag_limits"]["g"] == 26.5 and "output.mag_limits" in prov["rail_layout"]["mag_limits_source"]
+    assert (
+        prov["rail_layout"]["mag_limits"]["g"] == 26.5
+        and "output.mag_limits" in prov["rail_layout"]["mag_limits_source"]
+    )
 
 
 def test_release_limits():
@@ -130,13 +142,17 @@ def _rail_stages(handle, tmp_path, name, informer_options):
     from rail.estimation.algos.train_z import TrainZEstimator, TrainZInformer
 
     ensembles = {}
-    for label, informer, estimator in (("trainz", TrainZInformer, TrainZEstimator),
-                                       ("knn", KNearNeighInformer, KNearNeighEstimator)):
-        inform = informer.make_stage(name=f"inform_{label}_{name}", model=str(tmp_path / f"{label}_{name}.pkl"),
-                                     **informer_options)
+    for label, informer, estimator in (
+        ("trainz", TrainZInformer, TrainZEstimator),
+        ("knn", KNearNeighInformer, KNearNeighEstimator),
+    ):
+        inform = informer.make_stage(
+            name=f"inform_{label}_{name}", model=str(tmp_path / f"{label}_{name}.pkl"), **informer_options
+        )
         model = inform.inform(handle)
-        estimate = estimator.make_stage(name=f"estimate_{label}_{name}", model=model,
-                                        output=str(tmp_path / f"{label}_{name}_pdfs.hdf5"))
+        estimate = estimator.make_stage(
+            name=f"estimate_{label}_{name}", model=model, output=str(tmp_path / f"{label}_{name}_pdfs.hdf5")
+        )
         ensembles[label] = estimate.estimate(handle).data
     return ensembles
 

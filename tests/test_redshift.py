@@ -21,11 +21,11 @@ from click.testing import CliRunner
 
 import tsm_core
 from helpers import brute_force_match, write_objects
-from tsm_core.redshifts.registration import register_redshift_catalog
 from tsm_core.cli.main import get_cli
 from tsm_core.config import tsm_home
 from tsm_core.errors import CatalogError, ConfigError
 from tsm_core.products.registry import Registry
+from tsm_core.redshifts.registration import register_redshift_catalog
 
 RADIUS = 1.0
 OBJECT_EXTRAS = ["refExtendedness", "tract", "patch", "detect_isIsolated", "detect_fromBlend"]
@@ -46,7 +46,9 @@ def field(reference, tmp_path_factory) -> dict:
     objects = dp1.copy()
     # object i sits 0.1-0.4 arcsec from DESI redshift i
     objects["coord_ra"], objects["coord_dec"] = _offset(
-        desi["TARGET_RA"].to_numpy(), desi["TARGET_DEC"].to_numpy(), rng.uniform(0.1, 0.4, len(desi)),
+        desi["TARGET_RA"].to_numpy(),
+        desi["TARGET_DEC"].to_numpy(),
+        rng.uniform(0.1, 0.4, len(desi)),
         rng.uniform(0, 2 * np.pi, len(desi)),
     )
     # groups of real DESI rows moved next to one new object each, far from the DESI fields
@@ -59,8 +61,9 @@ def field(reference, tmp_path_factory) -> dict:
         ra0, dec0 = 200.0 + 0.05 * g, 30.0
         members = [bad.iloc[[g]], stars.iloc[[g]]] + ([good.iloc[[g]]] if g % 2 == 0 else [])
         rows = pd.concat(members)
-        rows["TARGET_RA"], rows["TARGET_DEC"] = _offset(ra0, dec0, rng.uniform(0.1, 0.6, len(rows)),
-                                                        rng.uniform(0, 2 * np.pi, len(rows)))
+        rows["TARGET_RA"], rows["TARGET_DEC"] = _offset(
+            ra0, dec0, rng.uniform(0.1, 0.6, len(rows)), rng.uniform(0, 2 * np.pi, len(rows))
+        )
         rows["group"] = g
         groups.append(rows)
         centres.append((ra0, dec0))
@@ -78,8 +81,15 @@ def field(reference, tmp_path_factory) -> dict:
     from astropy.table import Table
 
     Table.from_pandas(grouped.drop(columns=["COEFF"])).write(grouped_path)
-    return {"desi": desi, "dp1": dp1, "objects": objects, "grouped": grouped, "objects_path": base / "objects",
-            "desi_path": desi_path, "grouped_path": grouped_path}
+    return {
+        "desi": desi,
+        "dp1": dp1,
+        "objects": objects,
+        "grouped": grouped,
+        "objects_path": base / "objects",
+        "desi_path": desi_path,
+        "grouped_path": grouped_path,
+    }
 
 
 def _config(field, tmp_path, **redshift) -> dict:
@@ -97,7 +107,9 @@ def _expected_pairs(field, redshift_mask=None, object_mask=None) -> pd.DataFrame
     desi, objects = field["desi"], field["objects"]
     z = desi if redshift_mask is None else desi[redshift_mask]
     o = objects if object_mask is None else objects[object_mask]
-    z = pd.DataFrame({"id": z["TARGETID"].to_numpy(), "ra": z["TARGET_RA"].to_numpy(), "dec": z["TARGET_DEC"].to_numpy()})
+    z = pd.DataFrame(
+        {"id": z["TARGETID"].to_numpy(), "ra": z["TARGET_RA"].to_numpy(), "dec": z["TARGET_DEC"].to_numpy()}
+    )
     return brute_force_match(z, o.reset_index(drop=True), RADIUS, 1)
 
 
@@ -136,8 +148,9 @@ def test_filters_on_spectype_and_an_object_flag(field, tmp_path):
     result = tsm_core.run(cfg)
     got = pq.read_table(result.output_path).to_pandas()
     desi, objects = field["desi"], field["objects"]
-    expected = _expected_pairs(field, (desi["SPECTYPE"] == "GALAXY") & (desi["DELTACHI2"] > 40),
-                               objects["detect_isIsolated"])
+    expected = _expected_pairs(
+        field, (desi["SPECTYPE"] == "GALAXY") & (desi["DELTACHI2"] > 40), objects["detect_isIsolated"]
+    )
     assert 0 < len(expected) < len(desi) // 2
     assert result.n_rows == len(got) == len(expected)
     assert sorted(zip(got["id"], got["objectId"])) == sorted(zip(expected["id"], expected["objectId"]))
@@ -180,10 +193,14 @@ def test_crc_registers_and_runs(reference, tmp_path):
     dp1 = pd.read_parquet(reference / "dp1_object_sample.parquet").head(len(rows)).copy()
     dp1["coord_ra"], dp1["coord_dec"] = rows["ra"].to_numpy(), rows["dec"].to_numpy() + 0.2 / 3600
     write_objects(dp1, tmp_path / "objects", margin_arcsec=5.0)
-    cfg = {"name": "crc set", "redshift_catalog": {"name": "crc", "keep_columns": "all"},
-           "object_catalog": {"release": "dp1", "path": str(tmp_path / "objects")},
-           "filters": {"redshift": ["z_flag >= 3", "z_flag != 6"]},
-           "output": {"directory": str(tmp_path / "out")}, "compute": {"scheduler": "synchronous"}}
+    cfg = {
+        "name": "crc set",
+        "redshift_catalog": {"name": "crc", "keep_columns": "all"},
+        "object_catalog": {"release": "dp1", "path": str(tmp_path / "objects")},
+        "filters": {"redshift": ["z_flag >= 3", "z_flag != 6"]},
+        "output": {"directory": str(tmp_path / "out")},
+        "compute": {"scheduler": "synchronous"},
+    }
     got = pq.read_table(tsm_core.run(cfg).output_path).to_pandas()
     good = rows[(rows["z_flag_homogenized"] >= 3) & (rows["z_flag_homogenized"] != 6)]
     assert sorted(got["id"]) == sorted(good.index)
@@ -244,7 +261,9 @@ def test_cli_run_reports_dropped_rows_and_resolves_relative_paths(field, tmp_pat
     (folder / "set.yaml").write_text(yaml.safe_dump(cfg))
     out = CliRunner().invoke(get_cli(), ["run", str(folder / "set.yaml")])
     assert out.exit_code == 0, out.output
-    assert "dropped 2 rows with NaN or non-numeric ra/dec" in out.output and "dropped 1 rows with z < -0.01" in out.output
+    assert (
+        "dropped 2 rows with NaN or non-numeric ra/dec" in out.output and "dropped 1 rows with z < -0.01" in out.output
+    )
     product = Registry.at_home(tsm_home()).products()[0]
     assert product.config["redshift_catalog"]["path"] == str(folder / "desi.parquet")
     assert product.config["output"]["directory"] == str(folder / "out")
@@ -281,11 +300,15 @@ def test_registry_of_an_older_version_keeps_working(scene, base_config, tmp_path
     home = tsm_home()
     home.mkdir(parents=True)
     with sqlite3.connect(home / "registry.sqlite") as db:
-        db.execute("CREATE TABLE redshift_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
-                   "description TEXT NOT NULL DEFAULT '', path TEXT NOT NULL, columns TEXT NOT NULL, "
-                   "n_rows INTEGER NOT NULL, created_at TEXT NOT NULL)")
-        db.execute("INSERT INTO redshift_catalogs (name, path, columns, n_rows, created_at) VALUES (?, ?, ?, ?, ?)",
-                   ("old", str(tmp_path / "old.parquet"), json.dumps({"ra": "RA", "dec": "DEC"}), len(z), "2025"))
+        db.execute(
+            "CREATE TABLE redshift_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+            "description TEXT NOT NULL DEFAULT '', path TEXT NOT NULL, columns TEXT NOT NULL, "
+            "n_rows INTEGER NOT NULL, created_at TEXT NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO redshift_catalogs (name, path, columns, n_rows, created_at) VALUES (?, ?, ?, ?, ?)",
+            ("old", str(tmp_path / "old.parquet"), json.dumps({"ra": "RA", "dec": "DEC"}), len(z), "2025"),
+        )
     record = Registry.at_home(home).redshift_catalog("old")
     assert record.source_path is None and record.dropped == {} and record.columns == {"ra": "RA", "dec": "DEC"}
     base_config["redshift_catalog"] = {"name": "old"}

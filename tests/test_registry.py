@@ -14,11 +14,11 @@ import yaml
 from click.testing import CliRunner
 
 import tsm_core
-from tsm_core.redshifts.registration import register_redshift_catalog
 from tsm_core.cli.main import get_cli
 from tsm_core.config import tsm_home
 from tsm_core.errors import BadRowsError, CatalogError
 from tsm_core.products.registry import Registry
+from tsm_core.redshifts.registration import register_redshift_catalog
 
 
 @pytest.fixture
@@ -26,8 +26,17 @@ def odd_catalog(scene, tmp_path) -> Path:
     """The scene's redshifts under DESI-like column names, as FITS."""
     from astropy.table import Table
 
-    z = scene["redshifts"].rename(columns={"id": "TARGETID", "ra": "TARGET_RA", "dec": "TARGET_DEC", "z": "Z",
-                                           "z_err": "ZERR", "z_flag": "QUALITY", "survey": "SURVEY"})
+    z = scene["redshifts"].rename(
+        columns={
+            "id": "TARGETID",
+            "ra": "TARGET_RA",
+            "dec": "TARGET_DEC",
+            "z": "Z",
+            "z_err": "ZERR",
+            "z_flag": "QUALITY",
+            "survey": "SURVEY",
+        }
+    )
     z["TARGETID"] = np.arange(len(z), dtype=np.int64) + 39627966220603924
     path = tmp_path / "desi.fits"
     Table.from_pandas(z).write(path)
@@ -108,8 +117,16 @@ def test_concurrent_processes_share_one_registry(base_config, tmp_path):
         path.write_text(yaml.safe_dump(cfg))
         configs.append(path)
     env = dict(os.environ)
-    procs = [subprocess.Popen([sys.executable, "-m", "tsm_core", "-q", "run", str(p)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in configs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tsm_core", "-q", "run", str(p)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in configs
+    ]
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     products = Registry.at_home(tsm_home()).products()
@@ -122,13 +139,18 @@ def _old_catalog_table(path: Path) -> None:
     import sqlite3
 
     with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE redshift_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
-                   "description TEXT NOT NULL DEFAULT '', path TEXT NOT NULL, columns TEXT NOT NULL, "
-                   "n_rows INTEGER NOT NULL, created_at TEXT NOT NULL, source_path TEXT, convention TEXT, "
-                   "dropped TEXT, owner TEXT)")
+        db.execute(
+            "CREATE TABLE redshift_catalogs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, "
+            "description TEXT NOT NULL DEFAULT '', path TEXT NOT NULL, columns TEXT NOT NULL, "
+            "n_rows INTEGER NOT NULL, created_at TEXT NOT NULL, source_path TEXT, convention TEXT, "
+            "dropped TEXT, owner TEXT)"
+        )
         for row_id, name, owner in ((3, "desi", None), (7, "vvds", "alice"), (9, "gone", None)):
-            db.execute("INSERT INTO redshift_catalogs (id, name, path, columns, n_rows, created_at, owner) "
-                       "VALUES (?, ?, '/x', '{}', 1, 'then', ?)", (row_id, name, owner))
+            db.execute(
+                "INSERT INTO redshift_catalogs (id, name, path, columns, n_rows, created_at, owner) "
+                "VALUES (?, ?, '/x', '{}', 1, 'then', ?)",
+                (row_id, name, owner),
+            )
         db.execute("DELETE FROM redshift_catalogs WHERE id = 9")  # its id must not be given again
 
 

@@ -27,12 +27,15 @@ def test_both_releases_installed_with_flux_types():
 
 def _redshifts_near(objects: pd.DataFrame, rows: list[int], offset_arcsec: float = 0.2) -> pd.DataFrame:
     picked = objects.iloc[rows]
-    return pd.DataFrame({
-        "id": [f"s{i}" for i in range(len(rows))],
-        "ra": picked["coord_ra"].to_numpy() + offset_arcsec / 3600 / np.cos(np.radians(picked["coord_dec"].to_numpy())),
-        "dec": picked["coord_dec"].to_numpy(),
-        "z": np.linspace(0.1, 1.0, len(rows)),
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"s{i}" for i in range(len(rows))],
+            "ra": picked["coord_ra"].to_numpy()
+            + offset_arcsec / 3600 / np.cos(np.radians(picked["coord_dec"].to_numpy())),
+            "dec": picked["coord_dec"].to_numpy(),
+            "z": np.linspace(0.1, 1.0, len(rows)),
+        }
+    )
 
 
 def test_dp02_reference_sample(reference, tmp_path):
@@ -45,13 +48,15 @@ def test_dp02_reference_sample(reference, tmp_path):
     rows = list(primary[:40]) + list(secondary[:10])
     redshifts = _redshifts_near(objects, rows)
     redshifts.to_csv(tmp_path / "z.csv", index=False)
-    result = tsm_core.run({
-        "name": "dp02 ref",
-        "redshift_catalog": {"path": str(tmp_path / "z.csv")},
-        "object_catalog": {"release": "dp02", "path": str(tmp_path / "dp02")},
-        "crossmatch": {"radius_arcsec": 1.0},
-        "output": {"directory": str(tmp_path / "out")},
-    })
+    result = tsm_core.run(
+        {
+            "name": "dp02 ref",
+            "redshift_catalog": {"path": str(tmp_path / "z.csv")},
+            "object_catalog": {"release": "dp02", "path": str(tmp_path / "dp02")},
+            "crossmatch": {"radius_arcsec": 1.0},
+            "output": {"directory": str(tmp_path / "out")},
+        }
+    )
     got = pq.read_table(result.output_path).to_pandas()
     expected = brute_force_match(redshifts, objects[objects["detect_isPrimary"]].reset_index(drop=True), 1.0, 1)
     assert sorted(got["objectId"]) == sorted(expected["objectId"])
@@ -82,14 +87,25 @@ def test_dp1_reference_sample_with_desi_columns(reference, tmp_path):
     desi.loc[:19, "TARGET_DEC"] = objects["coord_dec"].to_numpy()[:20]
     path = tmp_path / "desi.parquet"
     desi.to_parquet(path)
-    result = tsm_core.run({
-        "name": "desi x dp1",
-        "redshift_catalog": {"path": str(path), "columns": {
-            "id": "TARGETID", "ra": "TARGET_RA", "dec": "TARGET_DEC", "z": "Z", "z_err": "ZERR", "z_flag": "ZWARN"}},
-        "object_catalog": {"release": "dp1", "path": str(tmp_path / "dp1"), "dereddening": "catalog"},
-        "crossmatch": {"radius_arcsec": 1.0, "n_neighbors": 1},
-        "output": {"directory": str(tmp_path / "out"), "format": "parquet"},
-    })
+    result = tsm_core.run(
+        {
+            "name": "desi x dp1",
+            "redshift_catalog": {
+                "path": str(path),
+                "columns": {
+                    "id": "TARGETID",
+                    "ra": "TARGET_RA",
+                    "dec": "TARGET_DEC",
+                    "z": "Z",
+                    "z_err": "ZERR",
+                    "z_flag": "ZWARN",
+                },
+            },
+            "object_catalog": {"release": "dp1", "path": str(tmp_path / "dp1"), "dereddening": "catalog"},
+            "crossmatch": {"radius_arcsec": 1.0, "n_neighbors": 1},
+            "output": {"directory": str(tmp_path / "out"), "format": "parquet"},
+        }
+    )
     got = pq.read_table(result.output_path).to_pandas()
     canon = desi.rename(columns={"TARGETID": "id", "TARGET_RA": "ra", "TARGET_DEC": "dec", "Z": "z"})
     expected = brute_force_match(canon, objects, 1.0, 1)
@@ -111,8 +127,11 @@ def test_generated_sample_round_trips(release, tmp_path, reference):
     objects = lsdb.open_catalog(paths["objects"], columns="all").compute()
     assert lsdb.open_catalog(paths["objects"]).margin is not None
     if release in ("dp1", "dp2"):  # laid out as published
-        props = dict(line.split("=", 1) for line in (paths["objects"] / "collection.properties").read_text().splitlines()
-                     if "=" in line)
+        props = dict(
+            line.split("=", 1)
+            for line in (paths["objects"] / "collection.properties").read_text().splitlines()
+            if "=" in line
+        )
         assert props["hats_primary_table_url"] == "object_lc"
         assert props["default_margin"] == props["all_margins"] == "object_lc_5arcs"
         assert props["all_indexes"] == "objectId object_lc_objectId"
@@ -127,7 +146,10 @@ def test_generated_sample_round_trips(release, tmp_path, reference):
         assert objects[column].to_numpy().dtype == ref[column].to_numpy().dtype, column
     # in the release's footprint
     for ra, dec in zip(objects["coord_ra"].to_numpy()[:200], objects["coord_dec"].to_numpy()[:200]):
-        assert any(np.hypot((ra - f.ra) * np.cos(np.radians(dec)), dec - f.dec) <= f.radius_deg * 1.01 for f in cat.sample.fields)
+        assert any(
+            np.hypot((ra - f.ra) * np.cos(np.radians(dec)), dec - f.dec) <= f.radius_deg * 1.01
+            for f in cat.sample.fields
+        )
     flux = objects["i_cModelFlux"].to_numpy(dtype=float)
     assert (flux < 0).any() and np.isnan(objects["u_cModelFlux"].to_numpy(dtype=float)).any() or release != "dp1"
     if release != "dp02":

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from helpers import DP1_BANDS, ab_mag
 from scipy.spatial import cKDTree
+
+from helpers import DP1_BANDS, ab_mag
 
 K = 5
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -183,10 +184,10 @@ def test_report_of_a_hats_product(base_config):
 def test_report_of_a_third_party_format(base_config, registered_plugin):
     """`tsm report` of the VOTable test plugin's product, read by the plugin's Writer.read."""
     from astropy.table import Table
-    from helpers import writers_plugin
-    from votable_plugin import VOTableWriter
 
     import tsm_core
+    from helpers import writers_plugin
+    from votable_plugin import VOTableWriter
 
     base_config["output"]["format"] = "votable"
     registered_plugin(writers_plugin(VOTableWriter()), "test-writer-votable")
@@ -209,8 +210,11 @@ def test_report_of_an_unknown_or_unfinished_product_is_one_line(tsm_home):
     other = tsm_home / "set.xml"
     other.write_text("<VOTABLE/>")
     Registry.at_home(tsm_home).finish_product(pid, 0, str(other), {})
-    with pytest.raises(TSMError, match=r"no reader for the product file .*set.xml: no installed output format makes "
-                       r"\.xml files \(installed formats: parquet \(\.parquet, \.pq\), csv"):
+    with pytest.raises(
+        TSMError,
+        match=r"no reader for the product file .*set.xml: no installed output format makes "
+        r"\.xml files \(installed formats: parquet \(\.parquet, \.pq\), csv",
+    ):
         tsm_core.report(pid)
 
 
@@ -231,14 +235,19 @@ def test_report_page_in_headless_chromium(at_product_home, tmp_path):
         page.on("request", lambda r: requests.append(r.url))
         page.goto(files.html.as_uri())
         loaded = page.eval_on_selector_all(
-            "img.figure", "els => els.map(e => [e.id, e.complete && e.naturalWidth > 0 && e.naturalHeight > 0])")
+            "img.figure", "els => els.map(e => [e.id, e.complete && e.naturalWidth > 0 && e.naturalHeight > 0])"
+        )
         assert dict(loaded) == {f"fig-{name}": True for name in FIGURES}
         assert page.inner_text("#funnel-table").count("redshifts read") == 1
         page.screenshot(path=str(shots / "report.png"), full_page=True)
         # served by a web site with a strict Content-Security-Policy, as tsm-web's pages are
         csp = f"default-src 'self'; script-src 'self'; style-src 'self' {reports.style_source()}; img-src 'self' data:"
-        page.route("http://tsm.test/report", lambda route: route.fulfill(
-            body=files.html.read_text(), content_type="text/html", headers={"Content-Security-Policy": csp}))
+        page.route(
+            "http://tsm.test/report",
+            lambda route: route.fulfill(
+                body=files.html.read_text(), content_type="text/html", headers={"Content-Security-Policy": csp}
+            ),
+        )
         page.goto("http://tsm.test/report")
         loaded = page.eval_on_selector_all("img.figure", "els => els.map(e => e.naturalWidth > 0)")
         assert loaded == [True] * len(FIGURES)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import astropy.units as u
 import healpy as hp
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from astropy.coordinates import SkyCoord
-import astropy.units as u
 
 import tsm_core
 from helpers import brute_force_match, second_measurements, select_unique, write_objects
@@ -39,8 +39,10 @@ def test_unique_rules_match_plain_loops(scene, base_config, duplicated, rule, n_
     got = pq.read_table(result.output_path).to_pandas()
     matches = brute_force_match(redshifts, scene["objects"], 3.0, n_neighbors)
     info = redshifts.set_index("id")
-    pairs = [dict(id=r.id, objectId=r.objectId, dist=r.dist, z_flag=info.at[r.id, "z_flag"], z_err=info.at[r.id, "z_err"])
-             for r in matches.itertuples()]
+    pairs = [
+        dict(id=r.id, objectId=r.objectId, dist=r.dist, z_flag=info.at[r.id, "z_flag"], z_err=info.at[r.id, "z_err"])
+        for r in matches.itertuples()
+    ]
     expected = select_unique(pairs, rule)
     assert set(zip(got["id"], got["objectId"])) == expected
     assert result.n_matched == len(matches) and result.n_rows == len(expected)
@@ -83,16 +85,29 @@ def test_object_matched_from_two_partitions(tmp_path):
     pixels = {(p.order, p.pixel) for p in lsdb.open_catalog(tmp_path / "objects").get_healpix_pixels()}
     assert (order, pix) in pixels and (order, other) in pixels, "the two redshifts must fall in two partitions"
 
-    z = pd.DataFrame({"id": ["inside", "outside"], "ra": [inside.ra.deg, outside.ra.deg],
-                      "dec": [inside.dec.deg, outside.dec.deg], "z": [0.5, 0.51], "z_flag": [3, 4], "z_err": [1e-4, 1e-4]})
+    z = pd.DataFrame(
+        {
+            "id": ["inside", "outside"],
+            "ra": [inside.ra.deg, outside.ra.deg],
+            "dec": [inside.dec.deg, outside.dec.deg],
+            "z": [0.5, 0.51],
+            "z_flag": [3, 4],
+            "z_err": [1e-4, 1e-4],
+        }
+    )
     z.to_csv(tmp_path / "z.csv", index=False)
     kept = {}
     for rule in ("none", "closest", "best_redshift"):
-        res = tsm_core.run({
-            "name": rule, "redshift_catalog": {"path": str(tmp_path / "z.csv")},
-            "object_catalog": {"path": str(tmp_path / "objects")}, "crossmatch": {"radius_arcsec": 1.0},
-            "unique_galaxies": rule, "output": {"directory": str(tmp_path / "out")},
-        })
+        res = tsm_core.run(
+            {
+                "name": rule,
+                "redshift_catalog": {"path": str(tmp_path / "z.csv")},
+                "object_catalog": {"path": str(tmp_path / "objects")},
+                "crossmatch": {"radius_arcsec": 1.0},
+                "unique_galaxies": rule,
+                "output": {"directory": str(tmp_path / "out")},
+            }
+        )
         got = pq.read_table(res.output_path).to_pandas()
         assert (got["objectId"] == 5).all()
         kept[rule] = sorted(got["id"])
@@ -109,20 +124,24 @@ def test_split_is_reproducible_whatever_the_partitioning(scene, base_config, coa
     pd.testing.assert_series_equal(a, b)
     assert 0.6 < a.mean() < 0.8
     base_config["split"]["seed"] = 10
-    third = pq.read_table(tsm_core.run(base_config).output_path).to_pandas().set_index(["id", "objectId"])["is_training"]
+    third = (
+        pq.read_table(tsm_core.run(base_config).output_path).to_pandas().set_index(["id", "objectId"])["is_training"]
+    )
     assert (third.sort_index() != a).any()
 
 
 def test_selection_unit_ties_and_missing_flags():
     from tsm_core.science.selection import unique_galaxies
 
-    keys = pd.DataFrame({
-        "zrow": [0, 1, 2, 3],
-        "obj": [7, 7, 7, 8],
-        "_dist_arcsec": [0.5, 0.5, 0.2, 0.1],
-        "z_flag": [4.0, 4.0, np.nan, 3.0],
-        "z_err": [0.002, 0.001, 0.0001, 0.001],
-    })
+    keys = pd.DataFrame(
+        {
+            "zrow": [0, 1, 2, 3],
+            "obj": [7, 7, 7, 8],
+            "_dist_arcsec": [0.5, 0.5, 0.2, 0.1],
+            "z_flag": [4.0, 4.0, np.nan, 3.0],
+            "z_err": [0.002, 0.001, 0.0001, 0.001],
+        }
+    )
     mask, removed = unique_galaxies(keys, "best_redshift", "zrow", "obj")
     assert mask.tolist() == [False, True, False, True] and removed == {"not the best redshift of its object": 2}
     mask, _ = unique_galaxies(keys, "closest", "zrow", "obj")

@@ -50,12 +50,15 @@ def _assert_disjoint(train: pd.DataFrame, valid: pd.DataFrame) -> None:
     assert not set(train["id"]) & set(valid["id"])
 
 
-@pytest.mark.parametrize("split", [
-    {"method": "random", "train_fraction": 0.7, "seed": 1},
-    {"method": "random", "train_fraction": 0.6, "seed": 2, "stratify": "z", "z_bins": 5},
-    {"method": "healpix", "train_fraction": 0.5, "healpix_order": 9, "seed": 3},
-    {"method": "kfold", "k": 4, "validation_fold": 2, "seed": 4},
-])
+@pytest.mark.parametrize(
+    "split",
+    [
+        {"method": "random", "train_fraction": 0.7, "seed": 1},
+        {"method": "random", "train_fraction": 0.6, "seed": 2, "stratify": "z", "z_bins": 5},
+        {"method": "healpix", "train_fraction": 0.5, "healpix_order": 9, "seed": 3},
+        {"method": "kfold", "k": 4, "validation_fold": 2, "seed": 4},
+    ],
+)
 def test_no_object_or_redshift_on_both_sides(base_config, chained, split):
     cfg = _config(base_config, chained, split, split_files=True)
     result = tsm_core.run(cfg)
@@ -70,8 +73,10 @@ def test_no_object_or_redshift_on_both_sides(base_config, chained, split):
     assert prov["output_files"] == {k: v.name for k, v in result.output_paths.items()}
     assert prov["counts"]["training"] == len(train) and prov["counts"]["validation"] == len(valid)
     if split["method"] == "healpix":
-        pix = {side: set(hp.ang2pix(2**9, f["ra"].to_numpy(), f["dec"].to_numpy(), nest=True, lonlat=True))
-               for side, f in (("t", train), ("v", valid))}
+        pix = {
+            side: set(hp.ang2pix(2**9, f["ra"].to_numpy(), f["dec"].to_numpy(), nest=True, lonlat=True))
+            for side, f in (("t", train), ("v", valid))
+        }
         assert not pix["t"] & pix["v"] and len(pix["t"]) > 3 and len(pix["v"]) > 3
     elif split["method"] == "kfold":
         assert set(valid["fold"]) == {2} and set(train["fold"]) == {0, 1, 3}
@@ -164,7 +169,9 @@ def test_split_files_from_the_cli(base_config, chained, tmp_path):
 
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(_config(base_config, chained, {"method": "healpix", "healpix_order": 8})))
-    out = CliRunner().invoke(get_cli(), ["run", str(path), "--set", "output.split_files=true", "--set", "output.format=csv"])
+    out = CliRunner().invoke(
+        get_cli(), ["run", str(path), "--set", "output.split_files=true", "--set", "output.format=csv"]
+    )
     assert out.exit_code == 0, out.output
     train = out.output.split("-> ", 1)[1].splitlines()[0]
     valid = [l for l in out.output.splitlines() if l.startswith("  validation rows -> ")][0].split("-> ")[1]

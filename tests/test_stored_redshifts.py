@@ -48,7 +48,9 @@ def test_registered_catalog_gives_the_file_s_training_set_and_brute_force(scene,
     np.testing.assert_allclose(merged["_dist_arcsec"], merged["dist"], atol=1e-6)
     objects = scene["objects"].iloc[merged["oi"]]
     for band in DP1_BANDS:
-        np.testing.assert_allclose(merged[f"{band}_cModelMag"], ab_mag(objects[f"{band}_cModelFlux"].to_numpy()), atol=1e-9)
+        np.testing.assert_allclose(
+            merged[f"{band}_cModelMag"], ab_mag(objects[f"{band}_cModelFlux"].to_numpy()), atol=1e-9
+        )
     # the funnel counts the same, per survey too
     assert from_store.funnel == from_file.funnel
     removed = {s["key"]: s for s in from_store.funnel["steps"]}
@@ -109,16 +111,20 @@ def test_sky_partitions_match_lsdb_from_dataframe():
 
     rng = np.random.default_rng(3)
     n = 30_000
-    frame = pd.DataFrame({
-        "ra": np.concatenate([rng.uniform(359.5, 360, n // 2), rng.uniform(10, 40, n - n // 2)]),
-        "dec": np.concatenate([rng.uniform(-1, 1, n // 2), rng.uniform(-60, -20, n - n // 2)]),
-        "z": rng.uniform(0, 2, n),
-        "survey": rng.choice(["A", "B"], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "ra": np.concatenate([rng.uniform(359.5, 360, n // 2), rng.uniform(10, 40, n - n // 2)]),
+            "dec": np.concatenate([rng.uniform(-1, 1, n // 2), rng.uniform(-60, -20, n - n // 2)]),
+            "z": rng.uniform(0, 2, n),
+            "survey": rng.choice(["A", "B"], n),
+        }
+    )
     ours = sky_partitions(frame, rows_per_partition=5_000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        theirs = lsdb.from_dataframe(frame, ra_column="ra", dec_column="dec", margin_threshold=None, partition_rows=5_000)
+        theirs = lsdb.from_dataframe(
+            frame, ra_column="ra", dec_column="dec", margin_threshold=None, partition_rows=5_000
+        )
     assert ours.get_healpix_pixels() == theirs.get_healpix_pixels()
     assert ours.meta.dtypes.to_dict() == theirs.meta.dtypes.to_dict()
     for i in (0, ours.npartitions // 2, ours.npartitions - 1):
@@ -146,23 +152,25 @@ def test_sky_partitions_of_a_dense_field_split_deeper():
         assert (inside == pixel.pixel).all()
 
 
-
 def test_a_catalog_registered_as_a_parquet_snapshot_still_runs(scene, base_config, tsm_home):
     """Catalogs registered by the previous version were stored as one Parquet snapshot."""
+    from tsm_core.products.registry import Registry
     from tsm_core.redshifts.readers import read_redshift_catalog
     from tsm_core.redshifts.snapshots import write_snapshot
-    from tsm_core.products.registry import Registry
 
     table = read_redshift_catalog(scene["redshift_path"])
     old = tsm_home / "redshift_catalogs" / "old.parquet"
     old.parent.mkdir(parents=True, exist_ok=True)
     write_snapshot(table, old)
-    Registry.at_home(tsm_home).add_redshift_catalog("old", str(old), {}, len(table.frame), "",
-                                                    source_path=str(scene["redshift_path"]), convention="canonical")
+    Registry.at_home(tsm_home).add_redshift_catalog(
+        "old", str(old), {}, len(table.frame), "", source_path=str(scene["redshift_path"]), convention="canonical"
+    )
     from_snapshot = _read(tsm_core.run(dict(base_config, redshift_catalog={"name": "old"})).output_path)
     from_file = _read(tsm_core.run(base_config).output_path)
     key = ["id", "objectId"]
-    pd.testing.assert_frame_equal(from_snapshot.sort_values(key, ignore_index=True), from_file.sort_values(key, ignore_index=True))
+    pd.testing.assert_frame_equal(
+        from_snapshot.sort_values(key, ignore_index=True), from_file.sort_values(key, ignore_index=True)
+    )
     remove_redshift_catalog("old")
     assert not old.exists()
 
@@ -177,7 +185,9 @@ def test_a_field_denser_than_a_partition_per_order_7_pixel_registers(tmp_path, m
     monkeypatch.setattr(redshift_store, "ROWS_PER_PARTITION", 1_000)
     rng = np.random.default_rng(5)
     n = 3_000
-    dense = pd.DataFrame({"ra": rng.uniform(150.0, 150.1, n), "dec": rng.uniform(2.0, 2.1, n), "z": rng.uniform(0, 1, n)})
+    dense = pd.DataFrame(
+        {"ra": rng.uniform(150.0, 150.1, n), "dec": rng.uniform(2.0, 2.1, n), "z": rng.uniform(0, 1, n)}
+    )
     dense.to_parquet(tmp_path / "dense.parquet")
     record = register_redshift_catalog("dense", tmp_path / "dense.parquet")
     main = hats.read_hats(record.path).main_catalog
@@ -202,11 +212,16 @@ def test_sky_partitions_cut_on_the_object_catalog_s_pixels(scene):
     assert set(catalog.get_healpix_pixels()) <= set(pixels)
     parts = [catalog.partitions[i].compute() for i in range(catalog.npartitions)]
     for pixel, part in zip(catalog.get_healpix_pixels(), parts):
-        assert len(part) and (radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float)) == pixel.pixel).all()
+        assert (
+            len(part)
+            and (radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float)) == pixel.pixel).all()
+        )
     assert sorted(pd.concat(parts)["id"]) == sorted(z["id"])  # every redshift in a partition, the far one left out
 
 
-def test_stored_partitions_finer_than_the_objects_are_read_together(scene, coarse_objects_path, base_config, monkeypatch):
+def test_stored_partitions_finer_than_the_objects_are_read_together(
+    scene, coarse_objects_path, base_config, monkeypatch
+):
     """Where the stored partitions are finer than the object catalog's (dense redshifts),
     the crossmatch reads them together at the object pixel that holds them, so each object
     partition is read once; the training set is the brute-force match all the same."""
@@ -231,7 +246,9 @@ def test_stored_partitions_finer_than_the_objects_are_read_together(scene, coars
         assert (radec2pix(pixel.order, part["ra"].to_numpy(float), part["dec"].to_numpy(float)) == pixel.pixel).all()
     assert sorted(pd.concat(parts)["id"]) == sorted(scene["redshifts"]["id"])
     # a filter pushed into the read may name a column that is not loaded
-    filtered = merged_on(lsdb.open_catalog(record.path, columns=["id", "ra", "dec"], filters=[("z", ">", 1.0)]), object_pixels)
+    filtered = merged_on(
+        lsdb.open_catalog(record.path, columns=["id", "ra", "dec"], filters=[("z", ">", 1.0)]), object_pixels
+    )
     z = scene["redshifts"]
     assert sorted(filtered.compute()["id"]) == sorted(z.loc[z["z"] > 1.0, "id"])
 

@@ -7,7 +7,6 @@ under the limits still register."""
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import time
 from pathlib import Path
@@ -87,8 +86,17 @@ def parquet_strings(path: Path) -> None:
 
     indices = pa.array(np.zeros(MAX_ROWS // 2, dtype=np.int32))
     number = pa.DictionaryArray.from_arrays(indices, pa.array([0.5]))
-    pq.write_table(pa.table({"ra": number, "dec": number, "z": number,
-                             "name": pa.DictionaryArray.from_arrays(indices, pa.array(["x" * 2000]))}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "ra": number,
+                "dec": number,
+                "z": number,
+                "name": pa.DictionaryArray.from_arrays(indices, pa.array(["x" * 2000])),
+            }
+        ),
+        path,
+    )
 
 
 def fits_rows(path: Path) -> None:
@@ -123,8 +131,7 @@ def hdf5_strings(path: Path) -> None:
     with h5py.File(path, "w") as fh:
         for name in ("ra", "dec", "z"):
             fh.create_dataset(name, shape=(rows,), dtype="f8", chunks=(chunk,), compression="gzip")
-        names = fh.create_dataset("name", shape=(rows,), dtype=h5py.string_dtype(), chunks=(chunk,),
-                                  compression="gzip")
+        names = fh.create_dataset("name", shape=(rows,), dtype=h5py.string_dtype(), chunks=(chunk,), compression="gzip")
         names[0] = "x" * 2000  # the only heap object; the other values are empty (no heap object)
     with h5py.File(path, "r+") as fh:
         names = fh["name"]
@@ -168,26 +175,48 @@ def service(tmp_path_factory):
     token = Users(Registry.at_home(home)).add("alice")[1]
     env = {"TSM_HOME": str(home), "TSM_API_TOKEN": ADMIN, "TSM_MAX_UPLOAD_DECOMPRESSED_MB": str(DECOMPRESSED_MB)}
     small = tmp_path_factory.mktemp("small") / "small.csv"
-    frame = pd.DataFrame({"id": [f"galaxy-{i}" for i in range(50)], "ra": np.linspace(10, 11, 50),
-                          "dec": np.linspace(-1, 1, 50), "z": np.linspace(0.1, 1, 50)})
+    frame = pd.DataFrame(
+        {
+            "id": [f"galaxy-{i}" for i in range(50)],
+            "ra": np.linspace(10, 11, 50),
+            "dec": np.linspace(-1, 1, 50),
+            "z": np.linspace(0.1, 1, 50),
+        }
+    )
     frame.to_csv(small, index=False)
     with tsm_serve(env, "--max-upload-rows", str(MAX_ROWS)) as url:
         auth = {"Authorization": f"Bearer {token}"}
         assert json_upload(url, auth, small, "warm-up").status_code == 201
         assert pz_upload(url, auth, small).status_code == 201
-        yield {"url": url, "pid": url.pid, "auth": auth, "home": home, "small": small, "frame": frame,
-               "baseline_kb": memory_kb(url.pid, "VmRSS")}
+        yield {
+            "url": url,
+            "pid": url.pid,
+            "auth": auth,
+            "home": home,
+            "small": small,
+            "frame": frame,
+            "baseline_kb": memory_kb(url.pid, "VmRSS"),
+        }
 
 
 def json_upload(url: str, auth: dict, path: Path, name: str) -> requests.Response:
     with open(path, "rb") as fh:
-        return requests.post(f"{url}/api/redshift-catalogs", headers=auth, timeout=120,
-                             data={"name": name, "columns": "ra=ra,dec=dec,z=z"}, files={"file": (path.name, fh)})
+        return requests.post(
+            f"{url}/api/redshift-catalogs",
+            headers=auth,
+            timeout=120,
+            data={"name": name, "columns": "ra=ra,dec=dec,z=z"},
+            files={"file": (path.name, fh)},
+        )
 
 
 def pz_product(url: str, auth: dict, name: str) -> int:
-    created = requests.post(f"{url}/api/products/", headers=auth, timeout=30, json={
-        "display_name": name, "product_type": 1, "release": None, "official_product": False, "status": 0})
+    created = requests.post(
+        f"{url}/api/products/",
+        headers=auth,
+        timeout=30,
+        json={"display_name": name, "product_type": 1, "release": None, "official_product": False, "status": 0},
+    )
     assert created.status_code == 201, created.text
     return created.json()["id"]
 
@@ -196,8 +225,13 @@ def pz_upload(url: str, auth: dict, path: Path, product: int | None = None) -> r
     """``POST /api/product-files/`` of ``path`` to a new (or the given) product being registered."""
     product = product or pz_product(url, auth, path.name.split(".")[0])
     with open(path, "rb") as fh:
-        return requests.post(f"{url}/api/product-files/", headers=auth, timeout=120,
-                             data={"product": product, "role": 0}, files={"file": (path.name, fh)})
+        return requests.post(
+            f"{url}/api/product-files/",
+            headers=auth,
+            timeout=120,
+            data={"product": product, "role": 0},
+            files={"file": (path.name, fh)},
+        )
 
 
 def uploads_left(home: Path) -> list[str]:
@@ -268,10 +302,15 @@ def test_upload_under_the_limits_registers(service, tmp_path, suffix):
     assert pz_upload(url, auth, path, product).status_code == 201
     read = requests.get(f"{url}/api/products/{product}/registry/", headers=auth, timeout=30)
     assert read.status_code == 200, read.text
-    for content in requests.get(f"{url}/api/product-contents/?product={product}", headers=auth,
-                                timeout=30).json()["results"]:
-        patched = requests.patch(f"{url}/api/product-contents/{content['id']}/", headers=auth, timeout=30,
-                                 data={"alias": content["column_name"]})
+    for content in requests.get(f"{url}/api/product-contents/?product={product}", headers=auth, timeout=30).json()[
+        "results"
+    ]:
+        patched = requests.patch(
+            f"{url}/api/product-contents/{content['id']}/",
+            headers=auth,
+            timeout=30,
+            data={"alias": content["column_name"]},
+        )
         assert patched.status_code == 200, patched.text
     published = requests.patch(f"{url}/api/products/{product}/", headers=auth, timeout=60, data={"status": 1})
     assert published.status_code == 200 and published.json()["status"] == 1, published.text
@@ -348,8 +387,11 @@ def test_hdf5_with_a_code_running_pickle_refused(service, tmp_path, api):
     pd.read_hdf(path)  # the danger is real: reading it calls open()
     assert marker.exists()
     marker.unlink()
-    answer = json_upload(service["url"], service["auth"], path, "evil") if api == "json" else \
-        pz_upload(service["url"], service["auth"], path)
+    answer = (
+        json_upload(service["url"], service["auth"], path, "evil")
+        if api == "json"
+        else pz_upload(service["url"], service["auth"], path)
+    )
     assert answer.status_code == 422, answer.text
     assert "pickled object" in answer.text and "non_index_axes" in answer.text
     assert not marker.exists()

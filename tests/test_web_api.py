@@ -38,8 +38,11 @@ def odd_csv(scene) -> bytes:
 def _upload(client, name, content, columns=DESI_COLUMNS, filename="desi.csv"):
     import json
 
-    return client.post("/api/redshift-catalogs", data={"name": name, "columns": json.dumps(columns)},
-                       files={"file": (filename, content, "text/csv")})
+    return client.post(
+        "/api/redshift-catalogs",
+        data={"name": name, "columns": json.dumps(columns)},
+        files={"file": (filename, content, "text/csv")},
+    )
 
 
 def _wait(client, product_id, timeout=120):
@@ -53,9 +56,13 @@ def _wait(client, product_id, timeout=120):
 
 
 def _config(scene, catalog_id, **extra):
-    return {"name": "web set", "redshift_catalog": {"id": catalog_id},
-            "object_catalog": {"release": "dp1", "flux_type": "cModel"},
-            "crossmatch": {"radius_arcsec": 3.0, "n_neighbors": 2}, **extra}
+    return {
+        "name": "web set",
+        "redshift_catalog": {"id": catalog_id},
+        "object_catalog": {"release": "dp1", "flux_type": "cModel"},
+        "crossmatch": {"radius_arcsec": 3.0, "n_neighbors": 2},
+        **extra,
+    }
 
 
 def test_listings(client):
@@ -120,7 +127,9 @@ def test_bad_uploads(client, scene, odd_csv, tsm_home):
     z.loc[4, "ra"] = "abc"  # a text value in a number column (NaN rows are dropped and counted)
     buf = io.StringIO()
     z.to_csv(buf, index=False)
-    bad = client.post("/api/redshift-catalogs", data={"name": "bad"}, files={"file": ("z.csv", buf.getvalue().encode())})
+    bad = client.post(
+        "/api/redshift-catalogs", data={"name": "bad"}, files={"file": ("z.csv", buf.getvalue().encode())}
+    )
     assert bad.status_code == 422 and bad.json()["field"] == "columns" and "row 4" in bad.json()["message"]
     # (without ZWARN the DESI convention is not recognised, which would map dec and z itself)
     missing = _upload(client, "m", odd_csv.replace(b"ZWARN", b"QUALITY"), columns={"ra": "TARGET_RA"})

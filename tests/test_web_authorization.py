@@ -55,14 +55,25 @@ def _csv(scene: dict, rows: int = 60) -> bytes:
 
 
 def upload_catalog(svc: Service, who: str, name: str, scene: dict) -> int:
-    return svc.ok("POST", "/api/redshift-catalogs", who, 201, data={"name": name},
-                  files={"file": ("z.csv", _csv(scene), "text/csv")})["id"]
+    return svc.ok(
+        "POST",
+        "/api/redshift-catalogs",
+        who,
+        201,
+        data={"name": name},
+        files={"file": ("z.csv", _csv(scene), "text/csv")},
+    )["id"]
 
 
 def submit(svc: Service, who: str, catalog: int | str, status: int = 202) -> Any:
     key = {"id": catalog} if isinstance(catalog, int) else {"name": catalog}
-    return svc.ok("POST", "/api/training-sets", who, status,
-                  json={"name": f"{who} set", "redshift_catalog": key, "object_catalog": {"release": "dp1"}})
+    return svc.ok(
+        "POST",
+        "/api/training-sets",
+        who,
+        status,
+        json={"name": f"{who} set", "redshift_catalog": key, "object_catalog": {"release": "dp1"}},
+    )
 
 
 def wait_done(svc: Service, product_id: int) -> None:
@@ -76,8 +87,14 @@ def pz_upload(svc: Service, who: str, scene: dict, read: bool = True) -> int:
     """A Photo-z Server product being registered (status 0), with its file read when ``read``."""
     pid = svc.ok("POST", "/api/products/", who, 201, json={"display_name": f"{who} upload", "product_type": 1})["id"]
     if read:
-        svc.ok("POST", "/api/product-files/", who, 201, data={"product": pid, "role": 0},
-               files={"file": ("up.csv", _csv(scene), "text/csv")})
+        svc.ok(
+            "POST",
+            "/api/product-files/",
+            who,
+            201,
+            data={"product": pid, "role": 0},
+            files={"file": ("up.csv", _csv(scene), "text/csv")},
+        )
         svc.ok("GET", f"/api/products/{pid}/registry/", who, 200)
     return pid
 
@@ -113,12 +130,19 @@ def _served(tmp_path_factory, scene, admin: str | None):
         ids["ocat"] = upload_catalog(svc, "admin", "official", scene)
         ids["ts"] = submit(svc, "owner", ids["cat"])["id"]
         ids["ots"] = submit(svc, "admin", ids["ocat"])["id"]
-        official = svc.ok("GET", "/api/products/?official_product=true&product_type_name=redshift_catalog", "admin", 200)
+        official = svc.ok(
+            "GET", "/api/products/?official_product=true&product_type_name=redshift_catalog", "admin", 200
+        )
         ids["pzoff"] = next(p["id"] for p in official["results"] if p["display_name"] == "official")
         dp1 = svc.ok("GET", "/api/releases/?name=dp1", "admin", 200)["results"][0]["id"]
         ids["dp1"] = dp1
-        process = svc.ok("POST", "/api/processes/", "owner", 201,
-                         json={"pipeline": 1, "display_name": "alice pz", "release": dp1, "inputs": [ids["pzoff"]]})
+        process = svc.ok(
+            "POST",
+            "/api/processes/",
+            "owner",
+            201,
+            json={"pipeline": 1, "display_name": "alice pz", "release": dp1, "inputs": [ids["pzoff"]]},
+        )
         ids["proc"], ids["pz"] = process["id"], process["upload"]
         ids["pzup"] = pz_upload(svc, "owner", scene)
         for key in ("ts", "ots"):
@@ -160,12 +184,16 @@ def _fresh_pz(who: str) -> Fresh:
 
 
 def _upload_body(svc: Service, who: str, scene: dict) -> dict:
-    return {"data": {"name": f"mine-{who}-{time.monotonic_ns()}"}, "files": {"file": ("z.csv", _csv(scene), "text/csv")}}
+    return {
+        "data": {"name": f"mine-{who}-{time.monotonic_ns()}"},
+        "files": {"file": ("z.csv", _csv(scene), "text/csv")},
+    }
 
 
 def _submit_body(catalog: str) -> Callable[[Service, str, dict], dict]:
-    return lambda svc, who, scene: {"json": {"name": "m", "redshift_catalog": {"id": svc.ids[catalog]},
-                                             "object_catalog": {"release": "dp1"}}}
+    return lambda svc, who, scene: {
+        "json": {"name": "m", "redshift_catalog": {"id": svc.ids[catalog]}, "object_catalog": {"release": "dp1"}}
+    }
 
 
 def _pz_file_body(svc: Service, who: str, scene: dict) -> dict:
@@ -214,7 +242,12 @@ ROUTES: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("GET", "/api/users/", None, (200, 200, 200, 401)),
     ("GET", "/api/products/", None, (200, 200, 200, 401)),
     ("OPTIONS", "/api/products/", None, (200, 200, 200, 401)),
-    ("POST", "/api/products/", lambda s, w, sc: {"json": {"display_name": "x", "product_type": 1}}, (201, 201, 201, 401)),
+    (
+        "POST",
+        "/api/products/",
+        lambda s, w, sc: {"json": {"display_name": "x", "product_type": 1}},
+        (201, 201, 201, 401),
+    ),
     ("GET", "/api/products/{pz}/", None, (200, 404, 200, 401)),
     ("GET", "/api/products/{pzoff}/", None, (200, 200, 200, 401)),
     ("PATCH", "/api/products/{pz}/", lambda s, w, sc: {"json": {"description": "d"}}, (200, 404, 200, 401)),
@@ -293,16 +326,18 @@ def test_lists_hold_exactly_what_the_caller_may_see(token_mode, who, user):
     assert all(p["owner"] == owners[p["id"]] for p in sets)
     expected_cats = {r[0] for r in svc.sql(f"SELECT id FROM redshift_catalogs WHERE {mine}", user)}
     assert {c["id"] for c in svc.ok("GET", "/api/redshift-catalogs", who, 200)} == expected_cats
-    readable = ("owner IS NULL OR official = 1 OR owner = ?" if user else "1 = 1 OR ? IS NULL")
-    live = ("(training_set_id IS NULL OR training_set_id IN (SELECT id FROM products)) AND "
-            "(catalog_id IS NULL OR catalog_id IN (SELECT id FROM redshift_catalogs))")
+    readable = "owner IS NULL OR official = 1 OR owner = ?" if user else "1 = 1 OR ? IS NULL"
+    live = (
+        "(training_set_id IS NULL OR training_set_id IN (SELECT id FROM products)) AND "
+        "(catalog_id IS NULL OR catalog_id IN (SELECT id FROM redshift_catalogs))"
+    )
     expected_pz = {r[0] for r in svc.sql(f"SELECT id FROM pz_products WHERE ({readable}) AND {live}", user)}
     listed_pz = {p["id"] for p in svc.ok("GET", "/api/products/?page_size=1000", who, 200)["results"]}
     assert listed_pz == expected_pz
     procs = {p["id"] for p in svc.ok("GET", "/api/processes/?page_size=1000", who, 200)["results"]}
-    expected_procs = {r[0] for r in svc.sql("SELECT id FROM pz_processes WHERE owner = ? OR ? IS NULL", user, user)
-                      } & {r[0] for r in svc.sql("SELECT p.id FROM pz_processes p JOIN products t "
-                                                  "ON t.id = p.training_set_id")}
+    expected_procs = {r[0] for r in svc.sql("SELECT id FROM pz_processes WHERE owner = ? OR ? IS NULL", user, user)} & {
+        r[0] for r in svc.sql("SELECT p.id FROM pz_processes p JOIN products t ON t.id = p.training_set_id")
+    }
     assert procs == expected_procs
 
 
@@ -318,8 +353,14 @@ def test_catalog_names_are_per_owner(token_mode, scene):
     assert f"desi (alice, id {svc.ids['cat']})" in ambiguous["message"]
     assert f"desi (bob, id {svc.ids['bobcat']})" in ambiguous["message"]
     # Alice cannot register a second "desi"; Bob cannot build from Alice's by id: as if unknown
-    again = svc.ok("POST", "/api/redshift-catalogs", "owner", 422, data={"name": "desi"},
-                   files={"file": ("z.csv", _csv(scene), "text/csv")})
+    again = svc.ok(
+        "POST",
+        "/api/redshift-catalogs",
+        "owner",
+        422,
+        data={"name": "desi"},
+        files={"file": ("z.csv", _csv(scene), "text/csv")},
+    )
     assert again["field"] == "name" and "desi" in again["message"]
     unknown = submit(svc, "other", svc.ids["cat"], status=422)
     missing = submit(svc, "other", 10**9, status=422)
@@ -339,8 +380,12 @@ def test_queue_limit_per_user(token_mode):
     try:
         refused = submit(svc, "other", svc.ids["bobcat"], status=429)
         assert refused["field"] == "id" and "limit" in refused["message"] and "4" in refused["message"]
-        pz = svc.call("POST", "/api/processes/", "other", json={
-            "pipeline": 1, "display_name": "m", "release": svc.ids["dp1"], "inputs": [svc.ids["pzoff"]]})
+        pz = svc.call(
+            "POST",
+            "/api/processes/",
+            "other",
+            json={"pipeline": 1, "display_name": "m", "release": svc.ids["dp1"], "inputs": [svc.ids["pzoff"]]},
+        )
         assert pz.status_code == 429 and "limit" in pz.json()["detail"]
         submit(svc, "owner", svc.ids["cat"])  # another user's queue is their own
     finally:
@@ -362,8 +407,13 @@ def test_report_rendered_once_then_served_from_the_stored_copy(token_mode):
 
 def test_json_delete_leaves_the_photoz_product_consistent(token_mode):
     svc = token_mode
-    process = svc.ok("POST", "/api/processes/", "owner", 201, json={
-        "pipeline": 1, "display_name": "to delete", "release": svc.ids["dp1"], "inputs": [svc.ids["pzoff"]]})
+    process = svc.ok(
+        "POST",
+        "/api/processes/",
+        "owner",
+        201,
+        json={"pipeline": 1, "display_name": "to delete", "release": svc.ids["dp1"], "inputs": [svc.ids["pzoff"]]},
+    )
     ts = svc.sql("SELECT training_set_id FROM pz_processes WHERE id = ?", process["id"])[0][0]
     wait_done(svc, ts)
     svc.ok("DELETE", f"/api/training-sets/{ts}", "owner", 204)

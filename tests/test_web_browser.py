@@ -16,8 +16,15 @@ import pytest
 from helpers import tsm_serve
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.browser
 
@@ -87,7 +94,9 @@ def test_form_end_to_end(server, scene, tmp_path):
         target = tmp_path / info.value.suggested_filename
         info.value.save_as(target)
         table = pq.read_table(target)
-        assert table.num_rows == rows > 0 and "r_gaap1p0Mag" in table.column_names and "is_training" in table.column_names
+        assert (
+            table.num_rows == rows > 0 and "r_gaap1p0Mag" in table.column_names and "is_training" in table.column_names
+        )
         assert (table.column("z").to_numpy() > 0.05).all()
         page.goto(server + "/products")
         page.wait_for_selector("text=browser set")

@@ -23,12 +23,35 @@ def test_openapi_fuzzed_without_server_errors(tmp_path):
     with tsm_serve(env) as url:
         start = time.monotonic()
         run = subprocess.run(
-            [sys.executable, "-m", "schemathesis.cli", "run", f"{url}/openapi.json",
-             "--checks", "not_a_server_error", "--phases", "examples,coverage,fuzzing",
-             "--max-examples", str(EXAMPLES), "--seed", "24", "--no-shrink", "--workers", "1",
-             "--request-timeout", "20", "--header", f"Authorization: Bearer {ADMIN}",
-             "--report-dir", str(tmp_path / "report")],
-            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"{url}/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                str(EXAMPLES),
+                "--seed",
+                "24",
+                "--no-shrink",
+                "--workers",
+                "1",
+                "--request-timeout",
+                "20",
+                "--header",
+                f"Authorization: Bearer {ADMIN}",
+                "--report-dir",
+                str(tmp_path / "report"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
         took = time.monotonic() - start
     summary = run.stdout[-4000:]
     assert run.returncode == 0, summary

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import free_port, tsm_serve
+from helpers import tsm_serve
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -52,8 +52,9 @@ class Listener:
 
 def _call(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **AUTH, **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **AUTH, **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -64,16 +65,31 @@ def _call(url: str, method: str = "GET", body: dict | None = None, headers: dict
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, scene):
     home = tmp_path_factory.mktemp("served-home")
-    env = {"TSM_HOME": str(home), "TSM_API_TOKEN": TOKEN, "TSM_MAX_UPLOAD_MB": "2", "TSM_ALLOWED_HOSTS": "proxy.example:8443"}
+    env = {
+        "TSM_HOME": str(home),
+        "TSM_API_TOKEN": TOKEN,
+        "TSM_MAX_UPLOAD_MB": "2",
+        "TSM_ALLOWED_HOSTS": "proxy.example:8443",
+    }
     with tsm_serve(env, "--release-path", f"dp1={scene['objects_path']}") as url:
         # a registered catalog to aim runs at
         boundary = "b0undary"
         csv = scene["redshifts"].to_csv(index=False).encode()
-        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nz\r\n"
-                f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"z.csv\"\r\n"
-                "Content-Type: text/csv\r\n\r\n").encode() + csv + f"\r\n--{boundary}--\r\n".encode()
-        request = urllib.request.Request(url + "/api/redshift-catalogs", data=body, method="POST", headers={
-            **AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nz\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n'
+                "Content-Type: text/csv\r\n\r\n"
+            ).encode()
+            + csv
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        request = urllib.request.Request(
+            url + "/api/redshift-catalogs",
+            data=body,
+            method="POST",
+            headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             catalog = json.loads(response.read())
         yield {"url": url, "home": home, "catalog": catalog["id"]}
@@ -92,26 +108,35 @@ def _no_server_path(body: dict, service: dict, scene: dict) -> None:
 @pytest.mark.parametrize("which", ["redshift", "object"])
 def test_filter_injection_runs_nothing(service, scene, tmp_path, which):
     target = tmp_path / "pwned"
-    for payload in (f"@pd.io.common.os.system('touch {target}') == 0",
-                    f"__import__('os').system('touch {target}') == 0"):
-        status, body = _call(service["url"] + "/api/training-sets", "POST",
-                             _config(service["catalog"], filters={which: [payload]}))
+    for payload in (
+        f"@pd.io.common.os.system('touch {target}') == 0",
+        f"__import__('os').system('touch {target}') == 0",
+    ):
+        status, body = _call(
+            service["url"] + "/api/training-sets", "POST", _config(service["catalog"], filters={which: [payload]})
+        )
         assert status == 422 and body["field"] == f"filters.{which}[0]"
         assert "not allow" in body["message"] and body["request_id"]
     time.sleep(0.5)
     assert not target.exists()
 
 
-@pytest.mark.parametrize("change,field", [
-    ({"object_catalog": {"release": "dp1", "path": "http://127.0.0.1:{port}/cat"}}, "object_catalog.path"),
-    ({"object_catalog": {"release": "dp1", "margin_path": "http://127.0.0.1:{port}/m"}}, "object_catalog.margin_path"),
-    ({"compute": {"scheduler": "tcp://127.0.0.1:{port}"}}, "compute"),
-    ({"compute": {"n_workers": 100000}}, "compute"),
-    ({"object_catalog": {"release": "dp1", "dust_maps_dir": "/etc"}}, "object_catalog.dust_maps_dir"),
-    ({"output": {"directory": "/tmp/elsewhere"}}, "output.directory"),
-    ({"output": {"overwrite": True}}, "output.overwrite"),
-    ({"redshift_catalog": {"path": "http://127.0.0.1:{port}/z.parquet"}}, "redshift_catalog.path"),
-])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"object_catalog": {"release": "dp1", "path": "http://127.0.0.1:{port}/cat"}}, "object_catalog.path"),
+        (
+            {"object_catalog": {"release": "dp1", "margin_path": "http://127.0.0.1:{port}/m"}},
+            "object_catalog.margin_path",
+        ),
+        ({"compute": {"scheduler": "tcp://127.0.0.1:{port}"}}, "compute"),
+        ({"compute": {"n_workers": 100000}}, "compute"),
+        ({"object_catalog": {"release": "dp1", "dust_maps_dir": "/etc"}}, "object_catalog.dust_maps_dir"),
+        ({"output": {"directory": "/tmp/elsewhere"}}, "output.directory"),
+        ({"output": {"overwrite": True}}, "output.overwrite"),
+        ({"redshift_catalog": {"path": "http://127.0.0.1:{port}/z.parquet"}}, "redshift_catalog.path"),
+    ],
+)
 def test_server_side_locations_refused(service, scene, change, field):
     listener = Listener()
     try:
@@ -131,8 +156,13 @@ def _raw_headers_only(url: str, headers: dict[str, str], declared: int) -> tuple
     host, port = url.removeprefix("http://").split(":")
     start = time.monotonic()
     with socket.create_connection((host, int(port)), timeout=10) as s:
-        lines = ["POST /api/redshift-catalogs HTTP/1.1", f"Host: {host}:{port}", f"Content-Length: {declared}",
-                 "Content-Type: multipart/form-data; boundary=x", *(f"{k}: {v}" for k, v in headers.items())]
+        lines = [
+            "POST /api/redshift-catalogs HTTP/1.1",
+            f"Host: {host}:{port}",
+            f"Content-Length: {declared}",
+            "Content-Type: multipart/form-data; boundary=x",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         answer = s.recv(4096).decode(errors="replace")
     return int(answer.split()[1]), time.monotonic() - start
@@ -151,8 +181,13 @@ def test_undeclared_body_cut_off_at_the_limit(service):
     """A chunked upload (no Content-Length) is read only up to the limit."""
     host, port = service["url"].removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=20) as s:
-        head = ["POST /api/redshift-catalogs HTTP/1.1", f"Host: {host}:{port}", "Transfer-Encoding: chunked",
-                "Content-Type: multipart/form-data; boundary=x", f"Authorization: Bearer {TOKEN}"]
+        head = [
+            "POST /api/redshift-catalogs HTTP/1.1",
+            f"Host: {host}:{port}",
+            "Transfer-Encoding: chunked",
+            "Content-Type: multipart/form-data; boundary=x",
+            f"Authorization: Bearer {TOKEN}",
+        ]
         s.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         part = b'--x\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n\r\n'
         chunk = b"0" * 2**20
@@ -167,8 +202,9 @@ def test_undeclared_body_cut_off_at_the_limit(service):
 
 
 def test_error_bodies_hold_no_server_path(service, scene):
-    status, body = _call(service["url"] + "/api/training-sets", "POST",
-                         _config(service["catalog"], crossmatch={"radius_arcsec": 30.0}))
+    status, body = _call(
+        service["url"] + "/api/training-sets", "POST", _config(service["catalog"], crossmatch={"radius_arcsec": 30.0})
+    )
     assert status == 422 and body["field"] == "crossmatch.radius_arcsec"
     _no_server_path(body, service, scene)
     status, body = _call(service["url"] + "/api/training-sets", "POST", _config(999))
@@ -227,13 +263,14 @@ def test_docs_render_offline_in_chromium(service):
     assert elsewhere == []
 
 
-
-
 def test_downloaded_file_names_no_server_path(service, scene, tmp_path):
     import pyarrow.parquet as pq
 
-    status, body = _call(service["url"] + "/api/training-sets", "POST",
-                         _config(service["catalog"], name="served", crossmatch={"radius_arcsec": 2.0}))
+    status, body = _call(
+        service["url"] + "/api/training-sets",
+        "POST",
+        _config(service["catalog"], name="served", crossmatch={"radius_arcsec": 2.0}),
+    )
     assert status == 202, body
     deadline = time.monotonic() + 120
     while body["status"] in ("queued", "running"):
@@ -260,8 +297,9 @@ EXTRA_HOST = "tsm.example.org"
 def open_service(tmp_path_factory, scene):
     """``tsm serve`` without a token (the documented local default), with one more name."""
     home = tmp_path_factory.mktemp("open-home")
-    with tsm_serve({"TSM_HOME": str(home)}, "--release-path", f"dp1={scene['objects_path']}",
-                   "--allowed-hosts", EXTRA_HOST) as url:
+    with tsm_serve(
+        {"TSM_HOME": str(home)}, "--release-path", f"dp1={scene['objects_path']}", "--allowed-hosts", EXTRA_HOST
+    ) as url:
         yield {"url": url, "home": home}
 
 
@@ -271,15 +309,20 @@ def either(request, open_service, service):
     return {**(open_service if request.param == "open" else service), "mode": request.param}
 
 
-def _raw(url: str, method: str, path: str, headers: dict[str, str], body: bytes = b"",
-         declared: int | None = None) -> tuple[int, dict[str, str], dict]:
+def _raw(
+    url: str, method: str, path: str, headers: dict[str, str], body: bytes = b"", declared: int | None = None
+) -> tuple[int, dict[str, str], dict]:
     """One request over a socket, exactly as written (the Host header included); the answer's
     status, headers (lower-case names) and JSON body. ``declared`` announces a body that
     is never sent (the answer must come from the headers alone)."""
     host, port = url.removeprefix("http://").split(":")
     length = len(body) if declared is None else declared
-    lines = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in headers.items()), f"Content-Length: {length}",
-             "Connection: close"]
+    lines = [
+        f"{method} {path} HTTP/1.1",
+        *(f"{k}: {v}" for k, v in headers.items()),
+        f"Content-Length: {length}",
+        "Connection: close",
+    ]
     with socket.create_connection((host, int(port)), timeout=30) as s:
         s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
         answer = b""
@@ -299,32 +342,50 @@ def _raw(url: str, method: str, path: str, headers: dict[str, str], body: bytes 
 
 def _upload(url: str, name: str, headers: dict[str, str], csv: bytes) -> tuple[int, dict[str, str], dict]:
     boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"z.csv\"\r\n"
-            "Content-Type: text/csv\r\n\r\n").encode() + csv + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n{name}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + csv
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     host = url.removeprefix("http://")
-    return _raw(url, "POST", "/api/redshift-catalogs", {
-        "Host": host, **AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}", **headers}, body)
+    return _raw(
+        url,
+        "POST",
+        "/api/redshift-catalogs",
+        {"Host": host, **AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}", **headers},
+        body,
+    )
 
 
 def _catalog_names(url: str) -> set[str]:
     return {c["name"] for c in _call(url + "/api/redshift-catalogs")[1]}
 
 
-@pytest.mark.parametrize("headers,field", [
-    ({"Origin": "http://evil.example"}, "origin"),
-    ({"Referer": "http://evil.example/page.html"}, "referer"),
-    ({"Origin": "null"}, "origin"),  # a sandboxed page or a redirect from another site
-    ({"Origin": "http://127.0.0.1.evil.example"}, "origin"),
-])
+@pytest.mark.parametrize(
+    "headers,field",
+    [
+        ({"Origin": "http://evil.example"}, "origin"),
+        ({"Referer": "http://evil.example/page.html"}, "referer"),
+        ({"Origin": "null"}, "origin"),  # a sandboxed page or a redirect from another site
+        ({"Origin": "http://127.0.0.1.evil.example"}, "origin"),
+    ],
+)
 def test_cross_site_post_refused(either, scene, headers, field):
     """A page of another site cannot make the browser change anything, token or none: the
     answer comes from the headers alone (the 60 MB body is never sent)."""
     url = either["url"]
     host = url.removeprefix("http://")
-    status, answer_headers, body = _raw(url, "POST", "/api/redshift-catalogs",
-                                        {"Host": host, "Content-Type": "multipart/form-data; boundary=x", **headers},
-                                        declared=60 * 2**20)
+    status, answer_headers, body = _raw(
+        url,
+        "POST",
+        "/api/redshift-catalogs",
+        {"Host": host, "Content-Type": "multipart/form-data; boundary=x", **headers},
+        declared=60 * 2**20,
+    )
     assert status == 403, body
     value = next(iter(headers.values()))
     assert body["field"] == field
@@ -338,8 +399,9 @@ def test_cross_site_post_refused(either, scene, headers, field):
 def test_cross_site_refused_on_the_pzserver_api(either):
     """The Photo-z Server API's routes answer DRF's ``{"detail": ...}``; DELETE is refused too."""
     host = either["url"].removeprefix("http://")
-    status, headers, body = _raw(either["url"], "DELETE", "/api/products/1/",
-                                 {"Host": host, "Origin": "https://evil.example", **AUTH})
+    status, headers, body = _raw(
+        either["url"], "DELETE", "/api/products/1/", {"Host": host, "Origin": "https://evil.example", **AUTH}
+    )
     assert status == 403 and headers["x-content-type-options"] == "nosniff"
     assert body == {"detail": "cross-site request refused: Origin 'https://evil.example' is not this server"}
 
@@ -349,8 +411,12 @@ def test_same_site_and_api_clients_accepted(either, scene, which):
     """The web form's own requests (same origin, or the operator's extra name) and API
     clients that send neither Origin nor Referer (curl, requests, pzserver) are served."""
     url = either["url"]
-    headers = {"origin": {"Origin": url}, "referer": {"Referer": url + "/"},
-               "extra host": {"Origin": f"https://{EXTRA_HOST}"}, "no header": {}}[which]
+    headers = {
+        "origin": {"Origin": url},
+        "referer": {"Referer": url + "/"},
+        "extra host": {"Origin": f"https://{EXTRA_HOST}"},
+        "no header": {},
+    }[which]
     name = f"same-{which.replace(' ', '-')}"
     status, _, body = _upload(url, name, headers, scene["redshifts"].to_csv(index=False).encode())
     if which == "extra host" and either["mode"] == "token":
@@ -361,19 +427,23 @@ def test_same_site_and_api_clients_accepted(either, scene, which):
     assert name in _catalog_names(url)
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "localhost.evil.example:{port}"])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:{port}", "127.0.0.1:1", "localhost.evil.example:{port}"]
+)
 def test_foreign_host_refused(either, host):
     """DNS rebinding: a name of another site resolving to this server gets nothing, GET included."""
     port = either["url"].rsplit(":", 1)[1]
     given = host.replace("{port}", port)
     for method, path in (("GET", "/api/redshift-catalogs"), ("GET", "/"), ("POST", "/api/training-sets")):
-        status, headers, body = _raw(either["url"], method, path, {"Host": given, **AUTH}, declared=10 * 2**20
-                                     if method == "POST" else None)
+        status, headers, body = _raw(
+            either["url"], method, path, {"Host": given, **AUTH}, declared=10 * 2**20 if method == "POST" else None
+        )
         assert status == 400, (method, path, body)
         assert headers["x-content-type-options"] == "nosniff"
         assert body["field"] == "host" and body["message"] == (
             f"the Host header {given!r} is not a name of this server "
-            "(the operator lists them with tsm serve --allowed-hosts)")
+            "(the operator lists them with tsm serve --allowed-hosts)"
+        )
 
 
 @pytest.mark.parametrize("name", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "LOCALHOST:{port}"])
@@ -401,11 +471,20 @@ def test_allowed_hosts_adds_a_name(open_service, service):
 def test_early_answers_carry_security_headers(service):
     """401, 413, 400 and 403 sent before the body is read carry the headers of every answer."""
     url, host = service["url"], service["url"].removeprefix("http://")
-    cases = [(401, {"Host": host}, 100), (413, {"Host": host, **AUTH}, 60 * 2**20),
-             (400, {"Host": "evil.example", **AUTH}, 100), (403, {"Host": host, "Origin": "http://evil.example"}, 100)]
+    cases = [
+        (401, {"Host": host}, 100),
+        (413, {"Host": host, **AUTH}, 60 * 2**20),
+        (400, {"Host": "evil.example", **AUTH}, 100),
+        (403, {"Host": host, "Origin": "http://evil.example"}, 100),
+    ]
     for expected, headers, declared in cases:
-        status, answer, body = _raw(url, "POST", "/api/redshift-catalogs",
-                                    {**headers, "Content-Type": "multipart/form-data; boundary=x"}, declared=declared)
+        status, answer, body = _raw(
+            url,
+            "POST",
+            "/api/redshift-catalogs",
+            {**headers, "Content-Type": "multipart/form-data; boundary=x"},
+            declared=declared,
+        )
         assert status == expected, body
         assert answer["x-content-type-options"] == "nosniff" and answer["referrer-policy"] == "same-origin"
         assert answer["x-request-id"] == body["request_id"]
@@ -417,18 +496,27 @@ def test_error_bodies_read_well(service, scene):
     csv = b"a,b\n1,2\n"
     status, _, body = _upload(service["url"], "no-columns", {}, csv)
     assert status == 422 and body["field"] == "columns"
-    assert body["message"] == ("<server path>: missing required column(s) ra, dec, z; map them with columns: "
-                               "{ra: <column>, dec: <column>, z: <column>}; columns present: a, b")
+    assert body["message"] == (
+        "<server path>: missing required column(s) ra, dec, z; map them with columns: "
+        "{ra: <column>, dec: <column>, z: <column>}; columns present: a, b"
+    )
     for typed in ("/data/my/z.csv", "../../etc/passwd", "surveys/z.parquet"):
-        status, body = _call(service["url"] + "/api/training-sets", "POST",
-                             _config(0, redshift_catalog={"name": typed}))
+        status, body = _call(
+            service["url"] + "/api/training-sets", "POST", _config(0, redshift_catalog={"name": typed})
+        )
         assert status == 422 and body["field"] == "redshift_catalog", body
         assert body["message"].startswith(f"no registered redshift catalog {typed!r}; registered: "), body
 
 
-@pytest.mark.parametrize("path", ["/api/training-sets/99999999999999999999999", "/api/products/99999999999999999999999/",
-                                  "/api/product-contents/99999999999999999999999/",
-                                  "/api/processes/99999999999999999999999/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/training-sets/99999999999999999999999",
+        "/api/products/99999999999999999999999/",
+        "/api/product-contents/99999999999999999999999/",
+        "/api/processes/99999999999999999999999/",
+    ],
+)
 def test_ids_out_of_range_are_not_found(service, path):
     """An ID no SQLite row can have is a 404 like any missing one (it was a 500)."""
     status, body = _call(service["url"] + path)
@@ -446,13 +534,23 @@ def test_pzserver_errors_redact_the_servers_locations(service, scene):
     status, product = pz("POST", "/api/products/", {"display_name": "pz-z", "product_type": 1, "status": 0})
     assert status == 201, product
     boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"product\"\r\n\r\n{product['id']}\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"role\"\r\n\r\n0\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"z.csv\"\r\n\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="product"\r\n\r\n{product["id"]}\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="role"\r\n\r\n0\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n\r\n'
+    ).encode()
     body += scene["redshifts"].to_csv(index=False).encode() + f"\r\n--{boundary}--\r\n".encode()
-    status, _, sent = _raw(service["url"], "POST", "/api/product-files/", {
-        "Host": service["url"].removeprefix("http://"), **AUTH,
-        "Content-Type": f"multipart/form-data; boundary={boundary}"}, body)
+    status, _, sent = _raw(
+        service["url"],
+        "POST",
+        "/api/product-files/",
+        {
+            "Host": service["url"].removeprefix("http://"),
+            **AUTH,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+        body,
+    )
     assert status == 201, sent
     assert pz("GET", f"/api/products/{product['id']}/registry/", None)[0] == 200
     for content in pz("GET", f"/api/product-contents/?product={product['id']}", None)[1]["results"]:
@@ -461,8 +559,11 @@ def test_pzserver_errors_redact_the_servers_locations(service, scene):
     status, published = pz("PATCH", f"/api/products/{product['id']}/", {"status": 1})
     assert status == 200 and published["status"] == 1, published
     releases = {r["name"]: r["id"] for r in pz("GET", "/api/releases/", None)[1]["results"]}
-    status, refused = pz("POST", "/api/processes/", {"display_name": "elsewhere", "pipeline": 1,
-                                                     "release": releases["dp2"], "inputs": [product["id"]]})
+    status, refused = pz(
+        "POST",
+        "/api/processes/",
+        {"display_name": "elsewhere", "pipeline": 1, "release": releases["dp2"], "inputs": [product["id"]]},
+    )
     assert status == 400, refused
     message = json.dumps(refused)
     places = [place.path for place in plugins.object_catalog("dp2").locations()]

@@ -10,10 +10,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import isolate, scene_config
-from helpers import DP1_BANDS, writers_plugin
 
 import tsm_core
+from conftest import isolate, scene_config
+from helpers import DP1_BANDS, writers_plugin
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,10 @@ def outputs(scene, nullable_redshifts, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         isolate(base / "tsm-home", mp)
         config = scene_config(scene, base / "out")
-        paths = {fmt: tsm_core.run(_config(config, nullable_redshifts, fmt)).output_path
-                 for fmt in ("parquet", "csv", "fits", "hdf5")}
+        paths = {
+            fmt: tsm_core.run(_config(config, nullable_redshifts, fmt)).output_path
+            for fmt in ("parquet", "csv", "fits", "hdf5")
+        }
     return paths
 
 
@@ -85,11 +87,15 @@ def test_all_formats_agree(outputs):
             assert (csv[name].astype(str).to_numpy() == expected).all(), name
             escaped = [v.encode("ascii", "backslashreplace").decode() for v in expected]
             assert list(np.char.rstrip(np.asarray(fits_astropy[name]).astype(str))) == escaped, name
-            assert ([v.decode() for v in hdf[name]] == list(expected)), name
+            assert [v.decode() for v in hdf[name]] == list(expected), name
             continue
         expected = want.to_numpy()
-        for got, label in ((csv[name].to_numpy(), "csv"), (np.asarray(fits_raw[name]), "fitsio"),
-                           (np.asarray(fits_astropy[name]), "astropy"), (hdf[name], "hdf5")):
+        for got, label in (
+            (csv[name].to_numpy(), "csv"),
+            (np.asarray(fits_raw[name]), "fitsio"),
+            (np.asarray(fits_astropy[name]), "astropy"),
+            (hdf[name], "hdf5"),
+        ):
             # FITS is big-endian on disk: same type, other byte order
             assert got.dtype.newbyteorder("=") == expected.dtype, (name, label, got.dtype, expected.dtype)
             np.testing.assert_array_equal(got, expected, err_msg=f"{name} in {label}")
@@ -112,7 +118,9 @@ def test_every_writer_reads_back_the_rows_written(outputs):
         "fits": Table.read(outputs["fits"], hdu="TRAINING_SET").to_pandas(),
     }
     with h5py.File(outputs["hdf5"]) as fh:
-        standard["hdf5"] = pd.DataFrame({name: fh["training_set"][name][()] for name in fh["training_set"].attrs["columns"]})
+        standard["hdf5"] = pd.DataFrame(
+            {name: fh["training_set"][name][()] for name in fh["training_set"].attrs["columns"]}
+        )
     for fmt, path in outputs.items():
         got = plugins.writer(fmt).read(path)
         assert list(got.columns) == list(ref.columns) == list(standard[fmt].columns), fmt
@@ -133,12 +141,13 @@ def test_every_writer_reads_back_the_rows_written(outputs):
 
 def test_a_csv_value_with_a_hash_is_data(tmp_path):
     """Only the header's and the last line's ``#`` comments are skipped by ``CSVWriter.read``."""
-    from tsm_writers.csv import CSVWriter
-
     from tsm_core.config import OutputConfig
     from tsm_core.plugins.records import OutputMetadata
+    from tsm_writers.csv import CSVWriter
 
-    table = pa.table({"id": ["#1", "a#2", "3"], "z": [0.1, float("nan"), 0.3], "z_flag": pa.array([1, None, 3], pa.int64())})
+    table = pa.table(
+        {"id": ["#1", "a#2", "3"], "z": [0.1, float("nan"), 0.3], "z_flag": pa.array([1, None, 3], pa.int64())}
+    )
     metadata = OutputMetadata("hash", "", 7, {}, {"counts": {"rows": 3}})
     path = tmp_path / "hash.csv"
     sink = CSVWriter().open(path, table.schema, metadata, OutputConfig())
@@ -147,7 +156,9 @@ def test_a_csv_value_with_a_hash_is_data(tmp_path):
     assert path.read_text().splitlines()[-1].startswith("# counts:")
     got = CSVWriter().read(path)
     assert got["id"].tolist() == ["#1", "a#2", "3"] and str(got["z_flag"].dtype) == "Int64"
-    assert got["z_flag"].isna().tolist() == [False, True, False] and np.isnan(got["z"].to_numpy(float, na_value=np.nan)[1])
+    assert got["z_flag"].isna().tolist() == [False, True, False] and np.isnan(
+        got["z"].to_numpy(float, na_value=np.nan)[1]
+    )
 
 
 def test_a_writer_without_read_says_so(tmp_path):
@@ -158,8 +169,11 @@ def test_a_writer_without_read_says_so(tmp_path):
         read = tsm_core.Writer.read
         columns = tsm_core.Writer.columns
 
-    with pytest.raises(tsm_core.TSMError, match=r"the writer 'votable-write-only' of plugin test_writers cannot read "
-                       r"its files back; read .*x\.xml with the format's own tools"):
+    with pytest.raises(
+        tsm_core.TSMError,
+        match=r"the writer 'votable-write-only' of plugin test_writers cannot read "
+        r"its files back; read .*x\.xml with the format's own tools",
+    ):
         WriteOnly().columns(tmp_path / "x.xml")
 
 
@@ -169,7 +183,9 @@ def test_self_describing(outputs):
     assert schema.field("coord_ra").metadata[b"unit"] == b"deg"
     assert schema.field("_dist_arcsec").metadata[b"unit"] == b"arcsec"
     prov = json.loads(pq.read_metadata(outputs["parquet"]).metadata[b"tsm.provenance"])
-    assert prov["config"]["crossmatch"]["n_neighbors"] == 2 and "lsdb" in prov["versions"] and "hats" in prov["versions"]
+    assert (
+        prov["config"]["crossmatch"]["n_neighbors"] == 2 and "lsdb" in prov["versions"] and "hats" in prov["versions"]
+    )
     assert prov["counts"]["rows"] == pq.read_metadata(outputs["parquet"]).num_rows
 
     header = outputs["csv"].read_text().splitlines()
@@ -229,6 +245,7 @@ def test_empty_result_is_a_valid_file(base_config, tmp_path):
 def test_third_party_writer_plugin(base_config, tmp_path, registered_plugin):
     """A VOTable writer registered as an external plugin is used by its format name."""
     from astropy.io.votable import parse_single_table
+
     from votable_plugin import VOTableWriter
 
     base_config["output"]["format"] = "votable"
@@ -236,7 +253,9 @@ def test_third_party_writer_plugin(base_config, tmp_path, registered_plugin):
     result = tsm_core.run(base_config)
     read = tsm_core.read(result.product_id)  # through the plugin's Writer.read
     table = parse_single_table(str(result.output_path)).to_table()
-    ref = pq.read_table(tsm_core.run(dict(base_config, output={**base_config["output"], "format": "parquet"})).output_path)
+    ref = pq.read_table(
+        tsm_core.run(dict(base_config, output={**base_config["output"], "format": "parquet"})).output_path
+    )
     assert len(table) == ref.num_rows and str(table["i_cModelMag"].unit) == "mag"
     np.testing.assert_array_equal(np.asarray(table["objectId"]), ref.column("objectId").to_numpy())
     assert len(read) == len(table) and read["objectId"].tolist() == ref.column("objectId").to_pylist()
@@ -245,9 +264,8 @@ def test_third_party_writer_plugin(base_config, tmp_path, registered_plugin):
 def test_hdf5_compressed_and_chunked_to_its_size(base_config, nullable_redshifts, tmp_path):
     """1,000 rows of a real training set: under 1 MB, chunks no longer than the data,
     gzip-compressed, read back equal with h5py."""
-    from tsm_writers.hdf5 import HDF5Writer
-
     from tsm_core.plugins.records import OutputMetadata
+    from tsm_writers.hdf5 import HDF5Writer
 
     result = tsm_core.run(_config(base_config, nullable_redshifts, "parquet"))
     table = pq.read_table(result.output_path).replace_schema_metadata(None)

@@ -85,8 +85,11 @@ def release_listing(release_paths: Mapping[str, str] | None = None) -> list[Rele
         else:
             found = c.available(home)
             backed = "nothing" if found is None else "synthetic sample" if found.synthetic else "catalog"
-        out.append(ReleaseInfo(c.name, c.description, bool(c.ebv_column), flux_type_listing(c.name), backed,
-                               sorted(c.cut_sets)))
+        out.append(
+            ReleaseInfo(
+                c.name, c.description, bool(c.ebv_column), flux_type_listing(c.name), backed, sorted(c.cut_sets)
+            )
+        )
     return out
 
 
@@ -150,8 +153,9 @@ def submit(
         config["redshift_catalog"] = _visible_catalog(registry, config.get("redshift_catalog"), owner)
     plan = replace(prepare(config), redact=redact)
     cfg = plan.config
-    product_id = registry.create_product(cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued",
-                                         owner=owner, max_active=max_active)
+    product_id = registry.create_product(
+        cfg.name, cfg.description, cfg.model_dump(mode="json"), status="queued", owner=owner, max_active=max_active
+    )
     return plan, product_id
 
 

@@ -86,7 +86,9 @@ def input_files(inputs: Sequence[str | Path]) -> tuple[list[str], str]:
         raise CatalogError("input", f"{bad}: unknown file type; tsm import reads {endings}")
     formats = {kind for kind in kinds if kind is not None}
     if len(formats) > 1:
-        raise CatalogError("input", f"the input files mix formats ({', '.join(sorted(formats))}); import one format at a time")
+        raise CatalogError(
+            "input", f"the input files mix formats ({', '.join(sorted(formats))}); import one format at a time"
+        )
     return list(dict.fromkeys(files)), formats.pop()
 
 
@@ -117,13 +119,16 @@ def _schema(path: str, fmt: str) -> tuple[list[str], int]:
     return list(head.columns), max(int(head.memory_usage(index=False, deep=True).sum() / max(len(head), 1)), 8)
 
 
-def check_input_columns(release: ObjectCatalog, files: Sequence[str], fmt: str,
-                        columns: dict[str, str] | None = None) -> int:
+def check_input_columns(
+    release: ObjectCatalog, files: Sequence[str], fmt: str, columns: dict[str, str] | None = None
+) -> int:
     """Fail, naming the file and the missing column, unless every file has the release's
     id, RA and Dec columns; returns the estimated bytes per row."""
     columns = columns or {}
-    needed = {role: columns.get(role) or default for role, default in
-              (("id", release.id_column), ("ra", release.ra_column), ("dec", release.dec_column))}
+    needed = {
+        role: columns.get(role) or default
+        for role, default in (("id", release.id_column), ("ra", release.ra_column), ("dec", release.dec_column))
+    }
     width = 8
     for path in files:
         present, width = _schema(path, fmt)
@@ -195,7 +200,11 @@ def write_collection(
                 highest_healpix_order=highest_order,
                 addl_hats_properties=extra,
             )
-            .add_margin(margin_threshold=margin_arcsec, output_artifact_name=_margin_name(layout, margin_arcsec), is_default=True)
+            .add_margin(
+                margin_threshold=margin_arcsec,
+                output_artifact_name=_margin_name(layout, margin_arcsec),
+                is_default=True,
+            )
         )
         pipeline_with_client(args, client)
         props = staging / "collection.properties"
@@ -242,8 +251,9 @@ def write_index(collection: Path, primary: str, name: str, column: str, rows_per
         if not pending:
             return
         table = pa.concat_tables(pending).sort_by(column)
-        pq.write_table(table, data_dir / f"part.{n_files}.parquet",
-                       sorting_columns=[pq.SortingColumn(0)], data_page_size=16 * 1024)
+        pq.write_table(
+            table, data_dir / f"part.{n_files}.parquet", sorting_columns=[pq.SortingColumn(0)], data_page_size=16 * 1024
+        )
         n_files += 1
         pending, n_pending = [], 0
 
@@ -251,19 +261,28 @@ def write_index(collection: Path, primary: str, name: str, column: str, rows_per
         path = paths.pixel_catalog_file(main.catalog_base_dir, pixel, npix_suffix=main.catalog_info.npix_suffix)
         ids = pq.read_table(path, columns=[column]).column(column)
         n = len(ids)
-        pending.append(pa.table({
-            column: ids,
-            "Norder": pa.array(np.full(n, pixel.order, np.uint8)),
-            "Npix": pa.array(np.full(n, pixel.pixel, np.uint64)),
-        }))
+        pending.append(
+            pa.table(
+                {
+                    column: ids,
+                    "Norder": pa.array(np.full(n, pixel.order, np.uint8)),
+                    "Npix": pa.array(np.full(n, pixel.pixel, np.uint64)),
+                }
+            )
+        )
         n_pending += n
         n_rows += n
         if n_pending >= rows_per_file:
             flush()
     flush()
     # hats declares some defaults inside Annotated[...], which the pydantic mypy plugin does not see
-    TableProperties(catalog_name=name, catalog_type="index", total_rows=n_rows, primary_catalog=primary,  # type: ignore[call-arg]
-                    indexing_column=column).to_properties_file(out)
+    TableProperties(
+        catalog_name=name,
+        catalog_type="index",
+        total_rows=n_rows,
+        primary_catalog=primary,  # type: ignore[call-arg]
+        indexing_column=column,
+    ).to_properties_file(out)
     parquet_metadata.write_parquet_metadata(out, order_by_healpix=False)
     props = CollectionProperties.read_from_dir(collection)
     indexes = dict(props.all_indexes or {}) | {column: name}
@@ -301,14 +320,34 @@ def import_objects(
     files, fmt = input_files(inputs)
     width = check_input_columns(release, files, fmt)
     partition_rows = max(10_000, partition_bytes // width)
-    log.info("importing %d %s file(s) into %s (partitions of at most %d rows, margin %g arcsec)",
-             len(files), fmt, out, partition_rows, margin_arcsec)
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    log.info(
+        "importing %d %s file(s) into %s (partitions of at most %d rows, margin %g arcsec)",
+        len(files),
+        fmt,
+        out,
+        partition_rows,
+        margin_arcsec,
+    )
+    with (
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         staged = out.parent / f".{out.name}.new"
         shutil.rmtree(staged, ignore_errors=True)
-        write_collection(files, fmt, staged, release, margin_arcsec=margin_arcsec, partition_rows=partition_rows,
-                         chunk_rows=chunk_rows, client=client, progress=progress, name=out.name)
+        write_collection(
+            files,
+            fmt,
+            staged,
+            release,
+            margin_arcsec=margin_arcsec,
+            partition_rows=partition_rows,
+            chunk_rows=chunk_rows,
+            client=client,
+            progress=progress,
+            name=out.name,
+        )
     if out.exists():
         shutil.rmtree(out)
     staged.rename(out)

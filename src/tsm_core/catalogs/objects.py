@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tsm_core.errors import CatalogError, ConfigError
-from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, check_filter_types
 from tsm_core.plugins.records import ObjectCatalog
+from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, check_filter_types
 
 if TYPE_CHECKING:
     import lsdb
 
 log = logging.getLogger(__name__)
+
 
 def read_schema(path: str) -> Any:
     """The Arrow schema of the HATS catalog (or collection) at ``path``, without reading data."""
@@ -137,7 +138,8 @@ def check_margin(release: ObjectCatalog, path: str, margin_path: str) -> None:
     name = catalog.catalog_info.catalog_name
     if info.primary_catalog and Path(str(info.primary_catalog)).name not in (name, Path(path).name):
         raise CatalogError(
-            key, f"the margin at {margin_path} was made for catalog {info.primary_catalog!r}, not for {name!r} at {path}"
+            key,
+            f"the margin at {margin_path} was made for catalog {info.primary_catalog!r}, not for {name!r} at {path}",
         )
     pixels = set(catalog.get_healpix_pixels())
     foreign = [p for p in margin.get_healpix_pixels() if p not in pixels]

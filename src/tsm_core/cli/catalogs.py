@@ -28,7 +28,9 @@ def catalogs() -> None:
         click.echo(f"{release.name}: {release.description}")
         found = None if release.backed_by == "nothing" else cat.available(home)
         if found is None or found.synthetic:
-            click.echo("  catalog: NONE FOUND" + (f" (synthetic sample built at {found.path}: use --sample)" if found else ""))
+            click.echo(
+                "  catalog: NONE FOUND" + (f" (synthetic sample built at {found.path}: use --sample)" if found else "")
+            )
         else:
             click.echo(f"  catalog: {found.path} ({found.source}{', ' + found.site if found.site else ''})")
         if cat.env_var:
@@ -63,7 +65,11 @@ def formats() -> None:
 
 
 @click.command()
-@click.option("--dust-maps-dir", type=click.Path(file_okay=False), help="Where the maps are (default: $TSM_DUSTMAPS_DIR or dustmaps' data_dir).")
+@click.option(
+    "--dust-maps-dir",
+    type=click.Path(file_okay=False),
+    help="Where the maps are (default: $TSM_DUSTMAPS_DIR or dustmaps' data_dir).",
+)
 def dereddeners(dust_maps_dir: str | None) -> None:
     """List the installed dereddeners and whether their map files are present."""
     from tsm_core.science.dust import resolve_maps_dir
@@ -71,8 +77,13 @@ def dereddeners(dust_maps_dir: str | None) -> None:
 
     maps = resolve_maps_dir(dust_maps_dir)
     for d in dereddener_listing(maps):
-        state = "" if d.name in ("none", "catalog") else " [files present]" if d.files_present \
+        state = (
+            ""
+            if d.name in ("none", "catalog")
+            else " [files present]"
+            if d.files_present
             else f" [MISSING: {', '.join(d.missing_files)}]"
+        )
         click.echo(f"{d.name}: {d.description}{state}")
     click.echo(f"(dust maps folder: {maps})")
 
@@ -84,7 +95,12 @@ def dustmaps() -> None:
 
 @dustmaps.command("fetch")
 @click.argument("name")
-@click.option("--dir", "target", type=click.Path(file_okay=False), help="Where to put the maps (default: $TSM_DUSTMAPS_DIR or dustmaps' data_dir).")
+@click.option(
+    "--dir",
+    "target",
+    type=click.Path(file_okay=False),
+    help="Where to put the maps (default: $TSM_DUSTMAPS_DIR or dustmaps' data_dir).",
+)
 def dustmaps_fetch(name: str, target: str | None) -> None:
     """Download the files of dust map NAME (needs internet)."""
     from tsm_core.science.dust import DustMapDereddener, resolve_maps_dir
@@ -99,28 +115,59 @@ def dustmaps_fetch(name: str, target: str | None) -> None:
 
 @click.command("import")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The collection folder to write.")
-@click.option("--release", default="dp1", show_default=True, help="Whose id, RA and Dec columns and layout the table has.")
-@click.option("--margin", "margin_arcsec", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
-              help="Margin width in arcsec: the largest crossmatch radius the collection allows.")
-@click.option("--workers", "n_workers", type=click.IntRange(1), default=1, show_default=True, help="Local Dask worker processes.")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="The collection folder to write."
+)
+@click.option(
+    "--release", default="dp1", show_default=True, help="Whose id, RA and Dec columns and layout the table has."
+)
+@click.option(
+    "--margin",
+    "margin_arcsec",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Margin width in arcsec: the largest crossmatch radius the collection allows.",
+)
+@click.option(
+    "--workers", "n_workers", type=click.IntRange(1), default=1, show_default=True, help="Local Dask worker processes."
+)
 @click.option("--memory-limit", default="auto", show_default=True, help="Memory per worker, e.g. 4GB.")
-@click.option("--chunk-rows", type=click.IntRange(1000), default=250_000, show_default=True, help="Rows read at a time.")
+@click.option(
+    "--chunk-rows", type=click.IntRange(1000), default=250_000, show_default=True, help="Rows read at a time."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing collection at --out.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
-def import_command(inputs: tuple[str, ...], out_dir: str, release: str, margin_arcsec: float, n_workers: int,
-                   memory_limit: str, chunk_rows: int, overwrite: bool, progress: bool | None) -> None:
+def import_command(
+    inputs: tuple[str, ...],
+    out_dir: str,
+    release: str,
+    margin_arcsec: float,
+    n_workers: int,
+    memory_limit: str,
+    chunk_rows: int,
+    overwrite: bool,
+    progress: bool | None,
+) -> None:
     """Import your own Object table(s) INPUTS (Parquet, FITS, CSV files, folders or globs)
     as a HATS collection with a margin and an id index, for `object_catalog.path`."""
     from tsm_core.catalogs.importer import import_objects
 
     result = import_objects(
-        inputs, out_dir, plugins.object_catalog(release), margin_arcsec=margin_arcsec, n_workers=n_workers,
-        memory_limit=memory_limit, chunk_rows=chunk_rows, overwrite=overwrite,
+        inputs,
+        out_dir,
+        plugins.object_catalog(release),
+        margin_arcsec=margin_arcsec,
+        n_workers=n_workers,
+        memory_limit=memory_limit,
+        chunk_rows=chunk_rows,
+        overwrite=overwrite,
         progress=sys.stderr.isatty() if progress is None else progress,
     )
-    click.echo(f"{result.path}: {result.n_rows} rows in {result.n_partitions} partitions, "
-               f"margin {result.margin_arcsec:g} arcsec ({result.layout.margin}), index {result.layout.index}")
+    click.echo(
+        f"{result.path}: {result.n_rows} rows in {result.n_partitions} partitions, "
+        f"margin {result.margin_arcsec:g} arcsec ({result.layout.margin}), index {result.layout.index}"
+    )
     click.echo(f"use it with: object_catalog: {{release: {release}, path: {result.path}}}")
 
 

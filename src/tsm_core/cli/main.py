@@ -67,8 +67,9 @@ def _guard_warning_display() -> None:
     if getattr(shown, "tsm_guard", False):
         return
 
-    def showwarning(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
-                    line: str | None = None) -> None:
+    def showwarning(
+        message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None
+    ) -> None:
         module = _module_of(filename)
         text = str(message)
         if any(issubclass(category, c) and m.match(text) and mod.match(module) for c, m, mod in rules):
@@ -84,7 +85,7 @@ def _module_of(filename: str) -> str:
     parts = Path(filename).with_suffix("").parts
     for marker in ("site-packages", "dist-packages", "src"):
         if marker in parts:
-            parts = parts[len(parts) - parts[::-1].index(marker):]
+            parts = parts[len(parts) - parts[::-1].index(marker) :]
             break
     return ".".join(parts)
 
@@ -99,7 +100,9 @@ def _setup_logging(verbosity: int) -> None:
         for p in plugins.get_plugin_manager().get_plugins()
     }
     for failure in plugins.load_failures():
-        click.echo(f"tsm: warning: plugin {failure.name!r} ({failure.distribution}) is left out: {failure.error}", err=True)
+        click.echo(
+            f"tsm: warning: plugin {failure.name!r} ({failure.distribution}) is left out: {failure.error}", err=True
+        )
     for name in packages:
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]

@@ -55,7 +55,9 @@ def products_remove(product_id: int) -> None:
     from tsm_core.products.registry import Registry
 
     p = remove_product(Registry.at_home(tsm_home()), product_id)
-    click.echo(f"removed training set {p.id}" + (f" and {p.output_path}" if p.status == "done" and p.output_path else ""))
+    click.echo(
+        f"removed training set {p.id}" + (f" and {p.output_path}" if p.status == "done" and p.output_path else "")
+    )
 
 
 @products.command("recover")
@@ -82,7 +84,9 @@ def products_show(product_id: int) -> None:
     recover_once(registry)
     p = registry.product(product_id)
     click.echo(f"ID: {p.id}\nname: {p.name}\ndescription: {p.description}\nstatus: {p.status}")
-    click.echo(f"created: {p.created_at}\nfinished: {p.finished_at or ''}\nrows: {p.n_rows if p.n_rows is not None else ''}")
+    click.echo(
+        f"created: {p.created_at}\nfinished: {p.finished_at or ''}\nrows: {p.n_rows if p.n_rows is not None else ''}"
+    )
     click.echo(f"output: {p.output_path or ''}")
     split_files = (p.provenance or {}).get("output_files")
     if split_files and p.output_path:  # output.split_files: output is the training file
@@ -113,7 +117,12 @@ def products_rerun(product_id: int, overrides: tuple[str, ...], progress: bool |
 
 @click.command("report")
 @click.argument("product_id", type=int)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, exists=True), help="Directory (default: next to the product file).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, exists=True),
+    help="Directory (default: next to the product file).",
+)
 def report_command(product_id: int, out_dir: str | None) -> None:
     """Write the HTML report of training set PRODUCT_ID and the JSON of its numbers."""
     from tsm_core.reports import report

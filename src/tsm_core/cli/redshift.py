@@ -19,13 +19,27 @@ def redshift() -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(exists=True))
 @click.option("--columns", help="Column mapping, e.g. ra=TARGET_RA,dec=TARGET_DEC,z=Z,id=TARGETID")
-@click.option("--convention", help="Survey convention (tsm redshift conventions); detected from the columns if not given.")
-@click.option("--bad-rows", type=click.Choice(["drop", "fail"]), default="drop", show_default=True,
-              help="Drop (and count) or refuse rows with bad coordinates or redshifts.")
+@click.option(
+    "--convention", help="Survey convention (tsm redshift conventions); detected from the columns if not given."
+)
+@click.option(
+    "--bad-rows",
+    type=click.Choice(["drop", "fail"]),
+    default="drop",
+    show_default=True,
+    help="Drop (and count) or refuse rows with bad coordinates or redshifts.",
+)
 @click.option("--delimiter", help="CSV delimiter (sniffed if not given).")
 @click.option("--description", default="")
-def redshift_register(name: str, file: str, columns: str | None, convention: str | None, bad_rows: str,
-                      delimiter: str | None, description: str) -> None:
+def redshift_register(
+    name: str,
+    file: str,
+    columns: str | None,
+    convention: str | None,
+    bad_rows: str,
+    delimiter: str | None,
+    description: str,
+) -> None:
     """Validate FILE and register a normalized copy of it as redshift catalog NAME."""
     from tsm_core.redshifts.registration import parse_column_mapping, register_redshift_catalog
 
@@ -33,10 +47,13 @@ def redshift_register(name: str, file: str, columns: str | None, convention: str
         mapping = parse_column_mapping(columns)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--columns") from None
-    record = register_redshift_catalog(name, file, mapping, description, convention=convention, bad_rows=bad_rows,
-                                       delimiter=delimiter)
-    click.echo(f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.source_path}, "
-               f"convention {record.convention}")
+    record = register_redshift_catalog(
+        name, file, mapping, description, convention=convention, bad_rows=bad_rows, delimiter=delimiter
+    )
+    click.echo(
+        f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.source_path}, "
+        f"convention {record.convention}"
+    )
     for reason, count in record.dropped.items():
         click.echo(f"  dropped {count} rows with {reason}")
 
@@ -48,8 +65,10 @@ def redshift_list() -> None:
     from tsm_core.products.registry import Registry
 
     for rec in Registry.at_home(tsm_home()).redshift_catalogs():
-        click.echo(f"{rec.id}\t{rec.name}\t{rec.owner or 'official'}\t{rec.n_rows} rows\t{rec.convention or ''}"
-                   f"\t{rec.source_path or rec.path}\t{json.dumps(rec.columns)}")
+        click.echo(
+            f"{rec.id}\t{rec.name}\t{rec.owner or 'official'}\t{rec.n_rows} rows\t{rec.convention or ''}"
+            f"\t{rec.source_path or rec.path}\t{json.dumps(rec.columns)}"
+        )
 
 
 @redshift.command("show")

@@ -69,22 +69,39 @@ def run_and_report(config: Any, overrides: list[str], progress: bool | None) -> 
         click.echo(f"  {line}")
     rep = result.provenance.get("representativeness") or {}
     if rep.get("empty_cell_fraction") is not None:
-        click.echo(f"  representativeness: {100 * rep['empty_cell_fraction']:.1f}% of the photometric sample in SOM cells "
-                   f"without a training object; weights median {rep.get('weights', {}).get('median', float('nan')):.3g}"
-                   f" ({rep['n_training_used']} of {rep['n_training']} rows weighted)")
+        click.echo(
+            f"  representativeness: {100 * rep['empty_cell_fraction']:.1f}% of the photometric sample in SOM cells "
+            f"without a training object; weights median {rep.get('weights', {}).get('median', float('nan')):.3g}"
+            f" ({rep['n_training_used']} of {rep['n_training']} rows weighted)"
+        )
     return result
 
 
 @click.command("run")
 @click.argument("config", type=click.Path(dir_okay=False))
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. crossmatch.radius_arcsec=0.5")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key, e.g. crossmatch.radius_arcsec=0.5",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--scheduler", help="compute.scheduler: threads, processes, or a Dask scheduler address.")
 @click.option("--n-workers", type=int, help="compute.n_workers")
 @click.option("--memory-limit", help="compute.memory_limit per worker, e.g. 4GB")
-@click.option("--sample", is_flag=True, help="Use the release's SYNTHETIC sample (built if needed) as the object catalog.")
-def run_command(config: str, overrides: tuple[str, ...], progress: bool | None, scheduler: str | None,
-                n_workers: int | None, memory_limit: str | None, sample: bool) -> None:
+@click.option(
+    "--sample", is_flag=True, help="Use the release's SYNTHETIC sample (built if needed) as the object catalog."
+)
+def run_command(
+    config: str,
+    overrides: tuple[str, ...],
+    progress: bool | None,
+    scheduler: str | None,
+    n_workers: int | None,
+    memory_limit: str | None,
+    sample: bool,
+) -> None:
     """Build a training set from a YAML CONFIG."""
     extra = list(overrides)
     if sample:
@@ -102,10 +119,22 @@ def run_command(config: str, overrides: tuple[str, ...], progress: bool | None, 
 
 def sample_size(command: Any) -> Any:
     """The ``--objects`` and ``--redshifts`` options of the synthetic sample (``tsm sample``, ``tsm demo``)."""
-    command = click.option("--redshifts", "n_redshifts", type=click.IntRange(10), default=2_000, show_default=True,
-                           help="Redshifts in the sample.")(command)
-    return click.option("--objects", "n_objects", type=click.IntRange(100), default=20_000, show_default=True,
-                        help="Objects in the sample.")(command)
+    command = click.option(
+        "--redshifts",
+        "n_redshifts",
+        type=click.IntRange(10),
+        default=2_000,
+        show_default=True,
+        help="Redshifts in the sample.",
+    )(command)
+    return click.option(
+        "--objects",
+        "n_objects",
+        type=click.IntRange(100),
+        default=20_000,
+        show_default=True,
+        help="Objects in the sample.",
+    )(command)
 
 
 def build_sample(
@@ -121,12 +150,16 @@ def build_sample(
 
 @click.command()
 @click.argument("release")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Directory (default: $TSM_HOME/samples/RELEASE).")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Directory (default: $TSM_HOME/samples/RELEASE)."
+)
 @sample_size
 @click.option("--seed", type=int, default=20250630, show_default=True)
 def sample(release: str, out_dir: str | None, n_objects: int, n_redshifts: int, seed: int) -> None:
     """Write a synthetic sample of RELEASE: a HATS object catalog and a redshift catalog."""
-    paths = build_sample(plugins.object_catalog(release), Path(out_dir) if out_dir else None, n_objects, n_redshifts, seed)
+    paths = build_sample(
+        plugins.object_catalog(release), Path(out_dir) if out_dir else None, n_objects, n_redshifts, seed
+    )
     for kind, path in paths.items():
         click.echo(f"{kind}: {path}")
 

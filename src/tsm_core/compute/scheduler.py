@@ -81,7 +81,9 @@ def dask_scheduler(config: ComputeConfig) -> Iterator[Scheduler]:
     try:
         client = Client(config.scheduler, timeout="20s", set_as_default=False)
     except OSError as exc:
-        raise ConfigError("compute.scheduler", f"cannot reach the Dask scheduler at {config.scheduler}: {exc}") from None
+        raise ConfigError(
+            "compute.scheduler", f"cannot reach the Dask scheduler at {config.scheduler}: {exc}"
+        ) from None
     with _closing_quickly(None, client):
         workers = len(client.scheduler_info().get("workers", {})) or n_workers
         log.info("connected to Dask scheduler %s with %d workers", config.scheduler, workers)
@@ -138,7 +140,9 @@ def stream(
     if not batches:
         return
     scheduler = scheduler or Scheduler("threads", step)
-    compute: _Batches = _DistributedBatches(scheduler.client) if scheduler.client is not None else _LocalBatches(scheduler)
+    compute: _Batches = (
+        _DistributedBatches(scheduler.client) if scheduler.client is not None else _LocalBatches(scheduler)
+    )
     try:
         pending = compute.submit(batches[0])
         for k in range(len(batches)):
@@ -174,7 +178,11 @@ class _LocalBatches:
 
     def __init__(self, scheduler: Scheduler) -> None:
         self.kind = scheduler.kind
-        self.pool = ThreadPoolExecutor(scheduler.n_workers, thread_name_prefix="tsm-dask") if scheduler.kind == "threads" else None
+        self.pool = (
+            ThreadPoolExecutor(scheduler.n_workers, thread_name_prefix="tsm-dask")
+            if scheduler.kind == "threads"
+            else None
+        )
 
     def submit(self, batch: Sequence[Any]) -> Future:
         future: Future = Future()

@@ -45,8 +45,11 @@ def load_yaml(text: str | bytes, source: str, key: str = "") -> Any:
             return None
         written, expanded = _yaml_extent(node)
         if expanded - written > MAX_YAML_ALIAS_NODES:
-            raise ConfigError(key, f"{source}: YAML aliases expand beyond {MAX_YAML_ALIAS_NODES:,} nodes "
-                                   f"(aliases and merge keys may add at most that many)")
+            raise ConfigError(
+                key,
+                f"{source}: YAML aliases expand beyond {MAX_YAML_ALIAS_NODES:,} nodes "
+                f"(aliases and merge keys may add at most that many)",
+            )
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
         raise ConfigError(key, f"{source} is not valid YAML: {' '.join(str(exc).split())}") from None

@@ -43,9 +43,7 @@ class RedshiftCatalogConfig(_Model):
     def _canonical_keys(cls, value: dict[str, str]) -> dict[str, str]:
         unknown = sorted(set(value) - set(CANONICAL_REDSHIFT_COLUMNS))
         if unknown:
-            raise ValueError(
-                f"unknown canonical column(s) {unknown}; valid: {list(CANONICAL_REDSHIFT_COLUMNS)}"
-            )
+            raise ValueError(f"unknown canonical column(s) {unknown}; valid: {list(CANONICAL_REDSHIFT_COLUMNS)}")
         return value
 
     @model_validator(mode="after")

@@ -185,7 +185,9 @@ class Funnel:
             out.append(f"  per survey (rows written / redshifts read): {per}")
         empty = self.emptied_at()
         if empty is not None:
-            out.append(f"  no rows left after step {empty.label!r}" + (f" ({empty.key})" if empty.key != empty.label else ""))
+            out.append(
+                f"  no rows left after step {empty.label!r}" + (f" ({empty.key})" if empty.key != empty.label else "")
+            )
         return out
 
 
@@ -256,8 +258,11 @@ def sky_summary(
     """
     from hats.pixel_math.healpix_shim import order2pixarea
 
-    out: dict[str, Any] = {"coverage": coarse_pixels(pixels), "n_partitions": len(pixels),
-                           "n_covered": int((idx >= 0).sum())}
+    out: dict[str, Any] = {
+        "coverage": coarse_pixels(pixels),
+        "n_partitions": len(pixels),
+        "n_covered": int((idx >= 0).sum()),
+    }
     if rows is not None and len(pixels):
         area = np.array([order2pixarea(int(p.order), degrees=True) * 3600.0**2 for p in pixels])
         density = np.asarray(rows, dtype=np.float64) / area * kept_fraction
@@ -302,11 +307,21 @@ def record_match(
     outside = ~covered & ~matched
     funnel.removed("outside_coverage", "outside the object catalog", _surveys(redshifts, outside), int(outside.sum()))
     lonely = covered & ~matched
-    funnel.removed("no_match", f"no object within {radius_arcsec:g} arcsec", _surveys(redshifts, lonely), int(lonely.sum()))
-    surveys_of = _survey_lookup(redshifts["survey"], zrows, size) if "survey" in redshifts.columns else lambda rows: None
+    funnel.removed(
+        "no_match", f"no object within {radius_arcsec:g} arcsec", _surveys(redshifts, lonely), int(lonely.sum())
+    )
+    surveys_of = (
+        _survey_lookup(redshifts["survey"], zrows, size) if "survey" in redshifts.columns else lambda rows: None
+    )
 
     if n_neighbors > 1:
-        funnel.total("match_rows", f"match rows (up to {n_neighbors} per redshift)", surveys_of(matched_zrows), len(matched_zrows), "rows")
+        funnel.total(
+            "match_rows",
+            f"match rows (up to {n_neighbors} per redshift)",
+            surveys_of(matched_zrows),
+            len(matched_zrows),
+            "rows",
+        )
     # per survey, the rules together removed (match rows - written rows); a step gets them when it is the only one
     # that removed anything (the rules report totals only)
     gone = survey_counts(surveys_of(matched_zrows))

@@ -31,8 +31,8 @@ from tsm_core.pipeline.timing import Progress, stage
 from tsm_core.pipeline.write import Finisher, column_info, output_files, with_split, write
 from tsm_core.plugins.records import OutputMetadata
 from tsm_core.products.cancel import CancelToken, registry_poll
-from tsm_core.products.recovery import recover_once
 from tsm_core.products.output import claim_output, open_sinks, writing_into
+from tsm_core.products.recovery import recover_once
 from tsm_core.products.registry import Registry
 from tsm_core.science import layout, representativeness
 from tsm_core.science.filters import parse_filters
@@ -64,8 +64,13 @@ class RunResult:
 
 
 def _compute_and_write(
-    plan: Plan, product_id: int, progress: Progress | None, cancel: CancelToken,
-    finals: dict[str | None, Path], staged: dict[str | None, Path], started: str,
+    plan: Plan,
+    product_id: int,
+    progress: Progress | None,
+    cancel: CancelToken,
+    finals: dict[str | None, Path],
+    staged: dict[str | None, Path],
+    started: str,
 ) -> RunResult:
     """match -> select -> finish and write, streaming partitions through the chosen scheduler."""
     cfg = plan.config
@@ -73,11 +78,17 @@ def _compute_and_write(
         tasks, meta = match(plan)
         info = column_info(plan)
         finisher = Finisher(cfg, info, rail=plan.rail)
-        weigher = representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
+        weigher = (
+            representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
+        )
         empty = weigher.apply(meta.iloc[:0]) if weigher else meta.iloc[:0]
         finisher.schema = finisher.table(with_split(empty, cfg, np.zeros(0, dtype=bool), None)).schema
     metadata = OutputMetadata(
-        cfg.name, cfg.description, product_id, layout.column_info(info, cfg.output), provenance(plan, product_id, started)
+        cfg.name,
+        cfg.description,
+        product_id,
+        layout.column_info(info, cfg.output),
+        provenance(plan, product_id, started),
     )
 
     def report(done: int) -> None:
@@ -85,15 +96,26 @@ def _compute_and_write(
             progress("crossmatch", done, len(tasks))
 
     written = writing_into(plan.output_dir)  # a full disk: one line naming the folder and its free space
-    with dask_scheduler(cfg.compute) as scheduler, closing(
-        stream(tasks, in_flight=scheduler.in_flight, on_done=report, scheduler=scheduler, cancel=cancel)
-    ) as computed:  # closed on any exit: computations in flight are dropped at once
+    with (
+        dask_scheduler(cfg.compute) as scheduler,
+        closing(
+            stream(tasks, in_flight=scheduler.in_flight, on_done=report, scheduler=scheduler, cancel=cancel)
+        ) as computed,
+    ):  # closed on any exit: computations in flight are dropped at once
         if weigher:
             with stage("photometric sample"):
-                cuts = [*representativeness.release_cut_filters(plan.release.default_filters),
-                        *parse_filters(cfg.filters.object, "filters.object")]
-                weigher.sample(plan.object_path, list(plan.objects.columns), cuts, scheduler.in_flight,
-                               scheduler=scheduler, cancel=cancel)
+                cuts = [
+                    *representativeness.release_cut_filters(plan.release.default_filters),
+                    *parse_filters(cfg.filters.object, "filters.object"),
+                ]
+                weigher.sample(
+                    plan.object_path,
+                    list(plan.objects.columns),
+                    cuts,
+                    scheduler.in_flight,
+                    scheduler=scheduler,
+                    cancel=cancel,
+                )
         matched = (pd.DataFrame(frame) for frame in computed)  # LSDB hands NestedFrames: plain frames from here
         selection = select(plan, matched, weigher, next(iter(staged.values())).parent, written)
         with open_sinks(plan.writer, staged, finisher.schema, metadata, cfg.output, written) as sinks:
@@ -204,9 +226,7 @@ def product_config(product_id: int) -> dict[str, Any]:
     return _without_nulls(Registry.at_home(tsm_home()).product(product_id).config)
 
 
-def rerun(
-    product_id: int, *, overrides: list[str] | None = None, progress: Progress | None = None
-) -> RunResult:
+def rerun(product_id: int, *, overrides: list[str] | None = None, progress: Progress | None = None) -> RunResult:
     """Build again, as a new product, the training set of product ``product_id``.
 
     Its stored config is used, with ``overrides`` (``key.sub=value``) applied on top.

@@ -25,7 +25,9 @@ def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     partition and the empty frame that describes the rows."""
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
-    if not (plan.redshift_partitions >= 0).any():  # from the partitions' pixels: LSDB would refuse catalogs that do not overlap
+    if not (
+        plan.redshift_partitions >= 0
+    ).any():  # from the partitions' pixels: LSDB would refuse catalogs that do not overlap
         if len(plan.redshifts):
             log.warning("no redshift lies in the %s object catalog's partitions: no matches", release.name)
         else:

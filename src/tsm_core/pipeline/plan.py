@@ -69,7 +69,9 @@ class Plan:
         """Each redshift's object partition (index into the object catalog's pixels), -1
         outside them all; found once, for the overlap check and the run's funnel."""
         keys = self.redshifts.keys
-        return partition_index(self.objects.get_healpix_pixels(), keys["ra"].to_numpy(float), keys["dec"].to_numpy(float))
+        return partition_index(
+            self.objects.get_healpix_pixels(), keys["ra"].to_numpy(float), keys["dec"].to_numpy(float)
+        )
 
 
 def locate_objects(release: ObjectCatalog, configured: str | None, home: Path) -> CatalogLocation:
@@ -104,7 +106,9 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     bands = tuple(oc.bands or release.bands)
     unknown = [b for b in bands if b not in release.bands]
     if unknown:
-        raise ConfigError("object_catalog.bands", f"unknown band(s) {unknown}; {release.name} has {list(release.bands)}")
+        raise ConfigError(
+            "object_catalog.bands", f"unknown band(s) {unknown}; {release.name} has {list(release.bands)}"
+        )
     # a release's cut set (filters.preset) goes in front of filters.object, through the same filters
     preset = release.preset_filters(config.filters.preset, bands, flux.name) if config.filters.preset else []
     cuts = parse_filters(preset, f"filters.preset[{config.filters.preset}]")
@@ -156,8 +160,21 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         release, object_path, columns, cuts + object_filters, config.crossmatch.radius_arcsec, oc.margin_path, schema
     )
     summary = redshifts.summary | {"columns_kept": list(photometry.redshift_columns)}
-    return Plan(config, release, object_path, objects, redshifts.label, redshifts, photometry, writer, output_dir,
-                redshift_summary=summary, rail=rail, location=location, funnel=funnel)
+    return Plan(
+        config,
+        release,
+        object_path,
+        objects,
+        redshifts.label,
+        redshifts,
+        photometry,
+        writer,
+        output_dir,
+        redshift_summary=summary,
+        rail=rail,
+        location=location,
+        funnel=funnel,
+    )
 
 
 def _check_extra_columns(release: ObjectCatalog, object_path: str, names: list[str], photometry: Photometry) -> None:
@@ -178,4 +195,6 @@ def _check_extra_columns(release: ObjectCatalog, object_path: str, names: list[s
         taken.update(photometry.output_names(band))
     clash = [c for c in photometry.extra_columns if c in taken]
     if clash:
-        raise ConfigError("object_catalog.extra_columns", f"column(s) {', '.join(clash)} clash with output columns of the same name")
+        raise ConfigError(
+            "object_catalog.extra_columns", f"column(s) {', '.join(clash)} clash with output columns of the same name"
+        )

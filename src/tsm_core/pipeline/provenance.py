@@ -67,7 +67,9 @@ def provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
     }
     if plan.photometry.ebv is not None:
         prov["extinction_coefficients"] = plan.photometry.coefficients
-        prov["extinction_source"] = _extinction_source(release, cfg.object_catalog.extinction_coefficients, plan.photometry.bands)
+        prov["extinction_source"] = _extinction_source(
+            release, cfg.object_catalog.extinction_coefficients, plan.photometry.bands
+        )
     if plan.rail is not None:
         prov["rail_layout"] = plan.rail.provenance()
     return plan.redact(prov) if plan.redact else prov
@@ -94,14 +96,20 @@ def run_provenance(
     cfg = plan.config
     written_rows = out.all_zrows()
     matched = written_rows if selection.matched_zrows is None else selection.matched_zrows
-    counts: dict[str, Any] = {"redshifts": len(plan.redshifts), "matched": len(matched), "rows": out.n_rows,
-                              "removed": selection.removed}
+    counts: dict[str, Any] = {
+        "redshifts": len(plan.redshifts),
+        "matched": len(matched),
+        "rows": out.n_rows,
+        "removed": selection.removed,
+    }
     if cfg.split:
         counts["training"] = int(selection.training.sum()) if selection.training is not None else 0
         counts["validation"] = out.n_rows - counts["training"]
         if selection.fold is not None:
             counts["folds"] = np.bincount(selection.fold, minlength=cfg.split.k).tolist()
-    sky = _finish_funnel(plan, matched, selection.removed, written_rows, out.all_sides() if cfg.split else None, weigher)
+    sky = _finish_funnel(
+        plan, matched, selection.removed, written_rows, out.all_sides() if cfg.split else None, weigher
+    )
     prov: dict[str, Any] = {
         "finished_at": now(),
         "counts": counts,
@@ -145,18 +153,35 @@ def _finish_funnel(
     pixels = plan.objects.get_healpix_pixels()
     cfg = plan.config
     idx = plan.redshift_partitions
-    record_match(plan.funnel, plan.redshifts.keys, ZROW_COLUMN, idx >= 0, matched, removed, written, training,
-                 cfg.crossmatch.radius_arcsec, cfg.crossmatch.n_neighbors)
+    record_match(
+        plan.funnel,
+        plan.redshifts.keys,
+        ZROW_COLUMN,
+        idx >= 0,
+        matched,
+        removed,
+        written,
+        training,
+        cfg.crossmatch.radius_arcsec,
+        cfg.crossmatch.n_neighbors,
+    )
     rows = _partition_rows(plan.object_path, pixels)
     kept = 1.0
     if weigher is not None:
-        plan.funnel.count("objects", "objects in the object catalog", weigher.n_objects,
-                          "counted in the representativeness pass over every partition")
+        plan.funnel.count(
+            "objects",
+            "objects in the object catalog",
+            weigher.n_objects,
+            "counted in the representativeness pass over every partition",
+        )
         for name, n in weigher.cut_counts.items():
             plan.funnel.count(f"object_cut:{name}", f"objects removed by {name}", n)
         kept = weigher.n_objects_after_cuts / weigher.n_objects if weigher.n_objects else 1.0
     else:
-        plan.funnel.not_counted("object_cuts", "objects removed by object filters and release cuts",
-                                "the crossmatch reads only partitions with redshifts and pushed cuts never load "
-                                "removed rows; set representativeness to count them")
+        plan.funnel.not_counted(
+            "object_cuts",
+            "objects removed by object filters and release cuts",
+            "the crossmatch reads only partitions with redshifts and pushed cuts never load "
+            "removed rows; set representativeness to count them",
+        )
     return sky_summary(pixels, rows, idx, kept)

@@ -40,7 +40,9 @@ class Selection:
     matched_zrows: np.ndarray | None = None
 
 
-def select(plan: Plan, frames: Iterator[pd.DataFrame], weigher: Weigher | None, folder: Path, written: Any) -> Selection:
+def select(
+    plan: Plan, frames: Iterator[pd.DataFrame], weigher: Weigher | None, folder: Path, written: Any
+) -> Selection:
     """Apply the unique-galaxy rule, the split and the representativeness fit, which need the
     whole matched set: every match is spooled to ``folder`` (only its keys kept in memory) and
     replayed, kept rows only. Without any of them the matches stream straight through."""

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tsm_core.columns import WEIGHT_COLUMN
 from tsm_core.config import RunConfig
 from tsm_core.pipeline.timing import stage
 from tsm_core.plugins.records import ColumnInfo
 from tsm_core.products.output import output_file_name
 from tsm_core.science import layout, representativeness
 from tsm_core.science.photometry import DIST_COLUMN, ZROW_COLUMN
-from tsm_core.columns import WEIGHT_COLUMN
 
 if TYPE_CHECKING:
     from tsm_core.pipeline.plan import Plan
@@ -41,13 +41,18 @@ def column_info(plan: Plan) -> dict[str, ColumnInfo]:
         how = f"{s.method}" + (f" order {s.healpix_order}" if s.method == "healpix" else "")
         how += f", {s.k} folds, fold {s.validation_fold} is validation" if s.k else f", fraction {s.train_fraction}"
         how += f", stratified in {s.z_bins} z bins" if s.stratify else ""
-        info[SPLIT_COLUMN] = ColumnInfo("", f"training (true) or validation (false); {how}, seed {s.seed}; "
-                                        "all rows of an object and of a redshift id on one side")
+        info[SPLIT_COLUMN] = ColumnInfo(
+            "",
+            f"training (true) or validation (false); {how}, seed {s.seed}; "
+            "all rows of an object and of a redshift id on one side",
+        )
         if s.k:
             info[FOLD_COLUMN] = ColumnInfo("", f"fold 0..{s.k - 1} of the {s.method} split")
     if plan.config.representativeness:
         how = representativeness.describe(plan.config.representativeness)
-        info[WEIGHT_COLUMN] = ColumnInfo("", f"k-nearest-neighbour weight to the photometric sample (Lima et al. 2008), {how}")
+        info[WEIGHT_COLUMN] = ColumnInfo(
+            "", f"k-nearest-neighbour weight to the photometric sample (Lima et al. 2008), {how}"
+        )
     return info
 
 
@@ -86,7 +91,9 @@ def finish(
     if config.split:
         assert selection.training is not None
         at = slice(start, start + len(frame))
-        frame = with_split(frame, config, selection.training[at], None if selection.fold is None else selection.fold[at])
+        frame = with_split(
+            frame, config, selection.training[at], None if selection.fold is None else selection.fold[at]
+        )
     return weigher.apply(frame) if weigher else frame
 
 
@@ -119,8 +126,13 @@ class Written:
 
 
 def write(
-    plan: Plan, selection: Selection, finisher: Finisher, weigher: representativeness.Weigher | None,
-    sinks: dict[str | None, Any], written: Any, cancel: CancelToken,
+    plan: Plan,
+    selection: Selection,
+    finisher: Finisher,
+    weigher: representativeness.Weigher | None,
+    sinks: dict[str | None, Any],
+    written: Any,
+    cancel: CancelToken,
 ) -> Written:
     """Finish each selected frame and write it to its sink (one, or one per side of the split)."""
     out = Written()
@@ -129,8 +141,14 @@ def write(
             cancel.check()
             frame = finish(frame, plan.config, selection, out.n_rows, weigher)
             out.add(frame)
-            parts = {None: frame} if None in sinks else {
-                side: frame[frame[SPLIT_COLUMN].to_numpy() == is_training] for side, is_training in SPLIT_FILES.items()}
+            parts = (
+                {None: frame}
+                if None in sinks
+                else {
+                    side: frame[frame[SPLIT_COLUMN].to_numpy() == is_training]
+                    for side, is_training in SPLIT_FILES.items()
+                }
+            )
             for side, part in parts.items():
                 table = finisher.table(part)
                 with written:

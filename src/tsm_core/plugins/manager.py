@@ -88,8 +88,13 @@ def _selected(env_value: str | None) -> set[str] | None:
 
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     """Hooks that ``plugin`` implements but no spec declares."""
-    return [impl.function.__name__ for caller in (pm.get_hookcallers(plugin) or [])
-            if caller.spec is None for impl in caller.get_hookimpls() if impl.plugin is plugin]
+    return [
+        impl.function.__name__
+        for caller in (pm.get_hookcallers(plugin) or [])
+        if caller.spec is None
+        for impl in caller.get_hookimpls()
+        if impl.plugin is plugin
+    ]
 
 
 def _load_entry_point(loaded: _Loaded, ep: metadata.EntryPoint) -> None:
@@ -108,9 +113,14 @@ def _load_entry_point(loaded: _Loaded, ep: metadata.EntryPoint) -> None:
     unknown = _unknown_hooks(pm, plugin)
     if unknown:
         pm.unregister(name=ep.name)
-        loaded.failures.append(PluginLoadFailure(
-            ep.name, dist_name, version,
-            f"implements {', '.join(unknown)}, which is no hook of tsm (hooks: {', '.join(hook_names())})"))
+        loaded.failures.append(
+            PluginLoadFailure(
+                ep.name,
+                dist_name,
+                version,
+                f"implements {', '.join(unknown)}, which is no hook of tsm (hooks: {', '.join(hook_names())})",
+            )
+        )
         return
     loaded.distributions.append(_Distributed(plugin, dist_name, version))
 
@@ -157,8 +167,10 @@ def check_plugin(plugin: object, name: str) -> None:
     unknown = _unknown_hooks(pm, plugin)
     if unknown:
         pm.unregister(name=name)
-        raise TSMError(f"plugin {name!r} implements {', '.join(unknown)}, which is no hook of tsm; "
-                       f"hooks: {', '.join(hook_names())}")
+        raise TSMError(
+            f"plugin {name!r} implements {', '.join(unknown)}, which is no hook of tsm; "
+            f"hooks: {', '.join(hook_names())}"
+        )
 
 
 def distribution_of(plugin: object) -> tuple[str, str]:
@@ -192,8 +204,10 @@ def _collect(hook_name: str, kind: str, **kwargs: object) -> dict[str, R]:
     for records in reversed(results):
         for record in records or ():
             if record.name in found:
-                raise PluginClashError(f"{kind} {record.name!r} is offered twice: by "
-                                       f"{' and by '.join(_owners(hook_name, record.name, kwargs))}; uninstall one")
+                raise PluginClashError(
+                    f"{kind} {record.name!r} is offered twice: by "
+                    f"{' and by '.join(_owners(hook_name, record.name, kwargs))}; uninstall one"
+                )
             found[record.name] = record
     return found
 

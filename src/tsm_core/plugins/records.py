@@ -157,12 +157,15 @@ class ObjectCatalog:
         for i, place in enumerate(places):
             if location_exists(place.path):
                 source: LocationSource = "default" if i == 0 and self.default_path else "known"
-                return CatalogLocation(place.path, source, synthetic=is_synthetic_sample(place.path), tried=tried[: i + 1], site=place.site)
+                return CatalogLocation(
+                    place.path, source, synthetic=is_synthetic_sample(place.path), tried=tried[: i + 1], site=place.site
+                )
         where = f"tried {', '.join(tried)}" if tried else "it has no published location"
         env = f"set ${self.env_var} or " if self.env_var else ""
         sample = (
             f", or use the synthetic sample: object_catalog.path: sample (`tsm run --sample`; build it with `tsm sample {self.name}`)"
-            if self.sample else ""
+            if self.sample
+            else ""
         )
         raise CatalogError(
             "object_catalog.path",
@@ -285,9 +288,7 @@ class Writer(ABC):
     description: str
 
     @abstractmethod
-    def open(
-        self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig
-    ) -> Sink:
+    def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> Sink:
         """Create ``path`` for a table of ``schema``; batches follow through ``write``.
 
         The core gives a path in a staging directory and moves the closed file into
@@ -303,8 +304,10 @@ class Writer(ABC):
         :class:`~tsm_core.errors.TSMError` saying so.
         """
         plugin = type(self).__module__.split(".")[0]
-        raise TSMError(f"the writer {self.name!r} of plugin {plugin} cannot read its files back; "
-                       f"read {path} with the format's own tools, or ask the plugin's authors for Writer.read")
+        raise TSMError(
+            f"the writer {self.name!r} of plugin {plugin} cannot read its files back; "
+            f"read {path} with the format's own tools, or ask the plugin's authors for Writer.read"
+        )
 
     def columns(self, path: Path) -> list[str]:
         """The column names of a file this writer wrote at ``path``, in their order.

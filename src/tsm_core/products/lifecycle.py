@@ -55,7 +55,9 @@ def remove_product(registry: Registry, product_id: int, visible_to: str | None =
     if visible_to is not None and product.owner != visible_to:
         raise registry.not_found(product_id)
     if product.status in ACTIVE_STATES:
-        raise TSMError(f"training set {product_id} is {product.status}; cancel it first (tsm products cancel {product_id})")
+        raise TSMError(
+            f"training set {product_id} is {product.status}; cancel it first (tsm products cancel {product_id})"
+        )
     if product.status == "done" and product.output_path:
         remove_output(Path(product.output_path))
     registry.delete_product(product_id)

@@ -155,7 +155,9 @@ def claim_output(final: Path, overwrite: bool = False, owner: dict | None = None
             try:
                 reserved = os.open(final, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                raise OutputError(f"{final} exists already (the file is taken); set output.overwrite to replace it") from None
+                raise OutputError(
+                    f"{final} exists already (the file is taken); set output.overwrite to replace it"
+                ) from None
             placeholder = os.fstat(reserved).st_ino
             os.close(reserved)
             record["placeholder"] = placeholder
@@ -294,7 +296,11 @@ def staged_file(final: Path, overwrite: bool = False) -> Iterator[Path]:
 
 @contextmanager
 def open_sinks(
-    writer: Writer, paths: Mapping[K, Path], schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig,
+    writer: Writer,
+    paths: Mapping[K, Path],
+    schema: pa.Schema,
+    metadata: OutputMetadata,
+    options: OutputConfig,
     guard: Any = None,
 ) -> Iterator[dict[K, Sink]]:
     """One open sink of ``writer`` per staged path, for the ``with`` block.

@@ -47,14 +47,20 @@ def writer_for(path: Path, fmt: str | None = None) -> Writer:
         try:
             return plugins.writer(fmt)
         except UnknownChoiceError:
-            raise CatalogError("product", f"no reader for the product file {path}: its format {fmt!r} is not installed "
-                               f"(installed formats: {listed})") from None
+            raise CatalogError(
+                "product",
+                f"no reader for the product file {path}: its format {fmt!r} is not installed "
+                f"(installed formats: {listed})",
+            ) from None
     name = path.name.lower()
     for writer in installed.values():
         if name.endswith(_extensions(writer)):
             return writer
-    raise CatalogError("product", f"no reader for the product file {path}: no installed output format makes "
-                       f"{path.suffix or 'such'} files (installed formats: {listed})")
+    raise CatalogError(
+        "product",
+        f"no reader for the product file {path}: no installed output format makes "
+        f"{path.suffix or 'such'} files (installed formats: {listed})",
+    )
 
 
 def read_file(path: str | Path, fmt: str | None = None) -> pd.DataFrame:

@@ -33,7 +33,9 @@ class Registry:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError("TSM_HOME", f"cannot create the registry folder {self.path.parent}: {exc.strerror}") from None
+            raise ConfigError(
+                "TSM_HOME", f"cannot create the registry folder {self.path.parent}: {exc.strerror}"
+            ) from None
         if self.path.parent.exists() and not self.path.parent.is_dir():
             raise ConfigError("TSM_HOME", f"{self.path.parent} is not a directory")
         try:
@@ -45,7 +47,9 @@ class Registry:
                 migrate(db)
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            raise ConfigError("TSM_HOME", f"the registry {self.path} is unreadable ({exc}); move it aside to start a new one") from None
+            raise ConfigError(
+                "TSM_HOME", f"the registry {self.path} is unreadable ({exc}); move it aside to start a new one"
+            ) from None
 
     @classmethod
     def at_home(cls, home: Path) -> Registry:
@@ -92,8 +96,18 @@ class Registry:
             cur = db.execute(
                 "INSERT INTO redshift_catalogs (name, description, path, columns, n_rows, created_at, "
                 "source_path, convention, dropped, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (name, description, path, json.dumps(columns), n_rows, now(), source_path, convention,
-                 json.dumps(dropped or {}), owner),
+                (
+                    name,
+                    description,
+                    path,
+                    json.dumps(columns),
+                    n_rows,
+                    now(),
+                    source_path,
+                    convention,
+                    json.dumps(dropped or {}),
+                    owner,
+                ),
             )
             row_id = _inserted_id(cur)
         return self.redshift_catalog(row_id)
@@ -134,14 +148,16 @@ class Registry:
                     (key, *args, visible_to),
                 ).fetchall()
             if not rows and _as_int(key) is not None:
-                rows = db.execute(f"SELECT * FROM redshift_catalogs WHERE id = ? AND {where}",
-                                  (_as_int(key), *args)).fetchall()
+                rows = db.execute(
+                    f"SELECT * FROM redshift_catalogs WHERE id = ? AND {where}", (_as_int(key), *args)
+                ).fetchall()
         if rows and (len(rows) == 1 or rows[0]["owner"] == visible_to or rows[0]["owner"] is None):
             return self._redshift(rows[0])
         if rows:
             choices = ", ".join(f"{r['name']} ({r['owner']}, id {r['id']})" for r in rows)
-            raise CatalogError("redshift_catalog",
-                               f"several redshift catalogs are called {key!r}: {choices}; choose one by its id")
+            raise CatalogError(
+                "redshift_catalog", f"several redshift catalogs are called {key!r}: {choices}; choose one by its id"
+            )
         names = ", ".join(f"{c.name} (id {c.id})" for c in self.redshift_catalogs(visible_to)) or "none"
         raise CatalogError("redshift_catalog", f"no registered redshift catalog {key!r}; registered: {names}")
 
@@ -154,7 +170,12 @@ class Registry:
 
     # -- products ----------------------------------------------------------------------
     def create_product(
-        self, name: str, description: str, config: dict[str, Any], status: str = "running", owner: str | None = None,
+        self,
+        name: str,
+        description: str,
+        config: dict[str, Any],
+        status: str = "running",
+        owner: str | None = None,
         max_active: int | None = None,
     ) -> int:
         """Register a new training set, ``running`` (or ``queued``) and run by this process;
@@ -166,11 +187,14 @@ class Registry:
         process = current_owner()
         with self._connect() as db:
             if max_active is not None:
-                active = db.execute("SELECT COUNT(*) FROM products WHERE owner IS ? AND status IN ('queued', 'running')",
-                                    (owner,)).fetchone()[0]
+                active = db.execute(
+                    "SELECT COUNT(*) FROM products WHERE owner IS ? AND status IN ('queued', 'running')", (owner,)
+                ).fetchone()[0]
                 if active >= max_active:
-                    raise TooManyRuns(f"{owner or 'the operator'} has {active} training sets queued or running, the "
-                                      f"limit of this server is {max_active}; wait for one to end or cancel one")
+                    raise TooManyRuns(
+                        f"{owner or 'the operator'} has {active} training sets queued or running, the "
+                        f"limit of this server is {max_active}; wait for one to end or cancel one"
+                    )
             cur = db.execute(
                 "INSERT INTO products (name, description, status, config, created_at, host, pid, start_token, owner) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -203,9 +227,7 @@ class Registry:
         with self._connect() as db:
             db.execute("UPDATE products SET progress = ? WHERE id = ?", (fraction, product_id))
 
-    def finish_product(
-        self, product_id: int, n_rows: int, output_path: str, provenance: dict[str, Any]
-    ) -> None:
+    def finish_product(self, product_id: int, n_rows: int, output_path: str, provenance: dict[str, Any]) -> None:
         """Mark a product done, with its file and provenance."""
         with self._connect() as db:
             db.execute(
@@ -258,8 +280,9 @@ class Registry:
         """A training set by ID (for a user, ``visible_to``: theirs or the operator's only)."""
         where, args = _visible(visible_to)
         with self._connect() as db:
-            row = db.execute(f"SELECT * FROM products WHERE id = ? AND {where}",
-                             (_as_int(product_id), *args)).fetchone()
+            row = db.execute(
+                f"SELECT * FROM products WHERE id = ? AND {where}", (_as_int(product_id), *args)
+            ).fetchone()
         if row is None:
             raise self.not_found(product_id)
         return self._product(row)

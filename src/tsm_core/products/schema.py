@@ -55,8 +55,9 @@ CREATE TABLE IF NOT EXISTS products (
 OWNER_COLUMNS = {"products": "owner TEXT", "redshift_catalogs": "owner TEXT"}
 
 #: a catalog name is unique per owner (the operator's, owner NULL, count as one owner)
-CATALOG_NAME_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS redshift_catalogs_owner_name "
-                      "ON redshift_catalogs (COALESCE(owner, ''), name)")
+CATALOG_NAME_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS redshift_catalogs_owner_name ON redshift_catalogs (COALESCE(owner, ''), name)"
+)
 
 #: columns added to ``redshift_catalogs`` after its first version (added to older registries)
 REDSHIFT_CATALOG_COLUMNS_ADDED = (("source_path", "TEXT"), ("convention", "TEXT"), ("dropped", "TEXT"))
@@ -98,8 +99,10 @@ def _rebuild_table(db: sqlite3.Connection, table: str, columns: str) -> None:
     db.execute(create[: create.index(";")])
     db.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {table}_old")
     # keep the ID sequence, so that IDs of removed rows are not given again
-    db.execute(f"UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = '{table}_old') "
-               f"WHERE name = '{table}'")
+    db.execute(
+        f"UPDATE sqlite_sequence SET seq = (SELECT seq FROM sqlite_sequence WHERE name = '{table}_old') "
+        f"WHERE name = '{table}'"
+    )
     db.execute(f"DELETE FROM sqlite_sequence WHERE name = '{table}_old'")
     db.execute(f"DROP TABLE {table}_old")
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tsm_core.errors import CatalogError
 from tsm_core.plugins.manager import hookimpl
-from tsm_core.plugins.records import ColumnInfo, RedshiftConvention, Z_FLAG_STAR
+from tsm_core.plugins.records import Z_FLAG_STAR, ColumnInfo, RedshiftConvention
 
 if TYPE_CHECKING:  # pandas is imported when a catalog is read, not by `tsm --help` and listings
     import pandas as pd

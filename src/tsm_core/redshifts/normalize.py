@@ -76,8 +76,7 @@ def column_mapping(
         elif canonical in columns:
             raise CatalogError(
                 f"redshift_catalog.columns.{canonical}",
-                f"{source}: column {own!r} (mapped to {canonical!r}) not found; columns present: "
-                f"{', '.join(present)}",
+                f"{source}: column {own!r} (mapped to {canonical!r}) not found; columns present: {', '.join(present)}",
             )
     missing = [c for c in REQUIRED_REDSHIFT_COLUMNS if c not in mapping.values()]
     if missing:
@@ -180,7 +179,9 @@ def normalize_table(
     """Apply a convention to a table as read: map, check, drop or refuse bad rows, derive
     the homogenized ``z_flag``, keep the other columns."""
     if bad_rows not in BAD_ROW_POLICIES:
-        raise ConfigError("redshift_catalog.bad_rows", f"unknown policy {bad_rows!r}; valid: {', '.join(BAD_ROW_POLICIES)}")
+        raise ConfigError(
+            "redshift_catalog.bad_rows", f"unknown policy {bad_rows!r}; valid: {', '.join(BAD_ROW_POLICIES)}"
+        )
     columns = dict(columns or {})
     table = table.reset_index(drop=True)
     table.columns = [str(c) for c in table.columns]
@@ -210,11 +211,15 @@ def normalize_table(
         keep &= ~bad
     if dropped:
         log.warning(
-            "%s: dropped %d bad row(s): %s", source, int((~keep).sum()),
+            "%s: dropped %d bad row(s): %s",
+            source,
+            int((~keep).sum()),
             ", ".join(f"{n} with {what}" for what, n in dropped.items()),
         )
     if not keep.any():
-        raise CatalogError("redshift_catalog", f"{source}: no valid rows: all {len(table)} were dropped ({', '.join(dropped)})")
+        raise CatalogError(
+            "redshift_catalog", f"{source}: no valid rows: all {len(table)} were dropped ({', '.join(dropped)})"
+        )
     table = table[keep].reset_index(drop=True)
     canonical = canonical[keep].reset_index(drop=True)
     _check_unique_ids(canonical["id"], np.flatnonzero(keep), source)
@@ -261,10 +266,20 @@ def normalize_table(
         notes[RAW_FLAG_COLUMN] = ColumnInfo("", f"the survey's own quality flag ({conv.name} convention)")
     log.info(
         "%s: redshift convention %r (%s), %d rows kept of %d",
-        source, conv.name, "detected from the columns" if detected else "configured" if convention else "default",
-        len(frame), len(keep),
+        source,
+        conv.name,
+        "detected from the columns" if detected else "configured" if convention else "default",
+        len(frame),
+        len(keep),
     )
     return RedshiftTable(
-        frame=frame, source=source, convention=conv.name, detected=detected, n_read=len(keep), dropped=dropped,
-        names=names, default_columns=tuple(dict.fromkeys(defaults)), info=notes,
+        frame=frame,
+        source=source,
+        convention=conv.name,
+        detected=detected,
+        n_read=len(keep),
+        dropped=dropped,
+        names=names,
+        default_columns=tuple(dict.fromkeys(defaults)),
+        info=notes,
     )

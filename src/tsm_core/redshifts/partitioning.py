@@ -122,7 +122,7 @@ def partition_of(pixels: Sequence[Any], spatial: np.ndarray) -> np.ndarray:
         table = np.full(12 * 4**deepest, -1, dtype=dtype)
         for i, (order, number) in enumerate(zip(orders, numbers)):
             shift = 2 * (deepest - int(order))
-            table[number << shift:(number + 1) << shift] = i
+            table[number << shift : (number + 1) << shift] = i
         return table[np.asarray(spatial) >> (2 * (SPATIAL_ORDER - deepest))]
     shift = 2 * (SPATIAL_ORDER - orders)
     sorter = np.argsort(numbers << shift)
@@ -141,8 +141,13 @@ def as_arrow_types(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sky_partitions(
-    frame: pd.DataFrame, ra: str = "ra", dec: str = "dec", rows_per_partition: int = 50_000, name: str = "redshifts",
-    pixels: Sequence[Any] | None = None, ship_rows: bool = False,
+    frame: pd.DataFrame,
+    ra: str = "ra",
+    dec: str = "dec",
+    rows_per_partition: int = 50_000,
+    name: str = "redshifts",
+    pixels: Sequence[Any] | None = None,
+    ship_rows: bool = False,
 ) -> lsdb.Catalog:
     """A lazy LSDB catalog of ``frame``, cut into HEALPix partitions of at most about
     ``rows_per_partition`` rows (no margin: it is the left side of a crossmatch).
@@ -172,8 +177,12 @@ def sky_partitions(
     if pixels is None:
         histogram_order, histogram = _histogram(spatial, rows_per_partition)
         alignment = generate_alignment(
-            histogram, highest_order=histogram_order, lowest_order=0,
-            threshold=_threshold(histogram, rows_per_partition), drop_empty_siblings=True, use_lower_order=True,
+            histogram,
+            highest_order=histogram_order,
+            lowest_order=0,
+            threshold=_threshold(histogram, rows_per_partition),
+            drop_empty_siblings=True,
+            use_lower_order=True,
         )
         pixels = list({HealpixPixel(int(a[0]), int(a[1])) for a in alignment if a is not None})
     pixels = [HealpixPixel(int(p.order), int(p.pixel)) for p in pixels]
@@ -197,8 +206,13 @@ def sky_partitions(
     cells = np.flatnonzero(present)
     moc = MOC.from_healpix_cells(cells, np.full(len(cells), MOC_ORDER, dtype=np.uint8), MOC_ORDER)
     info = TableProperties(
-        catalog_name=name, catalog_type="object", ra_column=ra, dec_column=dec, total_rows=int((home >= 0).sum()),
-        healpix_column=SPATIAL_INDEX_COLUMN, healpix_order=SPATIAL_ORDER,
+        catalog_name=name,
+        catalog_type="object",
+        ra_column=ra,
+        dec_column=dec,
+        total_rows=int((home >= 0).sum()),
+        healpix_column=SPATIAL_INDEX_COLUMN,
+        healpix_order=SPATIAL_ORDER,
     )
     structure = hats.catalog.Catalog(info, pixels, moc=moc, schema=_schema(meta), generate_snapshot=True)
     return lsdb.Catalog(operation, structure)
@@ -240,8 +254,11 @@ def merged_on(catalog: lsdb.Catalog, pixels: Sequence[Any]) -> lsdb.Catalog:
     groups: dict[HealpixPixel, list[HealpixPixel]] = {}
     for part in catalog.get_healpix_pixels():
         home = next(
-            (HealpixPixel(o, part.pixel >> 2 * (part.order - o)) for o in orders
-             if o < part.order and (o, part.pixel >> 2 * (part.order - o)) in targets),
+            (
+                HealpixPixel(o, part.pixel >> 2 * (part.order - o))
+                for o in orders
+                if o < part.order and (o, part.pixel >> 2 * (part.order - o)) in targets
+            ),
             part,
         )
         groups.setdefault(home, []).append(part)
@@ -253,9 +270,16 @@ def merged_on(catalog: lsdb.Catalog, pixels: Sequence[Any]) -> lsdb.Catalog:
     # the files' own schema, as LSDB reads them: filters may name columns that are not loaded
     on_disk = structure.original_schema or hats.read_hats(structure.catalog_base_dir).schema
     read = functools.partial(
-        read_pixel, path_generator=config.path_generator, catalog_base_dir=structure.catalog_base_dir,
-        npix_suffix=suffix, columns=config.columns, schema=on_disk, filters=config.filters,
-        index_column=catalog.meta.index.name, is_dir=suffix == "/", **config.kwargs,
+        read_pixel,
+        path_generator=config.path_generator,
+        catalog_base_dir=structure.catalog_base_dir,
+        npix_suffix=suffix,
+        columns=config.columns,
+        schema=on_disk,
+        filters=config.filters,
+        index_column=catalog.meta.index.name,
+        is_dir=suffix == "/",
+        **config.kwargs,
     )
     homes = list(groups)
     homes = [homes[i] for i in get_pixel_argsort(homes)]
@@ -273,7 +297,9 @@ def partitioning_order(ra: np.ndarray, dec: np.ndarray, rows_per_partition: int)
     order cannot split a field that dense)."""
     from hats.pixel_math.spatial_index import compute_spatial_index
 
-    order, histogram = _histogram(compute_spatial_index(np.asarray(ra, float), np.asarray(dec, float)), rows_per_partition)
+    order, histogram = _histogram(
+        compute_spatial_index(np.asarray(ra, float), np.asarray(dec, float)), rows_per_partition
+    )
     return order, _threshold(histogram, rows_per_partition)
 
 

@@ -44,7 +44,9 @@ def file_format(path: str | Path) -> str:
         if name.endswith(suffixes):
             return fmt
     known = ", ".join(s for suffixes in FILE_FORMATS.values() for s in suffixes)
-    raise CatalogError("redshift_catalog", f"{path}: unknown redshift catalog format; use one of {known} or a HATS catalog")
+    raise CatalogError(
+        "redshift_catalog", f"{path}: unknown redshift catalog format; use one of {known} or a HATS catalog"
+    )
 
 
 def _read_hdf5(path: Path) -> pd.DataFrame:
@@ -62,9 +64,7 @@ def _read_hdf5(path: Path) -> pd.DataFrame:
         fh.visititems(visit)
     if groups:
         columns = max(groups.values(), key=len)
-        frame = pd.DataFrame(
-            {k: (v.astype(str) if v.dtype.kind in "SO" else v) for k, v in columns.items()}
-        )
+        frame = pd.DataFrame({k: (v.astype(str) if v.dtype.kind in "SO" else v) for k, v in columns.items()})
         return frame
     return pd.read_hdf(path)
 

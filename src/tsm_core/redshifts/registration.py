@@ -18,12 +18,12 @@ from pathlib import Path
 
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import ConfigError
-from tsm_core.redshifts.readers import read_redshift_catalog
-from tsm_core.redshifts.snapshots import read_snapshot
-from tsm_core.redshifts.table import RedshiftTable
-from tsm_core.redshifts.store import is_store, read_store, remove_store, write_store
 from tsm_core.products.records import RedshiftCatalogRecord
 from tsm_core.products.registry import Registry
+from tsm_core.redshifts.readers import read_redshift_catalog
+from tsm_core.redshifts.snapshots import read_snapshot
+from tsm_core.redshifts.store import is_store, read_store, remove_store, write_store
+from tsm_core.redshifts.table import RedshiftTable
 
 #: folder of the stored copies, beside the registry
 STORE_DIR = "redshift_catalogs"
@@ -64,8 +64,15 @@ def register_redshift_catalog(
         write_store(table, staging)
         staging.replace(stored)
         return registry.add_redshift_catalog(
-            name, str(stored), columns or {}, len(table.frame), description,
-            source_path=str(path), convention=table.convention, dropped=table.dropped, owner=owner,
+            name,
+            str(stored),
+            columns or {},
+            len(table.frame),
+            description,
+            source_path=str(path),
+            convention=table.convention,
+            dropped=table.dropped,
+            owner=owner,
         )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

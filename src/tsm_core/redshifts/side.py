@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from tsm_core.errors import ConfigError
-from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, check_filter_types
-from tsm_core.pipeline.funnel import Funnel, survey_counts
 from tsm_core.columns import ZROW_COLUMN
+from tsm_core.errors import ConfigError
+from tsm_core.pipeline.funnel import Funnel, survey_counts
 from tsm_core.redshifts.readers import read_redshift_catalog
 from tsm_core.redshifts.snapshots import read_snapshot
-from tsm_core.redshifts.table import RedshiftTable, string_lengths
 from tsm_core.redshifts.store import StoredCatalog, is_store, read_store
+from tsm_core.redshifts.table import RedshiftTable, string_lengths
+from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, check_filter_types
 
 if TYPE_CHECKING:
     import lsdb
@@ -77,11 +77,17 @@ class FilterTally:
 
     def record(self, funnel: Funnel, dropped: dict[str, int]) -> None:
         """The funnel's first steps: rows read (kept plus bad rows), bad rows, each filter."""
-        funnel.total_counts("read", "redshifts read", self.n_read + sum(dropped.values()), dict(sorted(self.read_by_survey.items())))
+        funnel.total_counts(
+            "read", "redshifts read", self.n_read + sum(dropped.values()), dict(sorted(self.read_by_survey.items()))
+        )
         funnel.bad_rows(dropped)
         for i, one in enumerate(self.filters):
-            funnel.removed_counts(f"filter:{one.expression}", f"redshift filter {one.expression}", self.removed[i],
-                                  dict(sorted(self.removed_by_survey[i].items())))
+            funnel.removed_counts(
+                f"filter:{one.expression}",
+                f"redshift filter {one.expression}",
+                self.removed[i],
+                dict(sorted(self.removed_by_survey[i].items())),
+            )
 
 
 @dataclass
@@ -214,12 +220,20 @@ def side_from_table(
     tally.record(funnel, table.dropped)
     frame = frame[[*columns, ZROW_COLUMN]].reset_index(drop=True)
     return TableSide(
-        keys=frame[_key_columns(frame.columns)], columns=columns, label=label, summary=table.summary(),
-        info=table.info, string_lengths=string_lengths(frame[columns]), frame=frame, ship_rows=ship_rows,
+        keys=frame[_key_columns(frame.columns)],
+        columns=columns,
+        label=label,
+        summary=table.summary(),
+        info=table.info,
+        string_lengths=string_lengths(frame[columns]),
+        frame=frame,
+        ship_rows=ship_rows,
     )
 
 
-def side_from_store(store: StoredCatalog, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel) -> StoredSide:
+def side_from_store(
+    store: StoredCatalog, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel
+) -> StoredSide:
     """A :class:`StoredSide`: the keys scanned partition by partition, filters counted per batch."""
     import pyarrow.dataset as ds
 
@@ -240,12 +254,20 @@ def side_from_store(store: StoredCatalog, label: str, keep: Any, filters: Sequen
     lengths = {c: n for c, n in store.string_lengths.items() if c in columns}
     log.info("%s: %d of %d redshifts left after the filters (keys read per partition)", label, len(found), tally.n_read)
     return StoredSide(
-        keys=found, columns=columns, label=label, summary=table.summary(), info=table.info,
-        string_lengths=lengths, store=store, filters=tuple(filters),
+        keys=found,
+        columns=columns,
+        label=label,
+        summary=table.summary(),
+        info=table.info,
+        string_lengths=lengths,
+        store=store,
+        filters=tuple(filters),
     )
 
 
-def open_redshift_side(config: RunConfig, registry: Registry, filters: Sequence[Filter], funnel: Funnel) -> RedshiftSide:
+def open_redshift_side(
+    config: RunConfig, registry: Registry, filters: Sequence[Filter], funnel: Funnel
+) -> RedshiftSide:
     """The redshift side of ``config``: a file given by path, or a registered catalog."""
     source = config.redshift_catalog
     keep = source.keep_columns

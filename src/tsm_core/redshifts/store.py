@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsm_core.errors import CatalogError
 from tsm_core.columns import ZROW_COLUMN
-from tsm_core.redshifts.table import RedshiftTable, string_lengths
+from tsm_core.errors import CatalogError
 from tsm_core.plugins.records import ColumnInfo
+from tsm_core.redshifts.table import RedshiftTable, string_lengths
 
 #: the metadata file of a stored catalog
 META_FILE = "tsm_redshift.json"
@@ -57,8 +57,13 @@ def write_store(table: RedshiftTable, directory: Path) -> None:
     with warnings.catch_warnings():  # "from_dataframe is not intended for large datasets": ours are
         warnings.filterwarnings("ignore", message="from_dataframe is not intended", category=RuntimeWarning)
         catalog = lsdb.from_dataframe(
-            frame, ra_column="ra", dec_column="dec", margin_threshold=MARGIN_ARCSEC, highest_order=order,
-            partition_rows=rows, catalog_name=CATALOG_NAME,
+            frame,
+            ra_column="ra",
+            dec_column="dec",
+            margin_threshold=MARGIN_ARCSEC,
+            highest_order=order,
+            partition_rows=rows,
+            catalog_name=CATALOG_NAME,
         )
     catalog.write_catalog(directory, catalog_name=CATALOG_NAME, as_collection=True, progress_bar=False)
     meta = {
@@ -108,9 +113,16 @@ def read_store(path: str | Path) -> StoredCatalog:
     info = {name: ColumnInfo(note["unit"], note["description"]) for name, note in meta["info"].items()}
     empty = pd.DataFrame({name: pd.Series(dtype="float64") for name in meta["columns"]})
     table = RedshiftTable(
-        frame=empty, source=meta["source"], convention=meta["convention"], detected=meta["detected"],
-        n_read=meta["n_read"], dropped=meta["dropped"], names=meta["names"],
-        default_columns=tuple(meta["default_columns"]), info=info, rows=meta["rows"],
+        frame=empty,
+        source=meta["source"],
+        convention=meta["convention"],
+        detected=meta["detected"],
+        n_read=meta["n_read"],
+        dropped=meta["dropped"],
+        names=meta["names"],
+        default_columns=tuple(meta["default_columns"]),
+        info=info,
+        rows=meta["rows"],
     )
     return StoredCatalog(path, table, {k: int(v) for k, v in meta["string_lengths"].items()})
 
@@ -136,7 +148,9 @@ def parquet_copy(path: str | Path) -> Path:
     dataset = ds.dataset(store.dataset, format="parquet")
     columns = [c for c in store.table.frame.columns if c in dataset.schema.names]
     try:
-        with pq.ParquetWriter(staging, pa.schema([dataset.schema.field(c) for c in columns]), compression="zstd") as out:
+        with pq.ParquetWriter(
+            staging, pa.schema([dataset.schema.field(c) for c in columns]), compression="zstd"
+        ) as out:
             for batch in dataset.to_batches(columns=columns):
                 out.write_batch(batch)
         staging.replace(target)

@@ -15,6 +15,17 @@ from tsm_core.reports.figures import FIGURES, render_figures
 from tsm_core.reports.html import CSS, render_html, style_source
 
 __all__ = [
-    "CSS", "FIGURES", "REPORTS_DIR", "ReportFiles", "compute_numbers", "remove_stored_report", "render_figures",
-    "render_html", "report", "report_data", "report_html", "stored_report", "style_source",
+    "CSS",
+    "FIGURES",
+    "REPORTS_DIR",
+    "ReportFiles",
+    "compute_numbers",
+    "remove_stored_report",
+    "render_figures",
+    "render_html",
+    "report",
+    "report_data",
+    "report_html",
+    "stored_report",
+    "style_source",
 ]

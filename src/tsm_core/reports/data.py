@@ -77,9 +77,13 @@ def magnitudes(frame: pd.DataFrame, prov: dict[str, Any]) -> dict[str, np.ndarra
     fill = (prov.get("config") or {}).get("output", {}).get("non_detection")
     out = {}
     for band in _bands(prov):
-        for name, is_flux in ((f"mag_{band}_lsst", False), (f"{band}_{flux_type}Mag_dered", False),
-                              (f"{band}_{flux_type}Mag", False), (f"{band}_{flux_type}Flux_dered", True),
-                              (f"{band}_{flux_type}Flux", True)):
+        for name, is_flux in (
+            (f"mag_{band}_lsst", False),
+            (f"{band}_{flux_type}Mag_dered", False),
+            (f"{band}_{flux_type}Mag", False),
+            (f"{band}_{flux_type}Flux_dered", True),
+            (f"{band}_{flux_type}Flux", True),
+        ):
             if name in frame.columns:
                 values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
                 if is_flux:
@@ -119,13 +123,20 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
     surveys = _surveys(frame)
     numbers: dict[str, Any] = {
         "product": {
-            "id": record.id, "name": record.name, "description": record.description,
-            "release": prov.get("release"), "redshift_catalog": prov.get("redshift_catalog"),
-            "format": cfg.get("output", {}).get("format"), "rows": record.n_rows,
+            "id": record.id,
+            "name": record.name,
+            "description": record.description,
+            "release": prov.get("release"),
+            "redshift_catalog": prov.get("redshift_catalog"),
+            "format": cfg.get("output", {}).get("format"),
+            "rows": record.n_rows,
             "file": Path(record.output_path).name if record.output_path else None,
-            "created_at": record.created_at, "finished_at": record.finished_at,
-            "flux_type": prov.get("flux_type"), "dereddening": prov.get("dereddening"),
-            "radius_arcsec": radius, "n_neighbors": cfg.get("crossmatch", {}).get("n_neighbors", 1),
+            "created_at": record.created_at,
+            "finished_at": record.finished_at,
+            "flux_type": prov.get("flux_type"),
+            "dereddening": prov.get("dereddening"),
+            "radius_arcsec": radius,
+            "n_neighbors": cfg.get("crossmatch", {}).get("n_neighbors", 1),
             "unique_galaxies": cfg.get("unique_galaxies", "none"),
         },
         "funnel": prov.get("funnel", {"steps": [], "surveys": []}),
@@ -148,14 +159,20 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
     if DIST_NAME in frame.columns:
         dist = frame[DIST_NAME].to_numpy(float, na_value=np.nan)
         edges = np.linspace(0.0, radius, 21)
-        sep.update(edges=edges.tolist(), counts=_hist(dist, edges),
-                   median_arcsec=float(np.nanmedian(dist)) if len(dist) else None)
+        sep.update(
+            edges=edges.tolist(),
+            counts=_hist(dist, edges),
+            median_arcsec=float(np.nanmedian(dist)) if len(dist) else None,
+        )
         density_sum = (prov.get("sky") or {}).get("density_sum_per_arcsec2")
         if density_sum is not None:
             expected = density_sum * math.pi * (edges[1:] ** 2 - edges[:-1] ** 2)
-            sep.update(chance_per_bin=expected.tolist(), chance_within_radius=float(expected.sum()),
-                       chance_note="unrelated objects expected at these separations from the local object "
-                       "density of each covered redshift's partition (objects per partition area)")
+            sep.update(
+                chance_per_bin=expected.tolist(),
+                chance_within_radius=float(expected.sum()),
+                chance_note="unrelated objects expected at these separations from the local object "
+                "density of each covered redshift's partition (objects per partition area)",
+            )
     numbers["separation"] = sep
     # magnitudes per band with non-detection fractions
     mags = magnitudes(frame, prov)
@@ -168,9 +185,16 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
             edges = np.asarray(phot_hist[band]["edges"], dtype=np.float64)
             values = np.clip(values, edges[0], edges[-1])
         else:
-            edges = np.linspace(finite.min(), np.nextafter(finite.max(), np.inf), 31) if len(finite) else np.linspace(15, 30, 31)
-        entry = {"edges": edges.tolist(), "counts": _hist(values, edges),
-                 "non_detection_fraction": float(1 - len(finite) / len(values)) if len(values) else None}
+            edges = (
+                np.linspace(finite.min(), np.nextafter(finite.max(), np.inf), 31)
+                if len(finite)
+                else np.linspace(15, 30, 31)
+            )
+        entry = {
+            "edges": edges.tolist(),
+            "counts": _hist(values, edges),
+            "non_detection_fraction": float(1 - len(finite) / len(values)) if len(values) else None,
+        }
         if weight is not None:
             entry["weighted"] = _hist(values, edges, weight)
         if band in phot_hist:
@@ -198,9 +222,12 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
         pix = radec2pix(order, frame["ra"].to_numpy(float), frame["dec"].to_numpy(float))
         uniq, n = np.unique(pix, return_counts=True)
         counts = dict(zip(uniq.tolist(), n.tolist()))
-    numbers["sky"] = {"order": order, "matched_per_pixel": {str(k): v for k, v in counts.items()},
-                      "coverage_partitions": pixels, "n_covered_redshifts": sky_prov.get("n_covered")}
+    numbers["sky"] = {
+        "order": order,
+        "matched_per_pixel": {str(k): v for k, v in counts.items()},
+        "coverage_partitions": pixels,
+        "n_covered_redshifts": sky_prov.get("n_covered"),
+    }
     if rep:
         numbers["representativeness"] = {k: v for k, v in rep.items() if k != "photometric_histograms"}
     return _json_ready(numbers)
-

@@ -38,8 +38,11 @@ def _figure(draw: Callable[[Any], None], size: tuple[float, float]) -> str:
 
 
 def _draw_funnel(numbers: dict[str, Any]) -> Callable[[Any], None]:
-    steps = [s for s in numbers["funnel"].get("steps", [])
-             if s["kind"] in ("total", "removed") and s["remaining"] is not None and (s["kind"] == "total" or s["count"])]
+    steps = [
+        s
+        for s in numbers["funnel"].get("steps", [])
+        if s["kind"] in ("total", "removed") and s["remaining"] is not None and (s["kind"] == "total" or s["count"])
+    ]
 
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
@@ -90,8 +93,13 @@ def _draw_separation(numbers: dict[str, Any]) -> Callable[[Any], None]:
             edges = np.asarray(sep["edges"])
             ax.stairs(sep["counts"], edges, fill=True, alpha=0.6, label="matches")
             if "chance_per_bin" in sep:
-                ax.stairs(sep["chance_per_bin"], edges, color="#cc3311", linewidth=2,
-                          label=f"chance level ({sep['chance_within_radius']:.1f} within the radius)")
+                ax.stairs(
+                    sep["chance_per_bin"],
+                    edges,
+                    color="#cc3311",
+                    linewidth=2,
+                    label=f"chance level ({sep['chance_within_radius']:.1f} within the radius)",
+                )
         ax.axvline(sep["radius_arcsec"], color="k", linestyle=":", label=f"radius {sep['radius_arcsec']:g} arcsec")
         ax.set_xlabel("separation (arcsec)")
         ax.set_ylabel("rows per bin")
@@ -194,18 +202,28 @@ def _draw_sky(numbers: dict[str, Any]) -> Callable[[Any], None]:
             group_matched = [(p, v) for j, (p, v) in enumerate(zip(matched, values)) if len(cover) + j in chosen]
             every = group_cover + [p for p, _ in group_matched]
             centres = np.array([_centre(p) for p in every])
-            ra0 = math.degrees(math.atan2(np.sin(np.radians(centres[:, 0])).mean(), np.cos(np.radians(centres[:, 0])).mean()))
+            ra0 = math.degrees(
+                math.atan2(np.sin(np.radians(centres[:, 0])).mean(), np.cos(np.radians(centres[:, 0])).mean())
+            )
 
             def unwrap(poly: np.ndarray, ra0: float = ra0) -> np.ndarray:
                 x = (poly[:, 0] - ra0 + 180.0) % 360.0 - 180.0
                 x = x[0] + (x - x[0] + 180.0) % 360.0 - 180.0  # keep a pixel in one piece
                 return np.column_stack([x, poly[:, 1]])
 
-            ax.add_collection(PolyCollection([unwrap(p) for p in group_cover], facecolor="#dddddd",
-                                             edgecolor="#999999", linewidth=0.3))
+            ax.add_collection(
+                PolyCollection(
+                    [unwrap(p) for p in group_cover], facecolor="#dddddd", edgecolor="#999999", linewidth=0.3
+                )
+            )
             if group_matched:
-                coll = PolyCollection([unwrap(p) for p, _ in group_matched], array=np.array([v for _, v in group_matched]),
-                                      cmap="viridis", norm=norm, edgecolor="none")
+                coll = PolyCollection(
+                    [unwrap(p) for p, _ in group_matched],
+                    array=np.array([v for _, v in group_matched]),
+                    cmap="viridis",
+                    norm=norm,
+                    edgecolor="none",
+                )
                 ax.add_collection(coll)
             xy = np.vstack([unwrap(p) for p in every])
             pad = 0.05 * max(np.ptp(xy[:, 0]), np.ptp(xy[:, 1]), 0.01)
@@ -238,11 +256,19 @@ def _sky_groups(polygons: list[np.ndarray], link_deg: float = 3.0, most: int = 6
     from scipy.spatial import cKDTree
 
     centres = np.radians(np.array([_centre(p) for p in polygons]))
-    xyz = np.column_stack([np.cos(centres[:, 1]) * np.cos(centres[:, 0]), np.cos(centres[:, 1]) * np.sin(centres[:, 0]),
-                           np.sin(centres[:, 1])])
+    xyz = np.column_stack(
+        [
+            np.cos(centres[:, 1]) * np.cos(centres[:, 0]),
+            np.cos(centres[:, 1]) * np.sin(centres[:, 0]),
+            np.sin(centres[:, 1]),
+        ]
+    )
     pairs = cKDTree(xyz).query_pairs(2 * math.sin(math.radians(link_deg) / 2), output_type="ndarray")
-    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(xyz), len(xyz))) if len(pairs) else \
-        coo_matrix((len(xyz), len(xyz)))
+    graph = (
+        coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(xyz), len(xyz)))
+        if len(pairs)
+        else coo_matrix((len(xyz), len(xyz)))
+    )
     _, labels = connected_components(graph, directed=False)
     groups = sorted((np.flatnonzero(labels == k) for k in np.unique(labels)), key=len, reverse=True)
     return groups[:most]
@@ -266,14 +292,19 @@ def _draw_representativeness(numbers: dict[str, Any], weight: np.ndarray | None)
             ey, ex = np.nonzero(train == 0)
             axes[1].scatter(ex, ey, marker="x", color="#cc3311", s=20)
             fig.colorbar(im, ax=axes[1], shrink=0.8)
-            axes[1].set_title(f"training per cell (x: none); {100 * rep.get('empty_cell_fraction', 0):.1f}% of\n"
-                              "photometric objects in cells without training", fontsize=9)
+            axes[1].set_title(
+                f"training per cell (x: none); {100 * rep.get('empty_cell_fraction', 0):.1f}% of\n"
+                "photometric objects in cells without training",
+                fontsize=9,
+            )
         if weight is not None and np.isfinite(weight).any():
             finite = weight[np.isfinite(weight)]
             top = max(float(np.percentile(finite, 99)), 1e-9)
             axes[2].hist(np.clip(finite, 0, top), bins=30, range=(0, top), color="#4477aa")
             axes[2].set_xlabel("weight (the top 1% in the last bin)", fontsize=8)
-            axes[2].set_title(f"weights (k={rep.get('k')}): median {np.median(finite):.2f}, max {finite.max():.3g}", fontsize=9)
+            axes[2].set_title(
+                f"weights (k={rep.get('k')}): median {np.median(finite):.2f}, max {finite.max():.3g}", fontsize=9
+            )
         for ax in axes:
             ax.tick_params(labelsize=7)
 

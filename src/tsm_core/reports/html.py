@@ -22,9 +22,13 @@ img{max-width:100%;display:block;margin:.5em 0} .note{color:#666;font-size:.85em
 """
 
 TITLES = {
-    "funnel": "Funnel", "nz": "n(z) per survey", "separation": "Separations and chance matches",
-    "magnitudes": "Magnitudes per band", "colours": "Colours against redshift",
-    "sky": "Sky map", "representativeness": "Representativeness",
+    "funnel": "Funnel",
+    "nz": "n(z) per survey",
+    "separation": "Separations and chance matches",
+    "magnitudes": "Magnitudes per band",
+    "colours": "Colours against redshift",
+    "sky": "Sky map",
+    "representativeness": "Representativeness",
 }
 
 
@@ -34,14 +38,20 @@ def _funnel_table(funnel: dict[str, Any]) -> str:
     head = "<tr><th>step</th><th>count</th><th>remaining</th>" + "".join(f"<th>{e(s)}</th>" for s in surveys) + "</tr>"
     rows = []
     for s in funnel.get("steps", []):
-        count = "not counted" if s["kind"] == "not_counted" else (f"−{s['count']}" if s["kind"] == "removed" else str(s["count"]))
+        count = (
+            "not counted"
+            if s["kind"] == "not_counted"
+            else (f"−{s['count']}" if s["kind"] == "removed" else str(s["count"]))
+        )
         cls = ' class="removed"' if s["kind"] == "removed" and s["count"] else ""
         rem = "" if s["remaining"] is None else str(s["remaining"])
         known = s["by_survey"] or (s["kind"] == "removed" and s["count"] == 0)
         per = "".join(f"<td>{s['by_survey'].get(sv, 0) if known else ''}</td>" for sv in surveys)
         label = e(s["label"]) + (f'<br><span class="note">{e(s["note"])}</span>' if s.get("note") else "")
-        rows.append(f"<tr><td>{label} <span class=\"note\">({e(s['unit'])})</span></td><td{cls}>{count}</td><td>{rem}</td>{per}</tr>")
-    return f"<table id=\"funnel-table\">{head}{''.join(rows)}</table>"
+        rows.append(
+            f'<tr><td>{label} <span class="note">({e(s["unit"])})</span></td><td{cls}>{count}</td><td>{rem}</td>{per}</tr>'
+        )
+    return f'<table id="funnel-table">{head}{"".join(rows)}</table>'
 
 
 def style_source() -> str:
@@ -60,29 +70,51 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool
     """
     e = html.escape
     p = numbers["product"]
-    meta_rows = [("release", p["release"]), ("redshift catalog", p["redshift_catalog"]), ("format", p["format"]),
-                 ("rows", p["rows"]), ("file", p["file"]), ("flux type", p["flux_type"]),
-                 ("dereddening", p["dereddening"]), ("radius", f"{p['radius_arcsec']:g} arcsec"),
-                 ("neighbours kept", p["n_neighbors"]), ("unique galaxies", p["unique_galaxies"]),
-                 ("finished", p["finished_at"])]
+    meta_rows = [
+        ("release", p["release"]),
+        ("redshift catalog", p["redshift_catalog"]),
+        ("format", p["format"]),
+        ("rows", p["rows"]),
+        ("file", p["file"]),
+        ("flux type", p["flux_type"]),
+        ("dereddening", p["dereddening"]),
+        ("radius", f"{p['radius_arcsec']:g} arcsec"),
+        ("neighbours kept", p["n_neighbors"]),
+        ("unique galaxies", p["unique_galaxies"]),
+        ("finished", p["finished_at"]),
+    ]
     meta = "".join(f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in meta_rows)
-    parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>Training set {p['id']}: {e(p['name'])}</title><style>{CSS}</style></head><body>",
-    ] if not fragment else ['<div class="tsm-report">']
+    parts = (
+        [
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
+            f"<title>Training set {p['id']}: {e(p['name'])}</title><style>{CSS}</style></head><body>",
+        ]
+        if not fragment
+        else ['<div class="tsm-report">']
+    )
     parts += [
         f"<h1>Training set {p['id']}: {e(p['name'])}</h1>",
-        f"<p>{e(p['description'] or '')}</p><table class=\"meta\">{meta}</table>",
+        f'<p>{e(p["description"] or "")}</p><table class="meta">{meta}</table>',
     ]
     sep = numbers["separation"]
     notes = {
         "funnel": _funnel_table(numbers["funnel"]),
-        "separation": (f"<p>median separation {sep['median_arcsec']:.3f} arcsec" if sep.get("median_arcsec") is not None else "<p>")
-        + (f"; {sep['chance_within_radius']:.1f} chance matches expected within the radius from the local "
-           f"object density (red line)</p>" if "chance_within_radius" in sep else "</p>"),
-        "magnitudes": "<p>" + ", ".join(
+        "separation": (
+            f"<p>median separation {sep['median_arcsec']:.3f} arcsec" if sep.get("median_arcsec") is not None else "<p>"
+        )
+        + (
+            f"; {sep['chance_within_radius']:.1f} chance matches expected within the radius from the local "
+            f"object density (red line)</p>"
+            if "chance_within_radius" in sep
+            else "</p>"
+        ),
+        "magnitudes": "<p>"
+        + ", ".join(
             f"{e(b)}: {100 * m['non_detection_fraction']:.1f}% not detected"
-            for b, m in numbers["magnitudes"].items() if m["non_detection_fraction"] is not None) + "</p>",
+            for b, m in numbers["magnitudes"].items()
+            if m["non_detection_fraction"] is not None
+        )
+        + "</p>",
     }
     rep = numbers.get("representativeness")
     if rep:
@@ -94,18 +126,25 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool
             f"(the others have a non-detection and no weight)"
             + (f"; weights from {w['min']:.3g} to {w['max']:.3g}, median {w['median']:.3g}" if w else "")
             + ".</p>"
-            + (f"<p><b>{100 * rep['empty_cell_fraction']:.1f}%</b> of the photometric sample lies in "
-               f"self-organizing-map cells ({rep['som']['shape'][0]}×{rep['som']['shape'][1]}) that hold no "
-               "training object.</p>" if rep.get("empty_cell_fraction") is not None else "")
+            + (
+                f"<p><b>{100 * rep['empty_cell_fraction']:.1f}%</b> of the photometric sample lies in "
+                f"self-organizing-map cells ({rep['som']['shape'][0]}×{rep['som']['shape'][1]}) that hold no "
+                "training object.</p>"
+                if rep.get("empty_cell_fraction") is not None
+                else ""
+            )
         )
     for name in FIGURES:
         if name not in figures:
             continue
-        parts.append(f"<section id=\"{name}\"><h2>{TITLES[name]}</h2>{notes.get(name, '')}")
-        parts.append(f"<img id=\"fig-{name}\" class=\"figure\" alt=\"{TITLES[name]}\" src=\"data:image/png;base64,{figures[name]}\">")
+        parts.append(f'<section id="{name}"><h2>{TITLES[name]}</h2>{notes.get(name, "")}')
+        parts.append(
+            f'<img id="fig-{name}" class="figure" alt="{TITLES[name]}" src="data:image/png;base64,{figures[name]}">'
+        )
         parts.append("</section>")
     if fragment:
         return "".join(parts) + "</div>"
-    parts.append("<p class=\"note\">Made by tsm report; the numbers are in the JSON file next to this page.</p></body></html>")
+    parts.append(
+        '<p class="note">Made by tsm report; the numbers are in the JSON file next to this page.</p></body></html>'
+    )
     return "".join(parts)
-

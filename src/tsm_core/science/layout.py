@@ -57,8 +57,9 @@ class RailFill:
         }
 
 
-def rail_fill(output: OutputConfig, release_limits: Mapping[str, float], release: str,
-              bands: Sequence[str]) -> RailFill | None:
+def rail_fill(
+    output: OutputConfig, release_limits: Mapping[str, float], release: str, bands: Sequence[str]
+) -> RailFill | None:
     """The fill of the rail layout for ``bands`` (None for the default layout).
 
     Raises a :class:`ConfigError` when a band has no limiting magnitude.
@@ -72,8 +73,11 @@ def rail_fill(output: OutputConfig, release_limits: Mapping[str, float], release
     limits = {b: float(overrides.get(b, release_limits.get(b, math.nan))) for b in bands}
     lacking = [b for b, v in limits.items() if not math.isfinite(v)]
     if lacking:
-        raise ConfigError("output.mag_limits", f"no 1-sigma limiting magnitude for band(s) {lacking} of {release}; "
-                          "give them, e.g. {" + ", ".join(f"{b}: 27.0" for b in lacking) + "}")
+        raise ConfigError(
+            "output.mag_limits",
+            f"no 1-sigma limiting magnitude for band(s) {lacking} of {release}; "
+            "give them, e.g. {" + ", ".join(f"{b}: 27.0" for b in lacking) + "}",
+        )
     source = f"release {release}" + (f", overridden by output.mag_limits for {sorted(overrides)}" if overrides else "")
     fill = RAIL_NON_DETECTION if output.non_detection is None else float(output.non_detection)
     return RailFill(fill, limits, source)
@@ -107,8 +111,9 @@ def fill_band(mag: np.ndarray, err: np.ndarray, limit: float, non_detection: flo
     return mag, err
 
 
-def apply(frame: pd.DataFrame, info: dict[str, ColumnInfo], output: OutputConfig,
-          fill: RailFill | None = None) -> pd.DataFrame:
+def apply(
+    frame: pd.DataFrame, info: dict[str, ColumnInfo], output: OutputConfig, fill: RailFill | None = None
+) -> pd.DataFrame:
     """``frame`` in the layout of ``output`` (fills RAIL non-detections with ``fill``)."""
     mapping = renames(info, output)
     if not mapping:
@@ -123,7 +128,8 @@ def apply(frame: pd.DataFrame, info: dict[str, ColumnInfo], output: OutputConfig
             frame[names["mag"]], frame[names["mag_err"]] = fill_band(
                 frame[names["mag"]].to_numpy(dtype=np.float64, na_value=np.nan),
                 frame[names["mag_err"]].to_numpy(dtype=np.float64, na_value=np.nan),
-                fill.mag_limits[band], fill.non_detection,
+                fill.mag_limits[band],
+                fill.non_detection,
             )
     return frame.rename(columns=mapping)
 
@@ -132,10 +138,14 @@ def column_info(info: dict[str, ColumnInfo], output: OutputConfig) -> dict[str, 
     """Column descriptions under the names of the layout (saying how non-detections are written)."""
     mapping = renames(info, output)
     fill = RAIL_NON_DETECTION if output.non_detection is None else output.non_detection
-    notes = {
-        "mag": f"; {fill} where not detected",
-        "mag_err": "; the band's 1-sigma limiting magnitude where not detected",
-    } if mapping and not math.isnan(fill) else {}
+    notes = (
+        {
+            "mag": f"; {fill} where not detected",
+            "mag_err": "; the band's 1-sigma limiting magnitude where not detected",
+        }
+        if mapping and not math.isnan(fill)
+        else {}
+    )
     return {
         mapping.get(k, k): replace(v, description=v.description + notes.get(v.quantity or "", "")) if v.band else v
         for k, v in info.items()

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from tsm_core.columns import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN
-from tsm_core.science import magnitudes
 from tsm_core.plugins.records import Z_FLAG_SCALE, ColumnInfo, EBVSource, ObjectCatalog
+from tsm_core.science import magnitudes
 
 REDSHIFT_COLUMN_INFO: dict[str, ColumnInfo] = {
     "id": ColumnInfo("", "identifier of the redshift measurement"),

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsm_core.science import magnitudes as phot
-from tsm_core.config import RepresentativenessConfig
-from tsm_core.science.filters import Filter, parse_filter
 from tsm_core.columns import DIST_COLUMN, WEIGHT_COLUMN, ZROW_COLUMN
+from tsm_core.config import RepresentativenessConfig
+from tsm_core.science import magnitudes as phot
+from tsm_core.science.filters import Filter, parse_filter
 from tsm_core.science.photometry import Photometry
 
 #: the key of the filters made from a release's own cuts
@@ -185,8 +185,11 @@ def _histograms(mags: np.ndarray, bands: Sequence[str]) -> dict[str, dict[str, l
         values = mags[:, j][np.isfinite(mags[:, j])]
         if len(values):
             counts, edges = np.histogram(values, bins=40)
-            out[band] = {"edges": edges.round(5).tolist(), "counts": counts.tolist(),
-                         "non_detected": float(1 - len(values) / len(mags))}
+            out[band] = {
+                "edges": edges.round(5).tolist(),
+                "counts": counts.tolist(),
+                "non_detected": float(1 - len(values) / len(mags)),
+            }
     return out
 
 
@@ -217,7 +220,9 @@ def assess(
     finite = weights[np.isfinite(weights)]
     if len(finite):
         summary["weights"] = {
-            "min": float(finite.min()), "median": float(np.median(finite)), "max": float(finite.max()),
+            "min": float(finite.min()),
+            "median": float(np.median(finite)),
+            "max": float(finite.max()),
             "zero": int((finite == 0).sum()),
         }
     if p_ok.sum() >= 2 and t_ok.any():
@@ -243,8 +248,10 @@ def check_bands(config: RepresentativenessConfig, bands: Sequence[str]) -> tuple
     if unknown or not chosen:
         from tsm_core.errors import ConfigError
 
-        raise ConfigError("representativeness.bands", f"band(s) {unknown} not among the run's bands {list(bands)}"
-                          if unknown else "needs at least one band")
+        raise ConfigError(
+            "representativeness.bands",
+            f"band(s) {unknown} not among the run's bands {list(bands)}" if unknown else "needs at least one band",
+        )
     return chosen
 
 
@@ -275,8 +282,15 @@ class Weigher:
         self.summary: dict[str, Any] = {}
         self._offset = 0
 
-    def sample(self, path: str, columns: Sequence[str], cuts: Sequence[Filter], in_flight: int,
-               scheduler: Any = None, cancel: Any = None) -> None:
+    def sample(
+        self,
+        path: str,
+        columns: Sequence[str],
+        cuts: Sequence[Filter],
+        in_flight: int,
+        scheduler: Any = None,
+        cancel: Any = None,
+    ) -> None:
         """Draw the photometric sample from every partition of the object catalog at ``path``.
 
         The catalog is opened again without any cut (``columns`` and the cuts' columns),

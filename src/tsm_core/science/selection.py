@@ -9,7 +9,6 @@ independent of how the sky was partitioned.
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,8 +167,13 @@ def assign_split(keys: pd.DataFrame, object_key: str, split: SplitConfig) -> tup
     if split.method == "healpix":
         import healpy as hp
 
-        pixels = hp.ang2pix(1 << split.healpix_order, keys["ra"].to_numpy(dtype=np.float64),
-                            keys["dec"].to_numpy(dtype=np.float64), nest=True, lonlat=True)
+        pixels = hp.ang2pix(
+            1 << split.healpix_order,
+            keys["ra"].to_numpy(dtype=np.float64),
+            keys["dec"].to_numpy(dtype=np.float64),
+            nest=True,
+            lonlat=True,
+        )
         labels = split_groups(pixels, ids, objects)
         member_hash = seeded_hash(pixels, split.seed)
     else:
@@ -185,8 +189,12 @@ def assign_split(keys: pd.DataFrame, object_key: str, split: SplitConfig) -> tup
     groups = groups.sort_values(["stratum", "hash"], kind="mergesort")
     sizes = groups["size"].to_numpy()
     if sizes.max() > LARGE_GROUP * n:
-        log.warning("split: %d of %d rows share objects, redshifts%s in one group, which goes to one side whole",
-                    sizes.max(), n, " or HEALPix pixels" if split.method == "healpix" else "")
+        log.warning(
+            "split: %d of %d rows share objects, redshifts%s in one group, which goes to one side whole",
+            sizes.max(),
+            n,
+            " or HEALPix pixels" if split.method == "healpix" else "",
+        )
     if split.k:
         group_fold = pd.Series(_assign_folds(sizes, split.k), index=groups.index)
         fold = group_fold.reindex(labels).to_numpy()

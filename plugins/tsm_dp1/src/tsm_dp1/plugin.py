@@ -11,9 +11,9 @@ from tsm_core import Location, ObjectCatalog, SampleSpec, SkyField
 from tsm_core.catalogs.rubin import (
     OBJECT_TABLE_FAMILIES,
     PUBLISHED_COLLECTION,
+    RAIL_MAG_LIMITS,
     RECOMMENDED_CUTS,
     RUBIN_SIM_EXTINCTION,
-    RAIL_MAG_LIMITS,
     RUBIN_SIM_EXTINCTION_SOURCE,
     SAMPLE_FLAG_COLUMNS,
     release_hooks,

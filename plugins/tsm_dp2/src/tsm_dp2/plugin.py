@@ -23,8 +23,25 @@ RELEASE = "dp2"
 
 #: the flux families of the DP2 Object table (no gaap1p5, gaap2p5, gaap3p0 or gaapOptimal)
 FLUX_FAMILIES = (
-    "cModel", "free_cModel", "psf", "free_psf", "gaapPsf", "gaap0p7", "gaap1p0", "kron", "exponential", "sersic",
-    "ap03", "ap06", "ap09", "ap12", "ap17", "ap25", "ap35", "ap50", "ap70",
+    "cModel",
+    "free_cModel",
+    "psf",
+    "free_psf",
+    "gaapPsf",
+    "gaap0p7",
+    "gaap1p0",
+    "kron",
+    "exponential",
+    "sersic",
+    "ap03",
+    "ap06",
+    "ap09",
+    "ap12",
+    "ap17",
+    "ap25",
+    "ap35",
+    "ap50",
+    "ap70",
 )
 
 #: the same coefficients as DP1 (the same filters): rubin_sim ``DustValues().r_x``, for raw SFD E(B-V)
@@ -33,14 +50,26 @@ EXTINCTION = RUBIN_SIM_EXTINCTION
 #: field centres (deg) of the DP2 documentation, as in lsdb-rubin's ``DP2FieldSearch.FIELDS``:
 #: 12 small fields (patch radius 0.3 deg in the sample) and 6 deep-drilling fields (0.5 deg)
 SMALL_FIELDS = (
-    ("Abell 2764", 5.5, -49.0), ("DESI SV3 R1", 180.5, -0.3), ("M49", 186.3, 6.9), ("Prawn", 253.5, -41.0),
-    ("Trifid-Lagoon", 271.7, -23.9), ("New Horizons", 289.4, -20.2), ("Rubin SV 212 -7", 211.7, -7.0),
-    ("Rubin SV 216 -17", 216.1, -16.7), ("Rubin SV 225 -40", 225.0, -39.5), ("Rubin SV 280 -48", 280.1, -48.0),
-    ("Rubin SV 300 -41", 300.3, -41.0), ("Rubin SV 320 -15", 320.2, -15.1),
+    ("Abell 2764", 5.5, -49.0),
+    ("DESI SV3 R1", 180.5, -0.3),
+    ("M49", 186.3, 6.9),
+    ("Prawn", 253.5, -41.0),
+    ("Trifid-Lagoon", 271.7, -23.9),
+    ("New Horizons", 289.4, -20.2),
+    ("Rubin SV 212 -7", 211.7, -7.0),
+    ("Rubin SV 216 -17", 216.1, -16.7),
+    ("Rubin SV 225 -40", 225.0, -39.5),
+    ("Rubin SV 280 -48", 280.1, -48.0),
+    ("Rubin SV 300 -41", 300.3, -41.0),
+    ("Rubin SV 320 -15", 320.2, -15.1),
 )
 DEEP_FIELDS = (
-    ("DDF ELAIS S1", 9.5, -44.0), ("DDF XMM LSS", 35.6, -4.8), ("DDF ECDFS", 53.0, -28.1),
-    ("DDF EDFS A", 59.2, -49.2), ("DDF EDFS B", 63.2, -47.8), ("DDF COSMOS", 150.1, 2.1),
+    ("DDF ELAIS S1", 9.5, -44.0),
+    ("DDF XMM LSS", 35.6, -4.8),
+    ("DDF ECDFS", 53.0, -28.1),
+    ("DDF EDFS A", 59.2, -49.2),
+    ("DDF EDFS B", 63.2, -47.8),
+    ("DDF COSMOS", 150.1, 2.1),
 )
 FIELDS = tuple(SkyField(n, ra, dec, 0.3) for n, ra, dec in SMALL_FIELDS) + tuple(
     SkyField(n, ra, dec, 0.5) for n, ra, dec in DEEP_FIELDS

@@ -94,21 +94,33 @@ class ProductOut(BaseModel):
             format=(p.config.get("output") or {}).get("format"),
             redshift_catalog=str(source.get("name") or source.get("id") or "") or None,
             funnel=list(((p.provenance or {}).get("funnel") or {}).get("steps") or []),
-            report_url=f"/api/training-sets/{p.id}/report" if done else None, owner=p.owner,
-            id=p.id, name=p.name, description=p.description, status=p.status, progress=p.progress,
-            n_rows=p.n_rows, error=request.app.state.redact(p.error) if p.error else None,
-            config=trust.public_config(p.config), created_at=p.created_at, finished_at=p.finished_at,
+            report_url=f"/api/training-sets/{p.id}/report" if done else None,
+            owner=p.owner,
+            id=p.id,
+            name=p.name,
+            description=p.description,
+            status=p.status,
+            progress=p.progress,
+            n_rows=p.n_rows,
+            error=request.app.state.redact(p.error) if p.error else None,
+            config=trust.public_config(p.config),
+            created_at=p.created_at,
+            finished_at=p.finished_at,
             file_name=Path(p.output_path).name if done else None,
             download_url=f"/api/training-sets/{p.id}/file" if done else None,
         )
 
 
-@router.get("/releases", response_model=list[service.ReleaseInfo], summary="Installed object catalogs with their flux types")
+@router.get(
+    "/releases", response_model=list[service.ReleaseInfo], summary="Installed object catalogs with their flux types"
+)
 def releases(request: Request) -> list[service.ReleaseInfo]:
     return service.release_listing(settings(request).release_paths)
 
 
-@router.get("/releases/{name}/flux-types", response_model=list[service.FluxTypeInfo], summary="Flux types of one release")
+@router.get(
+    "/releases/{name}/flux-types", response_model=list[service.FluxTypeInfo], summary="Flux types of one release"
+)
 def flux_types(name: str) -> list[service.FluxTypeInfo]:
     try:
         return service.flux_type_listing(name)
@@ -116,15 +128,21 @@ def flux_types(name: str) -> list[service.FluxTypeInfo]:
         raise APIError(404, exc.message, "release") from None
 
 
-@router.get("/dereddeners", response_model=list[service.DereddenerInfo],
-            summary="Dereddeners and whether their map files are present")
+@router.get(
+    "/dereddeners",
+    response_model=list[service.DereddenerInfo],
+    summary="Dereddeners and whether their map files are present",
+)
 def dereddeners(request: Request) -> list[service.DereddenerInfo]:
     maps = settings(request).dust_maps_dir
     return service.dereddener_listing(Path(maps).expanduser() if maps else None)
 
 
-@router.get("/conventions", response_model=list[service.ConventionInfo],
-            summary="Redshift-catalog survey conventions (redshift_catalog.convention)")
+@router.get(
+    "/conventions",
+    response_model=list[service.ConventionInfo],
+    summary="Redshift-catalog survey conventions (redshift_catalog.convention)",
+)
 def conventions() -> list[service.ConventionInfo]:
     return service.convention_listing()
 
@@ -139,8 +157,12 @@ def redshift_catalogs(request: Request, who: Caller = Depends(caller)) -> list[A
     return registry(request).redshift_catalogs(visible_to=who.visible_to)
 
 
-@router.post("/redshift-catalogs", response_model=RedshiftCatalogOut, status_code=201,
-             summary="Upload a redshift catalog file, validate it and register it")
+@router.post(
+    "/redshift-catalogs",
+    response_model=RedshiftCatalogOut,
+    status_code=201,
+    summary="Upload a redshift catalog file, validate it and register it",
+)
 def upload_redshift_catalog(
     request: Request,
     name: str = Form(..., description="a unique name"),
@@ -165,17 +187,22 @@ def upload_redshift_catalog(
     except ValueError as exc:
         raise APIError(422, str(exc), "file") from None
     try:
-        return register_redshift_catalog(name, path, mapping, description, registry(request), convention=convention or None,
-                                         owner=who.name)
+        return register_redshift_catalog(
+            name, path, mapping, description, registry(request), convention=convention or None, owner=who.name
+        )
     except TSMError as exc:
         path.unlink(missing_ok=True)
         field = "columns" if exc.key.startswith("redshift_catalog.columns") else "name" if exc.key == "name" else "file"
         raise APIError(422, exc.message, field) from None
 
 
-@router.post("/training-sets", response_model=ProductOut, status_code=202,
-             summary="Submit a training set; it is built in the background",
-             responses={429: {"model": ErrorBody, "description": "the user has as many runs queued as allowed"}})
+@router.post(
+    "/training-sets",
+    response_model=ProductOut,
+    status_code=202,
+    summary="Submit a training set; it is built in the background",
+    responses={429: {"model": ErrorBody, "description": "the user has as many runs queued as allowed"}},
+)
 def submit(request: Request, config: dict[str, Any], who: Caller = Depends(caller)) -> ProductOut:
     """The body is a run config (see the README) without the keys the server fixes:
     ``object_catalog.path``, ``margin_path``, ``dust_maps_dir``, ``output.directory``,
@@ -192,8 +219,9 @@ def submit(request: Request, config: dict[str, Any], who: Caller = Depends(calle
 
 
 @router.get("/training-sets", response_model=list[ProductOut], summary="Training sets, newest first")
-def products(request: Request, search: str | None = None, limit: int = 200,
-             who: Caller = Depends(caller)) -> list[ProductOut]:
+def products(
+    request: Request, search: str | None = None, limit: int = 200, who: Caller = Depends(caller)
+) -> list[ProductOut]:
     found = registry(request).products(search=search, limit=min(max(limit, 1), 1000), visible_to=who.visible_to)
     return [ProductOut.of(p, request) for p in found]
 
@@ -203,8 +231,11 @@ def product(request: Request, product_id: int, who: Caller = Depends(caller)) ->
     return ProductOut.of(_get_product(request, product_id, who), request)
 
 
-@router.get("/training-sets/{product_id}/file", summary="Download the file of a finished training set",
-            response_class=FileResponse)
+@router.get(
+    "/training-sets/{product_id}/file",
+    summary="Download the file of a finished training set",
+    response_class=FileResponse,
+)
 def download(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
     p = _get_product(request, product_id, who)
     if p.status != "done" or not p.output_path:
@@ -222,8 +253,11 @@ class ReportOut(BaseModel):
     html: str
 
 
-@router.get("/training-sets/{product_id}/report", response_model=ReportOut,
-            summary="The report of a finished training set (funnel, figures, representativeness)")
+@router.get(
+    "/training-sets/{product_id}/report",
+    response_model=ReportOut,
+    summary="The report of a finished training set (funnel, figures, representativeness)",
+)
 def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> ReportOut:
     """Rendered at the first request, then served from the stored copy."""
     from tsm_core.reports import stored_report
@@ -235,8 +269,12 @@ def report(request: Request, product_id: int, who: Caller = Depends(caller)) -> 
     return ReportOut(numbers=numbers, html=html)
 
 
-@router.post("/training-sets/{product_id}/cancel", response_model=ProductOut, status_code=202,
-             summary="Cancel a queued or running training set")
+@router.post(
+    "/training-sets/{product_id}/cancel",
+    response_model=ProductOut,
+    status_code=202,
+    summary="Cancel a queued or running training set",
+)
 def cancel(request: Request, product_id: int, who: Caller = Depends(caller)) -> ProductOut:
     from tsm_core.products.lifecycle import cancel_product
 

@@ -16,12 +16,12 @@ from fastapi.staticfiles import StaticFiles
 
 from tsm_core import plugins
 from tsm_core.config import tsm_home
-from tsm_web import api, errors, pages
 from tsm_core.products.recovery import recover_once
 from tsm_core.products.registry import Registry
+from tsm_web import api, errors, pages
+from tsm_web.auth import Unauthenticated, identify
 from tsm_web.jobs import Runner
 from tsm_web.pzserver import include_pzserver
-from tsm_web.auth import Unauthenticated, identify
 from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, server_roots
 from tsm_web.settings import ServerSettings
 
@@ -43,9 +43,15 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
         yield
         runner.shutdown()
 
-    app = FastAPI(title="Training Set Maker", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Build photo-z training sets: spectroscopic redshifts x Rubin Object catalogs. "
-                  "When the server has a token, send it as `Authorization: Bearer <token>`.")
+    app = FastAPI(
+        title="Training Set Maker",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Build photo-z training sets: spectroscopic redshifts x Rubin Object catalogs. "
+        "When the server has a token, send it as `Authorization: Bearer <token>`.",
+    )
     app.state.settings = settings
     app.state.runner = runner
     # one registry for the app: both APIs, the pages' data calls, the runner and the token check
@@ -71,9 +77,13 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
     include_pzserver(app, runner, token, settings.max_upload_bytes)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     app.mount(pages.DOCS_ASSETS, StaticFiles(directory=pages.docs_assets()), name="docs-assets")
-    app.add_middleware(EdgeMiddleware, is_authorized=app.state.authorize,
-                       max_body=settings.max_upload_bytes + ENVELOPE_BYTES,
-                       allowed_hosts=settings.allowed_hosts, roots=roots)
+    app.add_middleware(
+        EdgeMiddleware,
+        is_authorized=app.state.authorize,
+        max_body=settings.max_upload_bytes + ENVELOPE_BYTES,
+        allowed_hosts=settings.allowed_hosts,
+        roots=roots,
+    )
     _declare_token_scheme(app)
     return app
 
@@ -87,7 +97,10 @@ def _declare_token_scheme(app: FastAPI) -> None:
             return app.openapi_schema
         schema = original()
         schema.setdefault("components", {}).setdefault("securitySchemes", {})["token"] = {
-            "type": "http", "scheme": "bearer", "description": "the server's API token (TSM_API_TOKEN)"}
+            "type": "http",
+            "scheme": "bearer",
+            "description": "the server's API token (TSM_API_TOKEN)",
+        }
         for path, operations in schema.get("paths", {}).items():
             if path.startswith("/api"):
                 for operation in operations.values():

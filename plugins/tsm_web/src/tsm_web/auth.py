@@ -82,8 +82,9 @@ def caller_of(request: Request) -> Caller:
     :class:`Unauthenticated`."""
     known = getattr(request.state, "caller", None)
     if known is None:
-        known = identify(request.app.state.settings.token, request.app.state.registry,
-                         request.headers.get("authorization", ""))
+        known = identify(
+            request.app.state.settings.token, request.app.state.registry, request.headers.get("authorization", "")
+        )
         request.state.caller = known
     return known
 

@@ -66,7 +66,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
-        return error_response(request, exc.status, [{"field": exc.field, "message": request.app.state.redact(exc.message)}])
+        return error_response(
+            request, exc.status, [{"field": exc.field, "message": request.app.state.redact(exc.message)}]
+        )
 
     @app.exception_handler(TSMError)
     async def tsm_error(request: Request, exc: TSMError) -> JSONResponse:
@@ -79,7 +81,9 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             loc = [str(p) for p in err["loc"] if p not in ("body", "query", "path", "form")]
             message = err["msg"].removeprefix("Value error, ")
-            errors.append({"field": ".".join(loc), "message": "unknown key" if err["type"] == "extra_forbidden" else message})
+            errors.append(
+                {"field": ".".join(loc), "message": "unknown key" if err["type"] == "extra_forbidden" else message}
+            )
         return error_response(request, 422, errors)
 
     @app.exception_handler(Exception)

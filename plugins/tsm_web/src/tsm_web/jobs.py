@@ -15,8 +15,8 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from tsm_core.errors import RunCancelled
-from tsm_core.products.cancel import CancelToken
 from tsm_core.pipeline.main import Plan, execute
+from tsm_core.products.cancel import CancelToken
 from tsm_core.products.registry import Registry
 
 log = logging.getLogger(__name__)

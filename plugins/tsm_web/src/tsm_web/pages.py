@@ -25,6 +25,7 @@ def docs_assets() -> Path:
 
     return Path(fastapi_offline.__file__).parent / "static"
 
+
 router = APIRouter(include_in_schema=False)
 
 
@@ -68,14 +69,18 @@ def report_css() -> Response:
 def docs(request: Request) -> HTMLResponse:
     """Swagger UI from the installed assets; its one inline script is allowed by its hash."""
     html = get_swagger_ui_html(
-        openapi_url=request.app.openapi_url, title=f"{request.app.title} - API",
-        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        openapi_url=request.app.openapi_url,
+        title=f"{request.app.title} - API",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
         swagger_favicon_url="data:,",
     ).body.decode()
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
         for script in re.findall(r"<script>(.*?)</script>", html, flags=re.S)
     )
-    csp = (f"default-src 'self'; script-src 'self' {hashes}; style-src 'self'; img-src 'self' data:; "
-           "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+    csp = (
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
     return HTMLResponse(html, headers={"Content-Security-Policy": csp})

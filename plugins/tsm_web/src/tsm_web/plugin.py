@@ -12,26 +12,46 @@ def tsm_register_commands(cli: click.Group) -> None:
     @cli.command()
     @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
     @click.option("--port", default=8000, show_default=True, type=int)
-    @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
-                  help="The operator's settings (YAML): release_paths, dust_maps_dir, products_dir, scheduler, "
-                  "n_workers, memory_limit, token, max_runs, max_upload_mb, max_upload_decompressed_mb, "
-                  "max_upload_rows, max_queued_per_user, allowed_hosts.")
+    @click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, exists=True),
+        help="The operator's settings (YAML): release_paths, dust_maps_dir, products_dir, scheduler, "
+        "n_workers, memory_limit, token, max_runs, max_upload_mb, max_upload_decompressed_mb, "
+        "max_upload_rows, max_queued_per_user, allowed_hosts.",
+    )
     @click.option("--runs", "max_runs", type=click.IntRange(1), help="Training sets built at once (default 2).")
-    @click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True),
-                  help="Largest redshift catalog upload (default 200, or $TSM_MAX_UPLOAD_MB).")
-    @click.option("--max-upload-decompressed-mb", type=click.FloatRange(min=0, min_open=True),
-                  help="Largest upload once decompressed and decoded "
-                  "(default 2000, or $TSM_MAX_UPLOAD_DECOMPRESSED_MB).")
-    @click.option("--max-upload-rows", type=click.IntRange(1),
-                  help="Most rows of an uploaded catalog (default 10000000, or $TSM_MAX_UPLOAD_ROWS).")
-    @click.option("--release-path", "release_paths", multiple=True, metavar="RELEASE=PATH",
-                  help="The object catalog a release uses, e.g. dp1=/rubin/lsdb_data/dp1/object_collection.")
+    @click.option(
+        "--max-upload-mb",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Largest redshift catalog upload (default 200, or $TSM_MAX_UPLOAD_MB).",
+    )
+    @click.option(
+        "--max-upload-decompressed-mb",
+        type=click.FloatRange(min=0, min_open=True),
+        help="Largest upload once decompressed and decoded (default 2000, or $TSM_MAX_UPLOAD_DECOMPRESSED_MB).",
+    )
+    @click.option(
+        "--max-upload-rows",
+        type=click.IntRange(1),
+        help="Most rows of an uploaded catalog (default 10000000, or $TSM_MAX_UPLOAD_ROWS).",
+    )
+    @click.option(
+        "--release-path",
+        "release_paths",
+        multiple=True,
+        metavar="RELEASE=PATH",
+        help="The object catalog a release uses, e.g. dp1=/rubin/lsdb_data/dp1/object_collection.",
+    )
     @click.option("--dust-maps-dir", help="Folder of the dust maps runs may use.")
     @click.option("--products-dir", help="Where training sets are written (default $TSM_HOME/products).")
     @click.option("--scheduler", help="compute.scheduler of every run: threads, processes or tcp://host:port.")
     @click.option("--n-workers", type=click.IntRange(1, 256), help="compute.n_workers of every run.")
-    @click.option("--allowed-hosts", help="Comma-separated names (name or name:port; * for any) a request's Host "
-                  "may give besides the bound address's own (or $TSM_ALLOWED_HOSTS).")
+    @click.option(
+        "--allowed-hosts",
+        help="Comma-separated names (name or name:port; * for any) a request's Host "
+        "may give besides the bound address's own (or $TSM_ALLOWED_HOSTS).",
+    )
     def serve(host: str, port: int, config_file: str | None, release_paths: tuple[str, ...], **options: object) -> None:
         """Serve the web form and the HTTP API (registry under $TSM_HOME; token: $TSM_API_TOKEN).
 

@@ -39,8 +39,10 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 #: room for the multipart envelope and form fields around an uploaded file
 ENVELOPE_BYTES = 1 << 20
 #: no page runs inline code or loads anything from elsewhere
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -161,9 +163,19 @@ SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy"
 
 async def _answer(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:
     payload = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-        (b"x-request-id", request_id.encode()), *SECURITY_HEADERS, (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"x-request-id", request_id.encode()),
+                *SECURITY_HEADERS,
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -187,8 +199,15 @@ class EdgeMiddleware:
     that :func:`redact` hides while the request is answered.
     """
 
-    def __init__(self, app: Any, *, is_authorized: Callable[[str], bool] | None, max_body: int,
-                 allowed_hosts: Iterable[str] | None = None, roots: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        is_authorized: Callable[[str], bool] | None,
+        max_body: int,
+        allowed_hosts: Iterable[str] | None = None,
+        roots: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.is_authorized = is_authorized
         self.max_body = max_body
@@ -199,19 +218,37 @@ class EdgeMiddleware:
         """``(status, field, message)`` of a request refused from its headers alone, or None."""
         host = headers.get("host", "")
         if self.allowed_hosts is not None and not self.allowed_hosts.any and not self.allowed_hosts.allows(host):
-            return 400, "host", (f"the Host header {_shown(host)} is not a name of this server "
-                                 "(the operator lists them with tsm serve --allowed-hosts)")
+            return (
+                400,
+                "host",
+                (
+                    f"the Host header {_shown(host)} is not a name of this server "
+                    "(the operator lists them with tsm serve --allowed-hosts)"
+                ),
+            )
         if scope["method"].upper() in UNSAFE_METHODS:
             for header in ("origin", "referer"):
                 if header in headers:
                     if not self.same_origin(headers[header], host):
-                        return 403, header, (f"cross-site request refused: {header.capitalize()} "
-                                             f"{_shown(headers[header])} is not this server")
+                        return (
+                            403,
+                            header,
+                            (
+                                f"cross-site request refused: {header.capitalize()} "
+                                f"{_shown(headers[header])} is not this server"
+                            ),
+                        )
                     break
-        has_body = headers.get("content-length", "0") not in ("", "0") or "chunked" in headers.get("transfer-encoding", "")
-        if has_body and scope["path"].startswith("/api") and self.is_authorized is not None:
-            if not self.is_authorized(bearer_token(headers.get("authorization", ""))):
-                return 401, "token", "a valid API token is required (Authorization: Bearer <token>)"
+        has_body = headers.get("content-length", "0") not in ("", "0") or "chunked" in headers.get(
+            "transfer-encoding", ""
+        )
+        if (
+            has_body
+            and scope["path"].startswith("/api")
+            and self.is_authorized is not None
+            and not self.is_authorized(bearer_token(headers.get("authorization", "")))
+        ):
+            return 401, "token", "a valid API token is required (Authorization: Bearer <token>)"
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:
             return 413, "file", f"the request body of {int(declared)} bytes is over the limit of {self.max_body} bytes"
@@ -267,14 +304,20 @@ class EdgeMiddleware:
             if cut_off:
                 if message["type"] == "http.response.start" and not started:
                     started = True
-                    await _answer(send, 413, _error("file", f"the request body is over the limit of "
-                                                    f"{self.max_body} bytes", request_id, drf), request_id)
+                    await _answer(
+                        send,
+                        413,
+                        _error("file", f"the request body is over the limit of {self.max_body} bytes", request_id, drf),
+                        request_id,
+                    )
                 return
             if message["type"] == "http.response.start":
                 started = True
                 extra = [(b"x-request-id", request_id.encode()), *SECURITY_HEADERS]
                 content_type = dict(message.get("headers", [])).get(b"content-type", b"")
-                if content_type.startswith(b"text/html") and not any(k == b"content-security-policy" for k, _ in message.get("headers", [])):
+                if content_type.startswith(b"text/html") and not any(
+                    k == b"content-security-policy" for k, _ in message.get("headers", [])
+                ):
                     extra.append((b"content-security-policy", CSP.encode()))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
@@ -283,8 +326,12 @@ class EdgeMiddleware:
             await self.app(scope, bounded_receive, send_with_headers)
         except BodyTooLarge:
             if not started:
-                await _answer(send, 413, _error("file", f"the request body is over the limit of {self.max_body} bytes",
-                                                request_id, drf), request_id)
+                await _answer(
+                    send,
+                    413,
+                    _error("file", f"the request body is over the limit of {self.max_body} bytes", request_id, drf),
+                    request_id,
+                )
         finally:
             REQUEST_ROOTS.reset(roots_token)
 
@@ -299,4 +346,9 @@ def _error(field: str, message: str, request_id: str, drf: bool = False) -> dict
     token, ``Host`` and cross-site refusals."""
     if drf:
         return {"detail": message} if field in _DRF_DETAIL else {field: [message]}
-    return {"field": field, "message": message, "errors": [{"field": field, "message": message}], "request_id": request_id}
+    return {
+        "field": field,
+        "message": message,
+        "errors": [{"field": field, "message": message}],
+        "request_id": request_id,
+    }

@@ -69,9 +69,11 @@ class ServerSettings(OperatorSettings):
     @property
     def upload_limits(self) -> UploadLimits:
         """The limits every upload is checked against (:func:`tsm_web.uploads.save_upload`)."""
-        return UploadLimits(max_bytes=self.max_upload_bytes,
-                            max_decompressed_bytes=int(self.max_upload_decompressed_mb * 2**20),
-                            max_rows=self.max_upload_rows)
+        return UploadLimits(
+            max_bytes=self.max_upload_bytes,
+            max_decompressed_bytes=int(self.max_upload_decompressed_mb * 2**20),
+            max_rows=self.max_upload_rows,
+        )
 
     @classmethod
     def load(cls, config_file: str | Path | None = None, **options: Any) -> ServerSettings:

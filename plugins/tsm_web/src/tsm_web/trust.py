@@ -92,8 +92,11 @@ def client_config(data: Mapping[str, Any], operator: OperatorSettings) -> dict[s
     if not isinstance(output, dict):
         raise ConfigError("output", "must be an object of keys")
     output["directory"] = str(operator.output_directory())
-    out["compute"] = {"scheduler": operator.scheduler, "n_workers": operator.n_workers,
-                      "memory_limit": operator.memory_limit}
+    out["compute"] = {
+        "scheduler": operator.scheduler,
+        "n_workers": operator.n_workers,
+        "memory_limit": operator.memory_limit,
+    }
     return out
 
 

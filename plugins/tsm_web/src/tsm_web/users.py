@@ -58,8 +58,9 @@ class Users:
         with self.registry.transaction() as db:
             if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise ConfigError("name", f"a user called {name!r} exists already")
-            cur = db.execute("INSERT INTO users (name, token_sha256, created_at) VALUES (?, ?, ?)",
-                             (name, token_hash(token), now()))
+            cur = db.execute(
+                "INSERT INTO users (name, token_sha256, created_at) VALUES (?, ?, ?)", (name, token_hash(token), now())
+            )
             row = db.execute("SELECT id, name, created_at FROM users WHERE id = ?", (cur.lastrowid,)).fetchone()
         return UserRecord(**dict(row)), token
 
@@ -81,6 +82,7 @@ class Users:
         if not token:
             return None
         with self.registry.transaction() as db:
-            row = db.execute("SELECT id, name, created_at FROM users WHERE token_sha256 = ?",
-                             (token_hash(token),)).fetchone()
+            row = db.execute(
+                "SELECT id, name, created_at FROM users WHERE token_sha256 = ?", (token_hash(token),)
+            ).fetchone()
         return UserRecord(**dict(row)) if row else None

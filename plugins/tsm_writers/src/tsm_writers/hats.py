@@ -56,11 +56,16 @@ class _HATSSink(PartFileSink):
 
         frame = table.to_pandas(types_mapper=pd_arrow_dtype)
         catalog = lsdb.from_dataframe(
-            frame, ra_column=RA_COLUMN, dec_column=DEC_COLUMN, catalog_name=slugify(self.metadata.name),
+            frame,
+            ra_column=RA_COLUMN,
+            dec_column=DEC_COLUMN,
+            catalog_name=slugify(self.metadata.name),
             margin_threshold=MARGIN_ARCSEC,
         )
         catalog.write_catalog(
-            self.path, as_collection=True, progress_bar=False,
+            self.path,
+            as_collection=True,
+            progress_bar=False,
             addl_hats_properties={
                 "tsm_name": self.metadata.name,
                 "tsm_product_id": str(self.metadata.product_id),

@@ -158,8 +158,14 @@ class _HDF5Sink:
 
     def _create(self, chunk_rows: int) -> None:
         for f in self.schema:
-            ds = self.group.create_dataset(f.name, shape=(0,), maxshape=(None,), dtype=self.dtypes[f.name],
-                                           chunks=(max(chunk_rows, 1),), **COMPRESSION)
+            ds = self.group.create_dataset(
+                f.name,
+                shape=(0,),
+                maxshape=(None,),
+                dtype=self.dtypes[f.name],
+                chunks=(max(chunk_rows, 1),),
+                **COMPRESSION,
+            )
             info = self.metadata.columns.get(f.name)
             ds.attrs["unit"] = info.unit if info else ""
             ds.attrs["description"] = info.description if info else ""

@@ -90,7 +90,9 @@ class _ParquetSink(BatchFileSink):
 class ParquetWriter(Writer):
     name = "parquet"
     extension = "parquet"
-    description = "Apache Parquet (pyarrow); units and descriptions in field metadata, provenance in the file and schema metadata"
+    description = (
+        "Apache Parquet (pyarrow); units and descriptions in field metadata, provenance in the file and schema metadata"
+    )
 
     def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> _ParquetSink:
         return _ParquetSink(path, schema, metadata)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tsm_core.plugins.manager import hookimpl
 from tsm_core.plugins.locations import CollectionLayout
+from tsm_core.plugins.manager import hookimpl
 from tsm_core.plugins.records import FluxType, ObjectCatalog
 
 #: the flux family offered by default (the Photo-z Server's default)
@@ -18,9 +18,28 @@ DEFAULT_FLUX_TYPE = "cModel"
 
 #: flux families of the Object tables of both DP0.2 and DP1; each release adds its own
 OBJECT_TABLE_FAMILIES: tuple[str, ...] = (
-    "cModel", "free_cModel", "psf", "free_psf", "gaapOptimal", "gaapPsf", "gaap0p7", "gaap1p0",
-    "gaap1p5", "gaap2p5", "gaap3p0", "kron", "calib",
-    "ap03", "ap06", "ap09", "ap12", "ap17", "ap25", "ap35", "ap50", "ap70",
+    "cModel",
+    "free_cModel",
+    "psf",
+    "free_psf",
+    "gaapOptimal",
+    "gaapPsf",
+    "gaap0p7",
+    "gaap1p0",
+    "gaap1p5",
+    "gaap2p5",
+    "gaap3p0",
+    "kron",
+    "calib",
+    "ap03",
+    "ap06",
+    "ap09",
+    "ap12",
+    "ap17",
+    "ap25",
+    "ap35",
+    "ap50",
+    "ap70",
 )
 
 #: RAIL's default 1-sigma limiting magnitudes (``rail.core.common_params.lsst_def_maglims``,
@@ -45,7 +64,10 @@ FLUX_FAMILIES: dict[str, str] = {
     "calib": "flux in the 12-pixel calibration aperture",
     "sersic": "Sersic-model flux",
     "exponential": "exponential-profile model flux",
-    **{f"ap{r}": f"flux in a circular aperture of radius {int(r)} pixels" for r in ("03", "06", "09", "12", "17", "25", "35", "50", "70")},
+    **{
+        f"ap{r}": f"flux in a circular aperture of radius {int(r)} pixels"
+        for r in ("03", "06", "09", "12", "17", "25", "35", "50", "70")
+    },
 }
 
 
@@ -57,7 +79,12 @@ def flux_types(families: Iterable[str], default: str = DEFAULT_FLUX_TYPE) -> lis
 #: A_b / E(B-V) for LSST u g r i z y from rubin_sim ``DustValues().r_x``, as used in the
 #: Rubin DP1 tutorial notebooks; they multiply raw SFD E(B-V) (the ``ebv`` column of DP1 and DP2)
 RUBIN_SIM_EXTINCTION: dict[str, float] = {
-    "u": 4.75721, "g": 3.66056, "r": 2.701367, "i": 2.053659, "z": 1.59009, "y": 1.3077049,
+    "u": 4.75721,
+    "g": 3.66056,
+    "r": 2.701367,
+    "i": 2.053659,
+    "z": 1.59009,
+    "y": 1.3077049,
 }
 RUBIN_SIM_EXTINCTION_SOURCE = "rubin_sim DustValues().r_x (Rubin DP1 tutorials), for raw SFD E(B-V)"
 
@@ -79,8 +106,12 @@ RECOMMENDED_CUTS: tuple[str, ...] = (
 
 #: the flag columns that the synthetic DP1 and DP2 samples carry (those the cuts read)
 SAMPLE_FLAG_COLUMNS: tuple[str, ...] = (
-    "{band}_cModel_flag", "{band}_psfFlux_flag", "{band}_pixelFlags_bad", "{band}_pixelFlags_saturated",
-    "{band}_pixelFlags_edge", "shape_flag",
+    "{band}_cModel_flag",
+    "{band}_psfFlux_flag",
+    "{band}_pixelFlags_bad",
+    "{band}_pixelFlags_saturated",
+    "{band}_pixelFlags_edge",
+    "shape_flag",
 )
 
 

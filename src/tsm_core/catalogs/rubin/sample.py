@@ -32,9 +32,9 @@ import pandas as pd
 
 from tsm_core.compute import numba_cache
 from tsm_core.config import tsm_home
-from tsm_core.science.magnitudes import NJY_ZERO_POINT
 from tsm_core.plugins.locations import SAMPLE_MARKER, SAMPLE_OBJECTS_DIR
 from tsm_core.plugins.records import ObjectCatalog, SampleSpec
+from tsm_core.science.magnitudes import NJY_ZERO_POINT
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,22 @@ _COLOURS = {
     "y": lambda z, t: -0.15 - 0.5 * np.clip(np.tanh(1.1 * (z - 0.4)), 0, None) - 0.08 * t,
 }
 #: fraction of the total (cModel) flux that each flux family measures, for a typical galaxy
-_FAMILY_FRACTION = {"cModel": 1.0, "free_cModel": 1.0, "psf": 0.55, "free_psf": 0.55, "calib": 0.75,
-                    "kron": 0.93, "gaapOptimal": 0.8, "gaapPsf": 0.6, "gaap0p5": 0.45, "gaap0p7": 0.55,
-                    "gaap1p0": 0.68, "gaap1p5": 0.8, "gaap2p5": 0.9, "gaap3p0": 0.94}
+_FAMILY_FRACTION = {
+    "cModel": 1.0,
+    "free_cModel": 1.0,
+    "psf": 0.55,
+    "free_psf": 0.55,
+    "calib": 0.75,
+    "kron": 0.93,
+    "gaapOptimal": 0.8,
+    "gaapPsf": 0.6,
+    "gaap0p5": 0.45,
+    "gaap0p7": 0.55,
+    "gaap1p0": 0.68,
+    "gaap1p5": 0.8,
+    "gaap2p5": 0.9,
+    "gaap3p0": 0.94,
+}
 #: A_b / E(B-V) used to redden the synthetic fluxes (CCM89 with DC2 throughputs)
 _REDDENING = {"u": 4.81, "g": 3.64, "r": 2.70, "i": 2.06, "z": 1.58, "y": 1.31}
 
@@ -114,7 +127,9 @@ def object_table(release: ObjectCatalog, n: int, seed: int) -> tuple[pd.DataFram
         true_mag = i_mag + _COLOURS[band](z, kind) + _REDDENING[band] * ebv
         true_flux = 10 ** (-0.4 * (true_mag - NJY_ZERO_POINT))
         sigma = 10 ** (-0.4 * (spec.depths[band] - NJY_ZERO_POINT)) / 5.0
-        missing = np.isin(field_index, [i for i, f in enumerate(spec.fields) if band in spec.missing_bands.get(f.name, ())])
+        missing = np.isin(
+            field_index, [i for i, f in enumerate(spec.fields) if band in spec.missing_bands.get(f.name, ())]
+        )
         for family in spec.flux_types:
             fraction = _FAMILY_FRACTION.get(family, 0.8) * np.where(star, 1.0, rng.uniform(0.9, 1.1, n))
             flux_sigma = sigma * np.sqrt(1.0 / fraction) * rng.uniform(0.9, 1.2, n)
@@ -168,15 +183,17 @@ def redshift_table(
     survey = rng.choice(SURVEYS, len(ra))
     z_err = np.round(rng.uniform(0.00005, 0.0015, len(ra)) * (1 + z), 6)
     order = rng.permutation(len(ra))
-    return pd.DataFrame({
-        "id": [f"{s}_{k:07d}" for k, s in enumerate(survey[order])],
-        "ra": ra[order],
-        "dec": dec[order],
-        "z": np.round(z[order], 5),
-        "z_err": z_err[order],
-        "z_flag": flag[order].astype(np.int64),
-        "survey": survey[order],
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"{s}_{k:07d}" for k, s in enumerate(survey[order])],
+            "ra": ra[order],
+            "dec": dec[order],
+            "z": np.round(z[order], 5),
+            "z_err": z_err[order],
+            "z_flag": flag[order].astype(np.int64),
+            "survey": survey[order],
+        }
+    )
 
 
 def write_hats(frame: pd.DataFrame, release: ObjectCatalog, path: Path, margin_arcsec: float = 10.0) -> None:
@@ -205,8 +222,9 @@ def published_default_columns(release: ObjectCatalog, present: list[str]) -> lis
     return [c for c in wanted if c in present]
 
 
-def write_published(frame: pd.DataFrame, release: ObjectCatalog, path: Path,
-                    default_columns: list[str] | None = None) -> None:
+def write_published(
+    frame: pd.DataFrame, release: ObjectCatalog, path: Path, default_columns: list[str] | None = None
+) -> None:
     """Write ``frame`` as a collection in the release's published layout (main catalog, margin
     and id index named as in :attr:`~tsm_core.plugins.records.ObjectCatalog.collection`)."""
     import lsdb
@@ -226,8 +244,14 @@ def write_published(frame: pd.DataFrame, release: ObjectCatalog, path: Path,
         partition_rows=max(1000, len(frame) // 16),
         margin_threshold=layout.margin_arcsec,
     )
-    catalog.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False,
-                          catalog_name=layout.primary, default_columns=default_columns)
+    catalog.write_catalog(
+        path,
+        as_collection=True,
+        overwrite=True,
+        progress_bar=False,
+        catalog_name=layout.primary,
+        default_columns=default_columns,
+    )
     if layout.index:
         write_index(Path(path), layout.primary, layout.index, layout.index_column)
 

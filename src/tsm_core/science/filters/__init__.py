@@ -59,6 +59,18 @@ from tsm_core.science.filters.parsing import (
 )
 
 __all__ = [
-    "BOOLEAN_FUNCTIONS", "FUNCTIONS", "MAX_DEPTH", "MAX_INT", "MAX_LENGTH", "MAX_NODES", "Filter", "RowFilter",
-    "apply_filters", "check_filter_columns", "check_filter_types", "combined_mask", "parse_filter", "parse_filters",
+    "BOOLEAN_FUNCTIONS",
+    "FUNCTIONS",
+    "MAX_DEPTH",
+    "MAX_INT",
+    "MAX_LENGTH",
+    "MAX_NODES",
+    "Filter",
+    "RowFilter",
+    "apply_filters",
+    "check_filter_columns",
+    "check_filter_types",
+    "combined_mask",
+    "parse_filter",
+    "parse_filters",
 ]

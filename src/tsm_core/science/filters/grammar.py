@@ -108,8 +108,10 @@ class Compiler:
     def _Constant(self, node: ast.Constant) -> Node:
         value = node.value
         if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-            raise Unbounded(f"the integer literal {self.text(node)} is beyond the 64-bit range "
-                             f"(at most {MAX_INT:,} in magnitude; write a float such as 1e30)")
+            raise Unbounded(
+                f"the integer literal {self.text(node)} is beyond the 64-bit range "
+                f"(at most {MAX_INT:,} in magnitude; write a float such as 1e30)"
+            )
         if isinstance(value, (bool, int, float, str)):
             return _literal(value)
         raise Refused(f"the literal {node.value!r}")
@@ -253,7 +255,7 @@ def _is_number(node: Node) -> bool:
 
 
 def _abbreviated(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _fold(text: str, op: Callable[[Any, Any], Any], left: int | float, right: int | float) -> float:

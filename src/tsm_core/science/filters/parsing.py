@@ -140,8 +140,9 @@ def _extent(root: ast.AST) -> tuple[int, int]:
         node, level = stack.pop()
         nodes += isinstance(node, ast.expr)
         depth = max(depth, level)
-        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node)
-                     if not isinstance(child, ast.expr_context))
+        stack.extend(
+            (child, level + 1) for child in ast.iter_child_nodes(node) if not isinstance(child, ast.expr_context)
+        )
     return depth, nodes
 
 

@@ -36,8 +36,9 @@ for _module in (releases, users, products, files, contents, processes):
 
 def include_pzserver(app: FastAPI, runner: Runner, token: str | None, max_upload_bytes: int) -> None:
     """Serve this API from ``app`` (called by :func:`tsm_web.app.create_app`)."""
-    app.state.pzserver = PzSettings(token=token, max_upload_bytes=max_upload_bytes, runner=runner,
-                                    shared_registry=app.state.registry)
+    app.state.pzserver = PzSettings(
+        token=token, max_upload_bytes=max_upload_bytes, runner=runner, shared_registry=app.state.registry
+    )
 
     async def pz_error(_: Request, exc: PzError) -> JSONResponse:
         return JSONResponse(exc.body, status_code=exc.status)

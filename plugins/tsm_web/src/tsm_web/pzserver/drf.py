@@ -114,7 +114,7 @@ def paginate(request: Request, items: list[Any]) -> dict[str, Any]:
         "count": len(items),
         "next": str(url.include_query_params(page=page + 1)) if start + size < len(items) else None,
         "previous": str(url.include_query_params(page=page - 1)) if page > 1 else None,
-        "results": items[start:start + size],
+        "results": items[start : start + size],
     }
 
 

@@ -44,8 +44,7 @@ def main_file_prepare(request: Request, product_id: int, who: Caller = Depends(c
     return _ready(product, f, f"/api/products/{product.id}/download/main-file/file/", f.name if f else "")
 
 
-@router.get("/products/{product_id}/download/main-file/file/", summary="The main file",
-            response_class=FileResponse)
+@router.get("/products/{product_id}/download/main-file/file/", summary="The main file", response_class=FileResponse)
 def main_file_download(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
     _, product, f = readable_main_file(request, who, product_id)
     if f is None or not f.path.is_file():
@@ -70,8 +69,11 @@ def archive_prepare(request: Request, product_id: int, who: Caller = Depends(cal
     return _ready(product, f, f"/api/products/{product.id}/download/file/", f"{internal_name(product)}.zip")
 
 
-@router.get("/products/{product_id}/download/file/", summary="The product archive: main file and metadata",
-            response_class=FileResponse)
+@router.get(
+    "/products/{product_id}/download/file/",
+    summary="The product archive: main file and metadata",
+    response_class=FileResponse,
+)
 def archive_download(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
     pz, product, f = readable_main_file(request, who, product_id)
     if f is None or not f.path.is_file():
@@ -87,8 +89,12 @@ def archive_download(request: Request, product_id: int, who: Caller = Depends(ca
     except BaseException:
         os.unlink(tmp)
         raise
-    return FileResponse(tmp, filename=f"{internal_name(product)}.zip", media_type="application/zip",
-                        background=BackgroundTask(os.unlink, tmp))
+    return FileResponse(
+        tmp,
+        filename=f"{internal_name(product)}.zip",
+        media_type="application/zip",
+        background=BackgroundTask(os.unlink, tmp),
+    )
 
 
 # -- product files ----------------------------------------------------------------------
@@ -152,7 +158,10 @@ async def upload_product_file(request: Request, who: Caller = Depends(caller)) -
     if product.file_path:
         Path(product.file_path).unlink(missing_ok=True)
     product = pz.store().update_product(
-        product.id, file_path=str(path), file_name=shown, file_type=data.get("type") or mimetypes.guess_type(shown)[0],
+        product.id,
+        file_path=str(path),
+        file_name=shown,
+        file_type=data.get("type") or mimetypes.guess_type(shown)[0],
         file_size=path.stat().st_size,
     )
     f = main_file(product, None)

@@ -153,8 +153,9 @@ def dereddener_name(value: Any, release: ObjectCatalog) -> str:
     return name
 
 
-def run_config(name: str, description: str, release: ObjectCatalog, catalog_id: int,
-               used_config: PzUsedConfig) -> dict[str, Any]:
+def run_config(
+    name: str, description: str, release: ObjectCatalog, catalog_id: int, used_config: PzUsedConfig
+) -> dict[str, Any]:
     """The run config of a Training Set Maker process, from the science options only (the
     operator's locations and compute are added by :func:`tsm_web.trust.submit`).
 
@@ -175,7 +176,8 @@ def run_config(name: str, description: str, release: ObjectCatalog, catalog_id: 
         "crossmatch": param.crossmatch.model_dump(),
         "unique_galaxies": DUPLICATE_CRITERIA[_choice("duplicate_criteria", duplicates, list(DUPLICATE_CRITERIA))],
         "output": {
-            "format": _choice("output_format", used_config.output_format or DEFAULT_OUTPUT_FORMAT,
-                              list(plugins.writers())),
+            "format": _choice(
+                "output_format", used_config.output_format or DEFAULT_OUTPUT_FORMAT, list(plugins.writers())
+            ),
         },
     }

@@ -60,8 +60,9 @@ async def create_process(request: Request, who: Caller = Depends(caller)) -> dic
         raise bad("inputs", f"product {source.id} is not a published redshift catalog")
     try:
         used_config = parse_used_config(body.used_config)
-        config = run_config(name, body.description or "", plugins.object_catalog(release["name"]),
-                            source.catalog_id, used_config)
+        config = run_config(
+            name, body.description or "", plugins.object_catalog(release["name"]), source.catalog_id, used_config
+        )
     except ParamError as exc:
         raise PzError(400, exc.body) from None
     try:
@@ -74,10 +75,17 @@ async def create_process(request: Request, who: Caller = Depends(caller)) -> dic
         raise bad(field_name, scrub(message)) from None
     store = pz.store()
     with pz.lock:
-        product = store.training_set_product(ts_id, display_name=name, description=config["description"],
-                                             release=release["name"], owner=who.name, status=3)
-        process = store.create_process(product.id, ts_id, name, release["name"], used_config.model_dump(mode="json"),
-                                       [source.id], who.name)
+        product = store.training_set_product(
+            ts_id,
+            display_name=name,
+            description=config["description"],
+            release=release["name"],
+            owner=who.name,
+            status=3,
+        )
+        process = store.create_process(
+            product.id, ts_id, name, release["name"], used_config.model_dump(mode="json"), [source.id], who.name
+        )
         pz.futures[ts_id] = future
     future.add_done_callback(lambda _: pz.futures.pop(ts_id, None))
     return process_out(pz, who, process)
@@ -89,8 +97,10 @@ def get_process(request: Request, process_id: int, who: Caller = Depends(caller)
     return process_out(pz, who, readable_process(pz, who, process_id))
 
 
-@router.get("/processes/{process_id}/stop/", summary="Stop a process (a queued run is cancelled; a running one "
-                                                      "is not published)")
+@router.get(
+    "/processes/{process_id}/stop/",
+    summary="Stop a process (a queued run is cancelled; a running one is not published)",
+)
 def stop_process(request: Request, process_id: int, who: Caller = Depends(caller)) -> dict[str, Any]:
     pz = settings(request)
     process = readable_process(pz, who, process_id)

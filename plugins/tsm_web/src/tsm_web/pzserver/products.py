@@ -17,15 +17,31 @@ from tsm_web.pzserver.access import caller, readable, writable
 from tsm_web.pzserver.drf import PzError, as_bool, as_int, bad, body_of, matches, paginate, scrub, validated
 from tsm_web.pzserver.releases import TYPE_BY_ID, release_by_id
 from tsm_web.pzserver.schemas import (
-    ALIAS_SPELLING, ALIASES, ProductCreate, internal_name, main_file, product_out, training_set,
+    ALIAS_SPELLING,
+    ALIASES,
+    ProductCreate,
+    internal_name,
+    main_file,
+    product_out,
+    training_set,
 )
 from tsm_web.pzserver.state import PzSettings, settings
 from tsm_web.pzserver.store import PzProduct
 
 router = APIRouter()
 
-PRODUCT_FILTERS = ("status", "product_type", "product_type_name", "release", "release_name", "internal_name",
-                   "display_name", "official_product", "uploaded_by", "product_name")
+PRODUCT_FILTERS = (
+    "status",
+    "product_type",
+    "product_type_name",
+    "release",
+    "release_name",
+    "internal_name",
+    "display_name",
+    "official_product",
+    "uploaded_by",
+    "product_name",
+)
 
 
 @router.get("/products/", summary="Products the caller may read, newest first")
@@ -41,15 +57,21 @@ def list_products(request: Request, who: Caller = Depends(caller)) -> dict[str, 
     for product in store.products(who.visible_to):
         out = product_out(pz, who, product)
         checks = {
-            "status": out["status"], "product_type": out["product_type"], "release": out["release"],
-            "internal_name": out["internal_name"], "display_name": out["display_name"],
-            "official_product": out["official_product"], "uploaded_by": out["uploaded_by"],
+            "status": out["status"],
+            "product_type": out["product_type"],
+            "release": out["release"],
+            "internal_name": out["internal_name"],
+            "display_name": out["display_name"],
+            "official_product": out["official_product"],
+            "uploaded_by": out["uploaded_by"],
             "product_name": out["display_name"],
         }
         if not all(matches(v, q.get(k)) for k, v in checks.items()):
             continue
         names = q.get("product_type_name") or q.get("product_type_name__or")
-        if names and not (matches(out["product_type_internal_name"], names) or matches(out["product_type_name"], names)):
+        if names and not (
+            matches(out["product_type_internal_name"], names) or matches(out["product_type_name"], names)
+        ):
             continue
         rel = q.get("release_name") or q.get("release_name__or")
         if rel and not (matches(product.release, rel) or matches(out["release_name"], rel)):
@@ -62,8 +84,12 @@ def list_products(request: Request, who: Caller = Depends(caller)) -> dict[str, 
 
 @router.options("/products/", summary="The filters of the product list")
 def product_options() -> dict[str, Any]:
-    return {"name": "Product List", "filterset": list(PRODUCT_FILTERS) + ["product_type_name__or", "release_name__or"],
-            "search": ["display_name"], "ordering": ["id", "created_at"]}
+    return {
+        "name": "Product List",
+        "filterset": list(PRODUCT_FILTERS) + ["product_type_name__or", "release_name__or"],
+        "search": ["display_name"],
+        "ordering": ["id", "created_at"],
+    }
 
 
 @router.post("/products/", status_code=201, summary="Start an upload: a redshift catalog being registered")
@@ -73,17 +99,25 @@ async def create_product(request: Request, who: Caller = Depends(caller)) -> dic
     if body.product_type not in TYPE_BY_ID:
         raise bad("product_type", f'Invalid pk "{body.product_type}" - object does not exist.')
     if TYPE_BY_ID[body.product_type]["name"] != "redshift_catalog":
-        raise bad("product_type", "only redshift_catalog products can be uploaded to this server; "
-                                  "training sets are made by the training_set_maker pipeline")
+        raise bad(
+            "product_type",
+            "only redshift_catalog products can be uploaded to this server; "
+            "training sets are made by the training_set_maker pipeline",
+        )
     release = release_by_id(body.release)
     if body.release is not None and release is None:
         raise bad("release", f'Invalid pk "{body.release}" - object does not exist.')
     if body.official_product and not who.is_admin:
         raise PzError(403, {"error": "only the admin token can register official products"})
     product = pz.store().create_product(
-        product_type="redshift_catalog", display_name=body.display_name, description=body.description or "",
-        release=release["name"] if release else None, official=int(body.official_product),
-        pz_code=body.pz_code or None, owner=who.name, status=0,
+        product_type="redshift_catalog",
+        display_name=body.display_name,
+        description=body.description or "",
+        release=release["name"] if release else None,
+        official=int(body.official_product),
+        pz_code=body.pz_code or None,
+        owner=who.name,
+        status=0,
     )
     return product_out(pz, who, product)
 
@@ -120,14 +154,20 @@ async def patch_product(request: Request, product_id: int, who: Caller = Depends
         current = product_out(pz, who, product)["status"]
         if status != current:
             if not (product.product_type == "redshift_catalog" and product.catalog_id is None and status == 1):
-                raise bad("status", f"cannot change the status from {current} to {status}; "
-                                    "only an upload being registered (0) can be published (1)")
+                raise bad(
+                    "status",
+                    f"cannot change the status from {current} to {status}; "
+                    "only an upload being registered (0) can be published (1)",
+                )
             product = await run_in_threadpool(publish, pz, who, product)
     return product_out(pz, who, product)
 
 
-@router.delete("/products/{product_id}/", status_code=204,
-               summary="Delete a product with the training set or registered catalog behind it (owner or admin)")
+@router.delete(
+    "/products/{product_id}/",
+    status_code=204,
+    summary="Delete a product with the training set or registered catalog behind it (owner or admin)",
+)
 def delete_product(request: Request, product_id: int, who: Caller = Depends(caller)) -> None:
     from tsm_core.products.lifecycle import remove_product
     from tsm_core.redshifts.registration import remove_redshift_catalog
@@ -159,18 +199,22 @@ def publish(pz: PzSettings, who: Caller, product: PzProduct) -> PzProduct:
         if c.alias:
             canonical = ALIASES[c.alias.lower()]
             if canonical in mapping:
-                raise bad("alias", f"two columns are associated to {c.alias!r}: {mapping[canonical]!r} and "
-                                   f"{c.column_name!r}")
+                raise bad(
+                    "alias", f"two columns are associated to {c.alias!r}: {mapping[canonical]!r} and {c.column_name!r}"
+                )
             mapping[canonical] = c.column_name
     missing = [ALIAS_SPELLING.get(c, c) for c in ("ra", "dec", "z") if c not in mapping]
     if missing:
         raise PzError(406, {"detail": f"The column(s) was not filled in: {','.join(missing)}"})
     try:
-        record = register_redshift_catalog(internal_name(product), product.file_path, mapping, product.description,
-                                           pz.registry(), owner=product.owner)
+        record = register_redshift_catalog(
+            internal_name(product), product.file_path, mapping, product.description, pz.registry(), owner=product.owner
+        )
     except TSMError as exc:
-        raise bad("alias" if "column" in str(exc) else "file", scrub(str(exc).replace(product.file_path,
-                                                                                    product.file_name or ""))) from None
+        raise bad(
+            "alias" if "column" in str(exc) else "file",
+            scrub(str(exc).replace(product.file_path, product.file_name or "")),
+        ) from None
     return store.update_product(product.id, status=1, catalog_id=record.id, n_rows=record.n_rows)
 
 
@@ -202,10 +246,19 @@ def main_file_info(request: Request, product_id: int, who: Caller = Depends(call
     f = main_file(product, training_set(pz.registry(), product))
     info: dict[str, Any] = {}
     if f is not None:
-        info = {"name": f.name, "type": f.type, "extension": f.extension, "size": f.size, "n_rows": f.n_rows,
-                "is_directory": f.path.is_dir()}
-        associated = [{"column_name": c.column_name, "ucd": c.ucd, "alias": c.alias}
-                      for c in pz.store().contents(product.id) if c.alias]
+        info = {
+            "name": f.name,
+            "type": f.type,
+            "extension": f.extension,
+            "size": f.size,
+            "n_rows": f.n_rows,
+            "is_directory": f.path.is_dir(),
+        }
+        associated = [
+            {"column_name": c.column_name, "ucd": c.ucd, "alias": c.alias}
+            for c in pz.store().contents(product.id)
+            if c.alias
+        ]
         if associated:
             info["associated_columns"] = associated
         if f.extension == ".csv":

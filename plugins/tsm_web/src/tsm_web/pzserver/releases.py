@@ -20,20 +20,50 @@ CREATED = "2025-01-01T00:00:00+00:00"
 
 #: the Photo-z Server's product types, with its IDs
 PRODUCT_TYPES: list[dict[str, Any]] = [
-    {"id": 1, "name": "redshift_catalog", "display_name": "Reference Redshift Catalog", "order": 1,
-     "description": "Catalog of reference redshifts and positions of galaxies (usually spectroscopic redshifts "
-                    "and equatorial coordinates)."},
-    {"id": 2, "name": "training_set", "display_name": "Training Set", "order": 2,
-     "description": "Training set for photo-z algorithms (tabular data). It usually contains magnitudes, errors, "
-                    "and reference redshifts."},
-    {"id": 3, "name": "validation_results", "display_name": "Validation Results", "order": 4,
-     "description": "Results of a photo-z validation procedure."},
-    {"id": 4, "name": "photoz_estimates", "display_name": "Photo-z Estimates", "order": 5,
-     "description": "Results of a photo-z estimation procedure."},
-    {"id": 5, "name": "training_results", "display_name": "Training Results", "order": 3,
-     "description": "Any file(s) resulting from the training of machine learning algorithms."},
-    {"id": 6, "name": "object_catalog", "display_name": "Objects Catalog", "order": 6,
-     "description": "Catalog of objects"},
+    {
+        "id": 1,
+        "name": "redshift_catalog",
+        "display_name": "Reference Redshift Catalog",
+        "order": 1,
+        "description": "Catalog of reference redshifts and positions of galaxies (usually spectroscopic redshifts "
+        "and equatorial coordinates).",
+    },
+    {
+        "id": 2,
+        "name": "training_set",
+        "display_name": "Training Set",
+        "order": 2,
+        "description": "Training set for photo-z algorithms (tabular data). It usually contains magnitudes, errors, "
+        "and reference redshifts.",
+    },
+    {
+        "id": 3,
+        "name": "validation_results",
+        "display_name": "Validation Results",
+        "order": 4,
+        "description": "Results of a photo-z validation procedure.",
+    },
+    {
+        "id": 4,
+        "name": "photoz_estimates",
+        "display_name": "Photo-z Estimates",
+        "order": 5,
+        "description": "Results of a photo-z estimation procedure.",
+    },
+    {
+        "id": 5,
+        "name": "training_results",
+        "display_name": "Training Results",
+        "order": 3,
+        "description": "Any file(s) resulting from the training of machine learning algorithms.",
+    },
+    {
+        "id": 6,
+        "name": "object_catalog",
+        "display_name": "Objects Catalog",
+        "order": 6,
+        "description": "Catalog of objects",
+    },
     {"id": 7, "name": "other", "display_name": "Other", "order": 7, "description": "Any file(s)"},
 ]
 TYPE_BY_ID = {t["id"]: t for t in PRODUCT_TYPES}
@@ -46,15 +76,29 @@ def releases() -> list[dict[str, Any]]:
     for number, name in enumerate(sorted(plugins.object_catalogs()), start=1):
         release = plugins.object_catalog(name)
         fluxes = plugins.flux_types(release).values()
-        deredden = [{"name": "none", "display_name": "None", "selected": True},
-                    {"name": "sfd", "display_name": "SFD" + (" (the catalog's E(B-V))" if release.ebv_column else ""),
-                     "selected": False}]
-        out.append({
-            "id": number, "name": name, "display_name": name.upper(), "description": release.description,
-            "created_at": CREATED, "indexing_column": release.id_column, "has_mag_hats": False,
-            "has_flux_hats": True, "is_public": True, "dereddening": deredden,
-            "fluxes": [{"name": f.name, "display_name": f.name, "selected": f.default} for f in fluxes],
-        })
+        deredden = [
+            {"name": "none", "display_name": "None", "selected": True},
+            {
+                "name": "sfd",
+                "display_name": "SFD" + (" (the catalog's E(B-V))" if release.ebv_column else ""),
+                "selected": False,
+            },
+        ]
+        out.append(
+            {
+                "id": number,
+                "name": name,
+                "display_name": name.upper(),
+                "description": release.description,
+                "created_at": CREATED,
+                "indexing_column": release.id_column,
+                "has_mag_hats": False,
+                "has_flux_hats": True,
+                "is_public": True,
+                "dereddening": deredden,
+                "fluxes": [{"name": f.name, "display_name": f.name, "selected": f.default} for f in fluxes],
+            }
+        )
     return out
 
 
@@ -72,9 +116,13 @@ def pipeline() -> dict[str, Any]:
     except metadata.PackageNotFoundError:
         version = "0"
     return {
-        "id": PIPELINE_ID, "name": PIPELINE_NAME, "display_name": "Training Set Maker", "version": version,
+        "id": PIPELINE_ID,
+        "name": PIPELINE_NAME,
+        "display_name": "Training Set Maker",
+        "version": version,
         "description": "Cross-matches a reference redshift catalog with the Object catalog of a Rubin data release.",
-        "created_at": CREATED, "system_config": {"param": json.loads(json.dumps(DEFAULT_PARAM))},
+        "created_at": CREATED,
+        "system_config": {"param": json.loads(json.dumps(DEFAULT_PARAM))},
         "product_types_accepted": [TYPE_BY_NAME["redshift_catalog"]["id"]],
         "output_product_type": TYPE_BY_NAME["training_set"]["id"],
     }
@@ -86,9 +134,19 @@ router = APIRouter()
 @router.get("/", summary="The API root: its entities")
 def api_root(request: Request) -> dict[str, str]:
     base = str(request.url_for("api_root"))
-    return {name: f"{base}{name}/" for name in
-            ("users", "releases", "product-types", "products", "product-contents", "product-files", "pipelines",
-             "processes")}
+    return {
+        name: f"{base}{name}/"
+        for name in (
+            "users",
+            "releases",
+            "product-types",
+            "products",
+            "product-contents",
+            "product-files",
+            "pipelines",
+            "processes",
+        )
+    }
 
 
 @router.get("/releases/", summary="Releases (installed object catalogs)")

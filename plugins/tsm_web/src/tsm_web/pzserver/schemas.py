@@ -26,8 +26,15 @@ STATUS_LABELS = {0: "Registering", 1: "Published", 2: "Deleted", 3: "Processing"
 FILE_ROLES = {0: "Main", 1: "Description", 2: "Auxiliary"}
 #: the client's column association (alias, any case) -> canonical redshift column
 ALIASES = {"id": "id", "ra": "ra", "dec": "dec", "z": "z", "z_err": "z_err", "z_flag": "z_flag", "survey": "survey"}
-UCDS = {"id": "meta.id;meta.main", "ra": "pos.eq.ra;meta.main", "dec": "pos.eq.dec;meta.main", "z": "src.redshift",
-        "z_err": "stat.error;src.redshift", "z_flag": "stat.rank", "survey": "meta.curation"}
+UCDS = {
+    "id": "meta.id;meta.main",
+    "ra": "pos.eq.ra;meta.main",
+    "dec": "pos.eq.dec;meta.main",
+    "z": "src.redshift",
+    "z_err": "stat.error;src.redshift",
+    "z_flag": "stat.rank",
+    "survey": "meta.curation",
+}
 ALIAS_SPELLING = {"id": "ID", "ra": "RA", "dec": "Dec"}
 
 
@@ -132,15 +139,26 @@ def product_out(pz: PzSettings, who: Caller, product: PzProduct) -> dict[str, An
     status = product_status(product, ts, process)
     ptype = TYPE_BY_NAME[product.product_type]
     return {
-        "id": product.id, "product_type": ptype["id"], "product_type_name": ptype["display_name"],
-        "product_type_internal_name": ptype["name"], "release": release_id(product.release),
+        "id": product.id,
+        "product_type": ptype["id"],
+        "product_type_name": ptype["display_name"],
+        "product_type_internal_name": ptype["name"],
+        "release": release_id(product.release),
         "release_name": product.release.upper() if product.release else None,
-        "internal_name": internal_name(product), "display_name": product.display_name,
-        "official_product": product.official or product.owner is None, "pz_code": product.pz_code,
-        "description": product.description, "created_at": product.created_at, "updated_at": product.updated_at,
-        "status": status, "product_status": STATUS_LABELS[status], "release_year": None,
-        "uploaded_by": product.owner or "operator", "is_owner": who.can_write(product),
-        "can_delete": who.can_write(product), "can_update": who.can_write(product),
+        "internal_name": internal_name(product),
+        "display_name": product.display_name,
+        "official_product": product.official or product.owner is None,
+        "pz_code": product.pz_code,
+        "description": product.description,
+        "created_at": product.created_at,
+        "updated_at": product.updated_at,
+        "status": status,
+        "product_status": STATUS_LABELS[status],
+        "release_year": None,
+        "uploaded_by": product.owner or "operator",
+        "is_owner": who.can_write(product),
+        "can_delete": who.can_write(product),
+        "can_update": who.can_write(product),
         "origin": "Training Set Maker" if product.training_set_id is not None else "Upload",
         "process_status": process_status(ts, process) if process else None,
         "process_id": process.id if process else None,
@@ -148,15 +166,33 @@ def product_out(pz: PzSettings, who: Caller, product: PzProduct) -> dict[str, An
 
 
 def content_out(c: PzContent) -> dict[str, Any]:
-    return {"id": c.id, "product": c.product_id, "column_name": c.column_name, "ucd": c.ucd, "alias": c.alias,
-            "order": c.position}
+    return {
+        "id": c.id,
+        "product": c.product_id,
+        "column_name": c.column_name,
+        "ucd": c.ucd,
+        "alias": c.alias,
+        "order": c.position,
+    }
 
 
 def file_out(who: Caller, product: PzProduct, f: MainFile) -> dict[str, Any]:
-    return {"id": product.id, "product": product.id, "file": f.name, "role": 0, "role_name": FILE_ROLES[0],
-            "type": f.type, "name": f.name, "size": f.size, "n_rows": f.n_rows, "extension": f.extension,
-            "is_directory": f.path.is_dir(), "can_delete": False, "created": product.created_at,
-            "updated": product.updated_at}
+    return {
+        "id": product.id,
+        "product": product.id,
+        "file": f.name,
+        "role": 0,
+        "role_name": FILE_ROLES[0],
+        "type": f.type,
+        "name": f.name,
+        "size": f.size,
+        "n_rows": f.n_rows,
+        "extension": f.extension,
+        "is_directory": f.path.is_dir(),
+        "can_delete": False,
+        "created": product.created_at,
+        "updated": product.updated_at,
+    }
 
 
 def process_out(pz: PzSettings, who: Caller, process: PzProcess) -> dict[str, Any]:
@@ -166,12 +202,21 @@ def process_out(pz: PzSettings, who: Caller, process: PzProcess) -> dict[str, An
     except TSMError:
         pass
     return {
-        "id": process.id, "display_name": process.display_name, "pipeline": PIPELINE_ID,
-        "pipeline_name": PIPELINE_NAME, "pipeline_version": pipeline()["version"],
-        "release": release_id(process.release), "release_name": process.release.upper() if process.release else None,
-        "used_config": process.used_config, "inputs": process.inputs, "upload": process.upload,
-        "status": process_status(ts, process), "comment": scrub(ts.error) if ts and ts.error else None,
-        "created_at": process.created_at, "started_at": process.created_at,
-        "ended_at": ts.finished_at if ts else None, "owned_by": process.owner or "operator",
+        "id": process.id,
+        "display_name": process.display_name,
+        "pipeline": PIPELINE_ID,
+        "pipeline_name": PIPELINE_NAME,
+        "pipeline_version": pipeline()["version"],
+        "release": release_id(process.release),
+        "release_name": process.release.upper() if process.release else None,
+        "used_config": process.used_config,
+        "inputs": process.inputs,
+        "upload": process.upload,
+        "status": process_status(ts, process),
+        "comment": scrub(ts.error) if ts and ts.error else None,
+        "created_at": process.created_at,
+        "started_at": process.created_at,
+        "ended_at": ts.finished_at if ts else None,
+        "owned_by": process.owner or "operator",
         "is_owner": who.is_admin or process.owner == who.name,
     }

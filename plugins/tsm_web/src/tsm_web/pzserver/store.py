@@ -63,8 +63,10 @@ CREATE TABLE IF NOT EXISTS pz_processes (
 
 
 #: a product is gone once the training set or catalog behind it is (removed through the JSON API or the CLI)
-LIVE = ("(training_set_id IS NULL OR training_set_id IN (SELECT id FROM products)) "
-        "AND (catalog_id IS NULL OR catalog_id IN (SELECT id FROM redshift_catalogs))")
+LIVE = (
+    "(training_set_id IS NULL OR training_set_id IN (SELECT id FROM products)) "
+    "AND (catalog_id IS NULL OR catalog_id IN (SELECT id FROM redshift_catalogs))"
+)
 
 
 def _id(value: int) -> int:
@@ -152,8 +154,13 @@ class PzStore:
     def training_set_product(self, training_set_id: int, **fields: Any) -> PzProduct:
         """The product of training set ``training_set_id`` with ``fields``, created or (when
         :meth:`adopt_operator_products` got there first) updated."""
-        fields = {**fields, "product_type": "training_set", "training_set_id": training_set_id,
-                  "created_at": _now(), "updated_at": _now()}
+        fields = {
+            **fields,
+            "product_type": "training_set",
+            "training_set_id": training_set_id,
+            "created_at": _now(),
+            "updated_at": _now(),
+        }
         update = ", ".join(f"{k} = excluded.{k}" for k in fields if k not in ("training_set_id", "created_at"))
         with self.registry.transaction() as db:
             db.execute(
@@ -168,8 +175,10 @@ class PzStore:
         """Set ``fields`` of product ``product_id``."""
         fields = {**fields, "updated_at": _now()}
         with self.registry.transaction() as db:
-            db.execute(f"UPDATE pz_products SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
-                       [*fields.values(), product_id])
+            db.execute(
+                f"UPDATE pz_products SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                [*fields.values(), product_id],
+            )
         return self.product(product_id)
 
     def product(self, product_id: int) -> PzProduct | None:
@@ -184,7 +193,9 @@ class PzStore:
         with self.registry.transaction() as db:
             rows = db.execute(
                 f"SELECT * FROM pz_products WHERE {LIVE} AND (? IS NULL OR owner IS NULL OR official = 1 OR owner = ?) "
-                "ORDER BY id DESC", (visible_to, visible_to)).fetchall()
+                "ORDER BY id DESC",
+                (visible_to, visible_to),
+            ).fetchall()
         return [_product(r) for r in rows]
 
     def remove_product(self, product_id: int) -> None:
@@ -221,8 +232,17 @@ class PzStore:
                     "INSERT INTO pz_products (product_type, display_name, description, official, status, file_path, "
                     "file_name, file_size, n_rows, catalog_id, created_at, updated_at) "
                     "VALUES ('redshift_catalog', ?, ?, 1, 1, ?, ?, ?, ?, ?, ?, ?)",
-                    (row["name"], row["description"], str(path), name, size, row["n_rows"], row["id"],
-                     row["created_at"], now),
+                    (
+                        row["name"],
+                        row["description"],
+                        str(path),
+                        name,
+                        size,
+                        row["n_rows"],
+                        row["id"],
+                        row["created_at"],
+                        now,
+                    ),
                 )
             for row in db.execute(
                 "SELECT * FROM products WHERE owner IS NULL AND id NOT IN "
@@ -240,14 +260,17 @@ class PzStore:
         """Replace the columns of product ``product_id`` (no aliases yet)."""
         with self.registry.transaction() as db:
             db.execute("DELETE FROM pz_contents WHERE product_id = ?", (product_id,))
-            db.executemany("INSERT INTO pz_contents (product_id, column_name, position) VALUES (?, ?, ?)",
-                           [(product_id, c, i) for i, c in enumerate(columns)])
+            db.executemany(
+                "INSERT INTO pz_contents (product_id, column_name, position) VALUES (?, ?, ?)",
+                [(product_id, c, i) for i, c in enumerate(columns)],
+            )
 
     def contents(self, product_id: int) -> list[PzContent]:
         """The columns of product ``product_id`` in file order."""
         with self.registry.transaction() as db:
-            rows = db.execute("SELECT * FROM pz_contents WHERE product_id = ? ORDER BY position",
-                              (product_id,)).fetchall()
+            rows = db.execute(
+                "SELECT * FROM pz_contents WHERE product_id = ? ORDER BY position", (product_id,)
+            ).fetchall()
         return [PzContent(**dict(r)) for r in rows]
 
     def content(self, content_id: int) -> PzContent | None:
@@ -265,15 +288,31 @@ class PzStore:
         return content
 
     # -- processes ---------------------------------------------------------------------
-    def create_process(self, upload: int, training_set_id: int, display_name: str, release: str,
-                       used_config: Any, inputs: list[int], owner: str | None) -> PzProcess:
+    def create_process(
+        self,
+        upload: int,
+        training_set_id: int,
+        display_name: str,
+        release: str,
+        used_config: Any,
+        inputs: list[int],
+        owner: str | None,
+    ) -> PzProcess:
         """Record a run asked for through the API."""
         with self.registry.transaction() as db:
             cur = db.execute(
                 "INSERT INTO pz_processes (upload, training_set_id, display_name, release, used_config, inputs, owner, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (upload, training_set_id, display_name, release, json.dumps(used_config), json.dumps(inputs), owner,
-                 _now()),
+                (
+                    upload,
+                    training_set_id,
+                    display_name,
+                    release,
+                    json.dumps(used_config),
+                    json.dumps(inputs),
+                    owner,
+                    _now(),
+                ),
             )
             row_id = int(cur.lastrowid)
         process = self.process(row_id)
@@ -295,9 +334,11 @@ class PzStore:
     def processes(self, owner: str | None = None) -> list[PzProcess]:
         """The processes, newest first: all, or (``owner``, a user name) that user's."""
         with self.registry.transaction() as db:
-            rows = db.execute("SELECT * FROM pz_processes WHERE (? IS NULL OR owner = ?) "
-                              "AND training_set_id IN (SELECT id FROM products) ORDER BY id DESC",
-                              (owner, owner)).fetchall()
+            rows = db.execute(
+                "SELECT * FROM pz_processes WHERE (? IS NULL OR owner = ?) "
+                "AND training_set_id IN (SELECT id FROM products) ORDER BY id DESC",
+                (owner, owner),
+            ).fetchall()
         return [_process(r) for r in rows]
 
     def request_stop(self, process_id: int) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from tsm_web.auth import Caller
-from tsm_web.users import Users
 from tsm_web.pzserver.access import caller
 from tsm_web.pzserver.drf import paginate
 from tsm_web.pzserver.state import settings
+from tsm_web.users import Users
 
 router = APIRouter()
 
@@ -18,5 +18,10 @@ router = APIRouter()
 @router.get("/users/", summary="Users: all of them for the admin token, else the caller")
 def list_users(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
     users = [u for u in Users(settings(request).registry()).all() if who.is_admin or u.name == who.name]
-    return paginate(request, [{"id": u.id, "username": u.name, "first_name": "", "last_name": u.name,
-                               "date_joined": u.created_at} for u in users])
+    return paginate(
+        request,
+        [
+            {"id": u.id, "username": u.name, "first_name": "", "last_name": u.name, "date_joined": u.created_at}
+            for u in users
+        ],
+    )

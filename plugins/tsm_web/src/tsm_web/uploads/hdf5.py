@@ -5,8 +5,9 @@ reader would load them)."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tsm_web.uploads.limits import CHUNK, MB, UploadLimits, UploadRefused, check_counts, too_large
 
@@ -19,8 +20,17 @@ HDF5_OBJECT_WIDTH = 56
 PICKLE_IMPORTS = {"STACK_GLOBAL", "INST", "EXT1", "EXT2", "EXT4"}
 #: the names a pandas HDF attribute may import (time zones of tz-aware columns); a pickle
 #: can call only what it imports, so with these its REDUCE/BUILD/OBJ/NEWOBJ are harmless
-PICKLE_SAFE_GLOBALS = {"datetime timezone", "datetime timedelta", "datetime datetime", "datetime date",
-                       "datetime time", "pytz _UTC", "pytz _p", "dateutil.tz.tz tzutc", "dateutil.tz.tz tzoffset"}
+PICKLE_SAFE_GLOBALS = {
+    "datetime timezone",
+    "datetime timedelta",
+    "datetime datetime",
+    "datetime date",
+    "datetime time",
+    "pytz _UTC",
+    "pytz _p",
+    "dateutil.tz.tz tzutc",
+    "dateutil.tz.tz tzoffset",
+}
 #: the largest chunk of variable-length HDF5 value descriptors inflated to measure them
 MAX_HDF5_VLEN_CHUNK = 64 << 20
 
@@ -71,8 +81,11 @@ def _refuse_pickled_attributes(name: str, obj: Any) -> None:
         for value in values:
             raw = value.encode() if isinstance(value, str) else value
             if isinstance(raw, bytes) and _pickle_calls_code(raw):
-                raise UploadRefused(422, f"the HDF5 attribute {name.strip('/')}/{key} holds a pickled object "
-                                         "that would run code; this server loads no such file")
+                raise UploadRefused(
+                    422,
+                    f"the HDF5 attribute {name.strip('/')}/{key} holds a pickled object "
+                    "that would run code; this server loads no such file",
+                )
 
 
 def _pickle_calls_code(value: bytes) -> bool:
@@ -80,8 +93,10 @@ def _pickle_calls_code(value: bytes) -> bool:
     import pickletools
 
     try:
-        return any(op.name in PICKLE_IMPORTS or (op.name == "GLOBAL" and arg not in PICKLE_SAFE_GLOBALS)
-                   for op, arg, _ in pickletools.genops(value))
+        return any(
+            op.name in PICKLE_IMPORTS or (op.name == "GLOBAL" and arg not in PICKLE_SAFE_GLOBALS)
+            for op, arg, _ in pickletools.genops(value)
+        )
     except Exception:  # noqa: BLE001 - not a pickle (or a broken one): nothing to load
         return False
 
@@ -126,8 +141,9 @@ def _hdf5_raw_values(dataset: Any, item: int) -> Iterator[bytes]:
         raise UploadRefused(422, "variable-length HDF5 values are measured in contiguous or chunked datasets only")
     expected = int(np.prod(dataset.chunks)) * item
     if expected > MAX_HDF5_VLEN_CHUNK:
-        raise UploadRefused(422, f"an HDF5 chunk holds more than {MAX_HDF5_VLEN_CHUNK // MB} MB of "
-                                 "variable-length value descriptors")
+        raise UploadRefused(
+            422, f"an HDF5 chunk holds more than {MAX_HDF5_VLEN_CHUNK // MB} MB of variable-length value descriptors"
+        )
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     for index in range(dataset.id.get_num_chunks()):
         mask, data = dataset.id.read_direct_chunk(dataset.id.get_chunk_info(index).chunk_offset)
@@ -140,6 +156,9 @@ def _hdf5_raw_values(dataset: Any, item: int) -> Iterator[bytes]:
             elif filters[position] == h5py.h5z.FILTER_SHUFFLE:
                 data = np.frombuffer(data[:expected], np.uint8).reshape(item, -1).T.tobytes()
             else:
-                raise UploadRefused(422, f"variable-length HDF5 values compressed with filter {filters[position]} "
-                                         "cannot be measured; use gzip or no compression")
+                raise UploadRefused(
+                    422,
+                    f"variable-length HDF5 values compressed with filter {filters[position]} "
+                    "cannot be measured; use gzip or no compression",
+                )
         yield data[: len(data) // item * item]

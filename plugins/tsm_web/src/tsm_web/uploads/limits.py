@@ -37,8 +37,10 @@ class UploadTooLarge(UploadRefused):
 
 def too_large(limits: UploadLimits) -> UploadRefused:
     limit = limits.max_decompressed_bytes / MB
-    return UploadRefused(413, f"the file's data is larger than the limit of {limit:.0f} MB once decompressed "
-                              "(max_upload_decompressed_mb)")
+    return UploadRefused(
+        413,
+        f"the file's data is larger than the limit of {limit:.0f} MB once decompressed (max_upload_decompressed_mb)",
+    )
 
 
 def too_long(limits: UploadLimits) -> UploadRefused:

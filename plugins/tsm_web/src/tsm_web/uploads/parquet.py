@@ -37,8 +37,10 @@ def parquet_shape(path: Path, limits: UploadLimits) -> tuple[int, int]:
     if meta.num_rows > limits.max_rows:
         raise too_long(limits)
     schema = meta.schema
-    widths = [PARQUET_WIDTHS.get(schema.column(i).physical_type, schema.column(i).length or 0)
-              for i in range(meta.num_columns)]
+    widths = [
+        PARQUET_WIDTHS.get(schema.column(i).physical_type, schema.column(i).length or 0)
+        for i in range(meta.num_columns)
+    ]
     size = 0
     strings: list[tuple[int, str]] = []  # dictionary-encoded strings, measured below
     for g in range(meta.num_row_groups):

@@ -36,8 +36,9 @@ def save_upload(upload: UploadFile, directory: Path, limits: UploadLimits) -> Pa
             while chunk := upload.file.read(CHUNK):
                 size += len(chunk)
                 if size > limits.max_bytes:
-                    raise UploadTooLarge(f"the file is larger than the limit of {limits.max_bytes / MB:.0f} MB "
-                                         "(max_upload_mb)")
+                    raise UploadTooLarge(
+                        f"the file is larger than the limit of {limits.max_bytes / MB:.0f} MB (max_upload_mb)"
+                    )
                 out.write(chunk)
         check_limits(target, limits)
     except BaseException:

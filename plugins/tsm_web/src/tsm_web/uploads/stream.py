@@ -6,8 +6,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from tsm_web.uploads.limits import CHUNK, UploadLimits, UploadRefused, too_large, too_long
 
