@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
@@ -123,7 +123,7 @@ def stream(
     on_done: Callable[[int], None] | None = None,
     scheduler: Scheduler | None = None,
     cancel: CancelToken | None = None,
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     """Compute delayed ``tasks`` ``in_flight`` at a time and yield results in order.
 
     The next batch is computed while the caller consumes the current one (writes it),

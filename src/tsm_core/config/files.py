@@ -37,7 +37,7 @@ def load_yaml(text: str | bytes, source: str, key: str = "") -> Any:
     if len(data) > MAX_YAML_BYTES:
         raise ConfigError(key, f"{source} is {len(data):,} bytes, over the limit of {MAX_YAML_BYTES:,} bytes")
     stream = io.BytesIO(data)
-    stream.name = source  # type: ignore[attr-defined]  # named in the parser's messages
+    stream.name = source  # named in the parser's messages
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(stream)  # libyaml where installed: fast
     try:
         node = loader.get_single_node()

@@ -222,7 +222,7 @@ def partition_index(pixels: Sequence[Any], ra: np.ndarray, dec: np.ndarray) -> n
 
     from tsm_core.redshifts.partitioning import partition_dtype, partition_of
 
-    found = np.full(len(ra), -1, dtype=partition_dtype(len(pixels)))
+    found: np.ndarray = np.full(len(ra), -1, dtype=partition_dtype(len(pixels)))
     if not len(ra) or not len(pixels):
         return found
     for start in range(0, len(ra), PLACE_BATCH):

@@ -106,7 +106,7 @@ def run_provenance(
         counts["training"] = int(selection.training.sum()) if selection.training is not None else 0
         counts["validation"] = out.n_rows - counts["training"]
         if selection.fold is not None:
-            counts["folds"] = np.bincount(selection.fold, minlength=cfg.split.k).tolist()
+            counts["folds"] = np.bincount(selection.fold, minlength=cfg.split.k or 0).tolist()
     sky = _finish_funnel(
         plan, matched, selection.removed, written_rows, out.all_sides() if cfg.split else None, weigher
     )
@@ -132,7 +132,7 @@ def _partition_rows(path: str, pixels: list[Any]) -> list[int] | None:
     try:
         opened = hats.read_hats(path)
         main = getattr(opened, "main_catalog", opened)
-        stats = main.per_partition_statistics(include_stats=["row_count"])  # one column per data column
+        stats = main.per_partition_statistics(include_stats=["row_count"])  # type: ignore[union-attr]
         counts = dict(zip(stats.index, stats.iloc[:, 0]))  # (the spatial index has none: not the schema's first)
         return [int(counts[p]) for p in pixels]
     except Exception as exc:  # noqa: BLE001 - optional metadata: the funnel says it is unknown

@@ -124,9 +124,9 @@ def partition_of(pixels: Sequence[Any], spatial: np.ndarray) -> np.ndarray:
             shift = 2 * (deepest - int(order))
             table[number << shift : (number + 1) << shift] = i
         return table[np.asarray(spatial) >> (2 * (SPATIAL_ORDER - deepest))]
-    shift = 2 * (SPATIAL_ORDER - orders)
-    sorter = np.argsort(numbers << shift)
-    starts, ends = (numbers << shift)[sorter], ((numbers + 1) << shift)[sorter]
+    shifts = 2 * (SPATIAL_ORDER - orders)
+    sorter = np.argsort(numbers << shifts)
+    starts, ends = (numbers << shifts)[sorter], ((numbers + 1) << shifts)[sorter]
     at = np.searchsorted(starts, spatial, side="right") - 1  # the last range starting at or before; -1: none
     pos = np.maximum(at, 0)
     return np.where((at >= 0) & (spatial < ends[pos]), sorter[pos], -1).astype(dtype)
@@ -205,7 +205,7 @@ def sky_partitions(
     present[spatial[home >= 0] >> (2 * (SPATIAL_ORDER - MOC_ORDER))] = True
     cells = np.flatnonzero(present)
     moc = MOC.from_healpix_cells(cells, np.full(len(cells), MOC_ORDER, dtype=np.uint8), MOC_ORDER)
-    info = TableProperties(
+    info = TableProperties(  # type: ignore[call-arg]  # hats declares optional fields as required
         catalog_name=name,
         catalog_type="object",
         ra_column=ra,
@@ -268,10 +268,10 @@ def merged_on(catalog: lsdb.Catalog, pixels: Sequence[Any]) -> lsdb.Catalog:
     assert config is not None, "merged_on reads a catalog opened from disk"
     suffix = structure.catalog_info.npix_suffix
     # the files' own schema, as LSDB reads them: filters may name columns that are not loaded
-    on_disk = structure.original_schema or hats.read_hats(structure.catalog_base_dir).schema
+    on_disk = structure.original_schema or hats.read_hats(structure.catalog_base_dir).schema  # type: ignore[union-attr]
     read = functools.partial(
         read_pixel,
-        path_generator=config.path_generator,
+        path_generator=config.path_generator,  # type: ignore[arg-type]
         catalog_base_dir=structure.catalog_base_dir,
         npix_suffix=suffix,
         columns=config.columns,

@@ -75,7 +75,7 @@ def sniff_delimiter(path: Path) -> str:
     import gzip
 
     opener = gzip.open if str(path).endswith(".gz") else bz2.open if str(path).endswith(".bz2") else open
-    with opener(path, "rt", newline="", errors="replace") as fh:  # type: ignore[operator]
+    with opener(path, "rt", newline="", errors="replace") as fh:
         head = fh.read(64 * 1024)
     try:
         return csv.Sniffer().sniff(head, delimiters=CSV_DELIMITERS).delimiter

@@ -163,7 +163,7 @@ class StoredSide(RedshiftSide):
                 pushed.append(cut)
         wanted = [*self.columns, ZROW_COLUMN]
         load = list(dict.fromkeys(wanted + [c for f in general for c in f.columns]))
-        catalog = lsdb.open_catalog(str(self.store.path), columns=load, filters=pushed or None)
+        catalog = lsdb.open_catalog(str(self.store.path), columns=load, filters=pushed or None)  # type: ignore[arg-type]
         if align_to is not None:  # stored partitions finer than the objects' read together
             catalog = merged_on(catalog, align_to)
         if general:

@@ -195,9 +195,9 @@ class Compiler:
             symbol, fn = _COMPARE[type(op)]
             tests.append(comparison(left, right, fn))
             if len(node.ops) == 1:
-                if left.kind == "column" and right.kind == "literal":
+                if left.kind == "column" and right.kind == "literal" and left.pushdown is not None:
                     pushdown = (left.pushdown[0], symbol, right.literal)
-                elif left.kind == "literal" and right.kind == "column":
+                elif left.kind == "literal" and right.kind == "column" and right.pushdown is not None:
                     pushdown = (right.pushdown[0], _FLIPPED[symbol], left.literal)
 
         def evaluate(frame: pd.DataFrame) -> Any:
