@@ -7,12 +7,16 @@ The public API::
     result.output_path, result.n_rows, result.product_id
     frame = tsm_core.read(result.product_id)   # the training set as a DataFrame
 
-Plugins implement the hooks of :mod:`tsm_core.plugins.hookspecs` with ``@tsm_core.hookimpl``.
+Plugins implement the hooks of :mod:`tsm_core.plugins.hookspecs` with ``@tsm_core.hookimpl``;
+everything a plugin author needs is importable from here: the records the hooks return, the
+run's ``OutputConfig`` (what a writer is given) and ``release_hooks`` (both hooks of a
+Rubin-shaped release from its ``ObjectCatalog`` and flux families).
 """
 
 from typing import Any
 
-from tsm_core.config import RunConfig, load_config
+from tsm_core.catalogs.rubin import release_hooks
+from tsm_core.config import OutputConfig, RunConfig, load_config
 from tsm_core.errors import TSMError
 from tsm_core.plugins.manager import get_plugin_manager, hookimpl
 from tsm_core.plugins.records import (
@@ -38,6 +42,7 @@ __all__ = [
     "FluxType",
     "Location",
     "ObjectCatalog",
+    "OutputConfig",
     "OutputMetadata",
     "RedshiftConvention",
     "RunConfig",
@@ -52,6 +57,7 @@ __all__ = [
     "load_config",
     "prepare",
     "read",
+    "release_hooks",
     "report",
     "report_data",
     "report_html",

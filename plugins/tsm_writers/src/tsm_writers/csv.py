@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from tsm_core import OutputMetadata, Writer
-from tsm_core.config import OutputConfig
+from tsm_core import OutputConfig, OutputMetadata, Writer
 from tsm_writers.common import provenance_json
 
 if TYPE_CHECKING:

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
-from tsm_core import OutputMetadata, Writer
-from tsm_core.config import OutputConfig
+from tsm_core import OutputConfig, OutputMetadata, Writer
 from tsm_core.errors import OutputError
 from tsm_writers.common import INTEGER_NULL, column_to_numpy, provenance_json
 

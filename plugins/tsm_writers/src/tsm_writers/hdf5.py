@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from tsm_core import OutputMetadata, Writer
-from tsm_core.config import OutputConfig
+from tsm_core import OutputConfig, OutputMetadata, Writer
 from tsm_writers.common import column_to_numpy, provenance_json
 
 if TYPE_CHECKING:
