@@ -67,14 +67,4 @@ def read_snapshot(path: str | Path) -> RedshiftTable:
         if f.metadata and b"description" in f.metadata:
             info[f.name] = ColumnInfo(f.metadata.get(b"unit", b"").decode(), f.metadata[b"description"].decode())
     frame = settle_dtypes(arrow.replace_schema_metadata(None).to_pandas())
-    return RedshiftTable(
-        frame=frame,
-        source=meta["source"],
-        convention=meta["convention"],
-        detected=meta["detected"],
-        n_read=meta["n_read"],
-        dropped=meta["dropped"],
-        names=meta["names"],
-        default_columns=tuple(meta["default_columns"]),
-        info=info,
-    )
+    return RedshiftTable.from_record(meta, frame, info)

@@ -112,18 +112,7 @@ def read_store(path: str | Path) -> StoredCatalog:
         raise CatalogError("redshift_catalog", f"cannot read the stored redshift catalog at {path}: {exc}") from exc
     info = {name: ColumnInfo(note["unit"], note["description"]) for name, note in meta["info"].items()}
     empty = pd.DataFrame({name: pd.Series(dtype="float64") for name in meta["columns"]})
-    table = RedshiftTable(
-        frame=empty,
-        source=meta["source"],
-        convention=meta["convention"],
-        detected=meta["detected"],
-        n_read=meta["n_read"],
-        dropped=meta["dropped"],
-        names=meta["names"],
-        default_columns=tuple(meta["default_columns"]),
-        info=info,
-        rows=meta["rows"],
-    )
+    table = RedshiftTable.from_record(meta, empty, info, rows=meta["rows"])
     return StoredCatalog(path, table, {k: int(v) for k, v in meta["string_lengths"].items()})
 
 

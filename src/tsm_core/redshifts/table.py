@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -57,6 +58,24 @@ class RedshiftTable:
     info: dict[str, ColumnInfo] = field(default_factory=dict)
     #: rows of the catalog where ``frame`` holds only its columns (a stored catalog's description)
     rows: int | None = None
+
+    @classmethod
+    def from_record(
+        cls, meta: dict[str, Any], frame: pd.DataFrame, info: dict[str, ColumnInfo], rows: int | None = None
+    ) -> RedshiftTable:
+        """The table described by ``meta`` (what a stored copy or a snapshot records of it)."""
+        return cls(
+            frame=frame,
+            source=meta["source"],
+            convention=meta["convention"],
+            detected=meta["detected"],
+            n_read=meta["n_read"],
+            dropped=meta["dropped"],
+            names=meta["names"],
+            default_columns=tuple(meta["default_columns"]),
+            info=info,
+            rows=rows,
+        )
 
     @property
     def canonical(self) -> list[str]:
