@@ -258,3 +258,15 @@ NETWORK_SCRIPTS = re.compile(
 def on_post_page(output: str, page: Any, config: Any) -> str:
     """The page without scripts that would reach the internet: the site is read offline."""
     return NETWORK_SCRIPTS.sub("", output)
+
+
+# Sphinx cross-reference roles of the docstrings (``:class:`~tsm_core.errors.TSMError```), which
+# reach the API pages as ":class:<code>...</code>": shown as the code name alone (``~``: its last part)
+SPHINX_ROLE = re.compile(r":(?:class|func|mod|meth|attr|exc|data|obj):<code>(~?)([\w.]+)</code>")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Sphinx roles in the API pages' docstrings as plain code names."""
+    return SPHINX_ROLE.sub(
+        lambda m: f"<code>{m.group(2).rsplit('.', 1)[-1] if m.group(1) else m.group(2)}</code>", html
+    )
