@@ -14,9 +14,21 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
+from helpers import brute_force_match
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def printed_run_output() -> list[str]:
+    """The lines that docs/getting-started.md says the quick start's ``tsm run`` prints."""
+    page = (ROOT / "docs" / "getting-started.md").read_text()
+    section = page[page.index("## What `tsm run` prints") :]
+    block = re.search(r"^```text\n(.*?)^```", section, re.M | re.S)
+    assert block is not None
+    return block.group(1).splitlines()
 
 
 def quickstart_commands(readme: str) -> list[str]:
@@ -69,6 +81,9 @@ def test_readme_quickstart_runs_in_a_fresh_home(tsm_home: Path, tmp_path: Path) 
     for command in quickstart_commands((ROOT / "README.md").read_text()):
         done = subprocess.run(["bash", "-c", command], cwd=work, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+        if command.startswith("tsm run"):
+            printed = done.stdout.replace(str(work), "/path/to/folder").splitlines()
+            assert printed[: len(printed_run_output())] == printed_run_output()
         if command.startswith("python"):
             assert "count" in done.stdout and "i_cModelMag" in done.stdout
     # what the block's comments promise
@@ -79,3 +94,11 @@ def test_readme_quickstart_runs_in_a_fresh_home(tsm_home: Path, tmp_path: Path) 
     assert 0 < len(rows) <= (redshifts["z_flag"] >= 3).sum()
     assert (rows["z_flag"] >= 3).all()
     assert rows["id"].is_unique and rows["objectId"].is_unique  # unique_galaxies: closest
+    # the funnel the docs print, counted here with pandas and astropy
+    funnel = " ".join(" ".join(printed_run_output()[2:4]).split())
+    numbers = [int(n) for n in re.findall(r"(?:^|\| )-?(\d+) ", funnel.split("funnel: ")[1])]
+    good = redshifts[redshifts["z_flag"] >= 3]
+    objects = pq.read_table(work / "sample" / "objects" / "object_lc" / "dataset").to_pandas()
+    matched = brute_force_match(good, objects, radius_arcsec=1.0, n_neighbors=1)
+    assert numbers[:3] == [len(redshifts), len(redshifts) - len(good), len(good) - len(matched)]
+    assert len(numbers) == 5 and numbers[-1] == len(rows) == len(matched) - numbers[3]
