@@ -2,6 +2,7 @@
 #   make demo   create .venv, install the core and every plugin, build the sample, run a training set
 #   make test   the same set-up, then `make lint` and the whole test suite
 #   make lint   ruff (lint and format check) and mypy, as the pre-commit hooks run them
+#   make docs   the documentation site in site/ (offline, `mkdocs build --strict`; open site/index.html)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -15,7 +16,7 @@ STAMP  := $(VENV)/.installed
 PZCLIENT := pzserver==0.3.7
 PZCLIENT_DEPS := requests tables-io Deprecated ipython matplotlib Jinja2
 
-.PHONY: demo test lint install browser clean bench
+.PHONY: demo test lint install browser clean bench docs
 
 $(STAMP): Makefile pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -48,9 +49,12 @@ lint: $(STAMP)
 test: lint browser
 	$(BIN)/python -m pytest -q
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output site .pytest_cache .mypy_cache .ruff_cache
