@@ -49,7 +49,7 @@ def run_example(name: str, tmp_path: Path) -> tuple[object, Path]:
 # --- the synthetic samples ------------------------------------------------------------------
 
 
-def _sample(tmp_path_factory: pytest.TempPathFactory, release_name: str) -> Path:
+def built_sample(tmp_path_factory: pytest.TempPathFactory, release_name: str) -> Path:
     from tsm_core import plugins
     from tsm_core.catalogs.rubin.sample import make_sample
 
@@ -59,14 +59,20 @@ def _sample(tmp_path_factory: pytest.TempPathFactory, release_name: str) -> Path
     )
 
 
-def use_sample(sample: Path, release: str) -> pd.DataFrame:
-    """Put a built sample where `object_catalog.path: sample` finds it, register its redshifts as
-    ``<release>-sample`` (as the headers say) and return its redshift table."""
-    from tsm_core.redshifts.registration import register_redshift_catalog
-
+def place_sample(sample: Path, release: str) -> None:
+    """Put a built sample where `object_catalog.path: sample` (and ``make_sample`` of the same
+    size) finds it: ``$TSM_HOME/samples/<release>``."""
     home = Path(os.environ["TSM_HOME"])
     (home / "samples").mkdir(parents=True, exist_ok=True)
     (home / "samples" / release).symlink_to(sample)
+
+
+def use_sample(sample: Path, release: str) -> pd.DataFrame:
+    """:func:`place_sample`, then register its redshifts as ``<release>-sample`` (as the headers
+    say) and return its redshift table."""
+    from tsm_core.redshifts.registration import register_redshift_catalog
+
+    place_sample(sample, release)
     register_redshift_catalog(f"{release}-sample", sample / "redshifts.parquet")
     return pd.read_parquet(sample / "redshifts.parquet")
 
@@ -91,12 +97,12 @@ def closest_one_to_one(pairs: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def dp1_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _sample(tmp_path_factory, "dp1")
+    return built_sample(tmp_path_factory, "dp1")
 
 
 @pytest.fixture(scope="module")
 def dp02_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _sample(tmp_path_factory, "dp02")
+    return built_sample(tmp_path_factory, "dp02")
 
 
 def check_synthetic_dp1(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[int, object]:
