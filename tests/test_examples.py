@@ -186,26 +186,43 @@ def use_objects(frame: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("TSM_DP1_PATH", str(tmp_path / "dp1_objects"))
 
 
-def check_desi(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[int, object]:
+def use_desi(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The DESI sample registered as ``desi-dr1`` and a DP1-shaped catalog around it in
+    $TSM_DP1_PATH (as desi.yaml's header says); returns both tables."""
     from tsm_core.redshifts.registration import register_redshift_catalog
 
     source = request.getfixturevalue("reference") / "desi_dr1_dp1_fields_sample.parquet"
     desi = pd.read_parquet(source)
-    use_objects(
-        objects_at(desi["TARGET_RA"], desi["TARGET_DEC"], desi["TARGETID"], 1),
-        tmp_path,
-        request.getfixturevalue("monkeypatch"),
-    )
+    objects = objects_at(desi["TARGET_RA"], desi["TARGET_DEC"], desi["TARGETID"], 1)
+    use_objects(objects, tmp_path, request.getfixturevalue("monkeypatch"))
     register_redshift_catalog("desi-dr1", source)
-    # DESI's own meaning: a good redshift is ZWARN == 0 of a primary spectrum; no stars; the
-    # object is extended; every redshift has its own object (the positions are 20" apart at least)
-    good = (desi["ZWARN"] == 0) & desi["ZCAT_PRIMARY"] & (desi["SPECTYPE"] != "STAR")
-    expected = int((good & (desi["TARGETID"] % 4 != 0) & np.isfinite(desi["Z"])).sum())
+    return desi, objects
+
+
+def desi_good(desi: pd.DataFrame) -> pd.Series:
+    """DESI's own meaning of a good redshift: ZWARN == 0 of a primary spectrum, finite Z."""
+    return (desi["ZWARN"] == 0) & desi["ZCAT_PRIMARY"] & np.isfinite(desi["Z"])
+
+
+def check_desi(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[int, object]:
+    desi, objects = use_desi(request, tmp_path)
+    # no stars, extended objects; every redshift has its own object (the positions are 20" apart
+    # at least, each object 0.3" from its redshift)
+    kept = desi_good(desi) & (desi["SPECTYPE"] != "STAR") & (objects["refExtendedness"] == 1).to_numpy()
     result, path = run_example("desi.yaml", tmp_path)
     frame = pd.read_parquet(path)
     assert set(frame["SPECTYPE"]) <= {"GALAXY", "QSO"} and (frame["z_flag_raw"] == 0).all()
     assert "detect_isIsolated" in frame.columns
-    return expected, result
+    return int(kept.sum()), result
+
+
+def check_filters(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[int, object]:
+    desi, objects = use_desi(request, tmp_path)
+    bright = (objects["i_cModelFlux"] / objects["i_cModelFluxErr"] >= 5) & (objects["refExtendedness"] == 1)
+    kept = desi_good(desi) & (desi["SPECTYPE"] == "GALAXY") & bright.to_numpy()
+    result, path = run_example("filters.yaml", tmp_path)
+    assert set(pd.read_parquet(path)["id"].astype(str)) == set(desi.loc[kept, "TARGETID"].astype(str))
+    return int(kept.sum()), result
 
 
 def check_crc(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[int, object]:
@@ -236,6 +253,7 @@ CHECKS: dict[str, Callable[[pytest.FixtureRequest, Path], tuple[int, object]]] =
     "split.yaml": check_split,
     "rail.yaml": check_rail,
     "desi.yaml": check_desi,
+    "filters.yaml": check_filters,
     "crc.yaml": check_crc,
 }
 
