@@ -49,7 +49,18 @@ def run_example(name: str, tmp_path: Path) -> tuple[object, Path]:
 # --- the synthetic samples ------------------------------------------------------------------
 
 
+_BUILT: dict[str, Path] = {}
+
+
 def built_sample(tmp_path_factory: pytest.TempPathFactory, release_name: str) -> Path:
+    """The synthetic sample of ``release_name`` at the headers' size, built once per test run
+    (per process here, across pytest-xdist workers by :func:`shared_build`); read only."""
+    if release_name not in _BUILT:
+        _BUILT[release_name] = _build_sample(tmp_path_factory, release_name)
+    return _BUILT[release_name]
+
+
+def _build_sample(tmp_path_factory: pytest.TempPathFactory, release_name: str) -> Path:
     from tsm_core import plugins
     from tsm_core.catalogs.rubin.sample import make_sample
 
