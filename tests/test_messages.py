@@ -120,3 +120,16 @@ def test_usage_errors_take_one_line(args, line):
     result = _tsm(*args)
     assert result.exit_code == 2 and result.stderr == line + "\n"
     assert re.fullmatch(r"[^\n]*\n", result.stderr)
+
+
+def test_progress_bars_on_request_and_never_off_a_terminal(scene, tmp_path):
+    """``--progress`` shows LSDB's tqdm bars on stderr; without it (not a terminal here) none."""
+    args = ["redshift", "register", "{}", str(scene["redshift_path"])]
+    shown = _tsm(*[a.format("shown") for a in args], "--progress")
+    quiet = _tsm(*[a.format("quiet") for a in args])
+    assert shown.exit_code == quiet.exit_code == 0, shown.output + quiet.output
+    assert re.search(r"Writing Catalog: 100%\|", shown.stderr) and "%|" not in quiet.stderr
+    sample = _tsm(
+        "sample", "dp1", "--objects", "2000", "--redshifts", "100", "--out", str(tmp_path / "s"), "--progress"
+    )
+    assert sample.exit_code == 0 and re.search(r"Writing Catalog: 100%\|", sample.stderr), sample.output
