@@ -117,3 +117,24 @@ def test_tsm_read_and_to_pandas_give_the_rows_of_every_format(runs, fmt, monkeyp
 def test_to_pandas_names_the_parts_of_a_run(runs):
     with pytest.raises(tsm_core.TSMError, match=r"^part 'training' is not a file of this run; choices: none"):
         runs["results"]["csv"].to_pandas("training")
+
+
+def test_ecsv_rows_starting_with_a_hash_and_nulls_survive(tmp_path):
+    """astropy leaves ``#1`` unquoted (read back as a comment): the writer quotes it."""
+    import pyarrow as pa
+
+    from tsm_core.config import OutputConfig
+    from tsm_core.plugins.records import OutputMetadata
+    from tsm_writers.ecsv import ECSVWriter
+
+    table = pa.table({"id": ["#1", None, "3", "#a b"], "z_flag": pa.array([1, None, 3, 4], pa.int64())})
+    path = tmp_path / "hash.ecsv"
+    sink = ECSVWriter().open(path, table.schema, OutputMetadata("hash", "", 7, {}, {}), OutputConfig())
+    sink.write(table)
+    sink.close()
+    assert path.read_text().splitlines()[-4:] == ['"#1",1', ",", "3,3", '"#a b",4']
+    back = Table.read(path)
+    assert back["id"].filled("").tolist() == ["#1", "", "3", "#a b"] and back["id"].mask.tolist() == [False, True, False, False]
+    assert back["z_flag"].mask.tolist() == [False, True, False, False]
+    frame = pd.read_csv(path, comment="#")
+    assert frame["id"].fillna("").tolist() == ["#1", "", "3", "#a b"]

@@ -69,9 +69,33 @@ class _ECSVSink(PartFileSink):
         self.writer.close()
         try:
             table = pq.read_table(self.part)
-            astropy_table(table, self.metadata).write(self.path, format="ascii.ecsv", delimiter=",")
+            astropy_table(table, self.metadata).write(self.path, format="ascii.ecsv", delimiter=",", overwrite=True)
+            first = table.schema.field(0).type if table.num_columns else None
+            if first is not None and (pa.types.is_string(first) or pa.types.is_large_string(first)):
+                quote_leading_hashes(self.path)
         finally:
             self.part.unlink(missing_ok=True)
+
+
+def quote_leading_hashes(path: Path) -> None:
+    """Quote a first value that starts with ``#`` in the rows of the ECSV file ``path``.
+
+    astropy quotes a value only where it holds the delimiter or a quote, so a row whose
+    first value starts with ``#`` would be read back as a comment and lost. Such a value
+    holds neither (astropy would have quoted it), so it ends at the first comma.
+    """
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.readlines()
+    body = next((i for i, line in enumerate(lines) if not line.startswith("#")), len(lines)) + 1
+    hashed = [i for i in range(body, len(lines)) if lines[i].startswith("#")]
+    if not hashed:
+        return
+    for i in hashed:
+        value, sep, rest = lines[i].partition(",")
+        end = value.rstrip("\r\n")
+        lines[i] = f'"{end}"{sep}{rest}' if sep else f'"{end}"' + value[len(end) :]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(lines)
 
 
 class ECSVWriter(Writer):
