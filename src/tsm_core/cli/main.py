@@ -67,7 +67,7 @@ class TSMGroup(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
-        sys.exit(result if isinstance(result, int) else 0)
+        sys.exit(result if type(result) is int else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
