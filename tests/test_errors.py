@@ -90,7 +90,7 @@ def test_unknown_format(base_config):
     base_config["output"]["format"] = "xlsx"
     with pytest.raises(
         UnknownChoiceError,
-        match="output.format: unknown output format 'xlsx'; installed choices: csv, fits, hats, hdf5, parquet",
+        match="output.format: unknown output format 'xlsx'; installed choices: csv, ecsv, fits, hats, hdf5, parquet",
     ):
         tsm_core.run(base_config)
 

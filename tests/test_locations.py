@@ -255,7 +255,7 @@ def test_run_on_the_sample_only_when_asked_and_it_says_so(tmp_path):
     assert product.status == "done" and product.provenance["synthetic_sample"] is True
     assert product.provenance["object_catalog_source"] == "sample"
     with fits.open(product.output_path) as hdul:
-        written = json.loads(hdul["PROVENANCE"].data["JSON"][0])
+        written = json.loads(bytes(hdul["PROVENANCE"].data).decode())
     assert written["synthetic_sample"] is True
     # a sample given by path is recognised as synthetic too
     config["object_catalog"]["path"] = str(paths["objects"])

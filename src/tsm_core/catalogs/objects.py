@@ -18,16 +18,39 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def read_schema(path: str) -> Any:
-    """The Arrow schema of the HATS catalog (or collection) at ``path``, without reading data."""
+def read_schema(path: str, release: str = "dp1", env_var: str | None = None) -> Any:
+    """The Arrow schema of the HATS catalog (or collection) at ``path``, without reading data.
+
+    A path that is not a HATS catalog is refused saying what it is (missing, a plain
+    Parquet or other file, a folder without HATS properties) with a hint of ``tsm import``
+    for ``release``; ``env_var`` names the environment variable the path came from.
+    """
     import hats
 
     try:
         opened: Any = hats.read_hats(path)  # a catalog or a collection, used by duck typing
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable HATS catalog
-        raise CatalogError("object_catalog.path", f"cannot open the HATS object catalog at {path}: {exc}") from exc
+        raise CatalogError("object_catalog.path", not_hats_message(path, release, env_var, exc)) from exc
     main = getattr(opened, "main_catalog", opened)
     return main.schema
+
+
+def not_hats_message(path: str, release: str, env_var: str | None, exc: Exception) -> str:
+    """Why ``path`` is not a HATS object catalog, in one line, with the way to make one."""
+    local = Path(path) if "://" not in path else None
+    origin = f" (the path came from ${env_var})" if env_var else ""
+    hint = f"; make a HATS catalog of your own table with `tsm import {path} --release {release} --out DIR`"
+    if local is not None and not local.exists():
+        return f"the object catalog {path} does not exist{origin}{hint}"
+    if local is not None and local.is_file():
+        with open(local, "rb") as fh:
+            kind = "a plain Parquet file" if fh.read(4) == b"PAR1" else "a file"
+        return f"the object catalog {path} is {kind}, not a HATS catalog{origin}{hint}"
+    if local is not None and not any(
+        (local / n).exists() for n in ("properties", "hats.properties", "collection.properties")
+    ):
+        return f"the object catalog {path} is a folder without HATS properties, not a HATS catalog{origin}{hint}"
+    return f"cannot open the HATS object catalog at {path}{origin}: {exc}"
 
 
 def flux_families(release: ObjectCatalog, present: Iterable[str]) -> list[str]:

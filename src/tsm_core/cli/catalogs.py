@@ -5,12 +5,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from tsm_core import plugins
+from tsm_core.cli.progress import progress_option, wants_progress
 from tsm_core.config import tsm_home
 from tsm_core.errors import TSMError
 
@@ -137,7 +137,7 @@ def dustmaps_fetch(name: str, target: str | None) -> None:
     "--chunk-rows", type=click.IntRange(1000), default=250_000, show_default=True, help="Rows read at a time."
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing collection at --out.")
-@click.option("--progress/--no-progress", default=None, help="Progress bars (default: when stderr is a terminal).")
+@progress_option
 def import_command(
     inputs: tuple[str, ...],
     out_dir: str,
@@ -162,7 +162,7 @@ def import_command(
         memory_limit=memory_limit,
         chunk_rows=chunk_rows,
         overwrite=overwrite,
-        progress=sys.stderr.isatty() if progress is None else progress,
+        progress=wants_progress(progress),
     )
     click.echo(
         f"{result.path}: {result.n_rows} rows in {result.n_partitions} partitions, "

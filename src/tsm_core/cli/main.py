@@ -24,9 +24,50 @@ from tsm_core.cli import catalogs, products, redshift, run
 from tsm_core.cli.signals import STOPPED
 from tsm_core.errors import RunCancelled, TSMError, one_line
 
+#: the group's options, also accepted after the sub-command (`tsm run x.yaml -v`)
+GLOBAL_FLAGS = frozenset({"--debug", "--verbose", "--quiet", "-q", "-v", "-vv", "-vvv"})
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``args`` with the group's flags found after the sub-command moved before it (up to a
+    ``--``, after which every token is an argument)."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    return flags + [a for a in args[:end] if a not in GLOBAL_FLAGS] + args[end:]
+
+
+def usage_line(exc: click.UsageError) -> str:
+    """A click usage error as one line: the message, the usage and where the help is."""
+    ctx = exc.ctx
+    if ctx is None:
+        return f"Error: {exc.format_message()}"
+    usage = " ".join(ctx.get_usage().split())
+    return f"Error: {exc.format_message()} {usage} (`{ctx.command_path} --help` for more)"
+
 
 class TSMGroup(click.Group):
-    """Turns expected errors into one line on stderr and a non-zero exit."""
+    """Turns expected errors into one line on stderr and a non-zero exit; accepts its own
+    options after the sub-command."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_flags(args) if ctx.parent is None else args)
+
+    def main(self, args: Any = None, prog_name: str | None = None, *rest: Any, **extra: Any) -> Any:
+        """click's ``main``, with usage errors on one line."""
+        if extra.get("standalone_mode", True) is False:
+            return super().main(args, prog_name, *rest, **extra)
+        try:
+            result = super().main(args, prog_name, *rest, **(extra | {"standalone_mode": False}))
+        except click.UsageError as exc:
+            click.echo(usage_line(exc), err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if type(result) is int else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from tsm_core.cli.progress import progress_option
 from tsm_core.cli.run import run_and_report
 from tsm_core.config import tsm_home
 from tsm_core.errors import one_line
@@ -107,7 +108,7 @@ def products_show(product_id: int) -> None:
 @products.command("rerun")
 @click.argument("product_id", type=int)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key of the stored config.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@progress_option
 def products_rerun(product_id: int, overrides: tuple[str, ...], progress: bool | None) -> None:
     """Build training set PRODUCT_ID again from its stored config, as a new product."""
     from tsm_core.pipeline.main import product_config

@@ -7,6 +7,7 @@ import json
 import click
 
 from tsm_core import plugins
+from tsm_core.cli.progress import progress_option, wants_progress
 from tsm_core.config import tsm_home
 
 
@@ -31,6 +32,7 @@ def redshift() -> None:
 )
 @click.option("--delimiter", help="CSV delimiter (sniffed if not given).")
 @click.option("--description", default="")
+@progress_option
 def redshift_register(
     name: str,
     file: str,
@@ -39,6 +41,7 @@ def redshift_register(
     bad_rows: str,
     delimiter: str | None,
     description: str,
+    progress: bool | None,
 ) -> None:
     """Validate FILE and register a normalized copy of it as redshift catalog NAME."""
     from tsm_core.redshifts.registration import parse_column_mapping, register_redshift_catalog
@@ -48,7 +51,14 @@ def redshift_register(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--columns") from None
     record = register_redshift_catalog(
-        name, file, mapping, description, convention=convention, bad_rows=bad_rows, delimiter=delimiter
+        name,
+        file,
+        mapping,
+        description,
+        convention=convention,
+        bad_rows=bad_rows,
+        delimiter=delimiter,
+        progress=wants_progress(progress),
     )
     click.echo(
         f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.source_path}, "

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tsm_core import plugins
+from tsm_core.cli.progress import progress_option, wants_progress
 from tsm_core.cli.signals import interruptible, stop_on_signals
 from tsm_core.config import tsm_home
 from tsm_core.errors import RunCancelled, TSMError
@@ -45,7 +46,7 @@ def run_and_report(config: Any, overrides: list[str], progress: bool | None) -> 
     bar and stopped by signals, then print what it built."""
     from tsm_core.pipeline.main import execute, prepare
 
-    bar = ProgressBar(sys.stderr.isatty() if progress is None else progress)
+    bar = ProgressBar(wants_progress(progress))
     try:
         with stop_on_signals() as cancel:
             try:
@@ -86,7 +87,7 @@ def run_and_report(config: Any, overrides: list[str], progress: bool | None) -> 
     metavar="KEY=VALUE",
     help="Override a config key, e.g. crossmatch.radius_arcsec=0.5",
 )
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@progress_option
 @click.option("--scheduler", help="compute.scheduler: threads, processes, or a Dask scheduler address.")
 @click.option("--n-workers", type=int, help="compute.n_workers")
 @click.option("--memory-limit", help="compute.memory_limit per worker, e.g. 4GB")
@@ -138,14 +139,20 @@ def sample_size(command: Any) -> Any:
 
 
 def build_sample(
-    cat: ObjectCatalog, out_dir: Path | None, n_objects: int = 20_000, n_redshifts: int = 2_000, seed: int = 20250630
+    cat: ObjectCatalog,
+    out_dir: Path | None,
+    n_objects: int = 20_000,
+    n_redshifts: int = 2_000,
+    seed: int = 20250630,
+    progress: bool = False,
 ) -> dict[str, Path]:
-    """Build (or reuse) the synthetic sample of release ``cat`` in ``out_dir`` (default: under $TSM_HOME)."""
+    """Build (or reuse) the synthetic sample of release ``cat`` in ``out_dir`` (default: under
+    $TSM_HOME), with progress bars on stderr where ``progress``."""
     from tsm_core.catalogs.rubin.sample import make_sample
 
     if cat.sample is None:
         raise TSMError(f"release {cat.name!r} has no synthetic sample")
-    return make_sample(cat, out_dir or cat.sample_dir(tsm_home()), n_objects, n_redshifts, seed)
+    return make_sample(cat, out_dir or cat.sample_dir(tsm_home()), n_objects, n_redshifts, seed, progress)
 
 
 @click.command()
@@ -155,10 +162,18 @@ def build_sample(
 )
 @sample_size
 @click.option("--seed", type=int, default=20250630, show_default=True)
-def sample(release: str, out_dir: str | None, n_objects: int, n_redshifts: int, seed: int) -> None:
+@progress_option
+def sample(
+    release: str, out_dir: str | None, n_objects: int, n_redshifts: int, seed: int, progress: bool | None
+) -> None:
     """Write a synthetic sample of RELEASE: a HATS object catalog and a redshift catalog."""
     paths = build_sample(
-        plugins.object_catalog(release), Path(out_dir) if out_dir else None, n_objects, n_redshifts, seed
+        plugins.object_catalog(release),
+        Path(out_dir) if out_dir else None,
+        n_objects,
+        n_redshifts,
+        seed,
+        wants_progress(progress),
     )
     for kind, path in paths.items():
         click.echo(f"{kind}: {path}")
@@ -168,7 +183,7 @@ def sample(release: str, out_dir: str | None, n_objects: int, n_redshifts: int, 
 @click.option("--release", default="dp1", show_default=True)
 @click.option("--out", "out_dir", default="demo-output", show_default=True, type=click.Path(file_okay=False))
 @click.option("--format", "fmt", default="parquet", show_default=True)
-@click.option("--progress/--no-progress", default=None)
+@progress_option
 @sample_size
 def demo(release: str, out_dir: str, fmt: str, progress: bool | None, n_objects: int, n_redshifts: int) -> None:
     """Build the sample (once per size, under $TSM_HOME) and run a training set on it."""

@@ -50,9 +50,13 @@ def load_yaml(text: str | bytes, source: str, key: str = "") -> Any:
                 f"{source}: YAML aliases expand beyond {MAX_YAML_ALIAS_NODES:,} nodes "
                 f"(aliases and merge keys may add at most that many)",
             )
+        duplicate = _duplicate_key(node)
+        if duplicate:
+            name, first, second = duplicate
+            raise ConfigError(key, f"{source}: key {name!r} is given twice, on lines {first} and {second}; keep one")
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise ConfigError(key, f"{source} is not valid YAML: {' '.join(str(exc).split())}") from None
+        raise ConfigError(key, f"{source} is not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
         raise ConfigError(key, f"{source}: YAML nested too deeply") from None
     finally:
@@ -81,6 +85,48 @@ def _yaml_extent(root: yaml.Node) -> tuple[int, int]:
         stack.append((node, True))
         stack.extend((k, False) for k in kids if id(k) not in size)
     return len(size), size[id(root)]
+
+
+def _at(mark: Any) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """pyyaml's error as one line: where, what, and in what context (without the source's name)."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return " ".join(str(exc).split())
+    text = f"{_at(exc.problem_mark)}: {exc.problem}"
+    if exc.context:
+        text += f" ({exc.context}" + (f" at {_at(exc.context_mark)})" if exc.context_mark else ")")
+    return " ".join(text.split())
+
+
+def _duplicate_key(root: yaml.Node) -> tuple[str, int, int] | None:
+    """The first key a mapping of the graph holds twice: its dotted path and both lines
+    (each distinct node visited once, without recursion)."""
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, str]] = [(root, "")]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        children: list[tuple[yaml.Node, str]] = []
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for k, v in node.value:
+                if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+                    children.append((v, path))
+                    continue
+                dotted = f"{path}.{k.value}" if path else str(k.value)
+                if k.value in lines:
+                    return dotted, lines[k.value], k.start_mark.line + 1
+                lines[k.value] = k.start_mark.line + 1
+                children.append((v, dotted))
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        stack.extend(reversed(children))
+    return None
 
 
 def _yaml_children(node: yaml.Node) -> list[yaml.Node]:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from tsm_core.compute.scheduler import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
-from tsm_core.errors import RunCancelled
+from tsm_core.errors import RunCancelled, TSMError
 from tsm_core.pipeline.match import match
 from tsm_core.pipeline.plan import Plan, plan_run
 from tsm_core.pipeline.provenance import now, provenance, run_provenance
@@ -61,6 +61,21 @@ class RunResult:
     output_paths: dict[str, Path] = field(default_factory=dict)
     #: where the redshifts went (:meth:`tsm_core.pipeline.funnel.Funnel.to_dict`)
     funnel: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_pandas(self, part: str | None = None) -> pd.DataFrame:
+        """The rows the run wrote, read back by the writer of its output format.
+
+        ``part`` (``"training"`` or ``"validation"``) picks one file of a run with
+        ``output.split_files``; by default the run's one output file.
+        """
+        from tsm_core.products.reading import read_file
+
+        if part and part not in self.output_paths:
+            choices = ", ".join(self.output_paths) or "none: the run wrote one file, call to_pandas()"
+            raise TSMError(f"part {part!r} is not a file of this run; choices: {choices}")
+        path = self.output_paths[part] if part else self.output_path
+        fmt = ((self.provenance.get("config") or {}).get("output") or {}).get("format")
+        return read_file(path, fmt)
 
 
 def _compute_and_write(

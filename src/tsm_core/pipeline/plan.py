@@ -139,7 +139,8 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
         extra_columns=extra,
         notes=redshifts.info,
     )
-    schema = read_schema(object_path)  # the object catalog's metadata, read once for every check
+    env_var = release.env_var if location.source == "env" else None
+    schema = read_schema(object_path, release.name, env_var)  # the catalog's metadata, read once for every check
     if extra:
         _check_extra_columns(release, object_path, schema.names, photometry)
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here

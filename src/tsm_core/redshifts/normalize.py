@@ -73,6 +73,12 @@ def column_mapping(
         own = columns.get(canonical) or defaults.get(canonical, canonical)
         if own in present and own not in mapping:
             mapping[own] = canonical
+        elif own in mapping and canonical in columns:
+            raise CatalogError(
+                f"redshift_catalog.columns.{canonical}",
+                f"{source}: column {own!r} is mapped to both {mapping[own]!r} and {canonical!r}; "
+                f"map each canonical name to a column of its own",
+            )
         elif canonical in columns:
             raise CatalogError(
                 f"redshift_catalog.columns.{canonical}",

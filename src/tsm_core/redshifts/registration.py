@@ -40,6 +40,7 @@ def register_redshift_catalog(
     bad_rows: str = "drop",
     delimiter: str | None = None,
     owner: str | None = None,
+    progress: bool = False,
 ) -> RedshiftCatalogRecord:
     """Validate the catalog at ``path`` and register a normalized copy of it as ``name``
     (``owner``: the user it belongs to; none for the operator's own catalogs).
@@ -47,6 +48,7 @@ def register_redshift_catalog(
     ``columns`` overrides the mapping of ``convention`` (detected from the columns when
     not given); ``bad_rows`` drops and counts, or refuses, invalid rows. Fails (with the
     bad rows or the missing columns named) before anything is recorded or stored.
+    ``progress``: progress bars on stderr while the copy is written.
     """
     name = name.strip()
     if not name:
@@ -61,7 +63,7 @@ def register_redshift_catalog(
     stored = directory / uuid.uuid4().hex
     staging = stored.with_name(f".{stored.name}.tmp")
     try:
-        write_store(table, staging)
+        write_store(table, staging, progress)
         staging.replace(stored)
         return registry.add_redshift_catalog(
             name,

@@ -45,8 +45,9 @@ def is_store(path: str | Path) -> bool:
     return (Path(path) / META_FILE).is_file()
 
 
-def write_store(table: RedshiftTable, directory: Path) -> None:
-    """Write ``table`` as a HATS collection at ``directory`` (which must not exist)."""
+def write_store(table: RedshiftTable, directory: Path, progress: bool = False) -> None:
+    """Write ``table`` as a HATS collection at ``directory`` (which must not exist;
+    ``progress``: LSDB's progress bars on stderr)."""
     import lsdb
 
     from tsm_core.redshifts.partitioning import partitioning_order
@@ -65,7 +66,7 @@ def write_store(table: RedshiftTable, directory: Path) -> None:
             partition_rows=rows,
             catalog_name=CATALOG_NAME,
         )
-    catalog.write_catalog(directory, catalog_name=CATALOG_NAME, as_collection=True, progress_bar=False)
+    catalog.write_catalog(directory, catalog_name=CATALOG_NAME, as_collection=True, progress_bar=progress)
     meta = {
         "source": table.source,
         "convention": table.convention,

@@ -1,1 +1,1 @@
-"""Parquet, CSV, FITS, HDF5 and HATS writers for the Training Set Maker."""
+"""Parquet, CSV, ECSV, FITS, HDF5 and HATS writers for the Training Set Maker."""

@@ -1,8 +1,12 @@
 """FITS binary table (fitsio), extension ``TRAINING_SET``.
 
-Units go to ``TUNITn``, descriptions to ``TCOMMn``; the provenance JSON is the one row
-of the ``PROVENANCE`` extension. FITS strings are ASCII: non-ASCII characters are
-written as Python backslash escapes (``Ü`` as ``\xdc``, reversible with
+Units go to ``TUNITn``, descriptions to ``TCOMMn``. The training set is the only table
+(HDU 1), so ``astropy.table.Table.read(path)`` opens it without ``hdu=`` and without a
+warning; the provenance JSON is the last HDU, ``PROVENANCE``, an image of its UTF-8 bytes
+(``bytes(hdul["PROVENANCE"].data).decode()``), which table readers skip.
+
+FITS strings are ASCII: non-ASCII characters are written as Python backslash escapes
+(``Ü`` as ``\xdc``, reversible with
 ``s.encode().decode("unicode_escape")``), in fixed-width columns sized from the column's
 ``max_length``. A null in an integer column is written as -2**63 and declared with
 ``TNULLn``, so astropy reads it masked.
@@ -86,9 +90,8 @@ class _FITSSink:
             counts = self.metadata.provenance.get("counts", {})
             self.hdu.write_key("NROWS", int(counts.get("rows", self.hdu.get_nrows())), comment="rows written")
             text = provenance_json(self.metadata).encode()
-            record = np.zeros(1, dtype=[("JSON", f"S{max(len(text), 1)}")])
-            record["JSON"] = text
-            self.fits.write(record, extname="PROVENANCE")
+            # an image, not a table: astropy warns about a file of several tables
+            self.fits.write(np.frombuffer(text, dtype=np.uint8), extname="PROVENANCE")
         finally:
             self.fits.close()
 
@@ -96,7 +99,7 @@ class _FITSSink:
 class FITSWriter(Writer):
     name = "fits"
     extension = "fits"
-    description = "FITS binary table (fitsio); TUNIT/TCOMM per column, provenance in a PROVENANCE extension"
+    description = "FITS binary table (fitsio); TUNIT/TCOMM per column, provenance in a last PROVENANCE image HDU"
 
     def open(self, path: Path, schema: pa.Schema, metadata: OutputMetadata, options: OutputConfig) -> _FITSSink:
         return _FITSSink(path, schema, metadata)
@@ -106,7 +109,7 @@ class FITSWriter(Writer):
         without their padding and with their backslash escapes turned back into characters."""
         from astropy.table import Table
 
-        frame = Table.read(path, hdu=EXTNAME).to_pandas()
+        frame = Table.read(path, hdu=EXTNAME).to_pandas()  # by name: files of earlier versions too
         for name in frame.columns:
             if frame[name].dtype == object:
                 frame[name] = [_unescape(v.decode() if isinstance(v, bytes) else v).rstrip() for v in frame[name]]

@@ -33,7 +33,15 @@ def described_schema(schema: pa.Schema, metadata: OutputMetadata) -> pa.Schema:
         info = metadata.columns.get(f.name)
         meta = {"unit": info.unit, "description": info.description} if info else {}
         fields.append(f.with_metadata(meta))
-    return pa.schema(fields, metadata={"tsm.name": metadata.name, "tsm.product_id": str(metadata.product_id)})
+    # astropy's Parquet reader sizes string columns from these keys (and warns without them)
+    lengths = {
+        f"table::len::{f.name}": str(metadata.columns[f.name].max_length)
+        for f in schema
+        if (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))
+        and f.name in metadata.columns
+        and metadata.columns[f.name].max_length
+    }
+    return pa.schema(fields, metadata={"tsm.name": metadata.name, "tsm.product_id": str(metadata.product_id)} | lengths)
 
 
 def with_provenance(schema: pa.Schema, metadata: OutputMetadata) -> pa.Schema:

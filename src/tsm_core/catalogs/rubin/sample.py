@@ -196,8 +196,10 @@ def redshift_table(
     )
 
 
-def write_hats(frame: pd.DataFrame, release: ObjectCatalog, path: Path, margin_arcsec: float = 10.0) -> None:
-    """Write ``frame`` as a HATS collection with a margin cache of ``margin_arcsec``."""
+def write_hats(
+    frame: pd.DataFrame, release: ObjectCatalog, path: Path, margin_arcsec: float = 10.0, progress: bool = False
+) -> None:
+    """Write ``frame`` as a HATS collection with a margin cache of ``margin_arcsec`` (``progress``: LSDB's bars)."""
     import lsdb
 
     catalog = lsdb.from_dataframe(
@@ -210,7 +212,7 @@ def write_hats(frame: pd.DataFrame, release: ObjectCatalog, path: Path, margin_a
         partition_rows=max(1000, len(frame) // 16),
         margin_threshold=margin_arcsec,
     )
-    catalog.write_catalog(path, as_collection=True, overwrite=True, progress_bar=False)
+    catalog.write_catalog(path, as_collection=True, overwrite=True, progress_bar=progress)
 
 
 def published_default_columns(release: ObjectCatalog, present: list[str]) -> list[str]:
@@ -223,10 +225,15 @@ def published_default_columns(release: ObjectCatalog, present: list[str]) -> lis
 
 
 def write_published(
-    frame: pd.DataFrame, release: ObjectCatalog, path: Path, default_columns: list[str] | None = None
+    frame: pd.DataFrame,
+    release: ObjectCatalog,
+    path: Path,
+    default_columns: list[str] | None = None,
+    progress: bool = False,
 ) -> None:
     """Write ``frame`` as a collection in the release's published layout (main catalog, margin
-    and id index named as in :attr:`~tsm_core.plugins.records.ObjectCatalog.collection`)."""
+    and id index named as in :attr:`~tsm_core.plugins.records.ObjectCatalog.collection`;
+    ``progress``: LSDB's bars)."""
     import lsdb
 
     from tsm_core.catalogs.importer import write_index
@@ -248,7 +255,7 @@ def write_published(
         path,
         as_collection=True,
         overwrite=True,
-        progress_bar=False,
+        progress_bar=progress,
         catalog_name=layout.primary,
         default_columns=default_columns,
     )
@@ -257,9 +264,15 @@ def write_published(
 
 
 def make_sample(
-    release: ObjectCatalog, out_dir: Path, n_objects: int = 20_000, n_redshifts: int = 2_000, seed: int = 20250630
+    release: ObjectCatalog,
+    out_dir: Path,
+    n_objects: int = 20_000,
+    n_redshifts: int = 2_000,
+    seed: int = 20250630,
+    progress: bool = False,
 ) -> dict[str, Path]:
-    """Write the synthetic sample of ``release`` under ``out_dir`` (see the module doc).
+    """Write the synthetic sample of ``release`` under ``out_dir`` (see the module doc;
+    ``progress``: progress bars on stderr while the catalog is written).
 
     Returns the paths ``objects`` (HATS collection) and ``redshifts`` (Parquet). A sample
     with the same parameters already in ``out_dir`` is reused.
@@ -279,9 +292,10 @@ def make_sample(
     shutil.rmtree(staging, ignore_errors=True)
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))  # margins are found with HATS' numba code
     if release.collection:
-        write_published(objects, release, staging, published_default_columns(release, list(objects.columns)))
+        default_columns = published_default_columns(release, list(objects.columns))
+        write_published(objects, release, staging, default_columns, progress=progress)
     else:
-        write_hats(objects, release, staging)
+        write_hats(objects, release, staging, progress=progress)
     (staging / SAMPLE_MARKER).write_text(json.dumps(params | {"synthetic": True}))
     shutil.rmtree(paths["objects"], ignore_errors=True)
     staging.rename(paths["objects"])

@@ -1,0 +1,140 @@
+"""Every format opened by pandas and astropy with no options, and by ``tsm_core.read`` /
+``RunResult.to_pandas``, compared with the rows of a separate run read by pyarrow."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from astropy.table import Table
+
+import tsm_core
+from conftest import isolate, scene_config
+
+FORMATS = ("csv", "ecsv", "fits", "hdf5", "parquet")
+
+
+@pytest.fixture(scope="module")
+def runs(scene, tmp_path_factory):
+    """One training set per format, and the reference run (Parquet, read with pyarrow)."""
+    base = tmp_path_factory.mktemp("readers")
+    with pytest.MonkeyPatch.context() as mp:
+        home = isolate(base / "tsm-home", mp)
+        config = scene_config(scene, base / "out")
+        config["crossmatch"] = {"radius_arcsec": 3.0, "n_neighbors": 2}
+        config["split"] = {"train_fraction": 0.7, "seed": 3}
+        reference = tsm_core.run({**config, "name": "reference"})
+        results = {
+            fmt: tsm_core.run({**config, "name": f"as {fmt}", "output": {**config["output"], "format": fmt}})
+            for fmt in FORMATS
+        }
+    return {"home": home, "reference": pq.read_table(reference.output_path).to_pandas(), "results": results}
+
+
+def _same_rows(frame: pd.DataFrame, ref: pd.DataFrame) -> None:
+    """``frame`` holds the reference's rows and columns (row order may differ: ids sort both)."""
+    assert list(frame.columns) == list(ref.columns)
+    got = frame.sort_values("id", kind="stable").reset_index(drop=True)
+    want = ref.sort_values("id", kind="stable").reset_index(drop=True)
+    assert len(got) == len(want) > 100
+    assert (got["id"].astype(str) == want["id"].astype(str)).all()
+    for name in ("z", "ra", "dec"):
+        np.testing.assert_allclose(got[name].astype(float), want[name].astype(float), rtol=1e-12)
+    flags = {"True": True, "False": False, "true": True, "false": False}
+    training = got["is_training"].map(lambda v: flags.get(str(v), v)).astype(bool)
+    assert (training == want["is_training"]).all()
+
+
+def _no_warning_read(read, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return read(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ecsv"])
+def test_pandas_read_csv_without_options(runs, fmt):
+    path = runs["results"][fmt].output_path
+    frame = pd.read_csv(path) if fmt == "csv" else pd.read_csv(path, comment="#")
+    _same_rows(frame, runs["reference"])
+    if fmt == "csv":
+        assert path.read_text().splitlines()[0] == ",".join(f'"{c}"' for c in runs["reference"].columns)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ecsv", "fits"])
+def test_astropy_table_read_without_options(runs, fmt):
+    table = _no_warning_read(Table.read, runs["results"][fmt].output_path)
+    _same_rows(table.to_pandas(), runs["reference"])
+
+
+def test_ecsv_carries_units_descriptions_and_provenance(runs):
+    result = runs["results"]["ecsv"]
+    table = Table.read(result.output_path)
+    assert str(table["ra"].unit) == "deg" and table["z"].description
+    assert table.meta["product_id"] == result.product_id and table.meta["name"] == "as ecsv"
+    assert table.meta["provenance"]["counts"]["rows"] == result.n_rows == len(table)
+
+
+def test_fits_provenance_is_an_image_after_the_only_table(runs):
+    from astropy.io import fits
+
+    result = runs["results"]["fits"]
+    with fits.open(result.output_path) as hdul:
+        tables = [h.name for h in hdul if isinstance(h, fits.BinTableHDU)]
+        assert tables == ["TRAINING_SET"] and hdul[-1].name == "PROVENANCE"
+        provenance = json.loads(bytes(hdul["PROVENANCE"].data).decode())
+    assert provenance["counts"]["rows"] == result.n_rows
+
+
+def test_hdf5_as_tables_io_reads_it_and_the_documented_pandas_route(runs):
+    import tables_io
+
+    path = runs["results"]["hdf5"].output_path
+    data = tables_io.read(str(path))["training_set"]
+    frame = pd.DataFrame(data)[list(runs["reference"].columns)]
+    frame["id"] = frame["id"].astype(str)
+    _same_rows(frame, runs["reference"])
+    _same_rows(Table(data).to_pandas()[list(runs["reference"].columns)], runs["reference"])
+
+
+def test_parquet_read_by_pandas_and_astropy(runs):
+    path = runs["results"]["parquet"].output_path
+    _same_rows(pd.read_parquet(path), runs["reference"])
+    _same_rows(_no_warning_read(Table.read, path).to_pandas(), runs["reference"])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_tsm_read_and_to_pandas_give_the_rows_of_every_format(runs, fmt, monkeypatch):
+    isolate(runs["home"], monkeypatch)
+    result = runs["results"][fmt]
+    for frame in (tsm_core.read(result.product_id), tsm_core.read(result.output_path), result.to_pandas()):
+        _same_rows(frame, runs["reference"])
+
+
+def test_to_pandas_names_the_parts_of_a_run(runs):
+    with pytest.raises(tsm_core.TSMError, match=r"^part 'training' is not a file of this run; choices: none"):
+        runs["results"]["csv"].to_pandas("training")
+
+
+def test_ecsv_rows_starting_with_a_hash_and_nulls_survive(tmp_path):
+    """astropy leaves ``#1`` unquoted (read back as a comment): the writer quotes it."""
+    import pyarrow as pa
+
+    from tsm_core.config import OutputConfig
+    from tsm_core.plugins.records import OutputMetadata
+    from tsm_writers.ecsv import ECSVWriter
+
+    table = pa.table({"id": ["#1", None, "3", "#a b"], "z_flag": pa.array([1, None, 3, 4], pa.int64())})
+    path = tmp_path / "hash.ecsv"
+    sink = ECSVWriter().open(path, table.schema, OutputMetadata("hash", "", 7, {}, {}), OutputConfig())
+    sink.write(table)
+    sink.close()
+    assert path.read_text().splitlines()[-4:] == ['"#1",1', ",", "3,3", '"#a b",4']
+    back = Table.read(path)
+    assert back["id"].filled("").tolist() == ["#1", "", "3", "#a b"] and back["id"].mask.tolist() == [False, True, False, False]
+    assert back["z_flag"].mask.tolist() == [False, True, False, False]
+    frame = pd.read_csv(path, comment="#")
+    assert frame["id"].fillna("").tolist() == ["#1", "", "3", "#a b"]
