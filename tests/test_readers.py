@@ -134,7 +134,12 @@ def test_ecsv_rows_starting_with_a_hash_and_nulls_survive(tmp_path):
     sink.close()
     assert path.read_text().splitlines()[-4:] == ['"#1",1', ",", "3,3", '"#a b",4']
     back = Table.read(path)
-    assert back["id"].filled("").tolist() == ["#1", "", "3", "#a b"] and back["id"].mask.tolist() == [False, True, False, False]
+    assert back["id"].filled("").tolist() == ["#1", "", "3", "#a b"] and back["id"].mask.tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
     assert back["z_flag"].mask.tolist() == [False, True, False, False]
     frame = pd.read_csv(path, comment="#")
     assert frame["id"].fillna("").tolist() == ["#1", "", "3", "#a b"]
