@@ -24,10 +24,15 @@ class TSMError(Exception):
 
 
 class ConfigError(TSMError, ValueError):
-    """A configuration value is invalid; ``key`` is its dotted path in the config."""
+    """A configuration value is invalid; ``key`` is its dotted path in the config.
 
-    def __init__(self, key: str, message: str) -> None:
+    ``problems`` lists every refusal of one validation as ``{"field", "message", "type"}``
+    (the first is ``key``'s), so that a form can show each at its field; by default, this one.
+    """
+
+    def __init__(self, key: str, message: str, problems: list[dict[str, str]] | None = None) -> None:
         self.key = key
+        self.problems = problems or [{"field": key, "message": message, "type": ""}]
         super().__init__(f"{key}: {message}" if key else message)
 
 

@@ -31,8 +31,8 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
-def _first_error(exc: ValidationError) -> ConfigError:
-    err = exc.errors()[0]
+def _problem(err: Any) -> dict[str, str]:
+    """One pydantic refusal as ``{"field", "message", "type"}`` in the tool's words."""
     key = ".".join(str(p) for p in err["loc"])
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
@@ -43,10 +43,17 @@ def _first_error(exc: ValidationError) -> ConfigError:
             message += f"; valid keys: {', '.join(valid)}"
     elif err["type"] == "missing":
         message = "required key is missing"
-    extra = len(exc.errors()) - 1
+    return {"field": key, "message": message, "type": err["type"]}
+
+
+def _first_error(exc: ValidationError) -> ConfigError:
+    """One :class:`ConfigError` naming the first refusal, with every refusal in its ``problems``."""
+    problems = [_problem(err) for err in exc.errors()]
+    message = problems[0]["message"]
+    extra = len(problems) - 1
     if extra:
         message += f" (and {extra} more error{'s' if extra > 1 else ''})"
-    return ConfigError(key, message)
+    return ConfigError(problems[0]["field"], message, problems)
 
 
 def load_config(

@@ -86,9 +86,14 @@ class ProductOut(BaseModel):
     owner: str | None = None
 
     @classmethod
-    def of(cls, p: ProductRecord, request: Request) -> ProductOut:
+    def of(cls, p: ProductRecord, request: Request, catalog_names: dict[int, str] | None = None) -> ProductOut:
+        """``p`` as answered; ``catalog_names`` (ID to name, default: the registry's) names
+        the redshift catalog a config gives by ID."""
         done = p.status == "done" and bool(p.output_path)
         source = p.config.get("redshift_catalog") or {}
+        if source.get("id") is not None and not source.get("name"):
+            names = catalog_names if catalog_names is not None else _catalog_names(request)
+            source = {"name": names.get(int(source["id"])), "id": source["id"]}
         return cls(
             release=(p.config.get("object_catalog") or {}).get("release"),
             format=(p.config.get("output") or {}).get("format"),
@@ -109,6 +114,25 @@ class ProductOut(BaseModel):
             file_name=Path(p.output_path).name if done else None,
             download_url=f"/api/training-sets/{p.id}/file" if done else None,
         )
+
+
+def _catalog_names(request: Request) -> dict[int, str]:
+    """The name by ID of every registered redshift catalog the caller may see (others stay IDs)."""
+    return {c.id: c.name for c in registry(request).redshift_catalogs(visible_to=caller(request).visible_to)}
+
+
+class MeOut(BaseModel):
+    """Who the caller is: a user's ``name``, or none for the admin and the anonymous caller."""
+
+    name: str | None
+    #: ``user`` (a user's token), ``admin`` (the operator's token) or ``anonymous`` (open mode, no token)
+    role: str
+
+
+@router.get("/me", response_model=MeOut, summary="Who the caller is: a user, the admin, or anonymous (open mode)")
+def me(request: Request, who: Caller = Depends(caller)) -> MeOut:
+    role = "user" if who.name else "admin" if settings(request).token else "anonymous"
+    return MeOut(name=who.name, role=role)
 
 
 @router.get(
@@ -220,10 +244,15 @@ def submit(request: Request, config: dict[str, Any], who: Caller = Depends(calle
 
 @router.get("/training-sets", response_model=list[ProductOut], summary="Training sets, newest first")
 def products(
-    request: Request, search: str | None = None, limit: int = 200, who: Caller = Depends(caller)
+    request: Request, search: str | None = None, limit: int = 200, offset: int = 0, who: Caller = Depends(caller)
 ) -> list[ProductOut]:
-    found = registry(request).products(search=search, limit=min(max(limit, 1), 1000), visible_to=who.visible_to)
-    return [ProductOut.of(p, request) for p in found]
+    """At most ``limit`` (up to 1000) training sets whose name contains ``search``, after
+    the ``offset`` newest."""
+    offset = min(max(offset, 0), 100_000)
+    wanted = min(max(limit, 1), 1000)
+    found = registry(request).products(search=search, limit=offset + wanted, visible_to=who.visible_to)[offset:]
+    names = _catalog_names(request)
+    return [ProductOut.of(p, request, names) for p in found]
 
 
 @router.get("/training-sets/{product_id}", response_model=ProductOut, summary="Status and progress of a training set")

@@ -31,6 +31,8 @@ class APIError(Exception):
 class FieldError(BaseModel):
     field: str
     message: str
+    #: pydantic's kind of refusal (``string_too_short``, ``greater_than``, ...), where there is one
+    type: str = ""
 
 
 class ErrorBody(BaseModel):
@@ -73,7 +75,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TSMError)
     async def tsm_error(request: Request, exc: TSMError) -> JSONResponse:
         log.info("request %s: %s", _request_id(request), exc)
-        return error_response(request, 422, [{"field": exc.key, "message": request.app.state.redact(exc.message)}])
+        redact = request.app.state.redact
+        # a config's every refusal, each at its own key (ConfigError.problems); `message` is the first's
+        problems = getattr(exc, "problems", None) or [{"field": exc.key, "message": exc.message}]
+        return error_response(request, 422, [{**p, "message": redact(p["message"])} for p in problems])
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -82,7 +87,11 @@ def install(app: FastAPI) -> None:
             loc = [str(p) for p in err["loc"] if p not in ("body", "query", "path", "form")]
             message = err["msg"].removeprefix("Value error, ")
             errors.append(
-                {"field": ".".join(loc), "message": "unknown key" if err["type"] == "extra_forbidden" else message}
+                {
+                    "field": ".".join(loc),
+                    "message": "unknown key" if err["type"] == "extra_forbidden" else message,
+                    "type": err["type"],
+                }
             )
         return error_response(request, 422, errors)
 

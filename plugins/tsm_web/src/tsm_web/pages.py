@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 STATIC = Path(__file__).parent / "static"
 #: Swagger UI's files (Apache-2.0), as the fastapi-offline package installs them
@@ -56,6 +56,13 @@ def product_page(product_id: int) -> HTMLResponse:
     return page(f"Training set {product_id}", "product")
 
 
+@router.get("/favicon.svg")
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """The site's icon (an SVG; browsers that ask for ``/favicon.ico`` get it too)."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+
 @router.get("/report.css")
 def report_css() -> Response:
     """The style of the embedded training-set report (``tsm_core.reports``), as a file, so
@@ -73,7 +80,7 @@ def docs(request: Request) -> HTMLResponse:
         title=f"{request.app.title} - API",
         swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
         swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-        swagger_favicon_url="data:,",
+        swagger_favicon_url="/favicon.svg",
     ).body.decode()
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"

@@ -5,6 +5,17 @@ const option = (value, label, selected = false, disabled = false) => {
 };
 
 let presets = {};
+let releaseInfo = {};
+// what backs a release on this server, in its label (short, so that the label shows whole)
+const BACKING = { catalog: "", "synthetic sample": " (SYNTHETIC sample)", nothing: " (no catalog on this server)" };
+function describeRelease() {
+  const r = releaseInfo[$("release").value];
+  if (!r) return;
+  const note = r.backed_by === "synthetic sample" ? " This server runs it on the SYNTHETIC sample, not on real data."
+    : r.backed_by === "nothing" ? " This server has no catalog for it: a run would fail." : "";
+  $("release-hint").textContent = `${r.description}.${note}`.replace(/\.\./g, ".");
+  $("release-hint").classList.toggle("warn", Boolean(note));
+}
 function loadPresets() {
   $("preset").replaceChildren(option("", "none", true), ...(presets[$("release").value] || []).map(p => option(p, p)));
 }
@@ -23,8 +34,9 @@ async function load() {
     presets = Object.fromEntries(releases.map(r => [r.name, r.presets || []]));
     $("upload_convention").replaceChildren(option("", "convention: detect from the columns", true),
       ...conventions.map(c => option(c.name, `convention: ${c.name}`)));
-    const backing = (r) => r.backed_by === "catalog" ? "" : r.backed_by === "synthetic sample" ? " [SYNTHETIC SAMPLE]" : " [no catalog on this server]";
-    $("release").replaceChildren(...releases.map(r => option(r.name, `${r.name}: ${r.description}${backing(r)}`, r.name === "dp1")));
+    releaseInfo = Object.fromEntries(releases.map(r => [r.name, r]));
+    $("release").replaceChildren(...releases.map(r => option(r.name, `${r.name}${BACKING[r.backed_by] ?? ""}`, r.name === "dp1")));
+    describeRelease();
     $("dereddening").replaceChildren(...dereddeners.map(d => option(d.name,
       d.files_present ? d.name : `${d.name} (map files missing)`, d.name === "none", !d.files_present)));
     $("format").replaceChildren(...formats.map(f => option(f.name, f.name, f.name === "parquet")));
@@ -38,14 +50,53 @@ async function load() {
   }
 }
 
+// The form's own words for pydantic's common refusals (`type` of an API error); `n` is the bound
+const WORDS = {
+  string_too_short: () => "must not be empty",
+  missing: () => "is required",
+  greater_than: (n) => `must be greater than ${n}`,
+  greater_than_equal: (n) => `must be at least ${n}`,
+  less_than: (n) => `must be less than ${n}`,
+  less_than_equal: (n) => `must be at most ${n}`,
+  int_parsing: () => "must be a whole number",
+  int_from_float: () => "must be a whole number",
+  float_parsing: () => "must be a number",
+  float_type: () => "must be a number",
+  int_type: () => "must be a whole number",
+};
+// The control of a config key: the one whose data-key is the longest prefix of it (list indexes dropped)
+function controlOf(field) {
+  const parts = (field || "").split(".").filter(p => !/^\d+$/.test(p));
+  for (let n = parts.length; n > 0; n--) {
+    const key = parts.slice(0, n).join(".");
+    const found = document.querySelector(`[data-key="${CSS.escape(key)}"]`) || document.querySelector(`[data-key^="${CSS.escape(key)}."]`);
+    if (found) return found;
+  }
+  return null;
+}
+function labelOf(control) {
+  const field = control.closest(".field");
+  const label = control.getAttribute("aria-label") || field.querySelector(":scope > label, :scope > .label")?.textContent || "";
+  return label.trim();
+}
+function wording(err, control) {
+  const word = WORDS[err.type];
+  if (!word || !control) return err.message;
+  const bound = (err.message.match(/(-?\d+(?:\.\d+)?)\s*$/) || [])[1];
+  return `${labelOf(control)} ${word(bound)}.`;
+}
+// Every error of an answer at its own field, all at once (`prefix`: all of them at that field)
 function showErrors(body, prefix = "") {
   for (const err of (body.errors || [{ field: body.field, message: body.message }])) {
-    let field = (prefix || err.field || "general").replace(/\[[^\]]*\]/g, "");
-    if (field.startsWith("split")) field = "split";
-    if (field.startsWith("redshift_catalog")) field = "redshift_catalog";
-    const box = $("err-" + field.replaceAll(".", "-")) || $("err-general");
-    box.textContent = err.message;
+    const control = controlOf(prefix || err.field);
+    const box = control ? control.closest(".field").querySelector(".error") : $("err-general");
+    if (control) control.setAttribute("aria-invalid", "true");
+    const line = document.createElement("div");
+    line.textContent = prefix ? err.message : wording(err, control);
+    box.append(line);
   }
+  const first = document.querySelector("[aria-invalid=true]");
+  if (first) first.scrollIntoView({ block: "center" });
 }
 
 document.querySelectorAll("input[name=zsource]").forEach(radio => radio.addEventListener("change", () => {
@@ -53,18 +104,19 @@ document.querySelectorAll("input[name=zsource]").forEach(radio => radio.addEvent
   document.querySelector(".zsource-upload").classList.toggle("hidden", !upload);
   $("redshift_catalog").classList.toggle("hidden", upload);
 }));
-$("release").addEventListener("change", () => { loadPresets(); loadFluxTypes(); });
+$("release").addEventListener("change", () => { describeRelease(); loadPresets(); loadFluxTypes(); });
 
 $("tsm-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   document.querySelectorAll(".error").forEach(e => e.textContent = "");
+  document.querySelectorAll("[aria-invalid]").forEach(e => e.removeAttribute("aria-invalid"));
   $("submit").disabled = true;
   try {
     let catalogId = $("redshift_catalog").value;
     if (document.querySelector("input[name=zsource]:checked").value === "upload") {
       const data = new FormData();
       const file = $("upload_file").files[0];
-      if (!file) { $("err-redshift_catalog").textContent = "choose a file to upload"; return; }
+      if (!file) { showErrors({ errors: [{ message: "Choose a file to upload." }] }, "redshift_catalog"); return; }
       data.append("file", file);
       data.append("name", $("upload_name").value || file.name);
       const mapping = {};

@@ -17,12 +17,24 @@ function showFunnel(steps) {
   });
   document.querySelector("#funnel tbody").replaceChildren(...rows);
 }
+// The report in its own shadow root, so that its stylesheet (/report.css) cannot touch the
+// page's styles, nor the page's the report's; the server serves the copy stored with the product.
 async function showReport(url) {
+  const status = document.getElementById("report-status");
+  status.textContent = "loading the report...";
   try {
     const report = await TSM.api(url);
-    // the report's HTML is made by the server from the training set's numbers (text escaped, figures as data: images)
-    document.getElementById("report").innerHTML = report.html;
-  } catch (e) { document.getElementById("report").textContent = e.message; }
+    const host = document.getElementById("report");
+    const root = host.shadowRoot || host.attachShadow({ mode: "open" });
+    const sheets = ["/report.css", "/static/report-embed.css"].map(href => {
+      const link = document.createElement("link"); link.rel = "stylesheet"; link.href = href; return link;
+    });
+    const body = document.createElement("div");
+    // made by the server from the training set's numbers (text escaped, figures as data: images, no script)
+    body.innerHTML = report.html;
+    root.replaceChildren(...sheets, body);
+    status.classList.add("hidden");
+  } catch (e) { status.textContent = e.message; }
 }
 async function poll() {
   try {
@@ -32,6 +44,8 @@ async function poll() {
     status.textContent = p.status; status.className = `status-${p.status}`;
     document.getElementById("progress").value = p.progress;
     document.getElementById("rows").textContent = p.n_rows ?? "";
+    document.getElementById("catalog").textContent = p.redshift_catalog ?? "";
+    document.getElementById("release").textContent = p.release ?? "";
     document.getElementById("created").textContent = p.created_at;
     document.getElementById("config").textContent = JSON.stringify(p.config, null, 2);
     if (p.download_url) {
