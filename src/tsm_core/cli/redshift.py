@@ -7,12 +7,18 @@ import json
 import click
 
 from tsm_core import plugins
+from tsm_core.cli.signals import raise_on_signals
 from tsm_core.config import tsm_home
 
 
 @click.group()
 def redshift() -> None:
     """Registered redshift catalogs."""
+    from tsm_core.products.registry import Registry
+    from tsm_core.redshifts.registration import sweep_redshift_staging
+
+    # what a registration killed by SIGKILL left behind goes when the next `tsm redshift` starts
+    sweep_redshift_staging(Registry.at_home(tsm_home()))
 
 
 @redshift.command("register")
@@ -47,9 +53,10 @@ def redshift_register(
         mapping = parse_column_mapping(columns)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--columns") from None
-    record = register_redshift_catalog(
-        name, file, mapping, description, convention=convention, bad_rows=bad_rows, delimiter=delimiter
-    )
+    with raise_on_signals():  # Ctrl-C, SIGTERM: the staged copy is removed, nothing is recorded
+        record = register_redshift_catalog(
+            name, file, mapping, description, convention=convention, bad_rows=bad_rows, delimiter=delimiter
+        )
     click.echo(
         f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.source_path}, "
         f"convention {record.convention}"

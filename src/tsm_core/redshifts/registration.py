@@ -12,7 +12,6 @@ re-partitioning the whole catalog each time.
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
 from tsm_core.errors import ConfigError
 from tsm_core.products.records import RedshiftCatalogRecord
 from tsm_core.products.registry import Registry
+from tsm_core.products.staging import clear_owner, mark_owner, owned_staging, sweep_staging
 from tsm_core.redshifts.readers import read_redshift_catalog
 from tsm_core.redshifts.snapshots import read_snapshot
 from tsm_core.redshifts.store import is_store, read_store, remove_store, write_store
@@ -55,15 +55,16 @@ def register_redshift_catalog(
     registry = registry or Registry.at_home(tsm_home())
     if any(r.name == name and r.owner == owner for r in registry.redshift_catalogs(visible_to=owner)):
         raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
+    sweep_redshift_staging(registry)
     table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter)
     directory = registry.path.parent / STORE_DIR
-    directory.mkdir(parents=True, exist_ok=True)
     stored = directory / uuid.uuid4().hex
-    staging = stored.with_name(f".{stored.name}.tmp")
     try:
-        write_store(table, staging)
-        staging.replace(stored)
-        return registry.add_redshift_catalog(
+        with owned_staging(directory, "register") as staging:
+            write_store(table, staging / "store")
+            mark_owner(staging / "store")  # swept if this process dies before the catalog is recorded
+            (staging / "store").replace(stored)
+        record = registry.add_redshift_catalog(
             name,
             str(stored),
             columns or {},
@@ -74,10 +75,21 @@ def register_redshift_catalog(
             dropped=table.dropped,
             owner=owner,
         )
+        clear_owner(stored)
+        return record
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         remove_store(stored)
         raise
+
+
+def sweep_redshift_staging(registry: Registry) -> list[Path]:
+    """Remove what registrations interrupted by SIGKILL (or a lost node) left in the stored
+    copies' folder of ``registry``: their staging folders, and stored copies never recorded."""
+    directory = registry.path.parent / STORE_DIR
+    if not directory.is_dir():
+        return []
+    recorded = {Path(r.path).name for r in registry.redshift_catalogs() if r.source_path is not None}
+    return sweep_staging(directory, keep=lambda path: path.name in recorded)
 
 
 def remove_redshift_catalog(
