@@ -136,3 +136,42 @@ def test_import_killed_leaves_nothing_and_reruns(reference, tmp_path, sig, code)
     assert again.returncode == 0, again.stderr
     assert "1000 rows" in again.stdout
     assert [p.name for p in out.parent.iterdir()] == ["mine"]  # the next import swept what SIGKILL left
+
+
+def test_damaged_stored_catalog_fails_the_product_and_check_says_so(base_config, tmp_path, tsm_home):
+    """A truncated partition of a registered catalog's stored copy: the run fails recorded,
+    naming the catalog and how to register it again; `tsm redshift check` tells intact from damaged."""
+    from click.testing import CliRunner
+
+    import tsm_core
+    from tsm_core.cli.main import get_cli
+    from tsm_core.errors import CatalogError
+
+    source = base_config["redshift_catalog"]["path"]
+    expected = len(pd.read_parquet(source))
+    cli = CliRunner()
+    assert cli.invoke(get_cli(), ["redshift", "register", "mine", source]).exit_code == 0
+    [record] = Registry.at_home(tsm_home).redshift_catalogs()
+    intact = cli.invoke(get_cli(), ["redshift", "check", "mine"])
+    assert intact.exit_code == 0, intact.output
+    parts = sorted(Path(record.path).glob("redshifts/dataset/Norder=*/Dir=*/Npix=*.parquet"))
+    assert intact.output.splitlines() == [
+        f"'mine' (id {record.id}): intact, {expected} rows in {len(parts)} partitions"
+    ]
+
+    data = parts[0].read_bytes()
+    parts[0].write_bytes(data[: len(data) // 2])  # truncated, as by a full disk or a bad copy
+    damaged = cli.invoke(get_cli(), ["redshift", "check", "mine"])
+    assert damaged.exit_code == 1
+    [line] = damaged.output.strip().splitlines()
+    assert line.startswith(
+        f"Error: the stored copy of registered redshift catalog 'mine' (id {record.id}) is damaged ("
+    )
+    assert line.endswith(f"register it again: tsm redshift remove {record.id} && tsm redshift register mine {source}")
+
+    config = {**base_config, "redshift_catalog": {"name": "mine"}}
+    with pytest.raises(CatalogError, match=r"registered redshift catalog 'mine' \(id \d+\) is damaged") as caught:
+        tsm_core.run(config)
+    [product] = Registry.at_home(tsm_home).products()
+    assert product.status == "failed" and product.error == str(caught.value)
+    assert "register it again" in product.error and not list(Path(base_config["output"]["directory"]).glob("*"))

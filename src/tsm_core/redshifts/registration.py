@@ -12,17 +12,18 @@ re-partitioning the whole catalog each time.
 from __future__ import annotations
 
 import json
+import shlex
 import uuid
 from pathlib import Path
 
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
-from tsm_core.errors import ConfigError
+from tsm_core.errors import CatalogError, ConfigError, one_line
 from tsm_core.products.records import RedshiftCatalogRecord
 from tsm_core.products.registry import Registry
 from tsm_core.products.staging import clear_owner, mark_owner, owned_staging, sweep_staging
 from tsm_core.redshifts.readers import read_redshift_catalog
 from tsm_core.redshifts.snapshots import read_snapshot
-from tsm_core.redshifts.store import is_store, read_store, remove_store, write_store
+from tsm_core.redshifts.store import is_store, read_store, remove_store, verify_store, write_store
 from tsm_core.redshifts.table import RedshiftTable
 
 #: folder of the stored copies, beside the registry
@@ -113,6 +114,40 @@ def stored_table(record: RedshiftCatalogRecord) -> RedshiftTable | None:
     if record.source_path is None:
         return None
     return read_store(record.path).table if is_store(record.path) else read_snapshot(record.path)
+
+
+def damaged_catalog_error(record: RedshiftCatalogRecord, reason: str) -> CatalogError:
+    """The one line for a registered catalog whose stored copy is damaged: which catalog, why,
+    and how to register it again."""
+    again = f"tsm redshift remove {record.id} && tsm redshift register {shlex.quote(record.name)}"
+    return CatalogError(
+        "redshift_catalog",
+        f"the stored copy of registered redshift catalog {record.name!r} (id {record.id}) is damaged ({reason}); "
+        f"register it again: {again} {shlex.quote(record.source_path or 'FILE')}",
+    )
+
+
+def check_redshift_catalog(key: str | int, registry: Registry | None = None) -> str:
+    """Verify the stored copy of registered catalog ``key`` (every partition read whole, the
+    rows as recorded): one line saying it is intact, else a :class:`CatalogError` saying how
+    to register it again (:func:`damaged_catalog_error`)."""
+    registry = registry or Registry.at_home(tsm_home())
+    record = registry.redshift_catalog(key)
+    if record.source_path is None:
+        return f"{record.name!r} (id {record.id}) has no stored copy: it is read from {record.path}"
+    if not is_store(record.path):
+        try:
+            rows = len(read_snapshot(record.path).frame)
+        except Exception as exc:  # noqa: BLE001 - any reader error means the snapshot is damaged
+            raise damaged_catalog_error(record, one_line(exc, 200)) from exc
+        if rows != record.n_rows:
+            raise damaged_catalog_error(record, f"it holds {rows} rows, {record.n_rows} were registered")
+        return f"{record.name!r} (id {record.id}): intact, {rows} rows"
+    try:
+        rows, partitions = verify_store(record.path, record.n_rows)
+    except Exception as exc:  # noqa: BLE001 - any reader error means the copy is damaged
+        raise damaged_catalog_error(record, one_line(exc, 200)) from exc
+    return f"{record.name!r} (id {record.id}): intact, {rows} rows in {partitions} partitions"
 
 
 def parse_column_mapping(text: str | None) -> dict[str, str]:
