@@ -6,7 +6,9 @@ cluster and writes a collection laid out as the release publishes it (DP1 and DP
 ``object_lc``, its 5 arcsec margin ``object_lc_5arcs`` and the id index
 ``object_lc_objectId``, named in ``collection.properties``). The id, RA and Dec columns
 of the release are checked before anything is written, and the collection is written
-into a staging folder that is moved into place only when complete.
+into a staging folder (:func:`tsm_core.products.staging.owned_staging`, removed on any exit
+and, after a SIGKILL, by the next import into the same folder) that is moved into place
+only when complete.
 
 Memory stays bounded whatever the number of rows: files are read ``chunk_rows`` rows at a
 time, and partitions are cut so that one holds about ``partition_bytes`` of data (hats-import
@@ -26,6 +28,7 @@ from typing import Any
 from tsm_core.errors import CatalogError, ConfigError
 from tsm_core.plugins.locations import CollectionLayout
 from tsm_core.plugins.records import ObjectCatalog
+from tsm_core.products.staging import owned_staging, sweep_staging
 
 log = logging.getLogger(__name__)
 
@@ -328,29 +331,29 @@ def import_objects(
         partition_rows,
         margin_arcsec,
     )
-    with (
-        LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        staged = out.parent / f".{out.name}.new"
-        shutil.rmtree(staged, ignore_errors=True)
-        write_collection(
-            files,
-            fmt,
-            staged,
-            release,
-            margin_arcsec=margin_arcsec,
-            partition_rows=partition_rows,
-            chunk_rows=chunk_rows,
-            client=client,
-            progress=progress,
-            name=out.name,
-        )
-    if out.exists():
-        shutil.rmtree(out)
-    staged.rename(out)
+    sweep_staging(out.parent)  # what an import killed by SIGKILL left beside --out
+    with owned_staging(out.parent, "import") as staging:  # removed on any exit, SIGTERM included
+        with (
+            LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            staged = write_collection(
+                files,
+                fmt,
+                staging / out.name,
+                release,
+                margin_arcsec=margin_arcsec,
+                partition_rows=partition_rows,
+                chunk_rows=chunk_rows,
+                client=client,
+                progress=progress,
+                name=out.name,
+            )
+        if out.exists():  # --overwrite: the old collection goes into the staging folder, then away
+            out.rename(staging / "replaced")
+        staged.rename(out)
     layout = release.collection or CollectionLayout(index_column=release.id_column)
     main: Any = hats.read_hats(out / layout.primary)  # a Catalog (its declared type is a union)
     return ImportResult(out, int(main.catalog_info.total_rows), len(main.get_healpix_pixels()), margin_arcsec, layout)

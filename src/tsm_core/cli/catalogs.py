@@ -11,6 +11,7 @@ import click
 
 from tsm_core import plugins
 from tsm_core.cli.progress import progress_option, wants_progress
+from tsm_core.cli.signals import raise_on_signals
 from tsm_core.config import tsm_home
 from tsm_core.errors import TSMError
 
@@ -153,17 +154,18 @@ def import_command(
     as a HATS collection with a margin and an id index, for `object_catalog.path`."""
     from tsm_core.catalogs.importer import import_objects
 
-    result = import_objects(
-        inputs,
-        out_dir,
-        plugins.object_catalog(release),
-        margin_arcsec=margin_arcsec,
-        n_workers=n_workers,
-        memory_limit=memory_limit,
-        chunk_rows=chunk_rows,
-        overwrite=overwrite,
-        progress=wants_progress(progress),
-    )
+    with raise_on_signals():  # Ctrl-C, SIGTERM: the staging folder is removed, --out is left as it was
+        result = import_objects(
+            inputs,
+            out_dir,
+            plugins.object_catalog(release),
+            margin_arcsec=margin_arcsec,
+            n_workers=n_workers,
+            memory_limit=memory_limit,
+            chunk_rows=chunk_rows,
+            overwrite=overwrite,
+            progress=wants_progress(progress),
+        )
     click.echo(
         f"{result.path}: {result.n_rows} rows in {result.n_partitions} partitions, "
         f"margin {result.margin_arcsec:g} arcsec ({result.layout.margin}), index {result.layout.index}"

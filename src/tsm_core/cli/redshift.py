@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 
 import click
 
 from tsm_core import plugins
 from tsm_core.cli.progress import progress_option, wants_progress
+from tsm_core.cli.signals import raise_on_signals
 from tsm_core.config import tsm_home
 
 
 @click.group()
-def redshift() -> None:
+@click.pass_context
+def redshift(ctx: click.Context) -> None:
     """Registered redshift catalogs."""
+    from tsm_core.errors import TSMError
+    from tsm_core.products.registry import Registry
+    from tsm_core.redshifts.registration import sweep_redshift_staging
+
+    if ctx.invoked_subcommand == "conventions" or not (tsm_home() / "registry.sqlite").is_file():
+        return
+    # what a registration killed by SIGKILL left behind goes when the next `tsm redshift` starts
+    with suppress(TSMError):  # an unusable registry: the command itself says so
+        sweep_redshift_staging(Registry.at_home(tsm_home()))
 
 
 @redshift.command("register")
@@ -50,16 +62,17 @@ def redshift_register(
         mapping = parse_column_mapping(columns)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--columns") from None
-    record = register_redshift_catalog(
-        name,
-        file,
-        mapping,
-        description,
-        convention=convention,
-        bad_rows=bad_rows,
-        delimiter=delimiter,
-        progress=wants_progress(progress),
-    )
+    with raise_on_signals():  # Ctrl-C, SIGTERM: the staged copy is removed, nothing is recorded
+        record = register_redshift_catalog(
+            name,
+            file,
+            mapping,
+            description,
+            convention=convention,
+            bad_rows=bad_rows,
+            delimiter=delimiter,
+            progress=wants_progress(progress),
+        )
     click.echo(
         f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.source_path}, "
         f"convention {record.convention}"
@@ -98,6 +111,16 @@ def redshift_show(key: str) -> None:
     if table is not None:
         click.echo(f"kept by default: {', '.join(table.kept_columns(None))}")
         click.echo(f"all columns: {', '.join(map(str, table.frame.columns))}")
+
+
+@redshift.command("check")
+@click.argument("key")
+def redshift_check(key: str) -> None:
+    """Verify the stored copy of registered catalog KEY (name or ID): every partition readable,
+    the rows as recorded. One line; a damaged copy fails saying how to register it again."""
+    from tsm_core.redshifts.registration import check_redshift_catalog
+
+    click.echo(check_redshift_catalog(key))
 
 
 @redshift.command("remove")

@@ -80,3 +80,43 @@ def interruptible(work: Callable[[], T], cancel: Any) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+class _Stopped(KeyboardInterrupt):
+    """Raised in the main thread by :func:`raise_on_signals`'s handler: a ``KeyboardInterrupt``,
+    so that libraries' ``except Exception`` blocks let it through to the ``finally`` blocks
+    that remove a command's staging folder."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def raise_on_signals() -> Iterator[None]:
+    """For commands that write without a cancel token (``tsm redshift register``, ``tsm
+    import``): SIGINT and SIGTERM raise in the main thread, so that the command's ``finally``
+    blocks remove what it staged, and the command ends with one line (``interrupted by
+    SIGTERM``) and the status a shell reports for the signal (:data:`STOPPED`). Later signals
+    are ignored while it cleans up (SIGKILL still works: the next command sweeps)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        for s in STOPPED:
+            if s is not None:
+                signal.signal(s, signal.SIG_IGN)
+        raise _Stopped(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stopped as stop:
+        name = signal.Signals(stop.signum).name
+        error = RunCancelled(f"interrupted by {name}", "failed")
+        error.signal = stop.signum  # type: ignore[attr-defined]
+        raise error from None
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from tsm_core.errors import OutputError, one_line
+from tsm_core.errors import OutputError, TSMError, one_line
 from tsm_core.products.process import Owner, current_owner, owner_alive
 
 if TYPE_CHECKING:
@@ -274,9 +274,34 @@ class writing_into:  # noqa: N801 - used as a reusable context manager
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise write_failure(exc, self.directory) from exc
+        if exc is None or isinstance(exc, TSMError):
+            return False
+        cause = exc if isinstance(exc, OSError) else disk_full_cause(exc)
+        if cause is not None:
+            raise write_failure(cause, self.directory) from exc
         return False
+
+
+#: the errors of a full disk, a quota or a file-size limit
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def disk_full_cause(exc: BaseException) -> OSError | None:
+    """The full-disk ``OSError`` behind ``exc``, also when a library wrapped it (LSDB raises
+    ``RuntimeError("Error applying function ...: [Errno 28] ...")`` from a Dask task, and a
+    task's error may reach us without its ``__cause__``); None if there is none."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    found = re.search(r"\[Errno (\d+)\]", str(exc))
+    if found and int(found.group(1)) in DISK_FULL_ERRNOS:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    return None
 
 
 @contextmanager

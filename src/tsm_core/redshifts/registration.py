@@ -12,17 +12,18 @@ re-partitioning the whole catalog each time.
 from __future__ import annotations
 
 import json
-import shutil
+import shlex
 import uuid
 from pathlib import Path
 
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, tsm_home
-from tsm_core.errors import ConfigError
+from tsm_core.errors import CatalogError, ConfigError, one_line
 from tsm_core.products.records import RedshiftCatalogRecord
 from tsm_core.products.registry import Registry
+from tsm_core.products.staging import clear_owner, mark_owner, owned_staging, sweep_staging
 from tsm_core.redshifts.readers import read_redshift_catalog
 from tsm_core.redshifts.snapshots import read_snapshot
-from tsm_core.redshifts.store import is_store, read_store, remove_store, write_store
+from tsm_core.redshifts.store import is_store, read_store, remove_store, verify_store, write_store
 from tsm_core.redshifts.table import RedshiftTable
 
 #: folder of the stored copies, beside the registry
@@ -57,15 +58,16 @@ def register_redshift_catalog(
     registry = registry or Registry.at_home(tsm_home())
     if any(r.name == name and r.owner == owner for r in registry.redshift_catalogs(visible_to=owner)):
         raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
+    sweep_redshift_staging(registry)
     table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter)
     directory = registry.path.parent / STORE_DIR
-    directory.mkdir(parents=True, exist_ok=True)
     stored = directory / uuid.uuid4().hex
-    staging = stored.with_name(f".{stored.name}.tmp")
     try:
-        write_store(table, staging, progress)
-        staging.replace(stored)
-        return registry.add_redshift_catalog(
+        with owned_staging(directory, "register") as staging:
+            write_store(table, staging / "store", progress)
+            mark_owner(staging / "store")  # swept if this process dies before the catalog is recorded
+            (staging / "store").replace(stored)
+        record = registry.add_redshift_catalog(
             name,
             str(stored),
             columns or {},
@@ -76,10 +78,21 @@ def register_redshift_catalog(
             dropped=table.dropped,
             owner=owner,
         )
+        clear_owner(stored)
+        return record
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
         remove_store(stored)
         raise
+
+
+def sweep_redshift_staging(registry: Registry) -> list[Path]:
+    """Remove what registrations interrupted by SIGKILL (or a lost node) left in the stored
+    copies' folder of ``registry``: their staging folders, and stored copies never recorded."""
+    directory = registry.path.parent / STORE_DIR
+    if not directory.is_dir():
+        return []
+    recorded = {Path(r.path).name for r in registry.redshift_catalogs() if r.source_path is not None}
+    return sweep_staging(directory, keep=lambda path: path.name in recorded)
 
 
 def remove_redshift_catalog(
@@ -103,6 +116,40 @@ def stored_table(record: RedshiftCatalogRecord) -> RedshiftTable | None:
     if record.source_path is None:
         return None
     return read_store(record.path).table if is_store(record.path) else read_snapshot(record.path)
+
+
+def damaged_catalog_error(record: RedshiftCatalogRecord, reason: str) -> CatalogError:
+    """The one line for a registered catalog whose stored copy is damaged: which catalog, why,
+    and how to register it again."""
+    again = f"tsm redshift remove {record.id} && tsm redshift register {shlex.quote(record.name)}"
+    return CatalogError(
+        "redshift_catalog",
+        f"the stored copy of registered redshift catalog {record.name!r} (id {record.id}) is damaged ({reason}); "
+        f"register it again: {again} {shlex.quote(record.source_path or 'FILE')}",
+    )
+
+
+def check_redshift_catalog(key: str | int, registry: Registry | None = None) -> str:
+    """Verify the stored copy of registered catalog ``key`` (every partition read whole, the
+    rows as recorded): one line saying it is intact, else a :class:`CatalogError` saying how
+    to register it again (:func:`damaged_catalog_error`)."""
+    registry = registry or Registry.at_home(tsm_home())
+    record = registry.redshift_catalog(key)
+    if record.source_path is None:
+        return f"{record.name!r} (id {record.id}) has no stored copy: it is read from {record.path}"
+    if not is_store(record.path):
+        try:
+            rows = len(read_snapshot(record.path).frame)
+        except Exception as exc:  # noqa: BLE001 - any reader error means the snapshot is damaged
+            raise damaged_catalog_error(record, one_line(exc, 200)) from exc
+        if rows != record.n_rows:
+            raise damaged_catalog_error(record, f"it holds {rows} rows, {record.n_rows} were registered")
+        return f"{record.name!r} (id {record.id}): intact, {rows} rows"
+    try:
+        rows, partitions = verify_store(record.path, record.n_rows)
+    except Exception as exc:  # noqa: BLE001 - any reader error means the copy is damaged
+        raise damaged_catalog_error(record, one_line(exc, 200)) from exc
+    return f"{record.name!r} (id {record.id}): intact, {rows} rows in {partitions} partitions"
 
 
 def parse_column_mapping(text: str | None) -> dict[str, str]:

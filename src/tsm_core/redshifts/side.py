@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from tsm_core.columns import ZROW_COLUMN
-from tsm_core.errors import ConfigError
+from tsm_core.errors import ConfigError, TSMError, one_line
 from tsm_core.pipeline.funnel import Funnel, survey_counts
 from tsm_core.redshifts.readers import read_redshift_catalog
+from tsm_core.redshifts.registration import damaged_catalog_error
 from tsm_core.redshifts.snapshots import read_snapshot
 from tsm_core.redshifts.store import StoredCatalog, is_store, read_store
 from tsm_core.redshifts.table import RedshiftTable, string_lengths
@@ -290,5 +291,14 @@ def open_redshift_side(
                 f"(convention {record.convention!r}): register the file again to change it",
             )
     if is_store(record.path):
-        return side_from_store(read_store(record.path), label, keep, filters, funnel)
+        try:
+            return side_from_store(read_store(record.path), label, keep, filters, funnel)
+        except TSMError:
+            raise
+        except Exception as exc:  # a partition unreadable (truncated, deleted): the stored copy is damaged
+            error = damaged_catalog_error(record, one_line(str(exc).replace(record.path + "/", ""), 200))
+            # recorded, so that the training set asked for shows up failed, saying why
+            product = registry.create_product(config.name, config.description, config.model_dump(mode="json"))
+            registry.fail_product(product, str(error))
+            raise error from exc
     return side_from_table(read_snapshot(record.path), label, keep, filters, funnel, ship)  # a Parquet snapshot (older)

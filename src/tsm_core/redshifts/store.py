@@ -153,3 +153,26 @@ def remove_store(path: str | Path) -> None:
     """Delete a stored catalog (only a folder written by :func:`write_store`)."""
     if is_store(path):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def verify_store(path: str | Path, expected_rows: int) -> tuple[int, int]:
+    """Read every partition of the stored catalog at ``path`` whole, one at a time, and check
+    that they hold ``expected_rows`` rows together (the count recorded at registration).
+    Returns (rows, partitions); raises the reader's error for an unreadable partition and a
+    :class:`ValueError` for a wrong count."""
+    import pyarrow.parquet as pq
+
+    store = read_store(path)
+    files = sorted(store.dataset.glob("Norder=*/Dir=*/Npix=*.parquet"))
+    if not files:
+        raise ValueError(f"no partitions in {store.dataset}")
+    rows = 0
+    for file in files:
+        try:
+            rows += pq.read_table(file).num_rows
+        except Exception as exc:  # noqa: BLE001 - which file, then the reader's reason
+            where = file.relative_to(store.dataset)
+            raise ValueError(f"partition {where}: {str(exc).replace(str(file), where.name)}") from exc
+    if rows != expected_rows or rows != store.table.rows:
+        raise ValueError(f"its partitions hold {rows} rows, {expected_rows} were registered")
+    return rows, len(files)
