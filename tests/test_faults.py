@@ -41,7 +41,7 @@ def _limit_file_size() -> None:  # in the child: writes past 512 kB fail with EF
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["hdf5", "fits", "hats", "parquet", "csv"])
+@pytest.mark.parametrize("fmt", ["hdf5", "fits", "hats", "parquet", "csv", "ecsv"])
 def test_full_disk_one_line_nothing_left(base_config, tmp_path, tsm_home, small_disk, fmt):
     """HDF5 crashed with SIGSEGV on a full disk, FITS printed a FITSIO dump."""
     base_config["crossmatch"]["n_neighbors"] = 3
