@@ -181,8 +181,25 @@ PATH_KEYS: tuple[tuple[str, str], ...] = (
 )
 
 
+def path_problem(value: str) -> str | None:
+    """Why the text ``value`` cannot be a local path (``None`` when it can): a NUL byte,
+    which no file system accepts, or a ``~user`` whose home is unknown."""
+    if "\0" in value:
+        return f"{value!r} holds a NUL byte (\\0), which no path may contain"
+    if value.startswith("~"):
+        try:
+            Path(value).expanduser()
+        except RuntimeError:
+            user = value[1:].split("/", 1)[0] or "the current user"
+            return f"{value!r}: no home directory is known for {user} (write the path out in full)"
+    return None
+
+
 def resolve_paths(data: dict[str, Any], base: str | os.PathLike[str]) -> dict[str, Any]:
-    """Make the relative paths of a config dict absolute against ``base`` (in place, and returned)."""
+    """Make the relative paths of a config dict absolute against ``base`` (in place, and returned).
+
+    A value that cannot be a path (:func:`path_problem`) is refused naming its key.
+    """
     for section, key in PATH_KEYS:
         node = data.get(section)
         if not isinstance(node, dict):
@@ -192,6 +209,9 @@ def resolve_paths(data: dict[str, Any], base: str | os.PathLike[str]) -> dict[st
             value = os.fspath(value)
         if not isinstance(value, str) or not value.strip() or "://" in value or value == SAMPLE_PATH:
             continue
+        problem = path_problem(value)
+        if problem:
+            raise ConfigError(f"{section}.{key}", problem)
         path = Path(value).expanduser()
         node[key] = str(path if path.is_absolute() else (Path(base) / path).resolve())
     return data

@@ -6,11 +6,42 @@ turns the refusal into a :class:`~tsm_core.errors.ConfigError` naming the dotted
 
 from __future__ import annotations
 
+import math
+import os
+import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tsm_core.columns import CANONICAL_REDSHIFT_COLUMNS
+from tsm_core.config.files import path_problem
+
+#: ``compute.n_workers`` may be at most this many times the machine's CPUs (unless the
+#: scheduler is a cluster's address, whose workers are elsewhere)
+WORKERS_PER_CPU = 4
+#: the smallest ``compute.memory_limit`` per worker, in bytes (a worker needs this much to start)
+MIN_MEMORY_LIMIT = 2**26
+#: the largest ``representativeness.k`` (each training row queries k + 1 neighbours)
+MAX_K = 1000
+#: the most cells of ``representativeness.som_shape`` (training holds two cells x cells matrices)
+MAX_SOM_CELLS = 2500
+
+
+def _local_path(value: str | None) -> str | None:
+    """``value`` unless it cannot be a local path (a URL such as ``s3://...`` passes)."""
+    if value is not None and "://" not in value:
+        problem = path_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+def _finite_values(value: dict[str, float] | None) -> dict[str, float] | None:
+    """``value`` unless one of its numbers is NaN or infinite (named with its key)."""
+    for band, number in (value or {}).items():
+        if not math.isfinite(number):
+            raise ValueError(f"{band}: {number} is not a finite number")
+    return value
 
 
 class _Model(BaseModel):
@@ -37,6 +68,12 @@ class RedshiftCatalogConfig(_Model):
     bad_rows: Literal["drop", "fail"] = "drop"
     keep_columns: list[str] | Literal["all"] | None = None
     delimiter: str | None = Field(None, min_length=1, max_length=1)
+    units: Literal["deg", "rad"] | None = Field(
+        None, description="units of ra and dec (deg when unset; a file that looks like radians is refused)"
+    )
+    table: str | None = Field(None, min_length=1, description="the table of an HDF5 file holding several")
+
+    _path = field_validator("path")(_local_path)
 
     @field_validator("columns")
     @classmethod
@@ -69,6 +106,16 @@ class ObjectCatalogConfig(_Model):
     extra_columns: list[str] = Field(
         default_factory=list, description="object-catalog columns written beside the photometry"
     )
+
+    _paths = field_validator("path", "margin_path", "dust_maps_dir")(_local_path)
+
+    @field_validator("extinction_coefficients")
+    @classmethod
+    def _coefficients(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for band, number in (_finite_values(value) or {}).items():
+            if number < 0:
+                raise ValueError(f"{band}: {number} is negative (extinction dims, it never brightens)")
+        return value
 
     @field_validator("bands")
     @classmethod
@@ -160,6 +207,9 @@ class OutputConfig(_Model):
     split_files: bool = Field(False, description="write training and validation rows as two files (needs split)")
     overwrite: bool = False
 
+    _directory = field_validator("directory")(_local_path)
+    _limits = field_validator("mag_limits")(_finite_values)
+
 
 class RepresentativenessConfig(_Model):
     """How well the training set covers the photometric sample it will be applied to.
@@ -178,11 +228,24 @@ class RepresentativenessConfig(_Model):
     bands: list[str] | None = Field(None, description="bands of the feature space (default: the run's bands)")
     som_shape: tuple[int, int] = (12, 12)
 
+    @field_validator("k")
+    @classmethod
+    def _few_neighbours(cls, value: int) -> int:
+        if value > MAX_K:
+            raise ValueError(
+                f"{value:,} neighbours; at most {MAX_K:,} (Lima et al. use tens; a run uses at most the training rows - 1)"
+            )
+        return value
+
     @field_validator("som_shape")
     @classmethod
     def _som_cells(cls, value: tuple[int, int]) -> tuple[int, int]:
         if min(value) < 1:
             raise ValueError(f"needs at least one cell per side, not {list(value)}")
+        if value[0] * value[1] > MAX_SOM_CELLS:
+            raise ValueError(
+                f"{list(value)} has {value[0] * value[1]:,} cells; at most {MAX_SOM_CELLS:,}, e.g. [50, 50]"
+            )
         return value
 
 
@@ -202,6 +265,35 @@ class ComputeConfig(_Model):
         """True where tasks run in this process (threads, synchronous): they can share its
         memory; otherwise each task is sent to a worker process with its data."""
         return self.scheduler in ("threads", "synchronous")
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() == "auto":
+            return value
+        from dask.utils import parse_bytes
+
+        try:
+            size = parse_bytes(value)
+        except (ValueError, TypeError):
+            raise ValueError(f"{value!r} is not a size; give bytes per worker such as 4GB, 512MiB, or auto") from None
+        if size <= 0:
+            raise ValueError(f"{value!r} is not a positive size; give bytes per worker such as 4GB, 512MiB, or auto")
+        if size < MIN_MEMORY_LIMIT:
+            raise ValueError(f"{value!r} is below the smallest worker size, {MIN_MEMORY_LIMIT // 2**20} MiB")
+        return value
+
+    @field_validator("n_workers")
+    @classmethod
+    def _workers_fit(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cpus = os.cpu_count() or 1
+        on_cluster = "://" in str(info.data.get("scheduler", ""))
+        if value is not None and not on_cluster and value > WORKERS_PER_CPU * cpus:
+            raise ValueError(
+                f"{value} is more than {WORKERS_PER_CPU} per CPU of this machine ({cpus} CPUs): "
+                f"at most {WORKERS_PER_CPU * cpus}, or give the address of a cluster as scheduler"
+            )
+        return value
 
     @field_validator("scheduler")
     @classmethod
@@ -237,9 +329,13 @@ class RunConfig(_Model):
     @field_validator("name")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+        value = value.strip()
+        if not value:
             raise ValueError("must not be blank")
-        return value.strip()
+        control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+        if control is not None:
+            raise ValueError(f"{value!r} holds the control character {control!r}; a name is printable text")
+        return value
 
     @model_validator(mode="after")
     def _split_files_need_split(self) -> RunConfig:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsm_core.compute.memory import check_address_space, out_of_memory
 from tsm_core.compute.scheduler import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.errors import RunCancelled, TSMError
@@ -185,9 +186,16 @@ def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str
     registered or written. :func:`execute` then does the work.
     """
     cfg = load_config(config if not isinstance(config, Path) else str(config), overrides)
+    check_address_space()
     home = tsm_home()
     with stage("plan"):
-        return plan_run(cfg, home, Registry.at_home(home))
+        try:
+            return plan_run(cfg, home, Registry.at_home(home))
+        except Exception as exc:
+            short = out_of_memory(exc)
+            if short is None:
+                raise
+            raise short from exc
 
 
 def execute(
@@ -223,7 +231,10 @@ def execute(
         if token.is_set():  # a failure caused by the stop (workers hit by Ctrl-C while starting)
             registry.fail_product(product_id, token.reason, token.status)
             raise RunCancelled(token.reason, token.status) from exc
-        registry.fail_product(product_id, str(exc) or type(exc).__name__)
+        short = out_of_memory(exc)
+        registry.fail_product(product_id, str(short or exc) or type(exc).__name__)
+        if short is not None:
+            raise short from exc
         raise
     registry.finish_product(product_id, result.n_rows, str(result.output_path), result.provenance)
     log.info("wrote %d rows to %s", result.n_rows, result.output_path)

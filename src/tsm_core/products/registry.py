@@ -10,6 +10,7 @@ else: recovering interrupted runs is :mod:`tsm_core.products.lifecycle`'s.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
@@ -47,6 +48,12 @@ class Registry:
                 migrate(db)
                 db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
+            if not all(os.access(p, os.W_OK) for p in (self.path.parent, self.path) if p.exists()):
+                raise ConfigError(
+                    "TSM_HOME",
+                    f"{self.path.parent} is read-only: the registry {self.path.name} needs a folder this process "
+                    "can write (make it writable, or set TSM_HOME to another folder)",
+                ) from None
             raise ConfigError(
                 "TSM_HOME", f"the registry {self.path} is unreadable ({exc}); move it aside to start a new one"
             ) from None
@@ -60,9 +67,25 @@ class Registry:
         """A connection in an immediate transaction (committed on success), for tables of plugins."""
         return self._connect()
 
+    def _open(self) -> sqlite3.Connection:
+        """A connection to the registry file, which must exist: a registry removed (or moved)
+        while in use is refused in one line, not silently replaced by an empty one."""
+        try:
+            if self.path.is_file():
+                uri = f"{self.path.absolute().as_uri()}?mode=rw"
+                return sqlite3.connect(uri, uri=True, timeout=60, isolation_level=None)
+        except sqlite3.OperationalError:
+            if self.path.is_file():
+                raise
+        raise ConfigError(
+            "TSM_HOME",
+            f"the registry {self.path} was removed while in use; what this process was doing is not "
+            "recorded (the next command starts a new registry)",
+        )
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=60, isolation_level=None)) as db:
+        with closing(self._open()) as db:
             db.row_factory = sqlite3.Row
             retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
             try:

@@ -7,6 +7,8 @@ and derives the homogenized ``z_flag`` (0-4, 6 star); ``redshift_catalog.columns
 overrides its mapping. Only ``ra``, ``dec`` and ``z`` are required. A catalog without an
 ``id`` gets one: the 0-based row number in the file.
 
+Coordinates are degrees; ``units: rad`` converts radians, and a catalog whose every
+coordinate fits radians (:func:`looks_like_radians`) is refused unless ``units`` is given.
 Rows with NaN or out-of-range coordinates, a non-finite ``z`` or ``z < -0.01`` are
 dropped and counted per reason (``bad_rows: drop``), or refused (``bad_rows: fail``).
 Every other column of the file is kept in the normalized table (under its own name, or
@@ -37,6 +39,47 @@ MIN_Z = -0.01
 NUMERIC_COLUMNS = ("ra", "dec", "z", "z_err", "z_flag")
 #: the survey's own quality flag, kept beside the homogenized ``z_flag``
 RAW_FLAG_COLUMN = "z_flag_raw"
+#: units of ``redshift_catalog.units``
+COORDINATE_UNITS = ("deg", "rad")
+#: a catalog of at least this many rows, all within |ra| <= 2 pi and |dec| <= pi/2, looks like radians
+RADIAN_ROWS = 20
+
+
+def looks_like_radians(ra: np.ndarray, dec: np.ndarray) -> bool:
+    """True where at least :data:`RADIAN_ROWS` finite coordinates all fit radians
+    (|ra| <= 2 pi, |dec| <= pi/2): in degrees that is a 6 x 3 degree box at the origin."""
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    return bool(
+        ok.sum() >= RADIAN_ROWS and (np.abs(ra[ok]) <= 2 * np.pi).all() and (np.abs(dec[ok]) <= np.pi / 2).all()
+    )
+
+
+def _in_degrees(canonical: pd.DataFrame, units: str | None, source: str) -> None:
+    """Convert ``ra``/``dec`` of ``units: rad`` to degrees (ra wrapped to [0, 360)), in place;
+    refuse coordinates that look like radians when no units were given."""
+    if units not in (None, *COORDINATE_UNITS):
+        raise ConfigError("redshift_catalog.units", f"unknown units {units!r}; valid: {', '.join(COORDINATE_UNITS)}")
+    ra, dec = canonical["ra"].to_numpy(), canonical["dec"].to_numpy()
+    if units == "rad":
+        canonical["ra"] = np.degrees(ra) % 360.0
+        canonical["dec"] = np.degrees(dec)
+    elif units is None and looks_like_radians(ra, dec):
+        raise CatalogError(
+            "redshift_catalog.units",
+            f"{source}: every ra is within +-2 pi and every dec within +-pi/2: these look like radians; "
+            "set redshift_catalog.units: rad to convert them (or deg if they are degrees)",
+        )
+
+
+def _check_ids_fit(ids: pd.Series, column: str, source: str) -> None:
+    """Refuse unsigned 64-bit ids beyond the signed range that training sets store."""
+    if ids.dtype.kind == "u" and ids.dtype.itemsize == 8 and len(ids) and int(ids.max()) >= 2**63:
+        row = int(np.argmax(ids.to_numpy() >= np.uint64(2**63)))
+        raise CatalogError(
+            "redshift_catalog.columns.id",
+            f"{source}: column {column!r} (id) holds {int(ids.iloc[row])} (row {row}), beyond 2^63 - 1, the largest id a training set "
+            "stores; map another column to id, or leave id unmapped to number the rows",
+        )
 
 
 def choose_convention(present: Sequence[str], name: str | None) -> tuple[RedshiftConvention, bool]:
@@ -181,9 +224,12 @@ def normalize_table(
     convention: str | None = None,
     bad_rows: str = "drop",
     info: Mapping[str, ColumnInfo] | None = None,
+    *,
+    units: str | None = None,
 ) -> RedshiftTable:
-    """Apply a convention to a table as read: map, check, drop or refuse bad rows, derive
-    the homogenized ``z_flag``, keep the other columns."""
+    """Apply a convention to a table as read: map, check, convert ``units`` (see
+    :func:`_in_degrees`), drop or refuse bad rows, derive the homogenized ``z_flag``,
+    keep the other columns."""
     if bad_rows not in BAD_ROW_POLICIES:
         raise ConfigError(
             "redshift_catalog.bad_rows", f"unknown policy {bad_rows!r}; valid: {', '.join(BAD_ROW_POLICIES)}"
@@ -192,6 +238,11 @@ def normalize_table(
     table = table.reset_index(drop=True)
     table.columns = [str(c) for c in table.columns]
     present = list(table.columns)
+    twice = sorted({c for c in present if present.count(c) > 1})
+    if twice:
+        raise CatalogError(
+            "redshift_catalog", f"{source}: column name(s) {', '.join(map(repr, twice))} occur more than once"
+        )
     conv, detected = choose_convention(present, convention)
     mapping = column_mapping(present, columns, source, conv)
     if not len(table):
@@ -205,6 +256,8 @@ def normalize_table(
             canonical[col] = pd.to_numeric(canonical[col], errors="coerce").astype("float64")
     if "id" not in canonical.columns:
         canonical["id"] = np.arange(len(canonical), dtype=np.int64)
+    _check_ids_fit(canonical["id"], next((own for own, c in mapping.items() if c == "id"), "id"), source)
+    _in_degrees(canonical, units, source)
 
     dropped: dict[str, int] = {}
     keep = np.ones(len(table), dtype=bool)

@@ -13,7 +13,6 @@ import csv
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from tsm_core.errors import CatalogError
@@ -49,24 +48,65 @@ def file_format(path: str | Path) -> str:
     )
 
 
-def _read_hdf5(path: Path) -> pd.DataFrame:
-    """One-dimensional datasets of equal length (grouped), else a pandas HDFStore table."""
+def _one_table(path: Path, tables: list[str], wanted: str | None) -> str:
+    """The table of an HDF5 file to read: the one named by ``redshift_catalog.table``, or
+    the only one; several without a choice are refused, naming them."""
+    if wanted is not None:
+        name = "/" + wanted.strip("/")
+        if name not in tables:
+            raise CatalogError(
+                "redshift_catalog.table",
+                f"{path} has no table {wanted!r} (redshift_catalog.table); its tables: {', '.join(tables)}",
+            )
+        return name
+    if len(tables) > 1:
+        raise CatalogError(
+            "redshift_catalog.table",
+            f"{path} holds {len(tables)} tables ({', '.join(tables)}); choose one with redshift_catalog.table: NAME",
+        )
+    return tables[0]
+
+
+def _read_hdf5(path: Path, table: str | None = None) -> pd.DataFrame:
+    """A table of an HDF5 file: a pandas HDFStore table, or the one-dimensional datasets
+    of one group (a column each). A file of several tables needs ``table``."""
     import h5py
 
-    groups: dict[str, dict[str, np.ndarray]] = {}
+    groups: dict[str, dict[str, h5py.Dataset]] = {}
+    stored: list[str] = []  # pandas HDFStore tables
     with h5py.File(path, "r") as fh:
 
         def visit(name: str, obj: object) -> None:
-            if isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.names is None:
+            if isinstance(obj, h5py.Group) and "pandas_type" in obj.attrs:
+                stored.append("/" + name)
+            elif isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.names is None:
                 parent, _, column = name.rpartition("/")
-                groups.setdefault(parent, {})[column] = obj[()]
+                if not any(parent == s[1:] or parent.startswith(s[1:] + "/") for s in stored):
+                    groups.setdefault("/" + parent, {})[column] = obj
 
         fh.visititems(visit)
-    if groups:
-        columns = max(groups.values(), key=len)
-        frame = pd.DataFrame({k: (v.astype(str) if v.dtype.kind in "SO" else v) for k, v in columns.items()})
-        return frame
-    return pd.read_hdf(path)
+        if not stored and groups:
+            columns = groups[_one_table(path, sorted(groups), table)]
+            values = {k: v[()] for k, v in columns.items()}
+            return pd.DataFrame({k: (v.astype(str) if v.dtype.kind in "SO" else v) for k, v in values.items()})
+    if not stored:
+        raise CatalogError("redshift_catalog", f"{path} holds no table (no one-dimensional datasets, no pandas table)")
+    return pd.read_hdf(path, key=_one_table(path, sorted(stored), table))
+
+
+def _read_csv(path: Path, delimiter: str | None) -> pd.DataFrame:
+    """A CSV file; a header that names a column twice is refused (pandas would rename the
+    second ``z`` to ``z.1`` and read on)."""
+    sep = delimiter or sniff_delimiter(path)
+    header = pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str).iloc[0].astype(str).str.strip().tolist()
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise CatalogError(
+            "redshift_catalog",
+            f"{path}: column name(s) {', '.join(map(repr, twice))} occur more than once in the header",
+        )
+    # no comment stripping: a '#' inside a value is data
+    return pd.read_csv(path, sep=sep)
 
 
 def sniff_delimiter(path: Path) -> str:
@@ -96,17 +136,20 @@ def _read_fits(path: Path) -> tuple[pd.DataFrame, dict[str, ColumnInfo]]:
     return table[scalar].to_pandas(), info
 
 
-def _read(path: Path, delimiter: str | None = None) -> tuple[pd.DataFrame, dict[str, ColumnInfo]]:
+def _read(
+    path: Path, delimiter: str | None = None, table: str | None = None
+) -> tuple[pd.DataFrame, dict[str, ColumnInfo]]:
     fmt = file_format(path)
+    if table is not None and fmt != "hdf5":
+        raise CatalogError("redshift_catalog.table", f"{path}: only an HDF5 file has tables to choose from")
     try:
         if fmt == "parquet":
             return pd.read_parquet(path), {}
         if fmt == "csv":
-            # no comment stripping: a '#' inside a value is data
-            return pd.read_csv(path, sep=delimiter or sniff_delimiter(path)), {}
+            return _read_csv(path, delimiter), {}
         if fmt == "fits":
             return _read_fits(path)
-        return _read_hdf5(path), {}
+        return _read_hdf5(path, table), {}
     except CatalogError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
@@ -114,12 +157,12 @@ def _read(path: Path, delimiter: str | None = None) -> tuple[pd.DataFrame, dict[
         raise CatalogError("redshift_catalog", f"cannot read redshift catalog {path} as {fmt}: {message}") from exc
 
 
-def read_table(path: str | Path, delimiter: str | None = None) -> pd.DataFrame:
+def read_table(path: str | Path, delimiter: str | None = None, table: str | None = None) -> pd.DataFrame:
     """The whole redshift file as a DataFrame (redshift catalogs are small)."""
     path = Path(path)
     if not path.exists():
         raise CatalogError("redshift_catalog", f"redshift catalog {path} does not exist")
-    return _read(path, delimiter)[0]
+    return _read(path, delimiter, table)[0]
 
 
 def read_redshift_catalog(
@@ -128,9 +171,13 @@ def read_redshift_catalog(
     convention: str | None = None,
     bad_rows: str = "drop",
     delimiter: str | None = None,
+    *,
+    units: str | None = None,
+    table: str | None = None,
 ) -> RedshiftTable:
     """Read a redshift file or HATS catalog and normalize it (see
-    :func:`~tsm_core.redshifts.normalize.normalize_table`).
+    :func:`~tsm_core.redshifts.normalize.normalize_table`; ``units`` of ra and dec are
+    ``deg`` or ``rad``, ``table`` chooses one of an HDF5 file's tables).
 
     A HATS redshift catalog is read whole too: redshift catalogs are small next to
     object catalogs (millions of rows at most). A snapshot written by
@@ -141,14 +188,14 @@ def read_redshift_catalog(
     if is_hats_catalog(path):
         import lsdb
 
-        table = lsdb.open_catalog(str(path)).compute()
+        frame = lsdb.open_catalog(str(path)).compute()
     else:
         if not path.exists():
             raise CatalogError("redshift_catalog", f"redshift catalog {path} does not exist")
         if file_format(path) == "parquet" and is_snapshot(path):
             return read_snapshot(path)
-        table, info = _read(path, delimiter)
-    return normalize_table(table, str(path), columns, convention, bad_rows, info)
+        frame, info = _read(path, delimiter, table)
+    return normalize_table(frame, str(path), columns, convention, bad_rows, info, units=units)
 
 
 def load_redshift_catalog(path: str | Path, columns: Mapping[str, str] | None = None) -> pd.DataFrame:

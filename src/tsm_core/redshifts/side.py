@@ -274,16 +274,31 @@ def open_redshift_side(
     keep = source.keep_columns
     ship = not config.compute.in_process  # an in-memory table's rows go to worker processes with their tasks
     if source.path:
-        table = read_redshift_catalog(source.path, source.columns, source.convention, source.bad_rows, source.delimiter)
+        table = read_redshift_catalog(
+            source.path,
+            source.columns,
+            source.convention,
+            source.bad_rows,
+            source.delimiter,
+            units=source.units,
+            table=source.table,
+        )
         return side_from_table(table, source.path, keep, filters, funnel, ship)
     key = source.name if source.name else source.id
     assert key is not None, "the config names a redshift catalog by path, name or id"
     record = registry.redshift_catalog(key)
     label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
     if record.source_path is None:  # registered before stored copies: the user's file, read as then
-        table = read_redshift_catalog(record.path, record.columns | source.columns, source.convention, source.bad_rows)
+        table = read_redshift_catalog(
+            record.path,
+            record.columns | source.columns,
+            source.convention,
+            source.bad_rows,
+            units=source.units,
+            table=source.table,
+        )
         return side_from_table(table, label, keep, filters, funnel, ship)
-    for key in ("columns", "convention", "delimiter"):
+    for key in ("columns", "convention", "delimiter", "units", "table"):
         if getattr(source, key):
             raise ConfigError(
                 f"redshift_catalog.{key}",

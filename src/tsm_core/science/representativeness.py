@@ -203,7 +203,7 @@ def assess(
     p_ok = np.isfinite(phot_x).all(axis=1)
     weights = np.full(len(train_x), np.nan)
     k = min(config.k, max(int(t_ok.sum()) - 1, 1))
-    weights[t_ok] = knn_weights(train_x[t_ok], phot_x[p_ok], config.k)
+    weights[t_ok] = knn_weights(train_x[t_ok], phot_x[p_ok], k)  # k bounded by the training rows
     n_cells = config.som_shape[0] * config.som_shape[1]
     summary: dict[str, Any] = {
         "method": "k-nearest-neighbour density ratio (Lima et al. 2008)",
