@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import dask
 
+from tsm_core.compute import PREFETCH_THREAD
 from tsm_core.config import ComputeConfig
 from tsm_core.errors import ConfigError
 from tsm_core.products.cancel import CancelToken
@@ -194,7 +195,7 @@ class _LocalBatches:
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
                 future.set_exception(exc)
 
-        threading.Thread(target=work, name="tsm-prefetch", daemon=True).start()
+        threading.Thread(target=work, name=PREFETCH_THREAD, daemon=True).start()
         return future
 
     def result(self, future: Future, cancel: CancelToken | None) -> Sequence[Any]:
