@@ -14,6 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+import tsm_core.config
 from tsm_core import load_config, run
 from tsm_core.cli.main import get_cli
 from tsm_core.errors import TSMError
@@ -205,3 +206,29 @@ def test_workers_are_bounded_by_the_machine_unless_on_a_cluster(base_config, tmp
 )
 def test_science_options_are_bounded(base_config, tmp_path, override, message):
     assert message in _refused(base_config, tmp_path, override)
+
+
+def test_registering_a_radians_file_needs_units(scene, tmp_path):
+    """`tsm redshift register` refuses a file that looks like radians, and registers it in
+    degrees with --units rad (positions against numpy's conversion of the file)."""
+    from click.testing import CliRunner
+
+    from tsm_core.cli.main import get_cli
+    from tsm_core.products.registry import Registry
+
+    degrees = scene["redshifts"]
+    radians = degrees.assign(ra=np.radians(degrees["ra"]), dec=np.radians(degrees["dec"]))
+    radians.to_parquet(tmp_path / "rad.parquet", index=False)
+    refused = CliRunner().invoke(get_cli(), ["redshift", "register", "rad", str(tmp_path / "rad.parquet")])
+    assert refused.exit_code == 1 and "look like radians" in refused.output and "--units rad" in refused.output
+    done = CliRunner().invoke(
+        get_cli(), ["redshift", "register", "rad", str(tmp_path / "rad.parquet"), "--units", "rad"]
+    )
+    assert done.exit_code == 0, done.output
+    import lsdb
+
+    record = Registry.at_home(tsm_core.config.tsm_home()).redshift_catalog("rad")
+    stored = lsdb.open_catalog(record.path).compute().sort_values("id", ignore_index=True)
+    expected = degrees.sort_values("id", ignore_index=True)
+    np.testing.assert_allclose(stored["ra"], np.degrees(np.radians(expected["ra"])) % 360.0, atol=1e-9)
+    np.testing.assert_allclose(stored["dec"], expected["dec"], atol=1e-9)

@@ -43,6 +43,12 @@ def redshift(ctx: click.Context) -> None:
     help="Drop (and count) or refuse rows with bad coordinates or redshifts.",
 )
 @click.option("--delimiter", help="CSV delimiter (sniffed if not given).")
+@click.option(
+    "--units",
+    type=click.Choice(["deg", "rad"]),
+    help="Units of ra and dec (deg if not given; a file that looks like radians is refused).",
+)
+@click.option("--table", help="HDF5 only: the table of a file holding several (e.g. /spec).")
 @click.option("--description", default="")
 @progress_option
 def redshift_register(
@@ -52,6 +58,8 @@ def redshift_register(
     convention: str | None,
     bad_rows: str,
     delimiter: str | None,
+    units: str | None,
+    table: str | None,
     description: str,
     progress: bool | None,
 ) -> None:
@@ -72,6 +80,8 @@ def redshift_register(
             bad_rows=bad_rows,
             delimiter=delimiter,
             progress=wants_progress(progress),
+            units=units,
+            table=table,
         )
     click.echo(
         f"registered {record.name!r} (id {record.id}): {record.n_rows} rows from {record.source_path}, "

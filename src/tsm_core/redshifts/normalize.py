@@ -67,7 +67,8 @@ def _in_degrees(canonical: pd.DataFrame, units: str | None, source: str) -> None
         raise CatalogError(
             "redshift_catalog.units",
             f"{source}: every ra is within +-2 pi and every dec within +-pi/2: these look like radians; "
-            "set redshift_catalog.units: rad to convert them (or deg if they are degrees)",
+            "set redshift_catalog.units: rad to convert them (or deg if they are degrees; "
+            "tsm redshift register --units rad|deg)",
         )
 
 

@@ -42,6 +42,8 @@ def register_redshift_catalog(
     delimiter: str | None = None,
     owner: str | None = None,
     progress: bool = False,
+    units: str | None = None,
+    table: str | None = None,
 ) -> RedshiftCatalogRecord:
     """Validate the catalog at ``path`` and register a normalized copy of it as ``name``
     (``owner``: the user it belongs to; none for the operator's own catalogs).
@@ -59,7 +61,7 @@ def register_redshift_catalog(
     if any(r.name == name and r.owner == owner for r in registry.redshift_catalogs(visible_to=owner)):
         raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
     sweep_redshift_staging(registry)
-    table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter)
+    table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter, units=units, table=table)
     directory = registry.path.parent / STORE_DIR
     stored = directory / uuid.uuid4().hex
     try:
