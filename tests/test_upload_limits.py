@@ -56,6 +56,19 @@ def gzip_csv_rows(path: Path) -> None:
         out.write(b"ra,dec,z\n" + b"1,2,3\n" * (2 * MAX_ROWS))
 
 
+def gzip_csv_columns(path: Path) -> None:
+    """A 3 kB gzip whose header names 1.5 million (empty) columns: pandas takes about 1 kB a
+    column, whatever the bytes and rows."""
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(b"ra,dec,z" + b"," * 1_500_000 + b"\n1,2,0.5\n")
+
+
+def gzip_csv_long_line(path: Path) -> None:
+    """A short header, then a row of 3 million empty fields."""
+    with gzip.open(path, "wb", compresslevel=9) as out:
+        out.write(b"ra,dec,z\n1,2,0.5" + b"," * 3_000_000 + b"\n")
+
+
 def _repeated_parquet(path: Path, rows_per_group: int, groups: int, columns: int) -> None:
     """``groups`` row groups of one repeated float64 value per column (dictionary + RLE encoded)."""
     import pyarrow as pa
@@ -143,6 +156,8 @@ def hdf5_strings(path: Path) -> None:
 BOMBS = {
     "bomb.csv.gz": (gzip_csv_bytes, 413, "max_upload_decompressed_mb"),
     "rows.csv.gz": (gzip_csv_rows, 422, "max_upload_rows"),
+    "columns.csv.gz": (gzip_csv_columns, 422, "more than 1000 columns"),
+    "long-line.csv.gz": (gzip_csv_long_line, 422, "longer than 1 MB"),
     "rows.parquet": (parquet_rows, 422, "max_upload_rows"),
     "wide.parquet": (parquet_bytes, 413, "max_upload_decompressed_mb"),
     "strings.parquet": (parquet_strings, 413, "max_upload_decompressed_mb"),

@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 REQUEST_ROOTS: ContextVar[tuple[str, ...]] = ContextVar("tsm_request_roots", default=())
 #: methods that change state: refused when they come from another site
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: GET routes of the Photo-z Server API that change state, as LIneA's client calls them
+#: (stopping a process, reading an upload's columns into its product): checked like a POST
+STATE_CHANGING_GETS = re.compile(r"^/api/(processes/[^/]+/stop|products/[^/]+/registry)/$")
 #: the names a server bound to a loopback address answers to
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -226,7 +229,12 @@ class EdgeMiddleware:
                     "(the operator lists them with tsm serve --allowed-hosts)"
                 ),
             )
-        if scope["method"].upper() in UNSAFE_METHODS:
+        method = scope["method"].upper()
+        if method in UNSAFE_METHODS or (method == "GET" and STATE_CHANGING_GETS.match(scope["path"])):
+            # a browser says where a request comes from even when the page hides its Referer
+            fetch_site = headers.get("sec-fetch-site", "same-origin").lower()
+            if fetch_site not in ("same-origin", "none"):
+                return 403, "origin", f"cross-site request refused: Sec-Fetch-Site {_shown(fetch_site)}"
             for header in ("origin", "referer"):
                 if header in headers:
                     if not self.same_origin(headers[header], host):

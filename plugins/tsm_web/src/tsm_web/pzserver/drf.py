@@ -48,7 +48,7 @@ async def body_of(request: Request) -> dict[str, Any]:
     if kind.startswith("application/json"):
         try:
             data = await request.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the parser goes: not data we take
             raise PzError(400, {"detail": "JSON parse error"}) from None
         if not isinstance(data, dict):
             raise PzError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})

@@ -123,7 +123,7 @@ def parse_used_config(raw: Any) -> PzUsedConfig:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             raise _fail("used_config", "is not valid JSON") from None
     if not isinstance(raw, dict):
         raise _fail("used_config", f"must be an object, not {type(raw).__name__}")

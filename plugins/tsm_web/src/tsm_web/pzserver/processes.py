@@ -105,11 +105,16 @@ def stop_process(request: Request, process_id: int, who: Caller = Depends(caller
     pz = settings(request)
     process = readable_process(pz, who, process_id)
     store = pz.store()
-    store.request_stop(process.id)
     from tsm_core.products.lifecycle import cancel_product
 
-    try:  # the core's cancel: a queued run never starts, a running one stops between partitions
-        cancel_product(pz.registry(), process.training_set_id)
+    try:
+        ended = pz.registry().product(process.training_set_id).status not in ("queued", "running")
     except TSMError:
-        pass  # finished already: nothing to stop
+        ended = True  # its training set is gone
+    if not ended:  # a finished process stays as it ended (stopping it changes nothing)
+        store.request_stop(process.id)
+        try:  # the core's cancel: a queued run never starts, a running one stops between partitions
+            cancel_product(pz.registry(), process.training_set_id)
+        except TSMError:
+            pass  # it ended meanwhile: nothing to stop
     return process_out(pz, who, store.process(process.id) or process)
