@@ -117,7 +117,7 @@ def test_plugin_readmes_are_included_not_copied(site: Path) -> None:
         assert [line for line in long_lines if line in pages] == [], readme
     operating = (site / "operating.html").read_text()
     assert "What the operator decides (the trust boundary)" in operating
-    assert 'src="web-form.png"' in operating  # the README's ../../docs/web-form.png, as the page needs it
+    assert 'src="web-form-1280.png"' in operating  # the README's ../../docs/web-form-1280.png, as the page needs it
 
 
 def test_readme_is_a_landing_page() -> None:

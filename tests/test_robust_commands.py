@@ -129,7 +129,8 @@ def test_import_killed_leaves_nothing_and_reruns(reference, tmp_path, sig, code)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
     if sig != signal.SIGKILL:
-        assert err.strip().splitlines()[-1] == "Error: interrupted by SIGTERM"
+        # (a local Dask cluster stopped by the same signal may log its own shutdown after it)
+        assert "Error: interrupted by SIGTERM" in err.strip().splitlines()
         assert list(out.parent.iterdir()) == []
     assert not out.exists()
     again = subprocess.run([*TSM, *args], capture_output=True, text=True, timeout=300)

@@ -61,23 +61,23 @@ def register_redshift_catalog(
     if any(r.name == name and r.owner == owner for r in registry.redshift_catalogs(visible_to=owner)):
         raise ConfigError("name", f"a redshift catalog called {name!r} is registered already")
     sweep_redshift_staging(registry)
-    table = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter, units=units, table=table)
+    normalized = read_redshift_catalog(path, columns or {}, convention, bad_rows, delimiter, units=units, table=table)
     directory = registry.path.parent / STORE_DIR
     stored = directory / uuid.uuid4().hex
     try:
         with owned_staging(directory, "register") as staging:
-            write_store(table, staging / "store", progress)
+            write_store(normalized, staging / "store", progress)
             mark_owner(staging / "store")  # swept if this process dies before the catalog is recorded
             (staging / "store").replace(stored)
         record = registry.add_redshift_catalog(
             name,
             str(stored),
             columns or {},
-            len(table.frame),
+            len(normalized.frame),
             description,
             source_path=str(path),
-            convention=table.convention,
-            dropped=table.dropped,
+            convention=normalized.convention,
+            dropped=normalized.dropped,
             owner=owner,
         )
         clear_owner(stored)
