@@ -163,6 +163,8 @@ def test_bounds_are_inclusive():
 
 
 def test_pushdown_of_simple_cuts():
+    assert parse_filter("z > True", "k").pushdown() is None  # pyarrow cannot order a bool against numbers
+    assert parse_filter("detect_isPrimary == True", "k").pushdown() == ("detect_isPrimary", "==", True)
     assert parse_filter("refExtendedness == 1", "k").pushdown() == ("refExtendedness", "==", 1)
     assert parse_filter("5 < i_snr", "k").pushdown() == ("i_snr", ">", 5)
     assert parse_filter("z_flag in [3, 4]", "k").pushdown() == ("z_flag", "in", [3, 4])

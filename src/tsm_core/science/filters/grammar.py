@@ -194,7 +194,12 @@ class Compiler:
                 raise Refused(f"the comparison {type(op).__name__}")
             symbol, fn = _COMPARE[type(op)]
             tests.append(comparison(left, right, fn))
-            if len(node.ops) == 1:
+            # an order against True/False is not pushed into the Parquet read: pyarrow has no
+            # kernel comparing a bool with a number column, where the evaluation on the frame has
+            ordered_bool = symbol not in ("==", "!=") and (
+                isinstance(left.literal, bool) or isinstance(right.literal, bool)
+            )
+            if len(node.ops) == 1 and not ordered_bool:
                 if left.kind == "column" and right.kind == "literal" and left.pushdown is not None:
                     pushdown = (left.pushdown[0], symbol, right.literal)
                 elif left.kind == "literal" and right.kind == "column" and right.pushdown is not None:
