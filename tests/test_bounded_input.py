@@ -326,3 +326,16 @@ def test_too_many_filters_refused_in_one_line(base_config):
     with pytest.raises(ConfigError, match=rf"filters\.redshift.*at most {MAX_FILTERS} items"):
         tsm_core.prepare(base_config)
     assert time.monotonic() - started < 1
+
+
+def test_long_yaml_numbers_refused_in_one_line():
+    """A 5000-digit integer (over Python's conversion limit) and a long base-60 number (read in
+    quadratic time) are refused before they are read, naming their line."""
+    from tsm_core.config.files import MAX_YAML_NUMBER_CHARS
+
+    for number in ("9" * 5000, ":".join(["1"] * 200_000)):
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match=rf"number on line 2 is longer than {MAX_YAML_NUMBER_CHARS} characters"):
+            load_yaml("name: x\nid: " + number + "\n", "config.yaml")
+        assert time.monotonic() - started < 1
+    assert load_yaml("a: 1:1:1.5\nb: 12345678901234567890", "config.yaml") == {"a": 3661.5, "b": 12345678901234567890}

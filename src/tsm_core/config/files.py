@@ -54,13 +54,42 @@ def load_yaml(text: str | bytes, source: str, key: str = "") -> Any:
         if duplicate:
             name, first, second = duplicate
             raise ConfigError(key, f"{source}: key {name!r} is given twice, on lines {first} and {second}; keep one")
+        number = _long_number(node)
+        if number is not None:
+            raise ConfigError(
+                key, f"{source}: the number on line {number} is longer than {MAX_YAML_NUMBER_CHARS} characters"
+            )
         return loader.construct_document(node)
+    except (ValueError, OverflowError) as exc:  # a number YAML reads but Python cannot hold
+        raise ConfigError(key, f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(key, f"{source} is not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
         raise ConfigError(key, f"{source}: YAML nested too deeply") from None
     finally:
         loader.dispose()
+
+
+#: the longest number a YAML config may write (base-60 and huge integers are slow to read)
+MAX_YAML_NUMBER_CHARS = 100
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _long_number(root: yaml.Node) -> int | None:
+    """The line of the first int or float scalar longer than :data:`MAX_YAML_NUMBER_CHARS`, or None."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag in _NUMBER_TAGS and len(node.value) > MAX_YAML_NUMBER_CHARS:
+                return node.start_mark.line + 1
+        else:
+            stack.extend(_yaml_children(node))
+    return None
 
 
 def _yaml_extent(root: yaml.Node) -> tuple[int, int]:
