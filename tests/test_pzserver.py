@@ -580,3 +580,38 @@ def test_users_command(tsm_home):
     assert missing.exit_code != 0 and "no user 'dave'; users: carol" in missing.output
     assert runner.invoke(get_cli(), ["users", "remove", "carol"]).exit_code == 0
     assert Users(Registry.at_home(tsm_home)).for_token(token) is None
+
+
+def test_marked_official_a_users_catalog_is_buildable_by_all(api, scene, tsm_home, monkeypatch):
+    """The admin marking alice's published catalog official makes it the operator's in the
+    registry: bob lists it and builds from it; unmarked, it is alice's alone again."""
+    from tsm_core.products.registry import Registry
+
+    frame = scene["redshifts"].head(50)
+    pid = _http_upload(api, api.tokens["alice"], frame, {"ra": "ra", "dec": "dec", "z": "z"}, name="alice set")
+    bob = _auth(api.tokens["bob"])
+    catalog = lambda: Registry.at_home(tsm_home).redshift_catalogs()[0]  # noqa: E731
+    assert catalog().owner == "alice"
+    name = catalog().name
+    listed = lambda: [c["name"] for c in api.get("/api/redshift-catalogs", headers=_bearer(api.tokens["bob"])).json()]  # noqa: E731
+    assert name not in listed()
+
+    marked = api.patch(f"/api/products/{pid}/", data={"official_product": "true"}, headers=_auth(ADMIN_TOKEN))
+    assert marked.status_code == 200, marked.text
+    assert catalog().owner is None
+    assert name in listed()
+    monkeypatch.setenv("TSM_DP1_PATH", str(scene["objects_path"]))
+    dp1 = next(r["id"] for r in api.get("/api/releases/", headers=bob).json()["results"] if r["name"] == "dp1")
+    built = api.post(
+        "/api/processes/",
+        json={"pipeline": 1, "display_name": "bob from official", "release": dp1, "inputs": [pid], "used_config": "{}"},
+        headers=bob,
+    )
+    assert built.status_code == 201, built.text
+
+    unmarked = api.patch(f"/api/products/{pid}/", data={"official_product": "false"}, headers=_auth(ADMIN_TOKEN))
+    assert unmarked.status_code == 200 and catalog().owner == "alice"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

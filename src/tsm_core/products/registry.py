@@ -135,6 +135,21 @@ class Registry:
             row_id = _inserted_id(cur)
         return self.redshift_catalog(row_id)
 
+    def set_redshift_catalog_owner(self, catalog_id: int, owner: str | None) -> RedshiftCatalogRecord:
+        """Give registered catalog ``catalog_id`` to ``owner`` (None: the operator's, shared with
+        every user); fails when that owner has a catalog of the same name already."""
+        record = self.redshift_catalog(catalog_id)
+        with self._connect() as db:
+            taken = db.execute(
+                "SELECT 1 FROM redshift_catalogs WHERE name = ? AND owner IS ? AND id != ?",
+                (record.name, owner, record.id),
+            ).fetchone()
+            if taken:
+                whose = "the operator" if owner is None else repr(owner)
+                raise ConfigError("name", f"{whose} has a redshift catalog called {record.name!r} already")
+            db.execute("UPDATE redshift_catalogs SET owner = ? WHERE id = ?", (owner, record.id))
+        return self.redshift_catalog(record.id)
+
     def remove_redshift_catalog(self, key: str | int, visible_to: str | None = None) -> RedshiftCatalogRecord:
         """Forget a registered redshift catalog (by name or ID, as :meth:`redshift_catalog`
         finds it for ``visible_to``); returns what it was."""

@@ -147,6 +147,12 @@ async def patch_product(request: Request, product_id: int, who: Caller = Depends
             raise PzError(403, {"error": "only the admin token can mark official products"})
         changes["official"] = int(as_bool(data, "official_product"))
     store = pz.store()
+    if "official" in changes and product.catalog_id is not None:
+        # an official catalog is the operator's in the registry: every user builds from it
+        try:
+            pz.registry().set_redshift_catalog_owner(product.catalog_id, None if changes["official"] else product.owner)
+        except TSMError as exc:
+            raise bad("official_product", exc.message) from None
     if changes:
         product = store.update_product(product.id, **changes)
     if "status" in data:
@@ -208,7 +214,12 @@ def publish(pz: PzSettings, who: Caller, product: PzProduct) -> PzProduct:
         raise PzError(406, {"detail": f"The column(s) was not filled in: {','.join(missing)}"})
     try:
         record = register_redshift_catalog(
-            internal_name(product), product.file_path, mapping, product.description, pz.registry(), owner=product.owner
+            internal_name(product),
+            product.file_path,
+            mapping,
+            product.description,
+            pz.registry(),
+            owner=None if product.official else product.owner,
         )
     except TSMError as exc:
         raise bad(
