@@ -605,3 +605,16 @@ def test_deeply_nested_json_is_a_bad_request(tmp_path):
             timeout=30,
         )
         assert as_text.status_code == 400, as_text.text
+
+
+def test_a_json_body_is_bounded_apart_from_uploads(tmp_path):
+    """A JSON body over 1 MB is refused (413) before it is read, however large uploads may be."""
+    import requests
+
+    with tsm_serve({"TSM_HOME": str(tmp_path / "home")}) as url:
+        body = b'{"name": "' + b"x" * (2 << 20) + b'"}'
+        answer = requests.post(
+            url + "/api/training-sets", data=body, headers={"Content-Type": "application/json"}, timeout=30
+        )
+        assert answer.status_code == 413, answer.text
+        assert f"over the limit of {1 << 20} bytes" in answer.json()["message"]

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 REQUEST_ROOTS: ContextVar[tuple[str, ...]] = ContextVar("tsm_request_roots", default=())
 #: methods that change state: refused when they come from another site
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: the most bytes of a request body that is not a multipart upload (JSON, a form's fields)
+MAX_FIELDS_BODY = 1 << 20
 #: GET routes of the Photo-z Server API that change state, as LIneA's client calls them
 #: (stopping a process, reading an upload's columns into its product): checked like a POST
 STATE_CHANGING_GETS = re.compile(r"^/api/(processes/[^/]+/stop|products/[^/]+/registry)/$")
@@ -258,9 +260,17 @@ class EdgeMiddleware:
         ):
             return 401, "token", "a valid API token is required (Authorization: Bearer <token>)"
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            return 413, "file", f"the request body of {int(declared)} bytes is over the limit of {self.max_body} bytes"
+        limit = self.body_limit(headers)
+        if declared.isdigit() and int(declared) > limit:
+            return 413, "file", f"the request body of {int(declared)} bytes is over the limit of {limit} bytes"
         return None
+
+    def body_limit(self, headers: dict[str, str]) -> int:
+        """The most bytes a request body may have: ``max_body`` for a multipart upload, at most
+        :data:`MAX_FIELDS_BODY` for anything else (a JSON or form body is parsed in memory)."""
+        if headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            return self.max_body
+        return min(self.max_body, MAX_FIELDS_BODY)
 
     def same_origin(self, url: str, host: str) -> bool:
         """Whether ``url`` (an ``Origin`` or ``Referer``) is this server: http(s) and its
@@ -291,6 +301,7 @@ class EdgeMiddleware:
             await _answer(send, status, _error(field, message, request_id, drf), request_id)
             return
         roots_token = REQUEST_ROOTS.set(self.roots)
+        max_body = self.body_limit(_headers(scope))
 
         received = 0
         cut_off = False  # the body went over the limit: whatever the app answers becomes a 413
@@ -301,9 +312,9 @@ class EdgeMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > max_body:
                     cut_off = True
-                    log.warning("request %s: body cut off at the limit of %d bytes", request_id, self.max_body)
+                    log.warning("request %s: body cut off at the limit of %d bytes", request_id, max_body)
                     raise BodyTooLarge()
             return message
 
@@ -315,7 +326,7 @@ class EdgeMiddleware:
                     await _answer(
                         send,
                         413,
-                        _error("file", f"the request body is over the limit of {self.max_body} bytes", request_id, drf),
+                        _error("file", f"the request body is over the limit of {max_body} bytes", request_id, drf),
                         request_id,
                     )
                 return
@@ -337,7 +348,7 @@ class EdgeMiddleware:
                 await _answer(
                     send,
                     413,
-                    _error("file", f"the request body is over the limit of {self.max_body} bytes", request_id, drf),
+                    _error("file", f"the request body is over the limit of {max_body} bytes", request_id, drf),
                     request_id,
                 )
         finally:
