@@ -199,3 +199,18 @@ def tsm_serve(env: dict[str, str], *args: str, timeout: float = 60):
         log.seek(0)
         print("tsm serve logged:\n" + log.read())
         log.close()
+
+
+def multipart_csv(name: str, csv: bytes, boundary: str = "b0undary") -> tuple[bytes, str]:
+    """The body and Content-Type of a catalog upload (fields ``name`` and a ``file`` z.csv),
+    written by hand so that a test controls every byte sent."""
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n{name}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n'
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + csv
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import tsm_core
-from helpers import tsm_serve
+from helpers import multipart_csv, tsm_serve
 from tsm_core.config import MAX_YAML_BYTES, load_config, load_yaml
 from tsm_core.errors import ConfigError
 from tsm_core.products.registry import Registry
@@ -82,21 +82,12 @@ def _post_json(url: str, body: dict) -> tuple[int, dict]:
 
 
 def _register_catalog(url: str, redshifts) -> int:
-    boundary = "b0undary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nz\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n'
-            "Content-Type: text/csv\r\n\r\n"
-        ).encode()
-        + redshifts.to_csv(index=False).encode()
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body, content_type = multipart_csv("z", redshifts.to_csv(index=False).encode())
     request = urllib.request.Request(
         url + "/api/redshift-catalogs",
         data=body,
         method="POST",
-        headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={**AUTH, "Content-Type": content_type},
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())["id"]

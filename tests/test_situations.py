@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 import test_lifecycle
-from helpers import tsm_serve
+from helpers import multipart_csv, tsm_serve
 from tsm_core.products.registry import Registry
 
 GIB = 2**30
@@ -104,19 +104,8 @@ def test_the_registry_removed_during_a_run_fails_it_in_one_line(slow_config, tmp
 
 
 def _upload(url: str, name: str, csv: bytes) -> dict:
-    boundary = "b0undary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n{name}\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n'
-            "Content-Type: text/csv\r\n\r\n"
-        ).encode()
-        + csv
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    request = urllib.request.Request(
-        url + "/api/redshift-catalogs", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    )
+    body, content_type = multipart_csv(name, csv)
+    request = urllib.request.Request(url + "/api/redshift-catalogs", body, {"Content-Type": content_type})
     with urllib.request.urlopen(request, timeout=120) as answer:
         assert answer.status == 201
         return json.load(answer)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import tsm_serve
+from helpers import multipart_csv, tsm_serve
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -73,22 +73,12 @@ def service(tmp_path_factory, scene):
     }
     with tsm_serve(env, "--release-path", f"dp1={scene['objects_path']}") as url:
         # a registered catalog to aim runs at
-        boundary = "b0undary"
-        csv = scene["redshifts"].to_csv(index=False).encode()
-        body = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\nz\r\n'
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n'
-                "Content-Type: text/csv\r\n\r\n"
-            ).encode()
-            + csv
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
+        body, content_type = multipart_csv("z", scene["redshifts"].to_csv(index=False).encode())
         request = urllib.request.Request(
             url + "/api/redshift-catalogs",
             data=body,
             method="POST",
-            headers={**AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+            headers={**AUTH, "Content-Type": content_type},
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             catalog = json.loads(response.read())
@@ -341,22 +331,13 @@ def _raw(
 
 
 def _upload(url: str, name: str, headers: dict[str, str], csv: bytes) -> tuple[int, dict[str, str], dict]:
-    boundary = "b0undary"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n\r\n{name}\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="z.csv"\r\n'
-            "Content-Type: text/csv\r\n\r\n"
-        ).encode()
-        + csv
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
+    body, content_type = multipart_csv(name, csv)
     host = url.removeprefix("http://")
     return _raw(
         url,
         "POST",
         "/api/redshift-catalogs",
-        {"Host": host, **AUTH, "Content-Type": f"multipart/form-data; boundary={boundary}", **headers},
+        {"Host": host, **AUTH, "Content-Type": content_type, **headers},
         body,
     )
 

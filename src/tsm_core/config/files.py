@@ -60,6 +60,8 @@ def load_yaml(text: str | bytes, source: str, key: str = "") -> Any:
                 key, f"{source}: the number on line {number} is longer than {MAX_YAML_NUMBER_CHARS} characters"
             )
         return loader.construct_document(node)
+    except ConfigError:
+        raise
     except (ValueError, OverflowError) as exc:  # a number YAML reads but Python cannot hold
         raise ConfigError(key, f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
