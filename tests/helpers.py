@@ -214,3 +214,16 @@ def multipart_csv(name: str, csv: bytes, boundary: str = "b0undary") -> tuple[by
         + f"\r\n--{boundary}--\r\n".encode()
     )
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+def register_csv(url: str, headers: dict[str, str], csv: bytes, name: str = "z") -> dict:
+    """Upload ``csv`` to a real server's ``POST /api/redshift-catalogs``; the registered catalog."""
+    import json
+    import urllib.request
+
+    body, content_type = multipart_csv(name, csv)
+    request = urllib.request.Request(
+        url + "/api/redshift-catalogs", data=body, method="POST", headers={**headers, "Content-Type": content_type}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())

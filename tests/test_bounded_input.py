@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import tsm_core
-from helpers import multipart_csv, tsm_serve
+from helpers import register_csv, tsm_serve
 from tsm_core.config import MAX_YAML_BYTES, load_config, load_yaml
 from tsm_core.errors import ConfigError
 from tsm_core.products.registry import Registry
@@ -82,15 +82,7 @@ def _post_json(url: str, body: dict) -> tuple[int, dict]:
 
 
 def _register_catalog(url: str, redshifts) -> int:
-    body, content_type = multipart_csv("z", redshifts.to_csv(index=False).encode())
-    request = urllib.request.Request(
-        url + "/api/redshift-catalogs",
-        data=body,
-        method="POST",
-        headers={**AUTH, "Content-Type": content_type},
-    )
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())["id"]
+    return register_csv(url, AUTH, redshifts.to_csv(index=False).encode())["id"]
 
 
 class Pinger:

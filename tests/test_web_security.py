@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import multipart_csv, tsm_serve
+from helpers import multipart_csv, register_csv, tsm_serve
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -73,15 +73,7 @@ def service(tmp_path_factory, scene):
     }
     with tsm_serve(env, "--release-path", f"dp1={scene['objects_path']}") as url:
         # a registered catalog to aim runs at
-        body, content_type = multipart_csv("z", scene["redshifts"].to_csv(index=False).encode())
-        request = urllib.request.Request(
-            url + "/api/redshift-catalogs",
-            data=body,
-            method="POST",
-            headers={**AUTH, "Content-Type": content_type},
-        )
-        with urllib.request.urlopen(request, timeout=60) as response:
-            catalog = json.loads(response.read())
+        catalog = register_csv(url, AUTH, scene["redshifts"].to_csv(index=False).encode())
         yield {"url": url, "home": home, "catalog": catalog["id"]}
 
 

@@ -24,6 +24,7 @@ from tsm_web.jobs import Runner
 from tsm_web.pzserver import include_pzserver
 from tsm_web.security import ENVELOPE_BYTES, EdgeMiddleware, redact, server_roots
 from tsm_web.settings import ServerSettings
+from tsm_web.users import Users
 
 
 def create_app(settings: ServerSettings | None = None, **overrides: Any) -> FastAPI:
@@ -56,12 +57,13 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
     app.state.runner = runner
     # one registry for the app: both APIs, the pages' data calls, the runner and the token check
     registry = app.state.registry = Registry.at_home(tsm_home())
+    users = app.state.users = Users(registry)  # their table made once, not on each request
     token = settings.token
 
     def authorize(given: str) -> bool:
         """The operator's token, or a user's (``tsm users add``): :func:`tsm_web.auth.identify`."""
         try:
-            identify(token, registry, f"Bearer {given}")
+            identify(token, users, f"Bearer {given}")
         except Unauthenticated:
             return False
         return True

@@ -20,7 +20,6 @@ from typing import Protocol
 
 from fastapi import Request
 
-from tsm_core.products.registry import Registry
 from tsm_web.security import bearer_token, token_matches
 from tsm_web.users import Users
 
@@ -64,12 +63,12 @@ class Unauthenticated(Exception):
         super().__init__("a valid API token is required (Authorization: Bearer <token>)")
 
 
-def identify(admin_token: str | None, registry: Registry, authorization: str) -> Caller:
+def identify(admin_token: str | None, users: Users, authorization: str) -> Caller:
     """The caller of an ``Authorization`` header value (see the module's rules)."""
     given = bearer_token(authorization)
     if admin_token and token_matches(given, admin_token):
         return Caller(None)
-    user = Users(registry).for_token(given) if given else None
+    user = users.for_token(given) if given else None
     if user is not None:
         return Caller(user.name)
     if admin_token:
@@ -83,7 +82,7 @@ def caller_of(request: Request) -> Caller:
     known = getattr(request.state, "caller", None)
     if known is None:
         known = identify(
-            request.app.state.settings.token, request.app.state.registry, request.headers.get("authorization", "")
+            request.app.state.settings.token, request.app.state.users, request.headers.get("authorization", "")
         )
         request.state.caller = known
     return known

@@ -9,15 +9,13 @@ from fastapi import APIRouter, Depends, Request
 from tsm_web.auth import Caller
 from tsm_web.pzserver.access import caller
 from tsm_web.pzserver.drf import paginate
-from tsm_web.pzserver.state import settings
-from tsm_web.users import Users
 
 router = APIRouter()
 
 
 @router.get("/users/", summary="Users: all of them for the admin token, else the caller")
 def list_users(request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
-    users = [u for u in Users(settings(request).registry()).all() if who.is_admin or u.name == who.name]
+    users = [u for u in request.app.state.users.all() if who.is_admin or u.name == who.name]
     return paginate(
         request,
         [
