@@ -11,6 +11,8 @@ from __future__ import annotations
 CANONICAL_REDSHIFT_COLUMNS: tuple[str, ...] = ("id", "ra", "dec", "z", "z_err", "z_flag", "survey")
 #: the canonical columns every redshift catalog must provide
 REQUIRED_REDSHIFT_COLUMNS: tuple[str, ...] = ("ra", "dec", "z")
+#: the redshift catalog of each row, in a run with several (its label, registered name or file stem)
+CATALOG_COLUMN = "catalog"
 #: angular distance between a redshift and its matched object, as LSDB names it
 DIST_COLUMN = "_dist_arcsec"
 #: the k-nearest-neighbour representativeness weight of a training row

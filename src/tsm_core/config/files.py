@@ -232,20 +232,27 @@ def resolve_paths(data: dict[str, Any], base: str | os.PathLike[str]) -> dict[st
     A value that cannot be a path (:func:`path_problem`) is refused naming its key.
     """
     for section, key in PATH_KEYS:
-        node = data.get(section)
-        if not isinstance(node, dict):
-            continue
-        value = node.get(key)
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if not isinstance(value, str) or not value.strip() or "://" in value or value == SAMPLE_PATH:
-            continue
-        problem = path_problem(value)
-        if problem:
-            raise ConfigError(f"{section}.{key}", problem)
-        path = Path(value).expanduser()
-        node[key] = str(path if path.is_absolute() else (Path(base) / path).resolve())
+        found = data.get(section)
+        # a section given as a list (several redshift catalogs) has the key in each item
+        nodes = list(enumerate(found)) if isinstance(found, list) else [(None, found)]
+        for i, node in nodes:
+            if isinstance(node, dict):
+                _resolve_path(node, key, section if i is None else f"{section}.{i}", base)
     return data
+
+
+def _resolve_path(node: dict[str, Any], key: str, where: str, base: str | os.PathLike[str]) -> None:
+    """``node[key]`` made absolute against ``base`` (``where`` names ``node`` in errors)."""
+    value = node.get(key)
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip() or "://" in value or value == SAMPLE_PATH:
+        return
+    problem = path_problem(value)
+    if problem:
+        raise ConfigError(f"{where}.{key}", problem)
+    path = Path(value).expanduser()
+    node[key] = str(path if path.is_absolute() else (Path(base) / path).resolve())
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

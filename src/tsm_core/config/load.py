@@ -6,38 +6,58 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from tsm_core.config.files import apply_overrides, read_config_file, resolve_paths
-from tsm_core.config.models import RunConfig
+from tsm_core.config.models import REDSHIFT_CATALOG_FORMS, RunConfig
 from tsm_core.errors import ConfigError
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The first pydantic model inside ``annotation`` (itself, or in its unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
     """The keys allowed where ``loc`` (the path of an unknown key) points."""
     model: Any = RunConfig
     for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list: the same model
+            continue
         field = model.model_fields.get(str(part)) if isinstance(model, type) and issubclass(model, BaseModel) else None
         if field is None:
             return []
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        model = _model_in(field.annotation)
         if model is None:
             return []
     return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
+def _location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``loc`` without the tag pydantic adds for the form of ``redshift_catalog`` (mapping or list)."""
+    if len(loc) > 1 and loc[0] == "redshift_catalog" and loc[1] in REDSHIFT_CATALOG_FORMS:
+        return (loc[0], *loc[2:])
+    return tuple(loc)
+
+
 def _problem(err: Any) -> dict[str, str]:
     """One pydantic refusal as ``{"field", "message", "type"}`` in the tool's words."""
-    key = ".".join(str(p) for p in err["loc"])
+    loc = _location(err["loc"])
+    key = ".".join(str(p) for p in loc)
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        valid = _valid_keys(err["loc"])
-        close = difflib.get_close_matches(str(err["loc"][-1]), valid, n=1)
+        valid = _valid_keys(loc)
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         message = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
         if valid:
             message += f"; valid keys: {', '.join(valid)}"

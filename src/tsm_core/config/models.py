@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import os
 import unicodedata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from tsm_core.columns import CANONICAL_REDSHIFT_COLUMNS
 from tsm_core.config.files import path_problem
@@ -72,6 +72,13 @@ class RedshiftCatalogConfig(_Model):
         None, description="units of ra and dec (deg when unset; a file that looks like radians is refused)"
     )
     table: str | None = Field(None, min_length=1, description="the table of an HDF5 file holding several")
+    label: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="this catalog's name in the catalog column of a run with several catalogs "
+        "(default: its registered name, else its file's stem)",
+    )
 
     _path = field_validator("path")(_local_path)
 
@@ -89,6 +96,25 @@ class RedshiftCatalogConfig(_Model):
         if len(given) != 1:
             raise ValueError("give exactly one of path, name or id")
         return self
+
+
+#: the most redshift catalogs one run combines (each is read and normalized on its own)
+MAX_REDSHIFT_CATALOGS = 20
+#: tags of the two forms of ``redshift_catalog`` (pydantic puts them in an error's location;
+#: :mod:`tsm_core.config.load` leaves them out of the key it names)
+REDSHIFT_CATALOG_FORMS = ("mapping", "list")
+
+
+def _redshift_catalog_form(value: Any) -> str:
+    return "list" if isinstance(value, (list, tuple)) else "mapping"
+
+
+#: ``redshift_catalog``: one catalog (a mapping, as always) or a list of them
+RedshiftCatalogs = Annotated[
+    Annotated[RedshiftCatalogConfig, Tag("mapping")]
+    | Annotated[list[RedshiftCatalogConfig], Field(min_length=1, max_length=MAX_REDSHIFT_CATALOGS), Tag("list")],
+    Discriminator(_redshift_catalog_form),
+]
 
 
 class ObjectCatalogConfig(_Model):
@@ -310,7 +336,17 @@ class RunConfig(_Model):
 
     name: str = Field(min_length=1)
     description: str = ""
-    redshift_catalog: RedshiftCatalogConfig
+    redshift_catalog: RedshiftCatalogs = Field(
+        description="the redshift catalog: a mapping (path, name or id, columns, convention, ...), "
+        f"or a list of up to {MAX_REDSHIFT_CATALOGS} such mappings combined in one run"
+    )
+    redshift_duplicates_arcsec: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="with several redshift catalogs: redshifts of different catalogs closer than this are one "
+        "source, kept once (highest z_flag, then smallest z_err, then the catalog listed first)",
+    )
     object_catalog: ObjectCatalogConfig = Field(default_factory=ObjectCatalogConfig)
     crossmatch: CrossmatchConfig = Field(default_factory=CrossmatchConfig)
     unique_galaxies: Literal["none", "closest", "best_redshift"] = "none"
@@ -319,6 +355,12 @@ class RunConfig(_Model):
     output: OutputConfig = Field(default_factory=OutputConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     representativeness: RepresentativenessConfig | None = None
+
+    @property
+    def redshift_catalogs(self) -> list[RedshiftCatalogConfig]:
+        """``redshift_catalog`` as a list (one item for a mapping)."""
+        source = self.redshift_catalog
+        return list(source) if isinstance(source, list) else [source]
 
     @field_validator("name", "description", mode="before")
     @classmethod

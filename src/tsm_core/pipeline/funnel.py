@@ -51,7 +51,8 @@ class FunnelStep:
     rows), ``info`` (a count beside the funnel, such as objects removed by cuts) or
     ``not_counted`` (``note`` says why). ``unit`` is ``redshifts``, ``rows``
     (matches: one redshift may have several rows when ``n_neighbors > 1``) or
-    ``objects``. ``remaining`` is the running total after the step.
+    ``objects``. ``remaining`` is the running total after the step. ``by_catalog``
+    holds the counts per redshift catalog in a run with several (else it is empty).
     """
 
     key: str
@@ -62,6 +63,7 @@ class FunnelStep:
     remaining: int | None = None
     by_survey: dict[str, int] = field(default_factory=dict)
     note: str = ""
+    by_catalog: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,6 +143,19 @@ class Funnel:
         """The first step after which nothing remained (None if something remains)."""
         return next((s for s in self.steps if s.kind in ("total", "removed") and s.remaining == 0), None)
 
+    def _catalog_lines(self) -> list[str]:
+        """Per redshift catalog (a run with several): read, then each step that removed some."""
+        read = self.step("read")
+        if read is None or not read.by_catalog:
+            return []
+        out = ["  per catalog:"]
+        for name, n in read.by_catalog.items():
+            removed = [
+                f"-{s.by_catalog[name]} {s.label}" for s in self.steps if s.kind == "removed" and s.by_catalog.get(name)
+            ]
+            out.append(f"    {name}: {n} read" + "".join(f", {r}" for r in removed))
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: ``{"steps": [...], "surveys": [...]}``."""
         return {"steps": [asdict(s) for s in self.steps], "surveys": self.surveys}
@@ -183,6 +198,7 @@ class Funnel:
         if surveys and first and last:
             per = ", ".join(f"{sv} {last.by_survey.get(sv, 0)}/{first.by_survey.get(sv, 0)}" for sv in surveys)
             out.append(f"  per survey (rows written / redshifts read): {per}")
+        out.extend(self._catalog_lines())
         empty = self.emptied_at()
         if empty is not None:
             out.append(

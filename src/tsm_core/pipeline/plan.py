@@ -24,6 +24,7 @@ from tsm_core.errors import CatalogError, ConfigError
 from tsm_core.pipeline.funnel import Funnel, partition_index
 from tsm_core.plugins.records import CatalogLocation, ObjectCatalog, Writer
 from tsm_core.products.output import check_directory
+from tsm_core.redshifts.combine import open_combined_side
 from tsm_core.redshifts.side import RedshiftSide, open_redshift_side
 from tsm_core.science import layout, representativeness
 from tsm_core.science.dust import describe_source
@@ -125,7 +126,10 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     location = locate_objects(release, oc.path, home)
     object_path = location.path
     funnel = Funnel()
-    redshifts = open_redshift_side(config, registry, redshift_filters, funnel)
+    if len(config.redshift_catalogs) > 1:  # several catalogs, combined (a list of one is read as one)
+        redshifts: RedshiftSide = open_combined_side(config, registry, redshift_filters, funnel)
+    else:
+        redshifts = open_redshift_side(config, registry, redshift_filters, funnel)
     extra = tuple(dict.fromkeys(oc.extra_columns))
     photometry = Photometry(
         catalog=release,

@@ -57,6 +57,7 @@ def provenance(plan: Plan, product_id: int, started: str) -> dict[str, Any]:
         "redshift_catalog": plan.redshift_source,
         "redshift_convention": plan.redshift_summary.get("convention"),
         "redshift_rows": plan.redshift_summary,
+        "redshift_catalogs": plan.redshifts.sources(),
         "object_extra_columns": list(plan.photometry.extra_columns),
         "flux_type": plan.photometry.flux_type,
         "flux_unit": release.flux_unit,

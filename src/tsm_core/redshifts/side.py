@@ -4,7 +4,8 @@
 where the catalog lives; both give the crossmatch a lazy catalog of the kept columns
 (:meth:`RedshiftSide.catalog`, the one override point) and the funnel the *keys* of the
 rows left after the redshift filters: row number (``_zrow``), ``ra``, ``dec`` and
-``survey``, four values per redshift, never the whole catalog.
+``survey``, four values per redshift, never the whole catalog (with ``quality``, also
+``z_flag`` and ``z_err``, which :mod:`tsm_core.redshifts.combine` ranks duplicates by).
 
 - :class:`StoredSide`, a registered catalog (:mod:`tsm_core.redshifts.store`): the keys
   are read partition by partition (only the key and filter columns), each filter
@@ -21,9 +22,9 @@ rows left after the redshift filters: row number (``_zrow``), ``ra``, ``dec`` an
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,7 +32,8 @@ import pandas as pd
 
 from tsm_core.columns import ZROW_COLUMN
 from tsm_core.errors import ConfigError, TSMError, one_line
-from tsm_core.pipeline.funnel import Funnel, survey_counts
+from tsm_core.pipeline.funnel import Funnel
+from tsm_core.redshifts.keys import QUALITY_COLUMNS, FilterTally, KeyColumns, key_columns
 from tsm_core.redshifts.readers import read_redshift_catalog
 from tsm_core.redshifts.registration import damaged_catalog_error
 from tsm_core.redshifts.snapshots import read_snapshot
@@ -42,53 +44,14 @@ from tsm_core.science.filters import Filter, RowFilter, check_filter_columns, ch
 if TYPE_CHECKING:
     import lsdb
 
-    from tsm_core.config import RunConfig
+    from tsm_core.config import RedshiftCatalogConfig, RunConfig
+    from tsm_core.products.records import RedshiftCatalogRecord
     from tsm_core.products.registry import Registry
 
 log = logging.getLogger(__name__)
 
 #: rows read at a time when the keys of a stored catalog are scanned
 SCAN_BATCH_ROWS = 1_000_000
-
-
-class FilterTally:
-    """Applies the redshift filters batch by batch, one at a time, counting (per survey)
-    the rows read and what each filter removed; :meth:`record` puts the counts in the funnel."""
-
-    def __init__(self, filters: Sequence[Filter]) -> None:
-        self.filters = list(filters)
-        self.n_read = 0
-        self.read_by_survey: Counter[str] = Counter()
-        self.removed = [0] * len(self.filters)
-        self.removed_by_survey: list[Counter[str]] = [Counter() for _ in self.filters]
-
-    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The rows of ``frame`` that pass every filter."""
-        surveys = frame["survey"] if "survey" in frame.columns else None
-        self.n_read += len(frame)
-        self.read_by_survey.update(survey_counts(surveys))
-        for i, one in enumerate(self.filters):
-            keep = one.mask(frame)
-            if not keep.all():
-                self.removed[i] += int((~keep).sum())
-                if surveys is not None:
-                    self.removed_by_survey[i].update(survey_counts(frame["survey"][~keep]))
-                frame = frame[keep]
-        return frame
-
-    def record(self, funnel: Funnel, dropped: dict[str, int]) -> None:
-        """The funnel's first steps: rows read (kept plus bad rows), bad rows, each filter."""
-        funnel.total_counts(
-            "read", "redshifts read", self.n_read + sum(dropped.values()), dict(sorted(self.read_by_survey.items()))
-        )
-        funnel.bad_rows(dropped)
-        for i, one in enumerate(self.filters):
-            funnel.removed_counts(
-                f"filter:{one.expression}",
-                f"redshift filter {one.expression}",
-                self.removed[i],
-                dict(sorted(self.removed_by_survey[i].items())),
-            )
 
 
 @dataclass
@@ -107,6 +70,8 @@ class RedshiftSide:
     info: dict[str, Any] = field(default_factory=dict)
     #: longest value of each text column, in UTF-8 bytes
     string_lengths: dict[str, int] = field(default_factory=dict)
+    #: a short name: the registered catalog's name, or the file's stem
+    name: str = ""
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -120,6 +85,20 @@ class RedshiftSide:
     def meta(self) -> pd.DataFrame:
         """An empty frame of the catalog's columns."""
         return self.catalog().meta.iloc[:0]
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Each redshift catalog of the side, for the provenance: its name, where it came
+        from, its convention and rows (read, after bad rows, after the filters)."""
+        return [
+            {
+                "catalog": self.name,
+                "source": self.label,
+                "convention": self.summary.get("convention"),
+                "rows_read": self.summary.get("rows_read"),
+                "rows": self.summary.get("rows"),
+                "after_filters": len(self),
+            }
+        ]
 
 
 @dataclass
@@ -172,56 +151,30 @@ class StoredSide(RedshiftSide):
         return catalog
 
 
-def _key_columns(present: Iterable[str]) -> list[str]:
-    return [ZROW_COLUMN, "ra", "dec"] + (["survey"] if "survey" in present else [])
-
-
-class _KeyColumns:
-    """The keys of the scanned batches, column by column in NumPy types, the survey as a
-    category (25 bytes a redshift); :meth:`frame` joins them, one column at a time."""
-
-    def __init__(self, keys: list[str]) -> None:
-        self.keys = keys
-        self.parts: dict[str, list[Any]] = {c: [] for c in keys}
-
-    @staticmethod
-    def _dtype(column: str) -> type:
-        return np.int64 if column == ZROW_COLUMN else np.float64
-
-    def add(self, frame: pd.DataFrame) -> None:
-        for c in self.keys:
-            if c == "survey":
-                self.parts[c].append(frame[c].astype("category").array)
-            else:
-                self.parts[c].append(frame[c].to_numpy(dtype=self._dtype(c)))
-
-    def frame(self) -> pd.DataFrame:
-        from pandas.api.types import union_categoricals
-
-        columns: dict[str, Any] = {}
-        for c in self.keys:
-            parts, self.parts[c] = self.parts[c], []  # each column's batches freed once joined
-            if c == "survey":
-                columns[c] = union_categoricals(parts) if parts else pd.Categorical([])
-            else:
-                columns[c] = np.concatenate(parts) if parts else np.zeros(0, self._dtype(c))
-            del parts
-        return pd.DataFrame(columns)
-
-
 def side_from_table(
-    table: RedshiftTable, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel, ship_rows: bool = False
+    table: RedshiftTable,
+    label: str,
+    keep: Any,
+    filters: Sequence[Filter],
+    funnel: Funnel,
+    ship_rows: bool = False,
+    quality: bool = False,
 ) -> TableSide:
-    """A :class:`TableSide` of a normalized table: filtered (and counted) at once."""
+    """A :class:`TableSide` of a normalized table: filtered (and counted) at once
+    (``quality``: the keys hold ``z_flag`` and ``z_err`` too, as floats)."""
     check_filter_columns(filters, [str(c) for c in table.frame.columns], "redshift")
     columns = table.kept_columns(keep)
     frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
     tally = FilterTally(filters)
     frame = tally.apply(frame)
     tally.record(funnel, table.dropped)
+    keys = frame[key_columns(frame.columns, quality)].reset_index(drop=True)
+    for c in QUALITY_COLUMNS:
+        if c in keys.columns:
+            keys[c] = pd.to_numeric(keys[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     frame = frame[[*columns, ZROW_COLUMN]].reset_index(drop=True)
     return TableSide(
-        keys=frame[_key_columns(frame.columns)],
+        keys=keys,
         columns=columns,
         label=label,
         summary=table.summary(),
@@ -233,7 +186,7 @@ def side_from_table(
 
 
 def side_from_store(
-    store: StoredCatalog, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel
+    store: StoredCatalog, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel, quality: bool = False
 ) -> StoredSide:
     """A :class:`StoredSide`: the keys scanned partition by partition, filters counted per batch."""
     import pyarrow.dataset as ds
@@ -243,10 +196,10 @@ def side_from_store(
     check_filter_columns(filters, present, "redshift")
     check_filter_types(filters, store.schema())
     columns = table.kept_columns(keep)
-    keys = _key_columns(present)
+    keys = key_columns(present, quality)
     read = list(dict.fromkeys(keys + [c for f in filters for c in f.columns]))
     tally = FilterTally(filters)
-    scanned = _KeyColumns(keys)
+    scanned = KeyColumns(keys)
     dataset = ds.dataset(store.dataset, format="parquet")
     for batch in dataset.to_batches(columns=read, batch_size=SCAN_BATCH_ROWS):
         scanned.add(tally.apply(batch.to_pandas(types_mapper=pd.ArrowDtype)))
@@ -267,10 +220,33 @@ def side_from_store(
 
 
 def open_redshift_side(
-    config: RunConfig, registry: Registry, filters: Sequence[Filter], funnel: Funnel
+    config: RunConfig,
+    registry: Registry,
+    filters: Sequence[Filter],
+    funnel: Funnel,
+    source: RedshiftCatalogConfig | None = None,
+    quality: bool = False,
 ) -> RedshiftSide:
-    """The redshift side of ``config``: a file given by path, or a registered catalog."""
-    source = config.redshift_catalog
+    """The redshift side of ``config``: a file given by path, or a registered catalog
+    (``source``: one of ``config.redshift_catalogs``, by default the first; ``quality``:
+    keys with ``z_flag`` and ``z_err``)."""
+    source = source or config.redshift_catalogs[0]
+    side = _open_side(config, registry, filters, funnel, source, quality)
+    if source.label:
+        side.name = source.label
+    elif source.path:  # a file's stem (a HATS catalog's folder name), without its suffixes
+        side.name = PurePath(source.path.rstrip("/")).name.split(".")[0] or source.path
+    return side
+
+
+def _open_side(
+    config: RunConfig,
+    registry: Registry,
+    filters: Sequence[Filter],
+    funnel: Funnel,
+    source: RedshiftCatalogConfig,
+    quality: bool,
+) -> RedshiftSide:
     keep = source.keep_columns
     ship = not config.compute.in_process  # an in-memory table's rows go to worker processes with their tasks
     if source.path:
@@ -283,10 +259,26 @@ def open_redshift_side(
             units=source.units,
             table=source.table,
         )
-        return side_from_table(table, source.path, keep, filters, funnel, ship)
+        return side_from_table(table, source.path, keep, filters, funnel, ship, quality)
     key = source.name if source.name else source.id
     assert key is not None, "the config names a redshift catalog by path, name or id"
     record = registry.redshift_catalog(key)
+    side = _open_registered(config, registry, filters, funnel, source, quality, record)
+    side.name = record.name
+    return side
+
+
+def _open_registered(
+    config: RunConfig,
+    registry: Registry,
+    filters: Sequence[Filter],
+    funnel: Funnel,
+    source: RedshiftCatalogConfig,
+    quality: bool,
+    record: RedshiftCatalogRecord,
+) -> RedshiftSide:
+    keep = source.keep_columns
+    ship = not config.compute.in_process
     label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
     if record.source_path is None:  # registered before stored copies: the user's file, read as then
         table = read_redshift_catalog(
@@ -297,7 +289,7 @@ def open_redshift_side(
             units=source.units,
             table=source.table,
         )
-        return side_from_table(table, label, keep, filters, funnel, ship)
+        return side_from_table(table, label, keep, filters, funnel, ship, quality)
     for key in ("columns", "convention", "delimiter", "units", "table"):
         if getattr(source, key):
             raise ConfigError(
@@ -307,7 +299,7 @@ def open_redshift_side(
             )
     if is_store(record.path):
         try:
-            return side_from_store(read_store(record.path), label, keep, filters, funnel)
+            return side_from_store(read_store(record.path), label, keep, filters, funnel, quality)
         except TSMError:
             raise
         except Exception as exc:  # a partition unreadable (truncated, deleted): the stored copy is damaged
@@ -316,4 +308,5 @@ def open_redshift_side(
             product = registry.create_product(config.name, config.description, config.model_dump(mode="json"))
             registry.fail_product(product, str(error))
             raise error from exc
-    return side_from_table(read_snapshot(record.path), label, keep, filters, funnel, ship)  # a Parquet snapshot (older)
+    # a Parquet snapshot (older)
+    return side_from_table(read_snapshot(record.path), label, keep, filters, funnel, ship, quality)
