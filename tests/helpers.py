@@ -71,6 +71,33 @@ def brute_force_match(
     ).reset_index(drop=True)
 
 
+def brute_force_combination(keys: pd.DataFrame, radius: float) -> pd.DataFrame:
+    """Redshifts of several catalogs combined by the rule, as a plain loop: walk them best
+    first (highest flag, a star last and a missing flag just above it; smallest error, a
+    missing one last; the catalog listed first; the row); each one not removed removes the
+    redshifts of other catalogs within ``radius`` arcsec (astropy separations of every pair).
+    ``keys`` has ``catalog`` (in list order), ``ra``, ``dec``, ``z_flag``, ``z_err``."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    keys = keys.reset_index(drop=True)
+    listed = list(dict.fromkeys(keys["catalog"]))
+    coords = SkyCoord(keys["ra"].to_numpy() * u.deg, keys["dec"].to_numpy() * u.deg)
+
+    def rank(i: int) -> tuple:
+        flag, err = float(keys["z_flag"].iat[i]), float(keys["z_err"].iat[i])
+        flag = -2 if flag == 6 else -1 if np.isnan(flag) else flag
+        return (-flag, np.inf if np.isnan(err) else err, listed.index(keys["catalog"].iat[i]), i)
+
+    removed: set[int] = set()
+    for i in sorted(range(len(keys)), key=rank):
+        if i in removed:
+            continue
+        near = np.flatnonzero(coords[i].separation(coords).arcsec <= radius)
+        removed.update(int(j) for j in near if keys["catalog"].iat[j] != keys["catalog"].iat[i])
+    return keys.drop(index=sorted(removed)).reset_index(drop=True)
+
+
 def ab_mag(flux: np.ndarray) -> np.ndarray:
     """AB magnitude of fluxes in nJy, written out independently: NaN for flux <= 0."""
     flux = np.asarray(flux, dtype=np.float64)

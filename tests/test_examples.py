@@ -22,7 +22,7 @@ import pytest
 from astropy.io import fits
 
 from conftest import shared_build
-from helpers import DP1_BANDS, brute_force_match, write_objects
+from helpers import DP1_BANDS, brute_force_combination, brute_force_match, write_objects
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SAMPLE_SIZE = {"n_objects": 3000, "n_redshifts": 400}  # what the headers say: --objects 3000 --redshifts 400
@@ -258,6 +258,68 @@ def check_crc(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[int, obje
     return expected, result
 
 
+def check_multicat(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[int, object]:
+    from tsm_core.redshifts.registration import register_redshift_catalog
+
+    reference = request.getfixturevalue("reference")
+    desi = pd.read_parquet(reference / "desi_dr1_dp1_fields_sample.parquet")
+    crc = pd.read_parquet(reference / "combined_redshift_sample.parquet")
+    # objects at the DESI redshifts and at the CRC ones in the DP1 fields not already there
+    in_dp1 = crc[crc["is_in_DP1_fields"] == 1]
+    taken = brute_force_match(
+        in_dp1,
+        desi.rename(columns={"TARGET_RA": "coord_ra", "TARGET_DEC": "coord_dec", "TARGETID": "objectId"}),
+        1.0,
+        1,
+    )
+    crc_only = in_dp1[~in_dp1["id"].isin(taken["id"])]
+    ra = np.concatenate([desi["TARGET_RA"], crc_only["ra"]])
+    dec = np.concatenate([desi["TARGET_DEC"], crc_only["dec"]])
+    use_objects(objects_at(ra, dec, np.arange(len(ra)) + 1, 3), tmp_path, request.getfixturevalue("monkeypatch"))
+    register_redshift_catalog("desi-dr1", reference / "desi_dr1_dp1_fields_sample.parquet")
+    register_redshift_catalog("crc", reference / "combined_redshift_sample.parquet")
+    # each catalog's good redshifts, by its own rule, then the combination by brute force
+    good_desi = desi_good(desi) & (desi["SPECTYPE"] != "STAR")
+    flag = np.where(desi["ZERR"] < 0.001, 4, 3)
+    good_crc = np.isfinite(crc["z"]) & (crc["z"] >= -0.01) & crc["z_flag_homogenized"].isin([3, 4])
+    keys = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "catalog": "desi-dr1",
+                    "id": desi["TARGETID"].astype(str),
+                    "ra": desi["TARGET_RA"],
+                    "dec": desi["TARGET_DEC"],
+                    "z_flag": flag,
+                    "z_err": desi["ZERR"],
+                }
+            )[good_desi.to_numpy()],
+            pd.DataFrame(
+                {
+                    "catalog": "crc",
+                    "id": crc["CRD_ID"].astype(str),
+                    "ra": crc["ra"],
+                    "dec": crc["dec"],
+                    "z_flag": crc["z_flag_homogenized"],
+                    "z_err": crc["z_err"],
+                }
+            )[good_crc.to_numpy()],
+        ],
+        ignore_index=True,
+    )
+    kept = brute_force_combination(keys, 1.0)
+    objects = objects_at(ra, dec, np.arange(len(ra)) + 1, 3)
+    expected = brute_force_match(kept.assign(id=kept["catalog"] + "/" + kept["id"]), objects, 1.0, 1)
+    result, path = run_example("multicat.yaml", tmp_path)
+    frame = pd.read_parquet(path)
+    assert set(frame["catalog"] + "/" + frame["id"].astype(str)) == set(expected["id"])
+    assert (
+        len(keys) - len(kept)
+        == result.funnel["steps"][[s["key"] for s in result.funnel["steps"]].index("duplicates")]["count"]
+    )
+    return len(expected), result
+
+
 CHECKS: dict[str, Callable[[pytest.FixtureRequest, Path], tuple[int, object]]] = {
     "synthetic_dp1.yaml": check_synthetic_dp1,
     "synthetic_dp02.yaml": check_synthetic_dp02,
@@ -266,6 +328,7 @@ CHECKS: dict[str, Callable[[pytest.FixtureRequest, Path], tuple[int, object]]] =
     "desi.yaml": check_desi,
     "filters.yaml": check_filters,
     "crc.yaml": check_crc,
+    "multicat.yaml": check_multicat,
 }
 
 

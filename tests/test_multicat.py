@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import astropy.units as u
 import numpy as np
 import pandas as pd
 import pytest
-from astropy.coordinates import SkyCoord
 
 import tsm_core
 from conftest import scene_config
-from helpers import brute_force_match
+from helpers import brute_force_combination, brute_force_match
+from tsm_core.errors import ConfigError
+from tsm_core.pipeline.funnel import Funnel
 
 RADIUS = 1.0  # redshift_duplicates_arcsec
 
@@ -115,60 +115,163 @@ def _keys(catalogs: dict, order: tuple[str, ...]) -> pd.DataFrame:
     return pd.concat([frames[name] for name in order], ignore_index=True)
 
 
-def brute_force_combination(keys: pd.DataFrame, radius: float) -> pd.DataFrame:
-    """The rule as a plain loop: walk the redshifts best first (flag, a star last; error;
-    the catalog listed first; the row); each one not removed removes the redshifts of other
-    catalogs within ``radius`` (astropy separations of every pair)."""
-    listed = list(dict.fromkeys(keys["catalog"]))
-    coords = SkyCoord(keys["ra"].to_numpy() * u.deg, keys["dec"].to_numpy() * u.deg)
-
-    def rank(i: int) -> tuple:
-        flag = keys["z_flag"].iat[i]
-        return (-(-2 if flag == 6 else flag), keys["z_err"].iat[i], listed.index(keys["catalog"].iat[i]), i)
-
-    removed: set[int] = set()
-    for i in sorted(range(len(keys)), key=rank):
-        if i in removed:
-            continue
-        near = np.flatnonzero(coords[i].separation(coords).arcsec <= radius)
-        removed.update(int(j) for j in near if keys["catalog"].iat[j] != keys["catalog"].iat[i])
-    return keys.drop(index=sorted(removed)).reset_index(drop=True)
-
-
-def _config(scene: dict, catalogs: dict, out: Path, order: tuple[str, ...] = ("desi", "vvds")) -> dict:
-    config = scene_config(scene, out)
-    entries = {
+def _entries(catalogs: dict) -> dict:
+    return {
         "desi": {"path": str(catalogs["paths"]["desi"])},
         "vvds": {"path": str(catalogs["paths"]["vvds"]), "convention": "vvds"},
+        "vvds_reg": {"name": "vvds_reg"},
     }
-    config["redshift_catalog"] = [entries[name] for name in order]
-    config["redshift_duplicates_arcsec"] = RADIUS
-    return config
 
 
-def _check_rows(result, expected_keys: pd.DataFrame, scene: dict) -> pd.DataFrame:
-    expected = brute_force_match(
-        expected_keys.rename(columns={"id": "key"}).assign(id=lambda f: f["catalog"] + "/" + f["key"]),
-        scene["objects"],
-        3.0,
-        1,
-    )
-    rows = result.to_pandas()
-    got = set(zip(rows["catalog"] + "/" + rows["id"].astype(str), rows["objectId"]))
-    assert got == set(zip(expected["id"], expected["objectId"]))
-    return rows
+@pytest.fixture(scope="module")
+def runs(scene: dict, catalogs: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Two runs of the two catalogs: both files, DESI listed first; and the VVDS catalog
+    registered (stored as HATS, scanned and read partition by partition) listed first,
+    before the DESI file under a label."""
+    from conftest import isolate
+    from tsm_core.redshifts.registration import register_redshift_catalog
+
+    base = tmp_path_factory.mktemp("multicat-runs")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(base / "home", mp)
+        register_redshift_catalog("vvds_reg", catalogs["paths"]["vvds"], convention="vvds")
+        entries = _entries(catalogs)
+        out = {}
+        for key, listed in {
+            "files": [entries["desi"], entries["vvds"]],
+            "stored": [entries["vvds_reg"], entries["desi"] | {"label": "DESI DR1"}],
+        }.items():
+            config = scene_config(scene, base / key) | {"name": key, "redshift_duplicates_arcsec": RADIUS}
+            out[key] = tsm_core.run(config | {"redshift_catalog": listed})
+    return out
 
 
-def test_two_catalogs_against_a_brute_force_combination(scene: dict, catalogs: dict, tmp_path: Path) -> None:
-    result = tsm_core.run(_config(scene, catalogs, tmp_path))
+def _expected(catalogs: dict, names: dict[str, str], listed: tuple[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All rows normalized by hand (catalogs renamed by ``names``, in the order ``listed``)
+    and the rows the brute-force combination keeps."""
     keys = _keys(catalogs, ("desi", "vvds_wide"))
-    kept = brute_force_combination(keys, RADIUS)
-    assert 100 < len(keys) - len(kept) < 220  # duplicates were found, not all pairs
-    rows = _check_rows(result, kept, scene)
+    keys["catalog"] = keys["catalog"].map(names)
+    keys = pd.concat([keys[keys["catalog"] == name] for name in listed], ignore_index=True)
+    return keys, brute_force_combination(keys, RADIUS)
+
+
+CASES = {
+    "files": ({"desi": "desi", "vvds_wide": "vvds_wide"}, ("desi", "vvds_wide")),
+    "stored": ({"desi": "DESI DR1", "vvds_wide": "vvds_reg"}, ("vvds_reg", "DESI DR1")),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_catalogs_against_a_brute_force_combination(runs: dict, catalogs: dict, scene: dict, case: str) -> None:
+    names, listed = CASES[case]
+    keys, kept = _expected(catalogs, names, listed)
+    assert 100 < len(keys) - len(kept) < 220  # duplicates were found, not every pair
+    expected = brute_force_match(kept.assign(id=kept["catalog"] + "/" + kept["id"]), scene["objects"], 3.0, 1)
+    rows = pd.read_parquet(runs[case].output_path)
+    row_keys = rows["catalog"] + "/" + rows["id"].astype(str)
+    assert set(zip(row_keys, rows["objectId"])) == set(zip(expected["id"], expected["objectId"]))
     # each row's values are its catalog's, normalized by its own convention
     by_key = kept.set_index(kept["catalog"] + "/" + kept["id"])
-    row_keys = rows["catalog"] + "/" + rows["id"].astype(str)
     np.testing.assert_allclose(rows["z"].to_numpy(float), by_key.loc[row_keys, "z"].to_numpy(float))
     np.testing.assert_array_equal(rows["z_flag"].to_numpy(float), by_key.loc[row_keys, "z_flag"].to_numpy(float))
-    assert set(rows.loc[rows["catalog"] == "vvds_wide", "survey"]) == {"VVDS"}
-    assert rows.loc[rows["catalog"] == "desi", "survey"].isna().all()
+    np.testing.assert_allclose(rows["z_err"].to_numpy(float), by_key.loc[row_keys, "z_err"].to_numpy(float))
+    assert set(rows.loc[rows["catalog"] == names["vvds_wide"], "survey"]) == {"VVDS"}
+    assert rows.loc[rows["catalog"] == names["desi"], "survey"].isna().all()  # DESI files have no survey column
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_ties_go_to_the_catalog_listed_first(runs: dict, catalogs: dict, case: str) -> None:
+    """The 20 VVDS redshifts at the place of a DESI one with the same flag and error (a DESI
+    star's twin has flag 4 and wins): the twin of the catalog listed first is kept."""
+    names, listed = CASES[case]
+    vvds, desi = catalogs["vvds"].iloc[200:220], catalogs["desi"]
+    twins = desi.set_index(desi["TARGET_RA"].round(9))  # the twins sit exactly at the DESI position
+    star = (twins.loc[vvds["ra"].round(9), "SPECTYPE"] == "STAR").to_numpy()
+    rows = pd.read_parquet(runs[case].output_path, columns=["catalog", "id"])
+    written = set(zip(rows["catalog"], rows["id"].astype(str)))
+    twin_ids = twins.loc[vvds["ra"].round(9), "TARGETID"].astype(str).to_numpy()
+    for vid, did, is_star in zip(vvds["id"], twin_ids, star):
+        winner = names["vvds_wide"] if is_star or listed[0] == names["vvds_wide"] else names["desi"]
+        loser = (names["desi"], did) if winner == names["vvds_wide"] else (names["vvds_wide"], vid)
+        assert loser not in written  # removed as a duplicate (the winner may have no object)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_funnel_and_provenance_count_each_catalog(runs: dict, catalogs: dict, case: str) -> None:
+    names, listed = CASES[case]
+    keys, kept = _expected(catalogs, names, listed)
+    result = runs[case]
+    funnel = {s["key"]: s for s in result.funnel["steps"]}
+    read = {names["desi"]: 500, names["vvds_wide"]: 350}
+    assert funnel["read"]["count"] == 850 and funnel["read"]["by_catalog"] == read
+    removed = keys.groupby("catalog").size() - kept.groupby("catalog").size()
+    assert funnel["duplicates"]["count"] == len(keys) - len(kept)
+    assert funnel["duplicates"]["by_catalog"] == {name: int(removed[name]) for name in listed}
+    assert funnel["duplicates"]["remaining"] == len(kept) == result.n_redshifts
+    lines = "\n".join(Funnel.from_dict(result.funnel).lines())
+    assert f"{names['desi']}: 500 read, -{removed[names['desi']]} duplicates" in lines
+    prov = result.provenance
+    assert [(c["catalog"], c["convention"], c["rows_read"], c["duplicates"]) for c in prov["redshift_catalogs"]] == [
+        (name, "desi" if name == names["desi"] else "vvds", read[name], int(removed[name])) for name in listed
+    ]
+    assert prov["config"]["redshift_duplicates_arcsec"] == RADIUS
+
+
+def test_a_single_catalog_is_read_as_before(base_config: dict) -> None:
+    from tsm_core.config import load_config
+
+    one = load_config(base_config)
+    listed = load_config(base_config | {"redshift_catalog": [base_config["redshift_catalog"]]})
+    assert isinstance(one.model_dump()["redshift_catalog"], dict)
+    assert one.redshift_catalogs == listed.redshift_catalogs
+
+
+def test_config_errors_name_the_catalog_of_the_list(base_config: dict, tmp_path: Path) -> None:
+    from tsm_core.config import load_config
+    from tsm_core.pipeline.main import prepare
+
+    source = base_config["redshift_catalog"]
+    with pytest.raises(ConfigError) as err:
+        load_config(base_config | {"redshift_catalog": [source, {"nam": "x"}]})
+    assert err.value.key == "redshift_catalog.1.nam" and "did you mean 'name'" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(base_config | {"redshift_catalog": []})
+    assert err.value.key == "redshift_catalog"
+    with pytest.raises(ConfigError) as err:  # two files of one stem
+        prepare(base_config | {"redshift_catalog": [source, source]})
+    assert err.value.key == "redshift_catalog.1.label" and "give one a label" in str(err.value)
+    with pytest.raises(ConfigError) as err:  # each catalog's own checks, named by its place
+        prepare(base_config | {"redshift_catalog": [source, source | {"label": "b", "keep_columns": ["nope"]}]})
+    assert err.value.key == "redshift_catalog.1.keep_columns"
+    # relative paths of every catalog resolve against the YAML file's folder
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "run.yaml").write_text(
+        "name: x\nredshift_catalog:\n  - {path: a.parquet}\n  - {path: ../b.csv, label: b}\n"
+    )
+    paths = [c.path for c in load_config(tmp_path / "cfg" / "run.yaml").redshift_catalogs]
+    assert paths == [str(tmp_path / "cfg" / "a.parquet"), str(tmp_path / "b.csv")]
+
+
+def test_every_catalog_of_a_list_is_bounded_by_the_trust_rules(scene: dict, tmp_path: Path) -> None:
+    """A web client may not give a path in any catalog of the list, and may build only from
+    its own registered catalogs and the official ones, each of the list checked."""
+    from tsm_core import service
+    from tsm_core.errors import TSMError
+    from tsm_core.redshifts.registration import register_redshift_catalog
+    from tsm_web.trust import OperatorSettings, client_config, public_config
+
+    operator = OperatorSettings(release_paths={"dp1": str(scene["objects_path"])})
+    with pytest.raises(ConfigError) as err:
+        client_config({"name": "x", "redshift_catalog": [{"name": "a"}, {"path": "/etc/passwd"}]}, operator)
+    assert err.value.key == "redshift_catalog.path"
+    assert public_config({"redshift_catalog": [{"path": "/srv/a"}, {"id": 3}]})["redshift_catalog"] == [{}, {"id": 3}]
+    small = scene["redshifts"].iloc[:10]
+    small.to_csv(tmp_path / "small.csv", index=False)
+    for name, owner in (("alices", "alice"), ("bobs", "bob"), ("official", None)):
+        register_redshift_catalog(name, tmp_path / "small.csv", owner=owner)
+    config = {"name": "x", "redshift_catalog": [{"name": "alices"}, {"name": "official"}]}
+    plan, _ = service.submit(client_config(config, operator), owner="alice")
+    assert [c["catalog"] for c in plan.redshifts.sources()] == ["alices", "official"]
+    config["redshift_catalog"].append({"name": "bobs"})
+    with pytest.raises(TSMError, match="bobs"):
+        service.submit(client_config(config, operator), owner="alice")

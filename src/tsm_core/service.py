@@ -161,7 +161,10 @@ def submit(
 
 def _visible_catalog(registry: Any, source: Any, owner: str) -> Any:
     """``redshift_catalog`` of a user's config with its registered catalog (by name or id)
-    resolved as that user sees it, to an id, so that the run reads exactly that one."""
+    resolved as that user sees it, to an id, so that the run reads exactly that one; in a
+    list of catalogs, every one of them."""
+    if isinstance(source, list):
+        return [_visible_catalog(registry, one, owner) for one in source]
     if not isinstance(source, Mapping) or source.get("path") is not None:
         return source  # a path is refused by client_config; anything else fails in the config check
     given = [source[k] for k in ("id", "name") if source.get(k) not in (None, "")]

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tsm_core.config.files import apply_overrides, read_config_file, resolve_paths
-from tsm_core.config.models import REDSHIFT_CATALOG_FORMS, RunConfig
+from tsm_core.config.models import RunConfig
 from tsm_core.errors import ConfigError
 
 
@@ -43,11 +43,25 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
+def _form(loc: tuple[Any, ...]) -> str | None:
+    """The form of ``redshift_catalog`` pydantic names at ``loc[1]`` when it tried both (its
+    label of the list form starts with ``list[``): ``list``, ``mapping``, or None."""
+    if len(loc) > 1 and loc[0] == "redshift_catalog" and isinstance(loc[1], str):
+        return "list" if loc[1].startswith("list[") else "mapping"
+    return None
+
+
 def _location(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """``loc`` without the tag pydantic adds for the form of ``redshift_catalog`` (mapping or list)."""
-    if len(loc) > 1 and loc[0] == "redshift_catalog" and loc[1] in REDSHIFT_CATALOG_FORMS:
-        return (loc[0], *loc[2:])
-    return tuple(loc)
+    """``loc`` without the form pydantic names in ``redshift_catalog`` (a mapping or a list)."""
+    return (loc[0], *loc[2:]) if _form(loc) else tuple(loc)
+
+
+def _of_given_form(err: Any, data: Any) -> bool:
+    """False for a refusal of the form of ``redshift_catalog`` that was not given (pydantic
+    tries both: a list refuses a mapping, and a mapping a list)."""
+    form = _form(err["loc"])
+    given = data.get("redshift_catalog") if isinstance(data, dict) else None
+    return form is None or (form == "list") == isinstance(given, (list, tuple))
 
 
 def _problem(err: Any) -> dict[str, str]:
@@ -66,9 +80,12 @@ def _problem(err: Any) -> dict[str, str]:
     return {"field": key, "message": message, "type": err["type"]}
 
 
-def _first_error(exc: ValidationError) -> ConfigError:
-    """One :class:`ConfigError` naming the first refusal, with every refusal in its ``problems``."""
-    problems = [_problem(err) for err in exc.errors()]
+def _first_error(exc: ValidationError, data: Any = None) -> ConfigError:
+    """One :class:`ConfigError` naming the first refusal, with every refusal in its ``problems``
+    (``data``: what was validated)."""
+    problems = [_problem(err) for err in exc.errors() if _of_given_form(err, data)] or [
+        _problem(err) for err in exc.errors()
+    ]
     message = problems[0]["message"]
     extra = len(problems) - 1
     if extra:
@@ -97,7 +114,7 @@ def load_config(
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise _first_error(exc) from None
+        raise _first_error(exc, data) from None
 
 
 def _paths_as_text(value: Any) -> Any:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 import os
 import unicodedata
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from tsm_core.columns import CANONICAL_REDSHIFT_COLUMNS
 from tsm_core.config.files import path_problem
@@ -100,21 +100,6 @@ class RedshiftCatalogConfig(_Model):
 
 #: the most redshift catalogs one run combines (each is read and normalized on its own)
 MAX_REDSHIFT_CATALOGS = 20
-#: tags of the two forms of ``redshift_catalog`` (pydantic puts them in an error's location;
-#: :mod:`tsm_core.config.load` leaves them out of the key it names)
-REDSHIFT_CATALOG_FORMS = ("mapping", "list")
-
-
-def _redshift_catalog_form(value: Any) -> str:
-    return "list" if isinstance(value, (list, tuple)) else "mapping"
-
-
-#: ``redshift_catalog``: one catalog (a mapping, as always) or a list of them
-RedshiftCatalogs = Annotated[
-    Annotated[RedshiftCatalogConfig, Tag("mapping")]
-    | Annotated[list[RedshiftCatalogConfig], Field(min_length=1, max_length=MAX_REDSHIFT_CATALOGS), Tag("list")],
-    Discriminator(_redshift_catalog_form),
-]
 
 
 class ObjectCatalogConfig(_Model):
@@ -336,7 +321,7 @@ class RunConfig(_Model):
 
     name: str = Field(min_length=1)
     description: str = ""
-    redshift_catalog: RedshiftCatalogs = Field(
+    redshift_catalog: RedshiftCatalogConfig | list[RedshiftCatalogConfig] = Field(
         description="the redshift catalog: a mapping (path, name or id, columns, convention, ...), "
         f"or a list of up to {MAX_REDSHIFT_CATALOGS} such mappings combined in one run"
     )
@@ -355,6 +340,15 @@ class RunConfig(_Model):
     output: OutputConfig = Field(default_factory=OutputConfig)
     compute: ComputeConfig = Field(default_factory=ComputeConfig)
     representativeness: RepresentativenessConfig | None = None
+
+    @field_validator("redshift_catalog")
+    @classmethod
+    def _some_catalogs(
+        cls, value: RedshiftCatalogConfig | list[RedshiftCatalogConfig]
+    ) -> RedshiftCatalogConfig | list[RedshiftCatalogConfig]:
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_REDSHIFT_CATALOGS:
+            raise ValueError(f"a list of 1 to {MAX_REDSHIFT_CATALOGS} catalogs, not {len(value)}")
+        return value
 
     @property
     def redshift_catalogs(self) -> list[RedshiftCatalogConfig]:

@@ -20,6 +20,7 @@ catalog lacks is null in its rows.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -118,7 +119,12 @@ class CombinedSide(RedshiftSide):
         meta = self.meta()
         for part, offset, dropped in zip(self.parts, self.offsets, self.dropped):
             one = part.catalog(align_to).map_partitions(_Adapt(offset, part.name, dropped, self.dtypes), meta=meta)
-            combined = one if combined is None else combined.concat(one)
+            if combined is None:
+                combined = one
+                continue
+            with warnings.catch_warnings():  # the left side of a crossmatch needs no margin: none is kept
+                warnings.filterwarnings("ignore", message="One side has no margin", category=UserWarning)
+                combined = combined.concat(one)
         assert combined is not None, "a combined side has catalogs"
         return combined
 

@@ -48,6 +48,9 @@ def _funnel_table(funnel: dict[str, Any]) -> str:
         known = s["by_survey"] or (s["kind"] == "removed" and s["count"] == 0)
         per = "".join(f"<td>{s['by_survey'].get(sv, 0) if known else ''}</td>" for sv in surveys)
         label = e(s["label"]) + (f'<br><span class="note">{e(s["note"])}</span>' if s.get("note") else "")
+        if s.get("by_catalog"):  # a run with several redshift catalogs
+            per_catalog = ", ".join(f"{name} {n}" for name, n in s["by_catalog"].items())
+            label += f'<br><span class="note">per catalog: {e(per_catalog)}</span>'
         rows.append(
             f'<tr><td>{label} <span class="note">({e(s["unit"])})</span></td><td{cls}>{count}</td><td>{rem}</td>{per}</tr>'
         )

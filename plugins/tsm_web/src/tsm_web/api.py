@@ -90,14 +90,17 @@ class ProductOut(BaseModel):
         """``p`` as answered; ``catalog_names`` (ID to name, default: the registry's) names
         the redshift catalog a config gives by ID."""
         done = p.status == "done" and bool(p.output_path)
-        source = p.config.get("redshift_catalog") or {}
-        if source.get("id") is not None and not source.get("name"):
-            names = catalog_names if catalog_names is not None else _catalog_names(request)
-            source = {"name": names.get(int(source["id"])), "id": source["id"]}
+        given = p.config.get("redshift_catalog") or {}
+        named = []
+        for source in given if isinstance(given, list) else [given]:  # one catalog, or several
+            if source.get("id") is not None and not source.get("name"):
+                names = catalog_names if catalog_names is not None else _catalog_names(request)
+                source = {"name": names.get(int(source["id"])), "id": source["id"]}
+            named.append(str(source.get("name") or source.get("id") or ""))
         return cls(
             release=(p.config.get("object_catalog") or {}).get("release"),
             format=(p.config.get("output") or {}).get("format"),
-            redshift_catalog=str(source.get("name") or source.get("id") or "") or None,
+            redshift_catalog=", ".join(n for n in named if n) or None,
             funnel=list(((p.provenance or {}).get("funnel") or {}).get("steps") or []),
             report_url=f"/api/training-sets/{p.id}/report" if done else None,
             owner=p.owner,

@@ -61,7 +61,10 @@ class OperatorSettings(BaseModel):
 
 def _present(data: Mapping[str, Any], dotted: str) -> bool:
     node: Any = data
-    for part in dotted.split("."):
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if isinstance(node, list):  # a list of sections (several redshift catalogs): in any of them
+            return any(_present(item, ".".join(parts[i:])) for item in node if isinstance(item, Mapping))
         if not isinstance(node, Mapping) or part not in node:
             return False
         node = node[part]
@@ -108,8 +111,9 @@ def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
         node: Any = out
         for part in parents:
             node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict):
-            node.pop(last, None)
+        for section in node if isinstance(node, list) else [node]:  # each of several redshift catalogs
+            if isinstance(section, dict):
+                section.pop(last, None)
     return out
 
 
@@ -121,9 +125,19 @@ def redact_provenance(provenance: dict[str, Any]) -> dict[str, Any]:
     source = out["config"].get("redshift_catalog") or {}
     out["config"] = public_config(out["config"])
     out.pop("object_catalog_path", None)
-    name = source.get("name")
-    out["redshift_catalog"] = f"registered catalog {name!r}" if name else f"registered catalog {source.get('id')}"
+    sources = source if isinstance(source, list) else [source]
+    out["redshift_catalog"] = ", ".join(_registered(one) for one in sources)
+    if "redshift_catalogs" in out:  # each catalog by its name, not where it is stored
+        out["redshift_catalogs"] = [
+            entry | {"source": f"registered catalog {entry.get('catalog')!r}"} for entry in out["redshift_catalogs"]
+        ]
     return out
+
+
+def _registered(source: Mapping[str, Any]) -> str:
+    """A registered catalog of a client's config, as the client may read it named."""
+    name = source.get("name")
+    return f"registered catalog {name!r}" if name else f"registered catalog {source.get('id')}"
 
 
 def submit(
