@@ -30,7 +30,7 @@ import pandas as pd
 
 from tsm_core.columns import CANONICAL_REDSHIFT_COLUMNS, CATALOG_COLUMN, ZROW_COLUMN
 from tsm_core.errors import ConfigError
-from tsm_core.pipeline.funnel import Funnel, FunnelStep
+from tsm_core.pipeline.funnel import NO_SURVEY, Funnel, FunnelStep
 from tsm_core.plugins.records import ColumnInfo
 from tsm_core.redshifts.duplicates import duplicate_mask
 from tsm_core.redshifts.keys import QUALITY_COLUMNS
@@ -222,17 +222,25 @@ def _text_category(values: pd.Series | None, n: int) -> pd.Categorical:
 
 
 def _merge_funnels(funnel: Funnel, funnels: Sequence[Funnel], names: Sequence[str]) -> None:
-    """Each catalog's first steps (read, bad rows, filters) summed into ``funnel``, by key,
-    in the order they first appear, with their counts per catalog."""
+    """Each catalog's first steps summed into ``funnel`` by key, with their counts per
+    catalog: the rows read, then the bad rows, then the filters (each group in the order its
+    steps first appear). Where some catalogs have surveys, the rows of one without count as
+    ``(none)``."""
     merged: dict[str, FunnelStep] = {}
+    any_survey = any(s.by_survey for own in funnels for s in own.steps)
     for own, name in zip(funnels, names):
         for s in own.steps:
             step = merged.setdefault(s.key, FunnelStep(s.key, s.label, s.kind, 0, s.unit))
             step.count += s.count
             step.by_catalog[name] = s.count
-            for survey, n in s.by_survey.items():
+            per = s.by_survey or ({NO_SURVEY: s.count} if any_survey and s.count else {})
+            for survey, n in per.items():
                 step.by_survey[survey] = step.by_survey.get(survey, 0) + n
-    for step in merged.values():
+
+    def phase(step: FunnelStep) -> int:
+        return 0 if step.kind == "total" else 1 if step.key.startswith("bad_rows:") else 2
+
+    for step in sorted(merged.values(), key=phase):  # a stable sort: each group keeps its order
         step.by_survey = dict(sorted(step.by_survey.items()))
         if step.kind == "total":
             funnel.total_counts(step.key, step.label, step.count, step.by_survey).by_catalog = step.by_catalog
