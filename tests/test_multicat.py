@@ -36,7 +36,8 @@ def vvds_flag(raw: np.ndarray) -> np.ndarray:
 def _catalogs(scene: dict, base: Path) -> dict:
     """A DESI-convention Parquet file of 500 of the scene's redshifts and a VVDS CSV of 350
     rows: 220 second measurements of DESI sources (150 within 0.9 arcsec, 50 at 1.2-3 arcsec,
-    20 at the same place with the same flag and error: ties), and 130 of their own."""
+    20 at the same place with the same flag and error: ties), and 130 of their own; plus one
+    row with a NaN redshift."""
     rng = np.random.default_rng(11)
     z = scene["redshifts"]
     first = z.iloc[:500]
@@ -74,6 +75,8 @@ def _catalogs(scene: dict, base: Path) -> dict:
             "survey": "VVDS",
         }
     )
+    bad = vvds.iloc[:1].assign(id="vvds_bad", z=np.nan)  # a bad row, dropped and counted
+    vvds = pd.concat([vvds, bad], ignore_index=True)
     paths = {"desi": base / "desi.parquet", "vvds": base / "vvds_wide.csv"}
     desi.to_parquet(paths["desi"], index=False)
     vvds.to_csv(paths["vvds"], index=False)
@@ -112,7 +115,8 @@ def _keys(catalogs: dict, order: tuple[str, ...]) -> pd.DataFrame:
             }
         ),
     }
-    return pd.concat([frames[name] for name in order], ignore_index=True)
+    keys = pd.concat([frames[name] for name in order], ignore_index=True)
+    return keys[np.isfinite(keys["z"])].reset_index(drop=True)
 
 
 def _entries(catalogs: dict) -> dict:
@@ -142,14 +146,23 @@ def runs(scene: dict, catalogs: dict, tmp_path_factory: pytest.TempPathFactory) 
             "stored": [entries["vvds_reg"], entries["desi"] | {"label": "DESI DR1"}],
         }.items():
             config = scene_config(scene, base / key) | {"name": key, "redshift_duplicates_arcsec": RADIUS}
+            config["filters"] = {"redshift": FILTERS[key]}
             out[key] = tsm_core.run(config | {"redshift_catalog": listed})
     return out
 
 
-def _expected(catalogs: dict, names: dict[str, str], listed: tuple[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All rows normalized by hand (catalogs renamed by ``names``, in the order ``listed``)
-    and the rows the brute-force combination keeps."""
+#: the redshift filters of each run (the filters apply before duplicates are looked for)
+FILTERS = {"files": [], "stored": ["z_flag >= 1"]}
+
+
+def _expected(
+    catalogs: dict, names: dict[str, str], listed: tuple[str, str], case: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows after bad rows and filters, normalized by hand (catalogs renamed by
+    ``names``, in the order ``listed``), and the rows the brute-force combination keeps."""
     keys = _keys(catalogs, ("desi", "vvds_wide"))
+    if FILTERS[case]:
+        keys = keys[keys["z_flag"] >= 1]
     keys["catalog"] = keys["catalog"].map(names)
     keys = pd.concat([keys[keys["catalog"] == name] for name in listed], ignore_index=True)
     return keys, brute_force_combination(keys, RADIUS)
@@ -164,7 +177,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_two_catalogs_against_a_brute_force_combination(runs: dict, catalogs: dict, scene: dict, case: str) -> None:
     names, listed = CASES[case]
-    keys, kept = _expected(catalogs, names, listed)
+    keys, kept = _expected(catalogs, names, listed, case)
     assert 100 < len(keys) - len(kept) < 220  # duplicates were found, not every pair
     expected = brute_force_match(kept.assign(id=kept["catalog"] + "/" + kept["id"]), scene["objects"], 3.0, 1)
     rows = pd.read_parquet(runs[case].output_path)
@@ -199,11 +212,19 @@ def test_ties_go_to_the_catalog_listed_first(runs: dict, catalogs: dict, case: s
 @pytest.mark.parametrize("case", list(CASES))
 def test_funnel_and_provenance_count_each_catalog(runs: dict, catalogs: dict, case: str) -> None:
     names, listed = CASES[case]
-    keys, kept = _expected(catalogs, names, listed)
+    keys, kept = _expected(catalogs, names, listed, case)
     result = runs[case]
     funnel = {s["key"]: s for s in result.funnel["steps"]}
-    read = {names["desi"]: 500, names["vvds_wide"]: 350}
-    assert funnel["read"]["count"] == 850 and funnel["read"]["by_catalog"] == read
+    read = {names["desi"]: 500, names["vvds_wide"]: 351}
+    assert funnel["read"]["count"] == 851 and funnel["read"]["by_catalog"] == read
+    assert funnel["bad_rows:non-finite z"]["by_catalog"] == {names["vvds_wide"]: 1}
+    everything = _keys(catalogs, ("desi", "vvds_wide")).assign(catalog=lambda f: f["catalog"].map(names))
+    if FILTERS[case]:
+        step = funnel["filter:z_flag >= 1"]
+        assert step["by_catalog"] == (everything["z_flag"] < 1).groupby(everything["catalog"]).sum().to_dict()
+    # read, then bad rows, then the filters, then the duplicates
+    order = ["read", "bad_rows:non-finite z", *(f"filter:{f}" for f in FILTERS[case]), "duplicates"]
+    assert list(funnel)[: len(order)] == order
     removed = keys.groupby("catalog").size() - kept.groupby("catalog").size()
     assert funnel["duplicates"]["count"] == len(keys) - len(kept)
     assert funnel["duplicates"]["by_catalog"] == {name: int(removed[name]) for name in listed}
