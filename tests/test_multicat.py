@@ -279,7 +279,7 @@ def test_every_catalog_of_a_list_is_bounded_by_the_trust_rules(scene: dict, tmp_
     from tsm_core import service
     from tsm_core.errors import TSMError
     from tsm_core.redshifts.registration import register_redshift_catalog
-    from tsm_web.trust import OperatorSettings, client_config, public_config
+    from tsm_web.trust import OperatorSettings, client_config, public_config, redact_provenance
 
     operator = OperatorSettings(release_paths={"dp1": str(scene["objects_path"])})
     with pytest.raises(ConfigError) as err:
@@ -296,3 +296,13 @@ def test_every_catalog_of_a_list_is_bounded_by_the_trust_rules(scene: dict, tmp_
     config["redshift_catalog"].append({"name": "bobs"})
     with pytest.raises(TSMError, match="bobs"):
         service.submit(client_config(config, operator), owner="alice")
+    # what the client reads back names each catalog by its registration, never where it is stored
+    from tsm_core.pipeline.provenance import provenance
+
+    redacted = redact_provenance(provenance(plan, 1, "now"))
+    assert str(tmp_path) in str(provenance(plan, 1, "now")["redshift_catalogs"])  # the operator's copy says where
+    assert str(tmp_path) not in str(redacted["redshift_catalogs"]) + str(redacted["redshift_catalog"])
+    assert [c["source"] for c in redacted["redshift_catalogs"]] == [
+        "registered catalog 'alices'",
+        "registered catalog 'official'",
+    ]
