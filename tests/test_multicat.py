@@ -264,6 +264,15 @@ def test_config_errors_name_the_catalog_of_the_list(base_config: dict, tmp_path:
     with pytest.raises(ConfigError) as err:  # each catalog's own checks, named by its place
         prepare(base_config | {"redshift_catalog": [source, source | {"label": "b", "keep_columns": ["nope"]}]})
     assert err.value.key == "redshift_catalog.1.keep_columns"
+    with pytest.raises(ConfigError) as err:  # a filter on a column a catalog lacks names that catalog
+        prepare(base_config | {"redshift_catalog": [source], "filters": {"redshift": ["SPECTYPE == 'GALAXY'"]}})
+    single = err.value.message
+    with pytest.raises(ConfigError) as err:
+        prepare(
+            base_config
+            | {"redshift_catalog": [source, source | {"label": "b"}], "filters": {"redshift": ["SPECTYPE == 'GALAXY'"]}}
+        )
+    assert err.value.message == f"{single} (in redshift_catalog.0, {source['path']})"
     # relative paths of every catalog resolve against the YAML file's folder
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "run.yaml").write_text(

@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 
 from tsm_core.columns import CANONICAL_REDSHIFT_COLUMNS, CATALOG_COLUMN, ZROW_COLUMN
-from tsm_core.errors import ConfigError
+from tsm_core.errors import ConfigError, TSMError
 from tsm_core.pipeline.funnel import NO_SURVEY, Funnel, FunnelStep
 from tsm_core.plugins.records import ColumnInfo
 from tsm_core.redshifts.duplicates import duplicate_mask
 from tsm_core.redshifts.keys import QUALITY_COLUMNS
-from tsm_core.redshifts.side import RedshiftSide, open_redshift_side
+from tsm_core.redshifts.side import RedshiftSide, TableSide, open_redshift_side
 
 if TYPE_CHECKING:
     import lsdb
@@ -113,11 +113,15 @@ class CombinedSide(RedshiftSide):
     dropped: list[np.ndarray] = field(default_factory=list, repr=False)
     #: the type of every column of the combined rows (and ``_zrow``)
     dtypes: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: each catalog, for the provenance (see :meth:`RedshiftSide.sources`)
+    entries: list[dict[str, Any]] = field(default_factory=list)
 
     def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
         combined = None
         meta = self.meta()
         for part, offset, dropped in zip(self.parts, self.offsets, self.dropped):
+            if isinstance(part, TableSide):  # its duplicates left its table already
+                dropped = np.zeros(0, np.int64)
             one = part.catalog(align_to).map_partitions(_Adapt(offset, part.name, dropped, self.dtypes), meta=meta)
             if combined is None:
                 combined = one
@@ -133,11 +137,7 @@ class CombinedSide(RedshiftSide):
         return _Adapt(0, "", np.zeros(0, np.int64), self.dtypes)(first.assign(**{ZROW_COLUMN: np.zeros(0, np.int64)}))
 
     def sources(self) -> list[dict[str, Any]]:
-        out = []
-        for part, dropped in zip(self.parts, self.dropped):
-            entry = part.sources()[0]
-            out.append(entry | {"duplicates": len(dropped), "kept": len(part) - len(dropped)})
-        return out
+        return [dict(entry) for entry in self.entries]
 
 
 def open_combined_side(
@@ -150,9 +150,8 @@ def open_combined_side(
         own = Funnel()
         try:
             parts.append(open_redshift_side(config, registry, filters, own, source, quality=True))
-        except ConfigError as exc:  # named with the catalog's place in the list
-            key = exc.key.replace("redshift_catalog", f"redshift_catalog.{i}", 1)
-            raise ConfigError(key, exc.problems[0]["message"]) from exc
+        except TSMError as exc:
+            raise _in_item(exc, i, source.label or source.path or source.name or str(source.id)) from exc
         funnels.append(own)
     names = [p.name for p in parts]
     for i, part in enumerate(parts):
@@ -190,8 +189,16 @@ def open_combined_side(
     )
     step.by_catalog = {name: len(d) for name, d in zip(names, dropped)}
     kept = keys[~gone].drop(columns=[c for c in (*QUALITY_COLUMNS, CATALOG_COLUMN) if c in keys.columns])
-    log.info("%d redshift catalogs: %d redshifts, %d removed as duplicates", len(parts), len(keys), int(gone.sum()))
-    return _side(parts, offsets, dropped, kept.reset_index(drop=True))
+    del keys
+    entries = [
+        part.sources()[0] | {"duplicates": len(d), "kept": len(part) - len(d)} for part, d in zip(parts, dropped)
+    ]
+    for part, d in zip(parts, dropped):
+        part.keys = part.keys.iloc[:0]  # only the combined keys stay
+        if isinstance(part, TableSide):  # an in-memory table loses its duplicates now
+            part.frame = part.frame[~np.isin(part.frame[ZROW_COLUMN].to_numpy(), d)].reset_index(drop=True)
+    log.info("%d redshift catalogs: %d redshifts, %d removed as duplicates", len(parts), len(gone), int(gone.sum()))
+    return _side(parts, offsets, dropped, kept.reset_index(drop=True), entries)
 
 
 def _combined_keys(parts: Sequence[RedshiftSide], offsets: Sequence[int]) -> pd.DataFrame:
@@ -248,7 +255,28 @@ def _merge_funnels(funnel: Funnel, funnels: Sequence[Funnel], names: Sequence[st
             funnel.removed_counts(step.key, step.label, step.count, step.by_survey).by_catalog = step.by_catalog
 
 
-def _side(parts: list[RedshiftSide], offsets: list[int], dropped: list[np.ndarray], keys: pd.DataFrame) -> CombinedSide:
+def _in_item(exc: TSMError, i: int, what: str) -> TSMError:
+    """``exc`` (raised opening item ``i`` of ``redshift_catalog``, ``what``) keyed to the item:
+    ``redshift_catalog.columns`` becomes ``redshift_catalog.1.columns``; another key (a
+    redshift filter) keeps its key and names the catalog."""
+    if exc.key.startswith("redshift_catalog"):
+        key = exc.key.replace("redshift_catalog", f"redshift_catalog.{i}", 1)
+        if isinstance(exc, ConfigError):
+            return ConfigError(key, exc.message)
+        exc.key = key
+        return exc
+    if isinstance(exc, ConfigError):
+        return ConfigError(exc.key, f"{exc.message} (in redshift_catalog.{i}, {what})")
+    return exc
+
+
+def _side(
+    parts: list[RedshiftSide],
+    offsets: list[int],
+    dropped: list[np.ndarray],
+    keys: pd.DataFrame,
+    entries: list[dict[str, Any]],
+) -> CombinedSide:
     """The :class:`CombinedSide` of the opened catalogs: common columns, types, notes."""
     canonical = [c for c in CANONICAL_REDSHIFT_COLUMNS if any(c in p.columns for p in parts)]
     extra = [c for p in parts for c in p.columns if c not in CANONICAL_REDSHIFT_COLUMNS]
@@ -291,4 +319,5 @@ def _side(parts: list[RedshiftSide], offsets: list[int], dropped: list[np.ndarra
         offsets=[int(o) for o in offsets],
         dropped=dropped,
         dtypes=dtypes,
+        entries=entries,
     )
