@@ -315,3 +315,18 @@ def test_every_catalog_of_a_list_is_bounded_by_the_trust_rules(scene: dict, tmp_
         "registered catalog 'alices'",
         "registered catalog 'official'",
     ]
+
+
+def test_a_catalog_the_filters_empty_is_left_out_of_the_match(scene: dict, tmp_path: Path) -> None:
+    z = scene["redshifts"]
+    z[z["z"] < 0.8].to_parquet(tmp_path / "low.parquet")
+    z[z["z"] >= 1.2].to_parquet(tmp_path / "high.parquet")
+    config = scene_config(scene, tmp_path / "out")
+    config["redshift_catalog"] = [{"path": str(tmp_path / "low.parquet")}, {"path": str(tmp_path / "high.parquet")}]
+    config["filters"] = {"redshift": ["z > 1"]}
+    result = tsm_core.run(config)
+    expected = brute_force_match(z[z["z"] >= 1.2], scene["objects"], 3.0, 1)
+    rows = pd.read_parquet(result.output_path)
+    assert set(zip(rows["id"], rows["objectId"])) == set(zip(expected["id"], expected["objectId"]))
+    assert set(rows["catalog"]) == {"high"}
+    assert [c["kept"] for c in result.provenance["redshift_catalogs"]] == [0, int((z["z"] >= 1.2).sum())]

@@ -30,7 +30,7 @@ import pandas as pd
 
 from tsm_core.columns import CANONICAL_REDSHIFT_COLUMNS, CATALOG_COLUMN, ZROW_COLUMN
 from tsm_core.errors import ConfigError, TSMError
-from tsm_core.pipeline.funnel import NO_SURVEY, Funnel, FunnelStep
+from tsm_core.pipeline.funnel import NO_SURVEY, Funnel, FunnelStep, partition_index
 from tsm_core.plugins.records import ColumnInfo
 from tsm_core.redshifts.duplicates import duplicate_mask
 from tsm_core.redshifts.keys import QUALITY_COLUMNS
@@ -119,7 +119,7 @@ class CombinedSide(RedshiftSide):
     def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
         combined = None
         meta = self.meta()
-        for part, offset, dropped in zip(self.parts, self.offsets, self.dropped):
+        for part, offset, dropped in self._matched(align_to):
             if isinstance(part, TableSide):  # its duplicates left its table already
                 dropped = np.zeros(0, np.int64)
             one = part.catalog(align_to).map_partitions(_Adapt(offset, part.name, dropped, self.dtypes), meta=meta)
@@ -131,6 +131,20 @@ class CombinedSide(RedshiftSide):
                 combined = combined.concat(one)
         assert combined is not None, "a combined side has catalogs"
         return combined
+
+    def _matched(self, align_to: Sequence[Any] | None) -> list[tuple[RedshiftSide, int, np.ndarray]]:
+        """The catalogs with a kept redshift (inside ``align_to``, where given), with their
+        offset and duplicates: a catalog with none has nothing to match."""
+        zrows = self.keys[ZROW_COLUMN].to_numpy()
+        if align_to is not None:
+            inside = partition_index(align_to, self.keys["ra"].to_numpy(float), self.keys["dec"].to_numpy(float))
+            zrows = zrows[inside >= 0]
+        ends = [*self.offsets[1:], np.iinfo(np.int64).max]
+        return [
+            (part, offset, dropped)
+            for part, offset, end, dropped in zip(self.parts, self.offsets, ends, self.dropped)
+            if ((zrows >= offset) & (zrows < end)).any()
+        ]
 
     def meta(self) -> pd.DataFrame:
         first = self.parts[0].meta()
