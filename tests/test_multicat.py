@@ -330,3 +330,25 @@ def test_a_catalog_the_filters_empty_is_left_out_of_the_match(scene: dict, tmp_p
     assert set(zip(rows["id"], rows["objectId"])) == set(zip(expected["id"], expected["objectId"]))
     assert set(rows["catalog"]) == {"high"}
     assert [c["kept"] for c in result.provenance["redshift_catalogs"]] == [0, int((z["z"] >= 1.2).sum())]
+
+
+def test_the_duplicate_rule_on_three_catalogs_with_ties_stars_and_missing_values() -> None:
+    """The KD-tree rounds against the plain loop: 3 catalogs crowded into 40 arcsec, flags
+    with stars and NaN, errors with ties and NaN."""
+    from tsm_core.redshifts.duplicates import duplicate_mask
+
+    rng = np.random.default_rng(5)
+    n = 240
+    keys = pd.DataFrame(
+        {
+            "catalog": np.sort(rng.integers(0, 3, n)),  # listed in order 0, 1, 2
+            "ra": rng.uniform(150, 150 + 40 / 3600, n),
+            "dec": rng.uniform(2, 2 + 40 / 3600, n),
+            "z_flag": rng.choice([1.0, 3.0, 4.0, 6.0, np.nan], n),
+            "z_err": rng.choice([1e-3, 2e-3, np.nan], n),
+        }
+    )
+    got = duplicate_mask(*(keys[c].to_numpy() for c in ("ra", "dec", "z_flag", "z_err", "catalog")), 2.0)
+    kept = brute_force_combination(keys.assign(row=np.arange(n)), 2.0)
+    assert 50 < got.sum() < n - 50
+    np.testing.assert_array_equal(np.flatnonzero(~got), kept["row"].to_numpy())
