@@ -184,3 +184,22 @@ def test_ecsv_rows_starting_with_a_hash_and_nulls_survive(tmp_path):
     assert back["z_flag"].mask.tolist() == [False, True, False, False]
     frame = pd.read_csv(path, comment="#")
     assert frame["id"].fillna("").tolist() == ["#1", "", "3", "#a b"]
+
+
+def test_hdf5_tables_of_astropy_and_of_a_training_set_read_as_redshift_catalogs(runs, tmp_path):
+    """A compound-dataset table (what astropy writes, and the TSM's own HDF5 output) is a
+    redshift catalog file too: its rows equal astropy's read of the same file."""
+    from tsm_core.redshifts.readers import _read_hdf5, read_redshift_catalog
+
+    output = runs["results"]["hdf5"].output_path
+    read = _read_hdf5(output)  # the raw table: its ids repeat (two neighbours per redshift)
+    want = Table.read(output).to_pandas()
+    assert len(read) == len(want) > 100
+    for name in ("z", "ra", "dec"):
+        np.testing.assert_array_equal(read[name].to_numpy(), want[name].to_numpy())
+
+    table = Table({"ra": [10.0, 10.5], "dec": [-5.0, -5.5], "z": [0.3, 0.7], "name": ["a", "bb"]})
+    table.write(tmp_path / "astropy.h5", path="spec", serialize_meta=True)
+    frame = read_redshift_catalog(tmp_path / "astropy.h5").frame
+    assert frame["z"].tolist() == [0.3, 0.7]
+    assert frame["ra"].tolist() == [10.0, 10.5]
