@@ -11,6 +11,7 @@ import base64
 import html
 from typing import Any
 
+from tsm_core.reports.depths import depth_section
 from tsm_core.reports.figures import FIGURES
 
 CSS = """
@@ -142,6 +143,7 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool
             f'<img id="fig-{name}" class="figure" alt="{TITLES[name]}" src="data:image/png;base64,{figures[name]}">'
         )
         parts.append("</section>")
+    parts.append(depth_section(numbers))
     if fragment:
         return "".join(parts) + "</div>"
     parts.append(
