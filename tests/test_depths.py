@@ -5,6 +5,8 @@ every row, against independent computations.
   on every object so that the run reads every partition) against a plain numpy median of
   ``-2.5 log10(fluxErr) + 31.4`` over the rows read (DP0.2: ``detect_isPrimary`` rows);
   the report's JSON and page show them.
+- Weights of a dereddened run against scikit-learn on the same rows, non-detections at the
+  band's depth less R_b * E(B-V) of the row.
 - The histogram median against numpy's median.
 """
 
@@ -17,12 +19,14 @@ import pandas as pd
 import pytest
 
 import tsm_core
-from helpers import DP1_BANDS, numpy_depth, write_objects
+from helpers import DP1_BANDS, ab_mag, in_partitions_with, numpy_depth, sklearn_weights, write_objects
 
 #: half a 0.001 mag bin, plus the rounding to 4 decimals
 DEPTH_TOL = 0.0006
 #: RAIL's defaults, the releases' configured limits: the fallback of a band with no error
 RAIL_LIMITS = {"u": 27.79, "g": 29.04, "r": 29.06, "i": 28.62, "z": 27.98, "y": 27.05}
+#: rubin_sim DustValues().r_x, the DP1 release's A_b/E(B-V) (from the reference data's README)
+RUBIN_SIM_R = {"u": 4.75721, "g": 3.66056, "r": 2.701367, "i": 2.053659, "z": 1.59009, "y": 1.3077049}
 SAMPLES = {"dp1": "dp1_object_sample.parquet", "dp02": "dp02_object_sample.parquet"}
 
 
@@ -113,3 +117,33 @@ def test_histogram_median_is_numpy_median_to_half_a_bin():
         values = rng.normal(26.0, 0.8, n)
         assert abs(histogram_median(histogram(values)) - np.median(values)) <= BIN_MAG / 2 + 1e-9
     assert np.isnan(histogram_median(histogram(np.zeros(0))))
+
+
+def test_dereddened_weights_of_every_row_are_sklearns(scene, base_config):
+    """Non-detections of training rows and photometric objects at the depth less
+    R_b * E(B-V) of the row, every row weighed, equal to scikit-learn's."""
+    k = 4
+    base_config["object_catalog"]["dereddening"] = "catalog"
+    base_config["unique_galaxies"] = "closest"
+    base_config["representativeness"] = {"sample_fraction": 1.0, "k": k, "som_shape": [3, 3]}
+    result = tsm_core.run(base_config)
+    out = pd.read_parquet(result.output_path)
+    objects, z = scene["objects"], scene["redshifts"]
+    read = objects[in_partitions_with(scene["objects_path"], objects, z["ra"], z["dec"])]
+    depth = np.array([result.provenance["depths"]["bands"][b]["depth"] for b in DP1_BANDS])
+    np.testing.assert_allclose(depth, [numpy_depth(read[f"{b}_cModelFluxErr"]) for b in DP1_BANDS], atol=DEPTH_TOL)
+    r_b = np.array([RUBIN_SIM_R[b] for b in DP1_BANDS])
+
+    def dereddened_at_limits(mags: np.ndarray, ebv: np.ndarray) -> np.ndarray:
+        limit = depth[None, :] - ebv[:, None] * r_b[None, :]
+        return np.where(np.isfinite(mags), mags, limit)
+
+    train = out[[f"{b}_cModelMag_dered" for b in DP1_BANDS]].to_numpy(float)
+    assert not np.isfinite(train).all(axis=1).all()
+    train = dereddened_at_limits(train, out["ebv"].to_numpy(float))
+    ebv = objects["ebv"].to_numpy(np.float64)
+    phot = np.column_stack([ab_mag(objects[f"{b}_cModelFlux"].to_numpy()) for b in DP1_BANDS]) - ebv[:, None] * r_b
+    phot = dereddened_at_limits(phot, ebv)
+    weights = out["weight"].to_numpy(float)
+    assert np.isfinite(weights).all()
+    np.testing.assert_allclose(weights, sklearn_weights(train, phot, k), rtol=1e-12)

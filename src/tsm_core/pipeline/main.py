@@ -100,6 +100,8 @@ def _compute_and_write(
         weigher = (
             representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
         )
+        if weigher:
+            weigher.limits = meter.limits
         empty = weigher.apply(meta.iloc[:0]) if weigher else meta.iloc[:0]
         finisher.schema = finisher.table(with_split(empty, cfg, np.zeros(0, dtype=bool), None)).schema
     metadata = OutputMetadata(
