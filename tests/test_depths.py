@@ -147,3 +147,34 @@ def test_dereddened_weights_of_every_row_are_sklearns(scene, base_config):
     weights = out["weight"].to_numpy(float)
     assert np.isfinite(weights).all()
     np.testing.assert_allclose(weights, sklearn_weights(train, phot, k), rtol=1e-12)
+
+
+def test_measuring_reads_no_object_partition_twice(base_config, coarse_objects_path):
+    """The depth histograms ride on the match: computing the paired tasks runs each object
+    partition's read once, exactly as many reads as the match tasks alone (counted with a
+    Dask callback on the executed keys)."""
+    import dask
+    from dask.callbacks import Callback
+
+    from tsm_core.pipeline.depths import DepthMeter
+    from tsm_core.pipeline.main import prepare
+    from tsm_core.pipeline.match import match
+
+    base_config["object_catalog"]["path"] = str(coarse_objects_path)  # a few large partitions
+    plan = prepare(base_config)
+    read_name = plan.objects.to_delayed()[0].key[0]
+
+    def reads(tasks: list) -> tuple[list, tuple]:
+        executed: list = []
+        with Callback(posttask=lambda key, *_: executed.append(key)):
+            results = dask.compute(*tasks, scheduler="synchronous")
+        return [k for k in executed if isinstance(k, tuple) and k[0] == read_name], results
+
+    tasks, _ = match(plan)
+    alone, _ = reads(tasks)
+    meter = DepthMeter(plan)
+    paired, results = reads(meter.attach(tasks))
+    assert alone and len(paired) == len(set(paired)) == len(alone) == len(tasks)
+    assert sorted(paired) == sorted(alone)
+    list(meter.frames(results))
+    assert meter.tally.partitions == len(alone)
