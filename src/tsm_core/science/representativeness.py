@@ -263,7 +263,10 @@ def check_bands(config: RepresentativenessConfig, bands: Sequence[str]) -> tuple
 def describe(config: RepresentativenessConfig) -> str:
     """One line: how the weights were made."""
     bands = f" of {''.join(config.bands)}" if config.bands else ""
-    return f"k={config.k} in {config.space}{bands} space, photometric sample fraction {config.sample_fraction} (seed {config.seed})"
+    return (
+        f"k={config.k} in {config.space}{bands} space, photometric sample fraction {config.sample_fraction} "
+        f"(seed {config.seed}); a non-detection at the band's 1-sigma depth"
+    )
 
 
 class Weigher:
