@@ -12,6 +12,7 @@ and its histogram. :class:`DepthMeter` adds the histograms up as the results arr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +23,18 @@ from tsm_core.science.depths import DepthCounter, Depths, DepthTally
 if TYPE_CHECKING:
     from tsm_core.pipeline.plan import Plan
 
+log = logging.getLogger(__name__)
+
 
 def _pair(frame: pd.DataFrame, *histograms: Any) -> tuple[pd.DataFrame, tuple[Any, ...]]:
     return frame, histograms
 
 
 def _object_reads(task: Any, targets: set[Any]) -> list[Any]:
-    """The keys of ``targets`` (object partitions) that ``task`` depends on, in graph order."""
-    graph = task.dask
+    """The keys of ``targets`` (object partitions) that ``task`` depends on."""
+    from dask.core import get_dependencies
+
+    graph = task.__dask_graph__()
     found, seen, stack = [], set(), [task.key]
     while stack:
         key = stack.pop()
@@ -38,9 +43,8 @@ def _object_reads(task: Any, targets: set[Any]) -> list[Any]:
         seen.add(key)
         if key in targets:
             found.append(key)
-            continue
-        node = graph.get(key) if hasattr(graph, "get") else None
-        stack.extend(getattr(node, "dependencies", ()) or ())
+        elif key in graph:
+            stack.extend(get_dependencies(graph, key))
     return sorted(found, key=str)
 
 
@@ -65,13 +69,16 @@ class DepthMeter:
         if not tasks:
             return []
         reads = {d.key: d for d in self.plan.objects.to_delayed()}
+        targets = set(reads)
         counted: set[Any] = set()
         paired = []
         for task in tasks:
-            mine = [k for k in _object_reads(task, set(reads)) if k not in counted]
+            mine = [k for k in _object_reads(task, targets) if k not in counted]
             counted.update(mine)
             counts = [dask.delayed(self.counter, pure=True)(reads[k]) for k in mine]
             paired.append(dask.delayed(_pair, pure=True)(task, *counts))
+        if not counted:
+            log.warning("no object partition found in the match tasks: depths fall back to the release's limits")
         return paired
 
     def frames(self, results: Iterable[tuple[pd.DataFrame, tuple[Any, ...]]]) -> Iterator[pd.DataFrame]:
