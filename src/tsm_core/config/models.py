@@ -139,7 +139,8 @@ class OutputConfig(_Model):
 
     In the rail layout a missing magnitude becomes ``non_detection`` (99 if unset, RAIL's
     ``nondetect_val``; ``.nan`` keeps NaN) with the band's 1-sigma limiting magnitude
-    as its error (the release's ``mag_limits``, overridden per band by ``mag_limits``).
+    as its error (the depth measured from the partitions read, overridden per band by
+    ``mag_limits``; dereddened per row like the magnitudes).
     ``split_files`` writes the training and validation rows as two files.
     """
 
@@ -154,7 +155,9 @@ class OutputConfig(_Model):
         None, description="value written for missing magnitudes in the rail layout (99 if unset; .nan keeps NaN)"
     )
     mag_limits: dict[str, float] | None = Field(
-        None, description="1-sigma limiting magnitude per band for the rail layout, e.g. {u: 26.1}"
+        None,
+        description="1-sigma limiting magnitude per band, instead of the measured depth, for the rail layout's "
+        "non-detections and the weights, e.g. {u: 26.1}",
     )
     split_files: bool = Field(False, description="write training and validation rows as two files (needs split)")
     overwrite: bool = Field(False, description="replace an existing file of the same name (else the run fails)")

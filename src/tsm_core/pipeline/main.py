@@ -24,6 +24,7 @@ from tsm_core.compute.memory import check_address_space, out_of_memory
 from tsm_core.compute.scheduler import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.errors import RunCancelled, TSMError
+from tsm_core.pipeline.depths import DepthMeter
 from tsm_core.pipeline.match import match
 from tsm_core.pipeline.plan import Plan, plan_run
 from tsm_core.pipeline.provenance import now, provenance, run_provenance
@@ -92,11 +93,15 @@ def _compute_and_write(
     cfg = plan.config
     with stage("crossmatch graph"):
         tasks, meta = match(plan)
+        meter = DepthMeter(plan)  # the depths, from the object partitions the match tasks read
+        tasks = meter.attach(tasks)
         info = column_info(plan)
         finisher = Finisher(cfg, info, rail=plan.rail)
         weigher = (
             representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
         )
+        if weigher:
+            weigher.limits = meter.limits
         empty = weigher.apply(meta.iloc[:0]) if weigher else meta.iloc[:0]
         finisher.schema = finisher.table(with_split(empty, cfg, np.zeros(0, dtype=bool), None)).schema
     metadata = OutputMetadata(
@@ -132,11 +137,17 @@ def _compute_and_write(
                     scheduler=scheduler,
                     cancel=cancel,
                 )
-        matched = (pd.DataFrame(frame) for frame in computed)  # LSDB hands NestedFrames: plain frames from here
-        selection = select(plan, matched, weigher, next(iter(staged.values())).parent, written)
+        # LSDB hands NestedFrames: plain frames from here
+        matched = (pd.DataFrame(frame) for frame in meter.frames(computed))
+        hold = plan.rail is not None and plan.rail.needs_depths  # the rail fill waits for every depth
+        selection = select(plan, matched, weigher, next(iter(staged.values())).parent, written, hold)
+        if hold and plan.rail is not None:
+            finisher.rail = plan.rail.with_depths(meter.depths(), plan.release.name)
+            metadata.provenance["rail_layout"] = finisher.rail.provenance()
         with open_sinks(plan.writer, staged, finisher.schema, metadata, cfg.output, written) as sinks:
             out = write(plan, selection, finisher, weigher, sinks, written, cancel)
             metadata.provenance.update(run_provenance(plan, selection, out, weigher, finals))
+            metadata.provenance["depths"] = meter.provenance()
     counts = metadata.provenance["counts"]
     return RunResult(
         product_id=product_id,
