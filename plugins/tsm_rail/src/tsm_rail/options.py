@@ -43,8 +43,9 @@ def _help(key: str) -> str:
     if text is None:
         candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        text = (model.__doc__ or "").strip().splitlines()[0] if model is not None and model.__doc__ else ""
-    return f"the run config's `{key}`" + (f": {text}" if text else "") + " (over run_config's)"
+        doc = (model.__doc__ or "") if model is not None else ""
+        text = " ".join(doc.strip().split("\n\n")[0].split())  # the docstring's first paragraph
+    return f"the run config's `{key}`, over run_config's" + (f": {text}" if text else "")
 
 
 def config_options() -> dict[str, Param]:
