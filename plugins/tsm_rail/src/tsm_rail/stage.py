@@ -76,14 +76,13 @@ class TrainingSetMaker(RailStage):
         )
         self.result = tsm_core.run(config)
         files = self.result.output_paths or {"training": self.result.output_path}
-        training = tables_io.read(str(files["training"]))
+        tables = {part: tables_io.read(str(path)) for part, path in files.items()}
         for tag, part in PARTS.items():
-            path = files.get(part)
-            data = tables_io.read(str(path)) if path else _no_rows(training)
+            data = tables[part] if part in tables else _no_rows(tables["training"])
             handle = self.add_handle(tag, data=data)
             if self.config.output_mode == "default":
-                if path:
-                    shutil.copyfile(path, os.path.expandvars(handle.path))
+                if part in files:
+                    shutil.copyfile(files[part], os.path.expandvars(handle.path))
                 else:
                     handle.write()
 
