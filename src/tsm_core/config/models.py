@@ -192,7 +192,8 @@ class OutputConfig(_Model):
     In the rail layout a missing magnitude becomes ``non_detection`` (99 if unset, RAIL's
     ``nondetect_val``; ``.nan`` keeps NaN) with the band's 1-sigma limiting magnitude
     as its error (the release's ``mag_limits``, overridden per band by ``mag_limits``).
-    ``split_files`` writes the training and validation rows as two files.
+    ``split_files`` writes the training and validation rows as two files; ``unmatched``
+    writes beside them the redshifts the run lost, each with the step that removed it.
     """
 
     format: str = "parquet"
@@ -205,6 +206,10 @@ class OutputConfig(_Model):
         None, description="1-sigma limiting magnitude per band for the rail layout, e.g. {u: 26.1}"
     )
     split_files: bool = Field(False, description="write training and validation rows as two files (needs split)")
+    unmatched: bool = Field(
+        False,
+        description="also write <name>_<id>_unmatched.<ext>: every redshift the run lost, with the step that removed it",
+    )
     overwrite: bool = False
 
     _directory = field_validator("directory")(_local_path)
