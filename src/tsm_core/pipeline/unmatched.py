@@ -171,7 +171,8 @@ class LostRows:
         return pa.Table.from_arrays(arrays, schema=schema)
 
     def tables(self, schema: pa.Schema) -> Iterator[pa.Table]:
-        """The bad rows, then every other lost row, a batch at a time, in catalog order."""
+        """The bad rows, then every other lost row, a batch at a time, in the order the catalog is read
+        (a file's rows in order; a registered catalog's partition by partition)."""
         side, bad = self.plan.redshifts, self.bad
         if bad is not None and len(bad):
             where = {label: i for i, label in enumerate(self.labels)}
