@@ -247,6 +247,19 @@ def test_registered_catalog_read_partition_by_partition(lost_scene, tmp_path, mo
     expected = expected_lost(lost_scene["redshifts"], lost_scene["objects"])
     assert found[["reason", "detail"]].equals(expected[["reason", "detail"]])
     assert found["row"].tolist() == expected["row"].tolist()
+    assert "not_listed" not in result.provenance["unmatched"]
+
+    # a catalog registered before the bad rows were kept: counted, not listed, no row numbers
+    from tsm_core.config import tsm_home
+    from tsm_core.products.registry import Registry
+    from tsm_core.redshifts.store import BAD_ROWS_FILE
+
+    (Path(Registry.at_home(tsm_home()).redshift_catalog("lost").path) / BAD_ROWS_FILE).unlink()
+    older = tsm_core.run(cfg)
+    found = pd.read_parquet(older.unmatched_path).set_index("id").sort_index()
+    listed = expected[expected["reason"] != "bad_row"]
+    assert found[["reason", "detail"]].equals(listed[["reason", "detail"]]) and found["row"].isna().all()
+    assert older.provenance["unmatched"]["not_listed"] == {"bad_row": 3}
 
 
 def test_several_matches_lost_only_when_all_are_removed(scene, base_config, tmp_path):
@@ -379,3 +392,18 @@ def test_downloaded_from_the_json_api(lost_scene, tmp_path, tsm_home):
         assert client.delete(f"/api/training-sets/{lost['id']}").status_code == 204
         assert client.get(f"/api/training-sets/{lost['id']}/unmatched").status_code == 404
         assert not on_server.exists()
+
+
+def test_file_rows_of_normalized_rows_against_a_mask():
+    """A normalized row's row in the file, given the dropped rows, as a boolean mask says."""
+    from tsm_core.redshifts.table import file_rows
+
+    rng = np.random.default_rng(4)
+    dropped = rng.uniform(0, 1, 500) < 0.2
+    dropped[:3] = True  # leading and trailing runs of bad rows
+    dropped[-2:] = True
+    kept = np.flatnonzero(~dropped)
+    bad = pd.DataFrame({"row": rng.permutation(np.flatnonzero(dropped))})  # in any order
+    np.testing.assert_array_equal(file_rows(np.arange(len(kept)), bad), kept)
+    assert file_rows(np.arange(5), pd.DataFrame()).tolist() == [0, 1, 2, 3, 4]
+    assert file_rows(np.arange(5), None) is None  # unknown: a catalog registered before bad rows were kept

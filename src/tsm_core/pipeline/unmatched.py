@@ -196,20 +196,25 @@ class LostRows:
             yield self._table(frame, file_rows(zrows, bad), labels, schema)
 
     def summary(self, name: str, fmt: str) -> dict[str, Any]:
-        """For the provenance: the file, its format, its rows per reason and per detail."""
+        """For the provenance: the file, its format, its rows per reason and per detail, and
+        (``not_listed``) the bad rows counted but not known row by row (a catalog registered
+        before they were kept)."""
         by_reason: dict[str, int] = {}
         details = []
         for (reason, detail), n in zip(self.labels, self.counts.tolist()):
             if reason and n:
                 by_reason[reason] = by_reason.get(reason, 0) + n
                 details.append({"reason": reason, "detail": detail, "rows": n})
-        return {
+        out = {
             "file": name,
             "format": fmt,
             "rows": int(self.counts.sum()),
             "by_reason": by_reason,
             "by_detail": details,
         }
+        if self.bad is None:
+            out["not_listed"] = {"bad_row": sum((self.plan.redshift_summary.get("rows_dropped") or {}).values())}
+        return out
 
 
 def _first_filter(frame: pd.DataFrame, filters: Any, zrows: np.ndarray) -> np.ndarray:
