@@ -141,7 +141,8 @@ class OutputConfig(_Model):
     ``nondetect_val``; ``.nan`` keeps NaN) with the band's 1-sigma limiting magnitude
     as its error (the depth measured from the partitions read, overridden per band by
     ``mag_limits``; dereddened per row like the magnitudes).
-    ``split_files`` writes the training and validation rows as two files.
+    ``split_files`` writes the training and validation rows as two files; ``unmatched``
+    writes beside them the redshifts the run lost, each with the step that removed it.
     """
 
     format: str = Field(
@@ -160,6 +161,10 @@ class OutputConfig(_Model):
         "non-detections and the weights, e.g. {u: 26.1}",
     )
     split_files: bool = Field(False, description="write training and validation rows as two files (needs split)")
+    unmatched: bool = Field(
+        False,
+        description="also write <name>_<id>_unmatched.<ext>: every redshift the run lost, with the step that removed it",
+    )
     overwrite: bool = Field(False, description="replace an existing file of the same name (else the run fails)")
 
     _directory = field_validator("directory")(_local_path)
