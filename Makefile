@@ -6,9 +6,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PLUGINS := plugins/tsm_writers plugins/tsm_dp1 plugins/tsm_dp2 plugins/tsm_dp02 plugins/tsm_web
+PLUGINS := plugins/tsm_writers plugins/tsm_dp1 plugins/tsm_dp2 plugins/tsm_dp02 plugins/tsm_web plugins/tsm_rail
 # what `pip install -e` gets: the core and every plugin, with the test extras
-EDITABLE := -e ".[test]" -e plugins/tsm_writers -e plugins/tsm_dp1 -e plugins/tsm_dp2 -e plugins/tsm_dp02 -e "plugins/tsm_web[test]"
+EDITABLE := -e ".[test]" -e plugins/tsm_writers -e plugins/tsm_dp1 -e plugins/tsm_dp2 -e plugins/tsm_dp02 -e "plugins/tsm_web[test]" -e plugins/tsm_rail
 STAMP  := $(VENV)/.installed
 # LIneA's Photo-z Server client, for tests/test_pzserver.py: pzserver 0.3.7 declares pandas<3, which would
 # downgrade pandas and break lsdb (nested-pandas needs pandas>=3); it runs on pandas 3, so it is installed

@@ -254,3 +254,43 @@ def register_csv(url: str, headers: dict[str, str], csv: bytes, name: str = "z")
     )
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
+
+
+def numpy_depth(flux_err: np.ndarray, zero_point: float = 31.4) -> float:
+    """Median 1-sigma depth ``-2.5 log10(fluxErr) + zero_point`` of the rows with an error > 0 (NaN if none)."""
+    err = np.asarray(flux_err, dtype=np.float64)
+    err = err[np.isfinite(err) & (err > 0)]
+    return float(np.median(zero_point - 2.5 * np.log10(err))) if len(err) else float("nan")
+
+
+def in_partitions_with(catalog_path: Path, objects: pd.DataFrame, ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """Mask of ``objects`` whose HATS partition (of the catalog at ``catalog_path``) holds at
+    least one of the points ``ra``, ``dec``: the rows of the partitions a crossmatch reads.
+    Pixels from the catalog's partition list, positions placed with cdshealpix."""
+    import astropy.units as u
+    import hats
+    from cdshealpix.nested import lonlat_to_healpix
+
+    opened = hats.read_hats(catalog_path)
+    pixels = getattr(opened, "main_catalog", opened).get_healpix_pixels()
+    keep = np.zeros(len(objects), dtype=bool)
+    for order in sorted({p.order for p in pixels}):
+        wanted = {p.pixel for p in pixels if p.order == order}
+        points = set(lonlat_to_healpix(np.asarray(ra) * u.deg, np.asarray(dec) * u.deg, order).tolist()) & wanted
+        obj = lonlat_to_healpix(
+            objects["coord_ra"].to_numpy(float) * u.deg, objects["coord_dec"].to_numpy(float) * u.deg, order
+        )
+        keep |= np.isin(obj, list(points))
+    return keep
+
+
+def sklearn_weights(train: np.ndarray, phot: np.ndarray, k: int) -> np.ndarray:
+    """Lima et al. (2008) weights with scikit-learn: ``r`` the distance from each training row
+    to its k-th nearest other training row, weight = (photometric rows within r, inclusive,
+    / N_phot) / (k / N_train)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    radius = NearestNeighbors(n_neighbors=k + 1, algorithm="kd_tree").fit(train).kneighbors(train)[0][:, k]
+    tree = NearestNeighbors(algorithm="kd_tree").fit(phot)
+    inside = np.array([len(tree.radius_neighbors(row[None], radius=r)[1][0]) for row, r in zip(train, radius)])
+    return (inside / len(phot)) / (k / len(train))

@@ -97,6 +97,34 @@ def test_configuration_reference_lists_every_key(site: Path) -> None:
     assert missing == []
 
 
+def test_every_field_of_every_config_model_has_a_description() -> None:
+    """Every key of every config model (each model of ``tsm_core.config``, whether a run reaches
+    it or not) says what it does, so that no row of the configuration reference is blank."""
+    import importlib.util
+    import inspect
+
+    from pydantic import BaseModel
+
+    import tsm_core.config as config
+
+    models = {m for _, m in inspect.getmembers(config, inspect.isclass) if issubclass(m, BaseModel)}
+    assert {"RunConfig", "OutputConfig", "ComputeConfig", "SplitConfig"} <= {m.__name__ for m in models}
+    blank = [
+        f"{model.__name__}.{name}"
+        for model in models
+        for name, field in model.model_fields.items()
+        if not (field.description or "").strip()
+    ]
+    assert blank == []
+    spec = importlib.util.spec_from_file_location("tsm_docs_hook", ROOT / "docs" / "hooks" / "tsm_docs.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    rows = [line for line in hook.config_reference().splitlines() if line.startswith("| `")]
+    assert len(rows) == sum(len(m.model_fields) for m in hook._models_in_order(config.RunConfig)) > 50
+    assert [row for row in rows if row.rstrip().endswith("|  |")] == []
+
+
 def test_api_pages_come_from_docstrings(site: Path) -> None:
     import tsm_core
     from tsm_core.pipeline import main

@@ -3,6 +3,8 @@ then matched against jittered positions and checked against astropy."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -33,10 +35,13 @@ def test_import_the_real_dp1_sample_and_match(reference, tmp_path):
             "1",
             "--chunk-rows",
             "1000",
-            "--no-progress",
+            "--progress",
         ],
     )
     assert result.exit_code == 0, result.output
+    # --progress: hats-import's tqdm bars on stderr, one per stage, each run to its end
+    for stage in ("Catalog: Mapping", "Catalog: Reducing", "Margin: Reducing", "Margin: Finishing"):
+        assert re.search(rf"{stage} *: 100%\|", result.stderr), (stage, result.stderr[-2000:])
     assert "1000 rows" in result.output and "margin 5 arcsec (object_lc_5arcs)" in result.output
     props = dict(l.split("=", 1) for l in (out / "collection.properties").read_text().splitlines() if "=" in l)
     assert props["hats_primary_table_url"] == "object_lc" and props["default_margin"] == "object_lc_5arcs"

@@ -122,6 +122,24 @@ def test_usage_errors_take_one_line(args, line):
     assert re.fullmatch(r"[^\n]*\n", result.stderr)
 
 
+def test_progress_by_default_only_on_a_terminal(monkeypatch):
+    """Without --progress/--no-progress, bars are shown when stderr is a terminal (a real
+    pseudo-terminal here) and not when it is a pipe; an explicit choice wins either way."""
+    import os
+
+    from tsm_core.cli.progress import wants_progress
+
+    leader, follower = os.openpty()
+    read_end, write_end = os.pipe()
+    with open(follower, "w") as terminal, open(write_end, "w") as pipe:
+        monkeypatch.setattr("sys.stderr", terminal)
+        assert wants_progress(None) is True and wants_progress(False) is False
+        monkeypatch.setattr("sys.stderr", pipe)
+        assert wants_progress(None) is False and wants_progress(True) is True
+    os.close(leader)
+    os.close(read_end)
+
+
 def test_progress_bars_on_request_and_never_off_a_terminal(scene, tmp_path):
     """``--progress`` shows LSDB's tqdm bars on stderr; without it (not a terminal here) none."""
     args = ["redshift", "register", "{}", str(scene["redshift_path"])]

@@ -615,3 +615,38 @@ def test_marked_official_a_users_catalog_is_buildable_by_all(api, scene, tsm_hom
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_unmatched_file_in_the_archive(api, scene, tsm_home, monkeypatch, tmp_path):
+    """``param.unmatched`` (ours): the training set's archive holds the redshifts it lost too,
+    and they are the ones not written (an independent count of the ids)."""
+    monkeypatch.setenv("TSM_DP1_PATH", str(scene["objects_path"]))
+    h = _auth(api.tokens["alice"])
+    z = scene["redshifts"].head(120)
+    pid = _http_upload(api, api.tokens["alice"], z, {"ra": "ra", "dec": "dec", "z": "z", "id": "ID"})
+    dp1 = api.get("/api/releases/?name=dp1", headers=h).json()["results"][0]["id"]
+    body = {"pipeline": 1, "display_name": "lost", "release": dp1, "inputs": [pid]}
+    param = {"crossmatch": {"radius_arcsec": 1.0, "n_neighbors": 1}, "unmatched": True}
+    made = api.post("/api/processes/", json=body | {"used_config": {"param": param}}, headers=h)
+    assert made.status_code == 201, made.text
+    deadline = time.monotonic() + 120
+    while (status := api.get(f"/api/processes/{made.json()['id']}/", headers=h).json()["status"]) != "Successful":
+        assert status in ("Pending", "Running") and time.monotonic() < deadline, status
+        time.sleep(0.3)
+    out = made.json()["upload"]
+    archive = api.get(f"/api/products/{out}/download/file/", headers=h)
+    assert archive.status_code == 200
+    (tmp_path / "a.zip").write_bytes(archive.content)
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        names = zf.namelist()
+        lost_name = next(n for n in names if n.endswith("_unmatched.parquet"))
+        main = next(n for n in names if n.endswith(".parquet") and n != lost_name)
+        zf.extractall(tmp_path / "unzipped")
+    written = pd.read_parquet(tmp_path / "unzipped" / main)
+    lost = pd.read_parquet(tmp_path / "unzipped" / lost_name)
+    pairs = brute_force_match(z, scene["objects"], 1.0, 1)
+    alone = lost.loc[lost["reason"] == "no_object_within_radius", "id"]
+    assert set(alone) == set(z["id"]) - set(pairs["id"]) and len(alone) > 10
+    assert set(lost["id"]) == set(z["id"]) - set(written["id"])
+    assert set(lost["reason"]) <= {"no_object_within_radius", "unique_galaxies"}
+    assert api.get(f"/api/products/{out}/download/file/", headers=_auth(api.tokens["bob"])).status_code == 404

@@ -2,6 +2,8 @@
 
 Files are read the way RAIL documents it, through a ``rail.core.data.TableHandle``
 handed to the stages; values are checked against h5py / pyarrow reads and plain numpy.
+A non-detection's error is the band's depth: the numpy median of ``-2.5 log10(fluxErr) +
+31.4`` over the object partitions that hold a redshift (placed with cdshealpix).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import tsm_core
-from helpers import DP1_BANDS, ab_mag, ab_mag_err
+from helpers import DP1_BANDS, ab_mag, ab_mag_err, in_partitions_with, numpy_depth
 
 #: RAIL's defaults (rail.core.common_params.lsst_def_maglims), as given in the issue
 RAIL_LIMITS = {"u": 27.79, "g": 29.04, "r": 29.06, "i": 28.62, "z": 27.98, "y": 27.05}
+#: the depth measured from per-partition histograms is the median to within half a 0.001 mag bin
+DEPTH_TOL = 0.0006
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,8 @@ def rail_runs(scene, tmp_path_factory):
             for fmt in ("hdf5", "parquet", "csv", "fits")
         }
         runs["reference"] = tsm_core.run({**base, "output": {"format": "parquet", "directory": str(out)}})
+        dered = {**base, "object_catalog": {**base["object_catalog"], "dereddening": "catalog"}}
+        runs["dered"] = tsm_core.run({**dered, "output": {"format": "hdf5", "directory": str(out), "layout": "rail"}})
     finally:
         mp.undo()
     return runs
@@ -60,9 +66,21 @@ def test_rail_columns_and_non_detections(rail_runs, scene):
         group = fh["photometry"]
         hdf = {name: group[name][()] for name in group}
         assert group.attrs["non_detection"] == 99.0
-        assert json.loads(group.attrs["mag_limits"]) == RAIL_LIMITS
+        limits = json.loads(group.attrs["mag_limits"])
         prov = json.loads(group.attrs["provenance"])
-    assert prov["rail_layout"]["mag_limits"] == RAIL_LIMITS and prov["rail_layout"]["non_detection"] == 99.0
+    read = scene["objects"][
+        in_partitions_with(scene["objects_path"], scene["objects"], scene["redshifts"]["ra"], scene["redshifts"]["dec"])
+    ]
+    assert 0 < len(read) < len(scene["objects"])  # the crossmatch reads some of the partitions
+    assert limits.keys() == set(DP1_BANDS)
+    for band in DP1_BANDS:
+        err = read[f"{band}_cModelFluxErr"].to_numpy(float)
+        assert abs(limits[band] - numpy_depth(err)) < DEPTH_TOL, band
+        recorded = prov["depths"]["bands"][band]
+        assert recorded["depth"] == limits[band] and recorded["source"] == "measured"
+        assert recorded["rows"] == int((np.isfinite(err) & (err > 0)).sum())
+    assert prov["rail_layout"]["mag_limits"] == limits and prov["rail_layout"]["non_detection"] == 99.0
+    assert not prov["rail_layout"]["dereddened"] and "measured" in prov["rail_layout"]["mag_limits_source"]
     np.testing.assert_array_equal(hdf["redshift"], reference["z"].to_numpy())
     np.testing.assert_array_equal(parquet["redshift"].to_numpy(), reference["z"].to_numpy())
     n_missing = 0
@@ -72,7 +90,7 @@ def test_rail_columns_and_non_detections(rail_runs, scene):
         detected = flux > 0  # NaN compares False
         n_missing += int((~detected).sum())
         want_mag = np.where(detected, ab_mag(flux), 99.0)
-        want_err = np.where(detected, ab_mag_err(flux, flux_err), RAIL_LIMITS[band])
+        want_err = np.where(detected, ab_mag_err(flux, flux_err), limits[band])
         for label, data in (("hdf5", hdf), ("parquet", parquet), ("csv", csv), ("fits", fits)):
             np.testing.assert_allclose(
                 np.asarray(data[f"mag_{band}_lsst"], dtype=float), want_mag, rtol=1e-12, err_msg=label
@@ -85,6 +103,37 @@ def test_rail_columns_and_non_detections(rail_runs, scene):
         "99.0 where not detected"
         in pq.read_schema(rail_runs["parquet"].output_path).field("mag_g_lsst").metadata[b"description"].decode()
     )
+
+
+#: rubin_sim DustValues().r_x, the DP1 release's A_b/E(B-V) (from the reference data's README)
+RUBIN_SIM_R = {"u": 4.75721, "g": 3.66056, "r": 2.701367, "i": 2.053659, "z": 1.59009, "y": 1.3077049}
+
+
+def test_non_detection_errors_are_dereddened_like_the_magnitudes(rail_runs, scene):
+    """Dereddened, a non-detection's error is the band's depth less R_b * E(B-V) of its row,
+    in the system of the magnitudes, and a detection's magnitude is mag - R_b * E(B-V)."""
+    reference = pq.read_table(rail_runs["reference"].output_path).to_pandas()
+    objects = scene["objects"].set_index("objectId").loc[reference["objectId"]]
+    with h5py.File(rail_runs["dered"].output_path) as fh:
+        group = fh["photometry"]
+        data = {name: group[name][()] for name in group}
+        limits = json.loads(group.attrs["mag_limits"])
+        prov = json.loads(group.attrs["provenance"])
+    np.testing.assert_array_equal(data["objectId"], reference["objectId"].to_numpy())
+    assert prov["rail_layout"]["dereddened"] and "R_b * E(B-V)" in prov["rail_layout"]["non_detection_error"]
+    ebv = objects["ebv"].to_numpy(np.float64)
+    read = scene["objects"][
+        in_partitions_with(scene["objects_path"], scene["objects"], scene["redshifts"]["ra"], scene["redshifts"]["dec"])
+    ]
+    for band in DP1_BANDS:
+        assert abs(limits[band] - numpy_depth(read[f"{band}_cModelFluxErr"])) < DEPTH_TOL  # observed depth
+        flux = objects[f"{band}_cModelFlux"].to_numpy()
+        detected = flux > 0
+        assert (~detected).sum() > 5
+        want_err = limits[band] - RUBIN_SIM_R[band] * ebv
+        np.testing.assert_allclose(data[f"mag_err_{band}_lsst"][~detected], want_err[~detected], rtol=1e-12)
+        want_mag = ab_mag(flux) - RUBIN_SIM_R[band] * ebv
+        np.testing.assert_allclose(data[f"mag_{band}_lsst"][detected], want_mag[detected], rtol=1e-12)
 
 
 def test_nan_error_and_overrides(base_config, scene, tmp_path):
@@ -116,11 +165,14 @@ def test_nan_error_and_overrides(base_config, scene, tmp_path):
     np.testing.assert_allclose(err[no_err], want, rtol=1e-12)
     assert (mag[~(g_flux > 0)] == 98.0).all() and (err[~(g_flux > 0)] == 26.5).all()
     u_missing = ~(flux["u_cModelFlux"].to_numpy() > 0)
-    assert (umag[u_missing] == 98.0).all() and (uerr[u_missing] == RAIL_LIMITS["u"]).all()
-    assert (
-        prov["rail_layout"]["mag_limits"]["g"] == 26.5
-        and "output.mag_limits" in prov["rail_layout"]["mag_limits_source"]
-    )
+    z = scene["redshifts"]
+    read = objects[in_partitions_with(tmp_path / "objects", objects, z["ra"], z["dec"])]
+    u_limit = prov["rail_layout"]["mag_limits"]["u"]  # not overridden: the measured depth
+    assert abs(u_limit - numpy_depth(read["u_cModelFluxErr"])) < DEPTH_TOL
+    assert (umag[u_missing] == 98.0).all() and (uerr[u_missing] == u_limit).all()
+    assert prov["rail_layout"]["mag_limits"]["g"] == 26.5
+    assert prov["rail_layout"]["mag_limits_sources"] == {b: "measured" for b in "uriyz"} | {"g": "output.mag_limits"}
+    assert "output.mag_limits for g" in prov["rail_layout"]["mag_limits_source"]
 
 
 def test_release_limits():

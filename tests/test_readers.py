@@ -32,7 +32,8 @@ def runs(scene, tmp_path_factory):
             fmt: tsm_core.run({**config, "name": f"as {fmt}", "output": {**config["output"], "format": fmt}})
             for fmt in FORMATS
         }
-    return {"home": home, "reference": pq.read_table(reference.output_path).to_pandas(), "results": results}
+    reference_rows = pq.read_table(reference.output_path).to_pandas()
+    return {"home": home, "config": config, "reference": reference_rows, "results": results}
 
 
 def _same_rows(frame: pd.DataFrame, ref: pd.DataFrame) -> None:
@@ -64,10 +65,40 @@ def test_pandas_read_csv_without_options(runs, fmt):
         assert path.read_text().splitlines()[0] == ",".join(f'"{c}"' for c in runs["reference"].columns)
 
 
-@pytest.mark.parametrize("fmt", ["csv", "ecsv", "fits"])
+@pytest.mark.parametrize("fmt", ["csv", "ecsv", "fits", "hdf5"])
 def test_astropy_table_read_without_options(runs, fmt):
     table = _no_warning_read(Table.read, runs["results"][fmt].output_path)
     _same_rows(table.to_pandas(), runs["reference"])
+
+
+def test_hdf5_read_by_pandas_and_astropy_without_options(runs):
+    """``pd.read_hdf(path)`` and ``Table.read(path)``, no key, no ``path=``, no warning: the
+    rows, column order, units, descriptions and provenance; nulls are the documented sentinel."""
+    result = runs["results"]["hdf5"]
+    frame = _no_warning_read(pd.read_hdf, result.output_path)
+    _same_rows(frame, runs["reference"])
+    assert frame["id"].map(type).eq(str).all()  # pandas decodes the UTF-8 strings
+    table = _no_warning_read(Table.read, result.output_path)
+    assert table.colnames == list(runs["reference"].columns)
+    assert str(table["ra"].unit) == "deg" and str(table["i_cModelMag"].unit) == "mag" and table["z"].description
+    assert table["is_training"].dtype == bool
+    assert table.meta["product_id"] == result.product_id and table.meta["name"] == "as hdf5"
+    assert table.meta["provenance"]["counts"]["rows"] == result.n_rows == len(table) == len(frame)
+
+
+def test_pandas_reads_every_format_without_options(runs):
+    """One standard pandas call per format, with no option but a CSV comment marker for ECSV
+    (astropy's header) and FITS through astropy (pandas has no FITS reader)."""
+    results = {fmt: runs["results"][fmt].output_path for fmt in FORMATS}
+    frames = {
+        "csv": pd.read_csv(results["csv"]),
+        "ecsv": pd.read_csv(results["ecsv"], comment="#"),
+        "fits": Table.read(results["fits"]).to_pandas(),
+        "hdf5": pd.read_hdf(results["hdf5"]),
+        "parquet": pd.read_parquet(results["parquet"]),
+    }
+    for frame in frames.values():
+        _same_rows(frame, runs["reference"])
 
 
 def test_ecsv_carries_units_descriptions_and_provenance(runs):
@@ -89,15 +120,25 @@ def test_fits_provenance_is_an_image_after_the_only_table(runs):
     assert provenance["counts"]["rows"] == result.n_rows
 
 
-def test_hdf5_as_tables_io_reads_it_and_the_documented_pandas_route(runs):
+def test_hdf5_rail_layout_read_by_tables_io_and_the_documented_pandas_route(runs, monkeypatch):
+    """The RAIL layout (a group of 1-D datasets) is what tables_io reads; pandas and astropy
+    take tables_io's dict of columns, as docs/outputs.md says."""
     import tables_io
 
-    path = runs["results"]["hdf5"].output_path
-    data = tables_io.read(str(path))["training_set"]
-    frame = pd.DataFrame(data)[list(runs["reference"].columns)]
-    frame["id"] = frame["id"].astype(str)
-    _same_rows(frame, runs["reference"])
-    _same_rows(Table(data).to_pandas()[list(runs["reference"].columns)], runs["reference"])
+    isolate(runs["home"], monkeypatch)
+    config = runs["config"]
+    result = tsm_core.run(
+        {**config, "name": "rail route", "output": {**config["output"], "format": "hdf5", "layout": "rail"}}
+    )
+    data = tables_io.read(str(result.output_path))["photometry"]
+    frame = pd.DataFrame(data)
+    table = Table(data)
+    want = runs["reference"].sort_values("id", kind="stable")
+    for got in (frame, table.to_pandas()):
+        got = got.assign(id=got["id"].map(lambda v: v.decode() if isinstance(v, bytes) else v))
+        got = got.sort_values("id", kind="stable")
+        assert got["id"].tolist() == want["id"].astype(str).tolist()
+        np.testing.assert_allclose(got["redshift"], want["z"], rtol=1e-12)
 
 
 def test_parquet_read_by_pandas_and_astropy(runs):
@@ -143,3 +184,22 @@ def test_ecsv_rows_starting_with_a_hash_and_nulls_survive(tmp_path):
     assert back["z_flag"].mask.tolist() == [False, True, False, False]
     frame = pd.read_csv(path, comment="#")
     assert frame["id"].fillna("").tolist() == ["#1", "", "3", "#a b"]
+
+
+def test_hdf5_tables_of_astropy_and_of_a_training_set_read_as_redshift_catalogs(runs, tmp_path):
+    """A compound-dataset table (what astropy writes, and the TSM's own HDF5 output) is a
+    redshift catalog file too: its rows equal astropy's read of the same file."""
+    from tsm_core.redshifts.readers import _read_hdf5, read_redshift_catalog
+
+    output = runs["results"]["hdf5"].output_path
+    read = _read_hdf5(output)  # the raw table: its ids repeat (two neighbours per redshift)
+    want = Table.read(output).to_pandas()
+    assert len(read) == len(want) > 100
+    for name in ("z", "ra", "dec"):
+        np.testing.assert_array_equal(read[name].to_numpy(), want[name].to_numpy())
+
+    table = Table({"ra": [10.0, 10.5], "dec": [-5.0, -5.5], "z": [0.3, 0.7], "name": ["a", "bb"]})
+    table.write(tmp_path / "astropy.h5", path="spec", serialize_meta=True)
+    frame = read_redshift_catalog(tmp_path / "astropy.h5").frame
+    assert frame["z"].tolist() == [0.3, 0.7]
+    assert frame["ra"].tolist() == [10.0, 10.5]

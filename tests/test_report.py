@@ -1,6 +1,6 @@
 """The training-set report and the representativeness weights.
 
-Weights are checked against a direct scipy k-d tree computation on the same data (the
+Weights are checked against a scikit-learn computation on the same data (the
 objects written by the test and the product file read back); the report's numbers
 against pandas counts of the product file; the page in Debian's headless chromium.
 """
@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from scipy.spatial import cKDTree
 
-from helpers import DP1_BANDS, ab_mag
+from helpers import DP1_BANDS, ab_mag, in_partitions_with, numpy_depth, sklearn_weights
 
 K = 5
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -71,22 +70,27 @@ def _mag_columns(frame: pd.DataFrame) -> list[str]:
     return [f"{b}_cModelMag" for b in DP1_BANDS]
 
 
-def test_weights_match_a_direct_kd_tree_computation(scene, product):
+def test_every_row_has_the_weight_sklearn_gives_with_non_detections_at_the_depth(scene, product):
+    """Weights of the documented formula by scikit-learn on the same rows: a missing magnitude
+    (training row or photometric object) is the band's depth, itself checked against numpy."""
     out = pd.read_parquet(product["result"].output_path)
+    prov = product["result"].provenance
+    depth = np.array([prov["depths"]["bands"][b]["depth"] for b in DP1_BANDS])
+    z = scene["redshifts"]
+    read = scene["objects"][in_partitions_with(scene["objects_path"], scene["objects"], z["ra"], z["dec"])]
+    np.testing.assert_allclose(depth, [numpy_depth(read[f"{b}_cModelFluxErr"]) for b in DP1_BANDS], atol=6e-4)
     train = out[_mag_columns(out)].to_numpy(float)
     phot = np.column_stack([ab_mag(scene["objects"][f"{b}_cModelFlux"].to_numpy()) for b in DP1_BANDS])
-    t_ok, p_ok = np.isfinite(train).all(axis=1), np.isfinite(phot).all(axis=1)
-    train, phot = train[t_ok], phot[p_ok]
-    # the k-th nearest other training row, then every photometric object within that distance
-    radius = cKDTree(train).query(train, k=K + 1)[0][:, K]
-    inside = np.array([len(ix) for ix in cKDTree(phot).query_ball_point(train, radius)])
-    expected = (inside / len(phot)) / (K / len(train))
+    assert not np.isfinite(train).all(axis=1).all()  # rows with a non-detection are weighed too
+    train = np.where(np.isfinite(train), train, depth)
+    phot = np.where(np.isfinite(phot), phot, depth)
 
     weights = out["weight"].to_numpy(float)
-    assert np.isnan(weights[~t_ok]).all()
-    np.testing.assert_allclose(weights[t_ok], expected, rtol=1e-12)
-    rep = product["result"].provenance["representativeness"]
+    assert np.isfinite(weights).all()
+    np.testing.assert_allclose(weights, sklearn_weights(train, phot, K), rtol=1e-12)
+    rep = prov["representativeness"]
     assert rep["n_photometric_used"] == len(phot) and rep["n_training_used"] == len(train)
+    assert rep["non_detections"]["limits"] == dict(zip(DP1_BANDS, depth.tolist()))
 
 
 def test_knn_weights_by_brute_force():

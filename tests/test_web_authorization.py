@@ -72,7 +72,12 @@ def submit(svc: Service, who: str, catalog: int | str, status: int = 202) -> Any
         "/api/training-sets",
         who,
         status,
-        json={"name": f"{who} set", "redshift_catalog": key, "object_catalog": {"release": "dp1"}},
+        json={
+            "name": f"{who} set",
+            "redshift_catalog": key,
+            "object_catalog": {"release": "dp1"},
+            "output": {"unmatched": True},  # downloadable beside the training set, with the same rules
+        },
     )
 
 
@@ -221,6 +226,8 @@ ROUTES: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("GET", "/api/training-sets/{ots}", None, (200, 200, 200, 401)),
     ("GET", "/api/training-sets/{ts}/file", None, (200, 404, 200, 401)),
     ("GET", "/api/training-sets/{ots}/file", None, (200, 200, 200, 401)),
+    ("GET", "/api/training-sets/{ts}/unmatched", None, (200, 404, 200, 401)),
+    ("GET", "/api/training-sets/{ots}/unmatched", None, (200, 200, 200, 401)),
     ("GET", "/api/training-sets/{ts}/report", None, (200, 404, 200, 401)),
     ("POST", "/api/training-sets/{ts}/cancel", None, (409, 404, 409, 401)),
     ("POST", "/api/training-sets/{ots}/cancel", None, (404, 404, 409, 401)),
@@ -228,6 +235,7 @@ ROUTES: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("DELETE", "/api/training-sets/{fresh}", _fresh_ts(None), (404, 404, 204, 401)),
     ("GET", f"/api/training-sets/{HUGE}", None, (404, 404, 404, 401)),
     ("GET", f"/api/training-sets/{HUGE}/file", None, (404, 404, 404, 401)),
+    ("GET", f"/api/training-sets/{HUGE}/unmatched", None, (404, 404, 404, 401)),
     ("GET", f"/api/training-sets/{HUGE}/report", None, (404, 404, 404, 401)),
     ("POST", f"/api/training-sets/{HUGE}/cancel", None, (404, 404, 404, 401)),
     ("DELETE", f"/api/training-sets/{HUGE}", None, (404, 404, 404, 401)),

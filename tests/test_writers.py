@@ -65,9 +65,10 @@ def test_all_formats_agree(outputs):
     fits_raw = fitsio.read(outputs["fits"], ext="TRAINING_SET")
     with h5py.File(outputs["hdf5"]) as fh:
         group = fh["training_set"]
-        hdf = {name: group[name][()] for name in group.attrs["columns"]}
-        assert sorted(hdf) == sorted(group)
-        zflag_null = group["z_flag"].attrs["null_value"]
+        rows = group["table"][()]
+        hdf = {name: rows[name] for name in rows.dtype.names}
+        assert list(group.attrs["columns"]) == list(hdf)
+        zflag_null = json.loads(group.attrs["null_values"])["z_flag"]
 
     assert list(csv.columns) == list(ref.columns) == list(fits_astropy.colnames) == list(hdf)
     for name in ref.columns:
@@ -117,10 +118,7 @@ def test_every_writer_reads_back_the_rows_written(outputs):
         "csv": pd.read_csv(outputs["csv"], comment="#"),
         "fits": Table.read(outputs["fits"], hdu="TRAINING_SET").to_pandas(),
     }
-    with h5py.File(outputs["hdf5"]) as fh:
-        standard["hdf5"] = pd.DataFrame(
-            {name: fh["training_set"][name][()] for name in fh["training_set"].attrs["columns"]}
-        )
+    standard["hdf5"] = pd.read_hdf(outputs["hdf5"])
     for fmt, path in outputs.items():
         got = plugins.writer(fmt).read(path)
         assert list(got.columns) == list(ref.columns) == list(standard[fmt].columns), fmt
@@ -178,6 +176,8 @@ def test_a_writer_without_read_says_so(tmp_path):
 
 
 def test_self_describing(outputs):
+    from astropy.table import Table
+
     schema = pq.read_schema(outputs["parquet"])
     assert schema.field("i_cModelMag").metadata[b"unit"] == b"mag"
     assert schema.field("coord_ra").metadata[b"unit"] == b"deg"
@@ -199,8 +199,10 @@ def test_self_describing(outputs):
         assert hdr[f"TUNIT{idx}"] == "mag" and "cModel" in hdr[f"TCOMM{idx}"]
         assert json.loads(bytes(hdul["PROVENANCE"].data).decode())["counts"]["rows"] == hdr["NROWS"]
 
+    table = Table.read(outputs["hdf5"])
+    assert str(table["i_cModelMag"].unit) == "mag" and "cModel" in table["i_cModelMag"].description
+    assert table.meta["provenance"]["counts"]["rows"] == len(table)
     with h5py.File(outputs["hdf5"]) as fh:
-        assert fh["training_set/i_cModelMag"].attrs["unit"] == "mag"
         assert json.loads(fh["training_set"].attrs["provenance"])["name"] == "test set"
 
 
@@ -279,13 +281,31 @@ def test_hdf5_compressed_and_chunked_to_its_size(base_config, nullable_redshifts
     assert path.stat().st_size < 1_000_000
     ref = table.to_pandas()
     with h5py.File(path) as fh:
-        group = fh["training_set"]
-        for name in ("i_cModelMag", "objectId", "z", "id"):
-            ds = group[name]
-            assert ds.shape == (1000,) and ds.chunks[0] <= 1000 and ds.compression == "gzip"
-        np.testing.assert_array_equal(group["i_cModelMag"][()], ref["i_cModelMag"].to_numpy())
-        np.testing.assert_array_equal(group["objectId"][()], ref["objectId"].to_numpy())
-        assert [v.decode() for v in group["id"][()]] == ref["id"].astype(str).tolist()
+        ds = fh["training_set/table"]
+        assert ds.shape == (1000,) and ds.chunks[0] <= 1000 and ds.compression == "gzip"
+        rows = ds[()]
+    np.testing.assert_array_equal(rows["i_cModelMag"], ref["i_cModelMag"].to_numpy())
+    np.testing.assert_array_equal(rows["objectId"], ref["objectId"].to_numpy())
+    assert [v.decode() for v in rows["id"]] == ref["id"].astype(str).tolist()
+
+
+def test_hdf5_string_of_unknown_width_sized_from_the_first_chunk(tmp_path, monkeypatch):
+    """A string column whose longest value is not known gets the first chunk's width (at
+    least 64 bytes); a longer value in a later chunk is refused, naming the column."""
+    from tsm_core.config import OutputConfig
+    from tsm_core.plugins.records import OutputMetadata
+    from tsm_writers import hdf5
+
+    monkeypatch.setattr(hdf5, "CHUNK_ROWS", 2)
+    first = pa.table({"note": ["a" * 70, "b"]})
+    path = tmp_path / "notes.hdf5"
+    sink = hdf5.HDF5Writer().open(path, first.schema, OutputMetadata("n", "", 1, {}, {}), OutputConfig())
+    sink.write(first)
+    sink.write(pa.table({"note": ["Ü" * 35]}))  # 70 bytes: fits
+    with pytest.raises(tsm_core.TSMError, match=r"^HDF5 column note: value 'c{71}' is longer than 70 bytes$"):
+        sink.write(pa.table({"note": ["c" * 71]}))
+    sink.close()
+    assert pd.read_hdf(path)["note"].tolist() == ["a" * 70, "b", "Ü" * 35]
 
 
 def test_hats_output_opened_by_lsdb(base_config, nullable_redshifts):

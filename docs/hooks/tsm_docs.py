@@ -41,6 +41,7 @@ INCLUDED_BY: dict[str, str] = {
     "plugins/tsm_dp1/README.md": "releases.md",
     "plugins/tsm_dp2/README.md": "releases.md",
     "plugins/tsm_dp02/README.md": "releases.md",
+    "plugins/tsm_rail/README.md": "rail.md",
     "benchmarks/README.md": "benchmarks.md",
     "CONTRIBUTING.md": "development.md",
     "README.md": "index.md",

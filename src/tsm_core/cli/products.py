@@ -92,6 +92,9 @@ def products_show(product_id: int) -> None:
     split_files = (p.provenance or {}).get("output_files")
     if split_files and p.output_path:  # output.split_files: output is the training file
         click.echo(f"validation output: {Path(p.output_path).parent / split_files['validation']}")
+    lost = (p.provenance or {}).get("unmatched")
+    if lost and p.output_path:  # output.unmatched: the redshifts the run lost, with the reason
+        click.echo(f"unmatched redshifts: {Path(p.output_path).parent / lost['file']} ({lost['rows']} rows)")
     if p.status in ("queued", "running") and p.pid is not None:
         click.echo(f"process: {p.pid} on {p.host}")
     if p.error:

@@ -64,6 +64,12 @@ def run_and_report(config: Any, overrides: list[str], progress: bool | None) -> 
         click.echo(f"  redshift catalog: dropped {count} rows with {reason}")
     if result.output_paths.get("validation"):
         click.echo(f"  validation rows -> {result.output_paths['validation']}")
+    if result.unmatched_path:
+        lost = result.provenance.get("unmatched") or {}
+        per = ", ".join(f"{n} {reason}" for reason, n in (lost.get("by_reason") or {}).items())
+        click.echo(
+            f"  unmatched redshifts: {lost.get('rows', 0)} -> {result.unmatched_path}" + (f" ({per})" if per else "")
+        )
     from tsm_core.pipeline.funnel import Funnel
 
     for line in Funnel.from_dict(result.funnel).lines():

@@ -1,51 +1,51 @@
 """The configuration of a run as pydantic models: what a user fills in the Photo-z Server form.
 
-Unknown keys and invalid values are refused by the models; :mod:`tsm_core.config.load`
+The sections that stand on their own (object catalog, split, representativeness, compute)
+are in :mod:`tsm_core.config.sections` and re-exported here. Unknown keys and invalid
+values are refused by the models; :mod:`tsm_core.config.load`
 turns the refusal into a :class:`~tsm_core.errors.ConfigError` naming the dotted key.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from tsm_core.columns import CANONICAL_REDSHIFT_COLUMNS
-from tsm_core.config.files import path_problem
+from tsm_core.config.base import _finite_values, _local_path, _Model
+from tsm_core.config.sections import (
+    LOCAL_SCHEDULERS,
+    MAX_K,
+    MAX_SOM_CELLS,
+    MIN_MEMORY_LIMIT,
+    SPLIT_METHODS,
+    WORKERS_PER_CPU,
+    ComputeConfig,
+    ObjectCatalogConfig,
+    RepresentativenessConfig,
+    SplitConfig,
+)
 
-#: ``compute.n_workers`` may be at most this many times the machine's CPUs (unless the
-#: scheduler is a cluster's address, whose workers are elsewhere)
-WORKERS_PER_CPU = 4
-#: the smallest ``compute.memory_limit`` per worker, in bytes (a worker needs this much to start)
-MIN_MEMORY_LIMIT = 2**26
-#: the largest ``representativeness.k`` (each training row queries k + 1 neighbours)
-MAX_K = 1000
-#: the most cells of ``representativeness.som_shape`` (training holds two cells x cells matrices)
-MAX_SOM_CELLS = 2500
-
-
-def _local_path(value: str | None) -> str | None:
-    """``value`` unless it cannot be a local path (a URL such as ``s3://...`` passes)."""
-    if value is not None and "://" not in value:
-        problem = path_problem(value)
-        if problem:
-            raise ValueError(problem)
-    return value
-
-
-def _finite_values(value: dict[str, float] | None) -> dict[str, float] | None:
-    """``value`` unless one of its numbers is NaN or infinite (named with its key)."""
-    for band, number in (value or {}).items():
-        if not math.isfinite(number):
-            raise ValueError(f"{band}: {number} is not a finite number")
-    return value
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+__all__ = [
+    "LOCAL_SCHEDULERS",
+    "MAX_FILTERS",
+    "MAX_K",
+    "MAX_SOM_CELLS",
+    "MIN_MEMORY_LIMIT",
+    "SPLIT_METHODS",
+    "WORKERS_PER_CPU",
+    "ComputeConfig",
+    "CrossmatchConfig",
+    "FiltersConfig",
+    "ObjectCatalogConfig",
+    "OutputConfig",
+    "RedshiftCatalogConfig",
+    "RepresentativenessConfig",
+    "RunConfig",
+    "SplitConfig",
+]
 
 
 class RedshiftCatalogConfig(_Model):
@@ -60,14 +60,26 @@ class RedshiftCatalogConfig(_Model):
     ``delimiter`` is a CSV file's (sniffed when unset).
     """
 
-    path: str | None = None
-    name: str | None = None
-    id: int | None = None
-    columns: dict[str, str] = Field(default_factory=dict)
-    convention: str | None = None
-    bad_rows: Literal["drop", "fail"] = "drop"
-    keep_columns: list[str] | Literal["all"] | None = None
-    delimiter: str | None = Field(None, min_length=1, max_length=1)
+    path: str | None = Field(
+        None, description="a file (Parquet, CSV, FITS, HDF5) or HATS catalog of redshifts: a path or a URL"
+    )
+    name: str | None = Field(None, description="a registered redshift catalog, by name (`tsm redshift list`)")
+    id: int | None = Field(None, description="a registered redshift catalog, by id")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="canonical name -> the file's column, e.g. {ra: RA, dec: DEC, z: Z}"
+    )
+    convention: str | None = Field(
+        None, description="the survey convention (`tsm redshift conventions`); unset: detected from the columns"
+    )
+    bad_rows: Literal["drop", "fail"] = Field(
+        "drop", description="rows with bad coordinates or redshifts: drop (and count) them, or fail the run"
+    )
+    keep_columns: list[str] | Literal["all"] | None = Field(
+        None, description="non-canonical columns kept in the training set, or all; unset: the convention's extras"
+    )
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1, description="a CSV file's field delimiter; unset: sniffed"
+    )
     units: Literal["deg", "rad"] | None = Field(
         None, description="units of ra and dec (deg when unset; a file that looks like radians is refused)"
     )
@@ -102,45 +114,11 @@ class RedshiftCatalogConfig(_Model):
 MAX_REDSHIFT_CATALOGS = 20
 
 
-class ObjectCatalogConfig(_Model):
-    """The release, its flux type, dereddening and magnitude conversion."""
-
-    release: str = "dp1"
-    path: str | None = None
-    margin_path: str | None = Field(None, description="a margin cache kept apart from the catalog (else its own)")
-    flux_type: str | None = None
-    dereddening: str = "none"
-    convert_to_magnitudes: bool = True
-    dust_maps_dir: str | None = None
-    extinction_coefficients: dict[str, float] | None = None
-    bands: list[str] | None = None
-    extra_columns: list[str] = Field(
-        default_factory=list, description="object-catalog columns written beside the photometry"
-    )
-
-    _paths = field_validator("path", "margin_path", "dust_maps_dir")(_local_path)
-
-    @field_validator("extinction_coefficients")
-    @classmethod
-    def _coefficients(cls, value: dict[str, float] | None) -> dict[str, float] | None:
-        for band, number in (_finite_values(value) or {}).items():
-            if number < 0:
-                raise ValueError(f"{band}: {number} is negative (extinction dims, it never brightens)")
-        return value
-
-    @field_validator("bands")
-    @classmethod
-    def _some_bands(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and not value:
-            raise ValueError("an empty list selects no band; leave bands out (or null) for all bands of the release")
-        return value
-
-
 class CrossmatchConfig(_Model):
     """Match radius and number of neighbours kept per redshift."""
 
-    radius_arcsec: float = Field(1.0, gt=0)
-    n_neighbors: int = Field(1, ge=1)
+    radius_arcsec: float = Field(1.0, gt=0, description="match radius around each redshift, in arcsec")
+    n_neighbors: int = Field(1, ge=1, description="the most objects kept per redshift within the radius, nearest first")
 
 
 #: the most expressions a filter list may hold (each is checked in bounded time)
@@ -158,43 +136,13 @@ class FiltersConfig(_Model):
     checking a config stays bounded work.
     """
 
-    preset: str | None = None
-    object: list[str] = Field(default_factory=list, max_length=MAX_FILTERS)
-    redshift: list[str] = Field(default_factory=list, max_length=MAX_FILTERS)
-
-
-SPLIT_METHODS = ("random", "kfold", "healpix")
-
-
-class SplitConfig(_Model):
-    """Training / validation split: adds a boolean ``is_training`` column (and ``fold``).
-
-    Rows are grouped so that every row of one object and of one redshift id falls on
-    one side: ``random`` assigns these groups by a seeded hash, ``kfold`` deals them
-    into ``k`` folds (``fold`` column; fold ``validation_fold`` is the validation side),
-    ``healpix`` assigns whole HEALPix pixels of order ``healpix_order`` (spatially
-    blocked; with ``k``, into folds). ``stratify: z`` balances each of ``z_bins``
-    quantile bins of redshift on its own. The split depends only on the ids and ``seed``.
-    """
-
-    method: Literal["random", "kfold", "healpix"] = "random"
-    train_fraction: float = Field(0.8, gt=0, lt=1)
-    seed: int = 42
-    k: int | None = Field(None, ge=2, description="number of folds (kfold, or healpix with folds)")
-    validation_fold: int = Field(0, ge=0, description="the fold written as validation (is_training false)")
-    stratify: Literal["z"] | None = None
-    z_bins: int = Field(10, ge=1, description="quantile bins of z with stratify: z")
-    healpix_order: int = Field(5, ge=0, le=20, description="HEALPix order of the blocks of the healpix method")
-
-    @model_validator(mode="after")
-    def _folds(self) -> SplitConfig:
-        if self.method == "kfold" and self.k is None:
-            raise ValueError("the kfold method needs k (the number of folds), e.g. k: 5")
-        if self.method == "random" and self.k is not None:
-            raise ValueError("k applies to the kfold and healpix methods, not random")
-        if self.k is not None and self.validation_fold >= self.k:
-            raise ValueError(f"validation_fold {self.validation_fold} is not a fold of 0..{self.k - 1}")
-        return self
+    preset: str | None = Field(None, description="a cut set of the release, e.g. recommended (`tsm catalogs`)")
+    object: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTERS, description="cuts on object columns, before the crossmatch"
+    )
+    redshift: list[str] = Field(
+        default_factory=list, max_length=MAX_FILTERS, description="cuts on the redshift catalog's columns"
+    )
 
 
 class OutputConfig(_Model):
@@ -202,128 +150,46 @@ class OutputConfig(_Model):
 
     In the rail layout a missing magnitude becomes ``non_detection`` (99 if unset, RAIL's
     ``nondetect_val``; ``.nan`` keeps NaN) with the band's 1-sigma limiting magnitude
-    as its error (the release's ``mag_limits``, overridden per band by ``mag_limits``).
-    ``split_files`` writes the training and validation rows as two files.
+    as its error (the depth measured from the partitions read, overridden per band by
+    ``mag_limits``; dereddened per row like the magnitudes).
+    ``split_files`` writes the training and validation rows as two files; ``unmatched``
+    writes beside them the redshifts the run lost, each with the step that removed it.
     """
 
-    format: str = "parquet"
-    directory: str = "."
-    layout: Literal["default", "rail"] = "default"
+    format: str = Field(
+        "parquet", description="the writer: parquet, csv, ecsv, fits, hdf5, hats, or a plugin's (`tsm plugins`)"
+    )
+    directory: str = Field(".", description="the folder the file is written to (relative: to the config's folder)")
+    layout: Literal["default", "rail"] = Field(
+        "default", description="default: the run's column names; rail: RAIL's names and non-detections"
+    )
     non_detection: float | None = Field(
         None, description="value written for missing magnitudes in the rail layout (99 if unset; .nan keeps NaN)"
     )
     mag_limits: dict[str, float] | None = Field(
-        None, description="1-sigma limiting magnitude per band for the rail layout, e.g. {u: 26.1}"
+        None,
+        description="1-sigma limiting magnitude per band, instead of the measured depth, for the rail layout's "
+        "non-detections and the weights, e.g. {u: 26.1}",
     )
     split_files: bool = Field(False, description="write training and validation rows as two files (needs split)")
-    overwrite: bool = False
+    unmatched: bool = Field(
+        False,
+        description="also write <name>_<id>_unmatched.<ext>: every redshift the run lost, with the step that removed it",
+    )
+    overwrite: bool = Field(False, description="replace an existing file of the same name (else the run fails)")
 
     _directory = field_validator("directory")(_local_path)
     _limits = field_validator("mag_limits")(_finite_values)
 
 
-class RepresentativenessConfig(_Model):
-    """How well the training set covers the photometric sample it will be applied to.
-
-    The run draws ``sample_fraction`` of the object catalog's objects (after the same
-    cuts, in the same bands, with the same photometry; seeded per partition), writes a
-    ``weight`` column from the k-nearest-neighbour density ratio in ``space``
-    (magnitudes, or one magnitude and colours; Lima et al. 2008) and counts the
-    photometric objects in self-organizing-map cells that hold no training object.
-    """
-
-    sample_fraction: float = Field(0.01, gt=0, le=1)
-    k: int = Field(20, ge=1)
-    seed: int = 42
-    space: Literal["magnitudes", "colours"] = "magnitudes"
-    bands: list[str] | None = Field(None, description="bands of the feature space (default: the run's bands)")
-    som_shape: tuple[int, int] = (12, 12)
-
-    @field_validator("k")
-    @classmethod
-    def _few_neighbours(cls, value: int) -> int:
-        if value > MAX_K:
-            raise ValueError(
-                f"{value:,} neighbours; at most {MAX_K:,} (Lima et al. use tens; a run uses at most the training rows - 1)"
-            )
-        return value
-
-    @field_validator("som_shape")
-    @classmethod
-    def _som_cells(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if min(value) < 1:
-            raise ValueError(f"needs at least one cell per side, not {list(value)}")
-        if value[0] * value[1] > MAX_SOM_CELLS:
-            raise ValueError(
-                f"{list(value)} has {value[0] * value[1]:,} cells; at most {MAX_SOM_CELLS:,}, e.g. [50, 50]"
-            )
-        return value
-
-
-LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
-
-
-class ComputeConfig(_Model):
-    """Where the Dask graph runs: local threads, local worker processes, or the address
-    of a running ``dask.distributed`` scheduler (``tcp://host:8786``)."""
-
-    scheduler: str = "threads"
-    n_workers: int | None = Field(None, ge=1)
-    memory_limit: str | None = None
-
-    @property
-    def in_process(self) -> bool:
-        """True where tasks run in this process (threads, synchronous): they can share its
-        memory; otherwise each task is sent to a worker process with its data."""
-        return self.scheduler in ("threads", "synchronous")
-
-    @field_validator("memory_limit")
-    @classmethod
-    def _size(cls, value: str | None) -> str | None:
-        if value is None or value.strip().lower() == "auto":
-            return value
-        from dask.utils import parse_bytes
-
-        try:
-            size = parse_bytes(value)
-        except (ValueError, TypeError):
-            raise ValueError(f"{value!r} is not a size; give bytes per worker such as 4GB, 512MiB, or auto") from None
-        if size <= 0:
-            raise ValueError(f"{value!r} is not a positive size; give bytes per worker such as 4GB, 512MiB, or auto")
-        if size < MIN_MEMORY_LIMIT:
-            raise ValueError(f"{value!r} is below the smallest worker size, {MIN_MEMORY_LIMIT // 2**20} MiB")
-        return value
-
-    @field_validator("n_workers")
-    @classmethod
-    def _workers_fit(cls, value: int | None, info: ValidationInfo) -> int | None:
-        cpus = os.cpu_count() or 1
-        on_cluster = "://" in str(info.data.get("scheduler", ""))
-        if value is not None and not on_cluster and value > WORKERS_PER_CPU * cpus:
-            raise ValueError(
-                f"{value} is more than {WORKERS_PER_CPU} per CPU of this machine ({cpus} CPUs): "
-                f"at most {WORKERS_PER_CPU * cpus}, or give the address of a cluster as scheduler"
-            )
-        return value
-
-    @field_validator("scheduler")
-    @classmethod
-    def _known_scheduler(cls, value: str) -> str:
-        if value not in LOCAL_SCHEDULERS and "://" not in value:
-            raise ValueError(
-                f"{value!r} is neither one of {', '.join(LOCAL_SCHEDULERS)} nor a scheduler address like tcp://host:8786"
-            )
-        return value
-
-
 class RunConfig(_Model):
     """One training set run."""
 
-    name: str = Field(min_length=1)
-    description: str = ""
+    name: str = Field(min_length=1, description="the training set's name; its product id is added to the file name")
+    description: str = Field("", description="free text stored with the product")
     redshift_catalog: RedshiftCatalogConfig | list[RedshiftCatalogConfig] = Field(
-        description="the redshift catalog: a mapping (path, name or id, columns, convention, ...), "
-        f"or a list of up to {MAX_REDSHIFT_CATALOGS} such mappings combined in one run"
+        description="the spectroscopic redshifts: one catalog (path, name or id, columns, convention, ...), "
+        f"or a list of up to {MAX_REDSHIFT_CATALOGS} combined in one run"
     )
     redshift_duplicates_arcsec: float = Field(
         1.0,
@@ -332,14 +198,20 @@ class RunConfig(_Model):
         description="with several redshift catalogs: redshifts of different catalogs closer than this are one "
         "source, kept once (highest z_flag, then smallest z_err, then the catalog listed first)",
     )
-    object_catalog: ObjectCatalogConfig = Field(default_factory=ObjectCatalogConfig)
-    crossmatch: CrossmatchConfig = Field(default_factory=CrossmatchConfig)
-    unique_galaxies: Literal["none", "closest", "best_redshift"] = "none"
-    filters: FiltersConfig = Field(default_factory=FiltersConfig)
-    split: SplitConfig | None = None
-    output: OutputConfig = Field(default_factory=OutputConfig)
-    compute: ComputeConfig = Field(default_factory=ComputeConfig)
-    representativeness: RepresentativenessConfig | None = None
+    object_catalog: ObjectCatalogConfig = Field(
+        default_factory=ObjectCatalogConfig, description="the release and its photometry"
+    )
+    crossmatch: CrossmatchConfig = Field(default_factory=CrossmatchConfig, description="match radius and neighbours")
+    unique_galaxies: Literal["none", "closest", "best_redshift"] = Field(
+        "none", description="none keeps every match; closest: one-to-one nearest; best_redshift: best z_flag per object"
+    )
+    filters: FiltersConfig = Field(default_factory=FiltersConfig, description="quality cuts of both catalogs")
+    split: SplitConfig | None = Field(None, description="a training/validation split; unset: no split")
+    output: OutputConfig = Field(default_factory=OutputConfig, description="format, folder and layout of the file")
+    compute: ComputeConfig = Field(default_factory=ComputeConfig, description="where the computation runs")
+    representativeness: RepresentativenessConfig | None = Field(
+        None, description="weights against the photometric sample; unset: no weight column"
+    )
 
     @field_validator("redshift_catalog")
     @classmethod

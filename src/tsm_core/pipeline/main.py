@@ -24,11 +24,13 @@ from tsm_core.compute.memory import check_address_space, out_of_memory
 from tsm_core.compute.scheduler import dask_scheduler, stream
 from tsm_core.config import RunConfig, load_config, tsm_home
 from tsm_core.errors import RunCancelled, TSMError
+from tsm_core.pipeline.depths import DepthMeter
 from tsm_core.pipeline.match import match
 from tsm_core.pipeline.plan import Plan, plan_run
 from tsm_core.pipeline.provenance import now, provenance, run_provenance
 from tsm_core.pipeline.select import select
 from tsm_core.pipeline.timing import Progress, stage
+from tsm_core.pipeline.unmatched import UNMATCHED, check_columns, unmatched_path, write_unmatched
 from tsm_core.pipeline.write import Finisher, column_info, output_files, with_split, write
 from tsm_core.plugins.records import OutputMetadata
 from tsm_core.products.cancel import CancelToken, registry_poll
@@ -62,19 +64,25 @@ class RunResult:
     output_paths: dict[str, Path] = field(default_factory=dict)
     #: where the redshifts went (:meth:`tsm_core.pipeline.funnel.Funnel.to_dict`)
     funnel: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: with ``output.unmatched``: the file of the redshifts the run lost, with the reason
+    unmatched_path: Path | None = None
 
     def to_pandas(self, part: str | None = None) -> pd.DataFrame:
         """The rows the run wrote, read back by the writer of its output format.
 
         ``part`` (``"training"`` or ``"validation"``) picks one file of a run with
-        ``output.split_files``; by default the run's one output file.
+        ``output.split_files``, ``"unmatched"`` the redshifts it lost (``output.unmatched``);
+        by default the run's training-set file.
         """
         from tsm_core.products.reading import read_file
 
-        if part and part not in self.output_paths:
-            choices = ", ".join(self.output_paths) or "none: the run wrote one file, call to_pandas()"
+        files = dict(self.output_paths) | ({UNMATCHED: self.unmatched_path} if self.unmatched_path else {})
+        if part and part not in files:
+            choices = ", ".join(files) or "none: the run wrote one file, call to_pandas()"
             raise TSMError(f"part {part!r} is not a file of this run; choices: {choices}")
-        path = self.output_paths[part] if part else self.output_path
+        if part == UNMATCHED:
+            return read_file(files[part], self.provenance["unmatched"]["format"])
+        path = files[part] if part else self.output_path
         fmt = ((self.provenance.get("config") or {}).get("output") or {}).get("format")
         return read_file(path, fmt)
 
@@ -90,13 +98,18 @@ def _compute_and_write(
 ) -> RunResult:
     """match -> select -> finish and write, streaming partitions through the chosen scheduler."""
     cfg = plan.config
+    lost = unmatched_path(plan, product_id)
     with stage("crossmatch graph"):
         tasks, meta = match(plan)
+        meter = DepthMeter(plan)  # the depths, from the object partitions the match tasks read
+        tasks = meter.attach(tasks)
         info = column_info(plan)
         finisher = Finisher(cfg, info, rail=plan.rail)
         weigher = (
             representativeness.Weigher(plan.photometry, cfg.representativeness) if cfg.representativeness else None
         )
+        if weigher:
+            weigher.limits = meter.limits
         empty = weigher.apply(meta.iloc[:0]) if weigher else meta.iloc[:0]
         finisher.schema = finisher.table(with_split(empty, cfg, np.zeros(0, dtype=bool), None)).schema
     metadata = OutputMetadata(
@@ -132,11 +145,20 @@ def _compute_and_write(
                     scheduler=scheduler,
                     cancel=cancel,
                 )
-        matched = (pd.DataFrame(frame) for frame in computed)  # LSDB hands NestedFrames: plain frames from here
-        selection = select(plan, matched, weigher, next(iter(staged.values())).parent, written)
-        with open_sinks(plan.writer, staged, finisher.schema, metadata, cfg.output, written) as sinks:
+        # LSDB hands NestedFrames: plain frames from here
+        matched = (pd.DataFrame(frame) for frame in meter.frames(computed))
+        hold = plan.rail is not None and plan.rail.needs_depths  # the rail fill waits for every depth
+        selection = select(plan, matched, weigher, next(iter(staged.values())).parent, written, hold)
+        if hold and plan.rail is not None:
+            finisher.rail = plan.rail.with_depths(meter.depths(), plan.release.name)
+            metadata.provenance["rail_layout"] = finisher.rail.provenance()
+        product_files = {side: path for side, path in staged.items() if side in finals}
+        with open_sinks(plan.writer, product_files, finisher.schema, metadata, cfg.output, written) as sinks:
             out = write(plan, selection, finisher, weigher, sinks, written, cancel)
             metadata.provenance.update(run_provenance(plan, selection, out, weigher, finals))
+            metadata.provenance["depths"] = meter.provenance()
+            if lost is not None:
+                write_unmatched(plan, selection, out, staged[UNMATCHED], lost, metadata, written, cancel)
     counts = metadata.provenance["counts"]
     return RunResult(
         product_id=product_id,
@@ -151,6 +173,7 @@ def _compute_and_write(
         dropped=dict(plan.redshift_summary.get("rows_dropped") or {}),
         output_paths={side: path for side, path in finals.items() if side is not None},
         funnel=plan.funnel.to_dict(),
+        unmatched_path=lost,
     )
 
 
@@ -162,15 +185,16 @@ def _execute(
     cfg = plan.config
     started = now()
     finals = output_files(plan, product_id)
+    lost = unmatched_path(plan, product_id)
     owner = {"product_id": product_id, "registry": str(registry.path)}
     with ExitStack() as held:
         claims = {}
-        for side, final in finals.items():
+        for side, final in (finals | ({UNMATCHED: lost} if lost else {})).items():
             claims[side] = claim_output(final, cfg.output.overwrite, owner)
             held.callback(claims[side].release)
         first = next(iter(claims.values()))
         folder = first.stage().parent
-        staged = {side: folder / final.name for side, final in finals.items()}
+        staged = {side: folder / claim.final.name for side, claim in claims.items()}
         registry.set_files(product_id, str(first.final), str(first.staging), str(first.claim))
         cancel.check()
         result = _compute_and_write(plan, product_id, progress, cancel, finals, staged, started)
@@ -190,12 +214,15 @@ def prepare(config: RunConfig | dict[str, Any] | str | Path, overrides: list[str
     home = tsm_home()
     with stage("plan"):
         try:
-            return plan_run(cfg, home, Registry.at_home(home))
+            plan = plan_run(cfg, home, Registry.at_home(home))
         except Exception as exc:
             short = out_of_memory(exc)
             if short is None:
                 raise
             raise short from exc
+    if cfg.output.unmatched:
+        check_columns(plan.redshifts.columns)
+    return plan
 
 
 def execute(

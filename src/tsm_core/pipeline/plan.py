@@ -148,7 +148,7 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     if extra:
         _check_extra_columns(release, object_path, schema.names, photometry)
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
-    rail = layout.rail_fill(config.output, release.mag_limits, release.name, bands)
+    rail = layout.rail_fill(config.output, bands, photometry.coefficients if ebv is not None else None)
     if config.representativeness:
         representativeness.check_bands(config.representativeness, bands)
     columns = [release.id_column, release.ra_column, release.dec_column, *photometry.object_columns()]

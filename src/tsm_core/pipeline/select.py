@@ -41,13 +41,19 @@ class Selection:
 
 
 def select(
-    plan: Plan, frames: Iterator[pd.DataFrame], weigher: Weigher | None, folder: Path, written: Any
+    plan: Plan,
+    frames: Iterator[pd.DataFrame],
+    weigher: Weigher | None,
+    folder: Path,
+    written: Any,
+    hold: bool = False,
 ) -> Selection:
     """Apply the unique-galaxy rule, the split and the representativeness fit, which need the
     whole matched set: every match is spooled to ``folder`` (only its keys kept in memory) and
-    replayed, kept rows only. Without any of them the matches stream straight through."""
+    replayed, kept rows only. Without any of them (and without ``hold``: the rows wait for
+    something measured over every match, such as the depths) the matches stream straight through."""
     cfg, release = plan.config, plan.release
-    if cfg.unique_galaxies == "none" and cfg.split is None and weigher is None:
+    if cfg.unique_galaxies == "none" and cfg.split is None and weigher is None and not hold:
         return Selection(frames)
     key_columns = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"]
     key_columns += [c for c in (SPLIT_KEY_COLUMNS if cfg.split else []) if c not in key_columns]

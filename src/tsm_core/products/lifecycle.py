@@ -47,8 +47,9 @@ def cancel_product(registry: Registry, product_id: int, wait: float = 0.0) -> Pr
 
 
 def remove_product(registry: Registry, product_id: int, visible_to: str | None = None) -> ProductRecord:
-    """Remove a training set that has ended, its file and its stored report; fails for a
-    queued or running one, and (for a user, ``visible_to``) for one that is not theirs."""
+    """Remove a training set that has ended, its files (the unmatched one too) and its stored
+    report; fails for a queued or running one, and (for a user, ``visible_to``) for one that is not theirs."""
+    from tsm_core.products.reading import product_files  # the writers' plugins load with it
     from tsm_core.reports.build import remove_stored_report  # the reports' imports are heavy
 
     product = registry.product(product_id, visible_to)
@@ -60,6 +61,8 @@ def remove_product(registry: Registry, product_id: int, visible_to: str | None =
         )
     if product.status == "done" and product.output_path:
         remove_output(Path(product.output_path))
+        for path, _format in product_files(product).values():
+            remove_output(path)
     registry.delete_product(product_id)
     remove_stored_report(registry.path.parent, product_id)
     return product

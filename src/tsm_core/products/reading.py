@@ -85,18 +85,46 @@ def product_format(record: ProductRecord) -> str | None:
     return str(fmt) if fmt else None
 
 
-def read_product(record: ProductRecord) -> pd.DataFrame:
-    """The rows of the file of the finished training set ``record``."""
-    return read_file(record.output_path or "", product_format(record))
+def product_files(record: ProductRecord) -> dict[str, tuple[Path, str | None]]:
+    """The other files of a product, by part, with their format: ``training`` and
+    ``validation`` (``output.split_files``), ``unmatched`` (``output.unmatched``), as its
+    provenance lists them beside its file."""
+    provenance = record.provenance or {}
+    if not record.output_path:
+        return {}
+    folder = Path(record.output_path).parent
+    files = {
+        side: (folder / name, product_format(record)) for side, name in (provenance.get("output_files") or {}).items()
+    }
+    lost = provenance.get("unmatched")
+    if lost:
+        files["unmatched"] = (folder / lost["file"], lost.get("format"))
+    return files
 
 
-def read(product: int | str | Path) -> pd.DataFrame:
+def read_product(record: ProductRecord, part: str | None = None) -> pd.DataFrame:
+    """The rows of the file of the finished training set ``record`` (``part``: one of
+    :func:`product_files`)."""
+    if part is None:
+        return read_file(record.output_path or "", product_format(record))
+    files = product_files(record)
+    if part not in files:
+        choices = ", ".join(files) or "none (set output.unmatched: true for an unmatched file)"
+        raise TSMError(f"training set {record.id} has no {part!r} file; its files: {choices}")
+    return read_file(*files[part])
+
+
+def read(product: int | str | Path, part: str | None = None) -> pd.DataFrame:
     """A training set as a pandas DataFrame.
 
     ``product`` is the ID of a finished training set in the registry (``$TSM_HOME``), or
-    the path of a training-set file. Raises a :class:`~tsm_core.errors.TSMError` for an
-    unknown or unfinished product, a missing file, or a format no installed writer reads.
+    the path of a training-set file. ``part`` reads another file of a product:
+    ``"unmatched"`` (the redshifts it lost, with ``output.unmatched``), ``"training"`` or
+    ``"validation"`` (``output.split_files``). Raises a :class:`~tsm_core.errors.TSMError`
+    for an unknown or unfinished product, a missing file, or a format no installed writer reads.
     """
     if isinstance(product, int) or (isinstance(product, str) and product.isdigit() and not Path(product).exists()):
-        return read_product(finished_product(int(product)))
+        return read_product(finished_product(int(product)), part)
+    if part is not None:
+        raise TSMError(f"part {part!r} applies to a product ID; {product} is a file: read it without part")
     return read_file(product)

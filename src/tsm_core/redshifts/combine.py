@@ -158,6 +158,11 @@ def open_combined_side(
     config: RunConfig, registry: Registry, filters: Sequence[Filter], funnel: Funnel
 ) -> CombinedSide:
     """The redshift side of a run with several catalogs (``config.redshift_catalogs``)."""
+    if config.output.unmatched:
+        raise ConfigError(
+            "output.unmatched",
+            "is not available with several redshift catalogs yet; run each catalog on its own for its unmatched file",
+        )
     parts: list[RedshiftSide] = []
     funnels: list[Funnel] = []
     for i, source in enumerate(config.redshift_catalogs):

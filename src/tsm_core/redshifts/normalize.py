@@ -28,7 +28,7 @@ from tsm_core import plugins
 from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS, REQUIRED_REDSHIFT_COLUMNS
 from tsm_core.errors import BadRowsError, CatalogError, ConfigError
 from tsm_core.plugins.records import Z_FLAG_SCALE, ColumnInfo, RedshiftConvention
-from tsm_core.redshifts.table import RedshiftTable, settle_dtypes
+from tsm_core.redshifts.table import BAD_DETAIL_COLUMN, BAD_ROW_COLUMN, RedshiftTable, settle_dtypes
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,31 @@ def _scalar_columns(frame: pd.DataFrame) -> list[str]:
     return keep
 
 
+def homogenized_by(conv: RedshiftConvention, mapping: Mapping[str, str]) -> bool:
+    """True where ``conv`` derives ``z_flag`` (the file's flag is then ``z_flag_raw``)."""
+    return conv.homogenize is not None and "z_flag" in mapping.values()
+
+
+def _bad_rows(
+    canonical: pd.DataFrame, dropped: np.ndarray, reasons: list[tuple[str, np.ndarray]], homogenized: bool
+) -> pd.DataFrame:
+    """The dropped rows' canonical columns as read, their 0-based row in the file and their
+    reason (for ``output.unmatched``); a homogenized flag is not derived for them."""
+    rows = canonical[dropped]
+    if homogenized and "z_flag" in rows.columns:
+        rows = rows.rename(columns={"z_flag": RAW_FLAG_COLUMN})
+    elif "z_flag" in rows.columns:
+        rows = rows.assign(z_flag=pd.to_numeric(rows["z_flag"], errors="coerce"))
+    if "survey" in rows.columns:
+        rows = rows.assign(survey=rows["survey"].astype("string").str.strip())
+    detail = np.full(len(canonical), "", dtype=object)
+    for what, mask in reasons:  # each row under its first reason, as counted
+        detail[mask] = what
+    return rows.assign(
+        **{BAD_ROW_COLUMN: np.flatnonzero(dropped).astype(np.int64), BAD_DETAIL_COLUMN: detail[dropped]}
+    ).reset_index(drop=True)
+
+
 def normalize_table(
     table: pd.DataFrame,
     source: str,
@@ -248,7 +273,7 @@ def normalize_table(
     mapping = column_mapping(present, columns, source, conv)
     if not len(table):
         raise CatalogError("redshift_catalog", f"{source}: the redshift catalog has no rows")
-    homogenized = conv.homogenize is not None and "z_flag" in mapping.values()
+    homogenized = homogenized_by(conv, mapping)
     _check_numeric(table, mapping, ("z_flag",) if homogenized else (), source)
 
     canonical = pd.DataFrame({canon: table[own] for own, canon in mapping.items()})
@@ -262,7 +287,8 @@ def normalize_table(
 
     dropped: dict[str, int] = {}
     keep = np.ones(len(table), dtype=bool)
-    for what, bad in bad_row_reasons(canonical):
+    reasons = bad_row_reasons(canonical)
+    for what, bad in reasons:
         if not bad.any():
             continue
         if bad_rows == "fail":
@@ -280,6 +306,7 @@ def normalize_table(
         raise CatalogError(
             "redshift_catalog", f"{source}: no valid rows: all {len(table)} were dropped ({', '.join(dropped)})"
         )
+    bad = _bad_rows(canonical, ~keep, reasons, homogenized)
     table = table[keep].reset_index(drop=True)
     canonical = canonical[keep].reset_index(drop=True)
     _check_unique_ids(canonical["id"], np.flatnonzero(keep), source)
@@ -342,4 +369,5 @@ def normalize_table(
         names=names,
         default_columns=tuple(dict.fromkeys(defaults)),
         info=notes,
+        bad=bad,
     )

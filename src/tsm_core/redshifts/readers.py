@@ -67,27 +67,39 @@ def _one_table(path: Path, tables: list[str], wanted: str | None) -> str:
     return tables[0]
 
 
+#: astropy's serialized table header, a dataset beside its table (not a column)
+ASTROPY_HEADER = ".__table_column_meta__"
+
+
 def _read_hdf5(path: Path, table: str | None = None) -> pd.DataFrame:
-    """A table of an HDF5 file: a pandas HDFStore table, or the one-dimensional datasets
+    """A table of an HDF5 file: a pandas HDFStore table, a compound dataset (astropy's or
+    PyTables' one-dataset table, the TSM's own HDF5 output), or the one-dimensional datasets
     of one group (a column each). A file of several tables needs ``table``."""
     import h5py
 
     groups: dict[str, dict[str, h5py.Dataset]] = {}
     stored: list[str] = []  # pandas HDFStore tables
+    compound: dict[str, h5py.Dataset] = {}  # one-dataset tables (astropy, PyTables, a TSM output)
     with h5py.File(path, "r") as fh:
 
         def visit(name: str, obj: object) -> None:
             if isinstance(obj, h5py.Group) and "pandas_type" in obj.attrs:
                 stored.append("/" + name)
-            elif isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.names is None:
+            elif isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.names is not None:
+                if not any(name.startswith(s[1:] + "/") for s in stored):
+                    compound["/" + name] = obj
+            elif isinstance(obj, h5py.Dataset) and obj.ndim == 1 and not name.endswith(ASTROPY_HEADER):
                 parent, _, column = name.rpartition("/")
                 if not any(parent == s[1:] or parent.startswith(s[1:] + "/") for s in stored):
                     groups.setdefault("/" + parent, {})[column] = obj
 
         fh.visititems(visit)
-        if not stored and groups:
-            columns = groups[_one_table(path, sorted(groups), table)]
-            values = {k: v[()] for k, v in columns.items()}
+        if not stored and (groups or compound):
+            name = _one_table(path, sorted([*groups, *compound]), table)
+            if name in compound:  # one field a column
+                values = {f: compound[name].fields(f)[()] for f in compound[name].dtype.names or ()}
+            else:
+                values = {k: v[()] for k, v in groups[name].items()}
             return pd.DataFrame({k: (v.astype(str) if v.dtype.kind in "SO" else v) for k, v in values.items()})
     if not stored:
         raise CatalogError("redshift_catalog", f"{path} holds no table (no one-dimensional datasets, no pandas table)")

@@ -22,7 +22,7 @@ rows left after the redshift filters: row number (``_zrow``), ``ra``, ``dec`` an
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
@@ -70,11 +70,26 @@ class RedshiftSide:
     info: dict[str, Any] = field(default_factory=dict)
     #: longest value of each text column, in UTF-8 bytes
     string_lengths: dict[str, int] = field(default_factory=dict)
+    #: the redshift filters, in order
+    filters: tuple[Filter, ...] = ()
     #: a short name: the registered catalog's name, or the file's stem
     name: str = ""
 
     def __len__(self) -> int:
         return len(self.keys)
+
+    def scan(self, columns: list[str], batch_rows: int = SCAN_BATCH_ROWS) -> Iterator[pd.DataFrame]:
+        """Every normalized row, before the filters: ``columns`` and ``_zrow``, a batch at a
+        time (for ``output.unmatched``; override this)."""
+        raise NotImplementedError
+
+    def dropped_rows(self) -> pd.DataFrame | None:
+        """The rows dropped as bad (:attr:`RedshiftTable.bad`); None where unknown."""
+        raise NotImplementedError
+
+    def all_string_lengths(self) -> dict[str, int]:
+        """The longest value of each text column over every normalized row (kept or filtered)."""
+        return self.string_lengths
 
     def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
         """The rows as a lazy LSDB catalog of :attr:`columns` and ``_zrow`` (override this);
@@ -108,6 +123,24 @@ class TableSide(RedshiftSide):
     frame: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
     #: tasks run in worker processes: each carries its own rows (see :func:`sky_partitions`)
     ship_rows: bool = False
+    #: the normalized table before the filters, held for ``output.unmatched`` only
+    source: RedshiftTable | None = field(default=None, repr=False)
+
+    def scan(self, columns: list[str], batch_rows: int = SCAN_BATCH_ROWS) -> Iterator[pd.DataFrame]:
+        frame = self._held().frame
+        for start in range(0, len(frame), batch_rows):
+            stop = min(start + batch_rows, len(frame))
+            yield frame.iloc[start:stop][columns].assign(**{ZROW_COLUMN: np.arange(start, stop, dtype=np.int64)})
+
+    def dropped_rows(self) -> pd.DataFrame | None:
+        return self._held().dropped_rows()
+
+    def all_string_lengths(self) -> dict[str, int]:
+        return string_lengths(self._held().frame[self.columns])
+
+    def _held(self) -> RedshiftTable:
+        assert self.source is not None, "the table is held when output.unmatched asks for it"
+        return self.source
 
     def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
         from tsm_core.redshifts.partitioning import sky_partitions
@@ -125,7 +158,18 @@ class StoredSide(RedshiftSide):
     """A registered catalog stored as HATS, opened lazily with the run's columns and filters."""
 
     store: StoredCatalog | None = field(default=None, repr=False)
-    filters: tuple[Filter, ...] = ()
+
+    def scan(self, columns: list[str], batch_rows: int = SCAN_BATCH_ROWS) -> Iterator[pd.DataFrame]:
+        assert self.store is not None
+        return self.store.scan([*columns, ZROW_COLUMN], batch_rows)
+
+    def dropped_rows(self) -> pd.DataFrame | None:
+        assert self.store is not None
+        return self.store.bad_rows()
+
+    def all_string_lengths(self) -> dict[str, int]:
+        assert self.store is not None
+        return {c: n for c, n in self.store.string_lengths.items() if c in self.columns}
 
     def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
         import lsdb
@@ -158,10 +202,12 @@ def side_from_table(
     filters: Sequence[Filter],
     funnel: Funnel,
     ship_rows: bool = False,
+    hold: bool = False,
     quality: bool = False,
 ) -> TableSide:
-    """A :class:`TableSide` of a normalized table: filtered (and counted) at once
-    (``quality``: the keys hold ``z_flag`` and ``z_err`` too, as floats)."""
+    """A :class:`TableSide` of a normalized table: filtered (and counted) at once; ``hold``
+    keeps the table before the filters (for ``output.unmatched``); ``quality``: the keys
+    hold ``z_flag`` and ``z_err`` too, as floats."""
     check_filter_columns(filters, [str(c) for c in table.frame.columns], "redshift")
     columns = table.kept_columns(keep)
     frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
@@ -182,6 +228,8 @@ def side_from_table(
         string_lengths=string_lengths(frame[columns]),
         frame=frame,
         ship_rows=ship_rows,
+        filters=tuple(filters),
+        source=table if hold else None,
     )
 
 
@@ -249,6 +297,7 @@ def _open_side(
 ) -> RedshiftSide:
     keep = source.keep_columns
     ship = not config.compute.in_process  # an in-memory table's rows go to worker processes with their tasks
+    hold = config.output.unmatched  # the rows the run loses are written from the table before the filters
     if source.path:
         table = read_redshift_catalog(
             source.path,
@@ -259,7 +308,7 @@ def _open_side(
             units=source.units,
             table=source.table,
         )
-        return side_from_table(table, source.path, keep, filters, funnel, ship, quality)
+        return side_from_table(table, source.path, keep, filters, funnel, ship, hold, quality)
     key = source.name if source.name else source.id
     assert key is not None, "the config names a redshift catalog by path, name or id"
     record = registry.redshift_catalog(key)
@@ -279,6 +328,7 @@ def _open_registered(
 ) -> RedshiftSide:
     keep = source.keep_columns
     ship = not config.compute.in_process
+    hold = config.output.unmatched
     label = f"registered catalog {record.name!r} (id {record.id}, {record.source_path or record.path})"
     if record.source_path is None:  # registered before stored copies: the user's file, read as then
         table = read_redshift_catalog(
@@ -289,7 +339,7 @@ def _open_registered(
             units=source.units,
             table=source.table,
         )
-        return side_from_table(table, label, keep, filters, funnel, ship, quality)
+        return side_from_table(table, label, keep, filters, funnel, ship, hold, quality)
     for key in ("columns", "convention", "delimiter", "units", "table"):
         if getattr(source, key):
             raise ConfigError(
@@ -309,4 +359,4 @@ def _open_registered(
             registry.fail_product(product, str(error))
             raise error from exc
     # a Parquet snapshot (older)
-    return side_from_table(read_snapshot(record.path), label, keep, filters, funnel, ship, quality)
+    return side_from_table(read_snapshot(record.path), label, keep, filters, funnel, ship, hold, quality)

@@ -32,6 +32,8 @@ from tsm_core.redshifts.table import RedshiftTable, string_lengths
 
 #: the metadata file of a stored catalog
 META_FILE = "tsm_redshift.json"
+#: the rows dropped at registration (their canonical columns, row in the file, reason), beside it
+BAD_ROWS_FILE = "bad_rows.parquet"
 #: name of the partitioned catalog inside the collection
 CATALOG_NAME = "redshifts"
 #: width of the stored margin: a crossmatch of another catalog against the redshifts can use up to this radius
@@ -80,7 +82,23 @@ def write_store(table: RedshiftTable, directory: Path, progress: bool = False) -
         "info": {name: {"unit": note.unit, "description": note.description} for name, note in table.info.items()},
         "string_lengths": string_lengths(table.frame),
     }
+    if table.bad is not None and len(table.bad):
+        _write_bad_rows(table.bad, directory / BAD_ROWS_FILE)
     (directory / META_FILE).write_text(json.dumps(meta, indent=1))
+
+
+def _write_bad_rows(bad: pd.DataFrame, path: Path) -> None:
+    """The dropped rows as Parquet; a column of mixed values (a text id among numbers) as text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {}
+    for name in bad.columns:
+        try:
+            columns[name] = pa.array(bad[name], from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[name] = pa.array(bad[name].astype("string"), type=pa.string())
+    pq.write_table(pa.table(columns), path)
 
 
 @dataclass
@@ -96,6 +114,20 @@ class StoredCatalog:
     def dataset(self) -> Path:
         """The folder of the partitions' Parquet files."""
         return self.path / CATALOG_NAME / "dataset"
+
+    def bad_rows(self) -> pd.DataFrame | None:
+        """The rows dropped at registration (none dropped: empty); None for a catalog
+        registered before they were kept."""
+        if (self.path / BAD_ROWS_FILE).is_file():
+            return pd.read_parquet(self.path / BAD_ROWS_FILE)
+        return self.table.dropped_rows()
+
+    def scan(self, columns: list[str], batch_rows: int) -> Any:
+        """Every stored row's ``columns``, ``batch_rows`` at a time, partition by partition (frames of Arrow types)."""
+        import pyarrow.dataset as ds
+
+        for batch in ds.dataset(self.dataset, format="parquet").to_batches(columns=columns, batch_size=batch_rows):
+            yield batch.to_pandas(types_mapper=pd.ArrowDtype)
 
     def schema(self) -> Any:
         """The Arrow schema of the stored rows."""

@@ -16,6 +16,9 @@ from tsm_core.config import CANONICAL_REDSHIFT_COLUMNS
 from tsm_core.errors import ConfigError
 from tsm_core.plugins.records import ColumnInfo
 
+#: columns of :attr:`RedshiftTable.bad` beside the canonical ones: the row in the file, the reason
+BAD_ROW_COLUMN, BAD_DETAIL_COLUMN = "row", "detail"
+
 
 def settle_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     """Give Python-object columns (booleans with nulls, ...) one Arrow type for the whole
@@ -58,6 +61,9 @@ class RedshiftTable:
     info: dict[str, ColumnInfo] = field(default_factory=dict)
     #: rows of the catalog where ``frame`` holds only its columns (a stored catalog's description)
     rows: int | None = None
+    #: the dropped rows: their canonical columns as read, ``row`` (0-based in the file) and
+    #: ``detail`` (the reason); None where not known (a catalog registered before they were kept)
+    bad: pd.DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def from_record(
@@ -81,6 +87,12 @@ class RedshiftTable:
     def canonical(self) -> list[str]:
         """The canonical columns present (always kept)."""
         return [c for c in CANONICAL_REDSHIFT_COLUMNS if c in self.frame.columns]
+
+    def dropped_rows(self) -> pd.DataFrame | None:
+        """:attr:`bad` (empty where no row was dropped); None where the dropped rows are unknown."""
+        if self.bad is not None:
+            return self.bad
+        return None if self.dropped else pd.DataFrame()
 
     def kept_columns(self, keep: Sequence[str] | str | None) -> list[str]:
         """The columns a training set keeps: canonical ones, plus ``keep`` (file or output
@@ -111,6 +123,21 @@ class RedshiftTable:
             "rows_dropped": dict(self.dropped),
             "rows": len(self.frame) if self.rows is None else self.rows,
         }
+
+
+def file_rows(zrows: Any, bad: pd.DataFrame | None) -> Any:
+    """The 0-based rows in the file of the normalized rows ``zrows``, given the dropped rows
+    ``bad`` (:meth:`RedshiftTable.dropped_rows`); None where those are unknown."""
+    import numpy as np
+
+    zrows = np.asarray(zrows, dtype=np.int64)
+    if bad is None:
+        return None
+    if not len(bad):
+        return zrows
+    rows = np.sort(bad[BAD_ROW_COLUMN].to_numpy(dtype=np.int64))
+    # normalized row k comes after dropped row j when the rows kept before j (rows[j] - j) are at most k
+    return zrows + np.searchsorted(rows - np.arange(len(rows)), zrows, side="right")
 
 
 def is_text(values: pd.Series) -> bool:

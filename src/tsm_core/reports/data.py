@@ -4,7 +4,8 @@
 n(z) per survey (weighted where the set has weights), separations against the radius with
 the chance-match level expected from the local object density, magnitudes per band with
 their non-detection fractions, median colours per redshift bin, matched redshifts per
-HEALPix pixel over the object catalog's coverage, and the representativeness summary.
+HEALPix pixel over the object catalog's coverage, the representativeness summary and the
+depths per band (:mod:`.depths`).
 The column helpers (:func:`redshifts`, :func:`magnitudes`, :func:`weights`) serve the
 figures too.
 """
@@ -23,6 +24,7 @@ from tsm_core.columns import DIST_COLUMN, WEIGHT_COLUMN
 from tsm_core.pipeline.funnel import NO_SURVEY
 from tsm_core.plugins.records import LSST_BANDS
 from tsm_core.products.registry import ProductRecord
+from tsm_core.reports.depths import depth_numbers
 
 #: names a redshift column has in the default and the RAIL layout
 REDSHIFT_NAMES = ("z", "redshift")
@@ -74,7 +76,10 @@ def magnitudes(frame: pd.DataFrame, prov: dict[str, Any]) -> dict[str, np.ndarra
 
     flux_type = prov.get("flux_type", "")
     zero_point = float(prov.get("zero_point", 31.4))
-    fill = (prov.get("config") or {}).get("output", {}).get("non_detection")
+    output = (prov.get("config") or {}).get("output", {})
+    fill = output.get("non_detection")
+    if fill is None and output.get("layout") == "rail":
+        fill = (prov.get("rail_layout") or {}).get("non_detection", 99.0)  # RAIL's nondetect_val by default
     out = {}
     for band in _bands(prov):
         for name, is_flux in (
@@ -230,4 +235,7 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
     }
     if rep:
         numbers["representativeness"] = {k: v for k, v in rep.items() if k != "photometric_histograms"}
+    depths = depth_numbers(prov)
+    if depths:
+        numbers["depths"] = depths
     return _json_ready(numbers)

@@ -11,6 +11,7 @@ import base64
 import html
 from typing import Any
 
+from tsm_core.reports.depths import depth_section
 from tsm_core.reports.figures import FIGURES
 
 CSS = """
@@ -124,9 +125,9 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool
         w = rep.get("weights", {})
         notes["representativeness"] = (
             f"<p>{rep['n_photometric']} photometric objects sampled ({rep['sample_fraction']:g} of every partition, "
-            f"seed {rep['seed']}), {rep['n_photometric_used']} of them detected in every band used; weights from the k={rep['k']} nearest neighbours in {e(rep['space'])} space "
+            f"seed {rep['seed']}), {rep['n_photometric_used']} of them used; weights from the k={rep['k']} nearest neighbours in {e(rep['space'])} space "
             f"({e(', '.join(rep['features']))}) for {rep['n_training_used']} of {rep['n_training']} rows "
-            f"(the others have a non-detection and no weight)"
+            "(a non-detection counted at the band's 1-sigma limit)"
             + (f"; weights from {w['min']:.3g} to {w['max']:.3g}, median {w['median']:.3g}" if w else "")
             + ".</p>"
             + (
@@ -145,6 +146,7 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool
             f'<img id="fig-{name}" class="figure" alt="{TITLES[name]}" src="data:image/png;base64,{figures[name]}">'
         )
         parts.append("</section>")
+    parts.append(depth_section(numbers))
     if fragment:
         return "".join(parts) + "</div>"
     parts.append(

@@ -11,24 +11,27 @@ With ``representativeness: {sample_fraction: 0.01, k: 20}`` a run
 2. writes a ``weight`` for every training row from the k-nearest-neighbour density
    ratio of Lima et al. (2008): ``r`` is the distance from the row to its k-th nearest
    other training row in magnitude (or colour) space, and
-   ``weight = (N_phot(<= r) / N_phot) / (k / N_train)``. Rows with a non-finite feature
-   (a non-detection) get NaN and are left out of both samples;
+   ``weight = (N_phot(<= r) / N_phot) / (k / N_train)``. A non-detection (a missing
+   magnitude) of a training or photometric row enters at the band's 1-sigma limit, the
+   run's depth (:mod:`tsm_core.science.depths`, or ``output.mag_limits``) less
+   ``R_b * E(B-V)`` of the row when the run dereddens, so every row gets a finite weight;
 3. counts the photometric objects in cells of a self-organizing map (trained on the
    photometric sample) that hold no training object.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tsm_core.columns import DIST_COLUMN, WEIGHT_COLUMN, ZROW_COLUMN
+from tsm_core.columns import DIST_COLUMN, EBV_COLUMN, WEIGHT_COLUMN, ZROW_COLUMN
 from tsm_core.config import RepresentativenessConfig
 from tsm_core.science import magnitudes as phot
+from tsm_core.science.depths import fill_non_detections
 from tsm_core.science.filters import Filter, parse_filter
 from tsm_core.science.photometry import Photometry
 
@@ -96,8 +99,10 @@ class PartitionSampler:
         part = frame[rng.random(len(frame)) < self.fraction]
         blanks = {c: np.full(len(part), np.nan) for c in (ZROW_COLUMN, *self.photometry.redshift_columns, DIST_COLUMN)}
         out = self.photometry(part.assign(**blanks))
-        mags = magnitudes(out, self.photometry)
-        return pd.DataFrame(mags, columns=list(self.photometry.bands)), n_rows, removed
+        mags = pd.DataFrame(magnitudes(out, self.photometry), columns=list(self.photometry.bands))
+        if EBV_COLUMN in out.columns and self.photometry.ebv is not None:  # for the limits of its non-detections
+            mags[EBV_COLUMN] = out[EBV_COLUMN].to_numpy(dtype=np.float64)
+        return mags, n_rows, removed
 
 
 def sample_tasks(objects: Any, sampler: PartitionSampler) -> list[Any]:
@@ -258,14 +263,18 @@ def check_bands(config: RepresentativenessConfig, bands: Sequence[str]) -> tuple
 def describe(config: RepresentativenessConfig) -> str:
     """One line: how the weights were made."""
     bands = f" of {''.join(config.bands)}" if config.bands else ""
-    return f"k={config.k} in {config.space}{bands} space, photometric sample fraction {config.sample_fraction} (seed {config.seed})"
+    return (
+        f"k={config.k} in {config.space}{bands} space, photometric sample fraction {config.sample_fraction} "
+        f"(seed {config.seed}); a non-detection at the band's 1-sigma depth"
+    )
 
 
 class Weigher:
     """The run's side of representativeness: sample, then weigh the matched rows in order.
 
     :meth:`sample` runs the pass over the object partitions; :meth:`fit` computes the
-    weights of the kept matched rows (their magnitude columns, in output order);
+    weights of the kept matched rows (their magnitude columns, in output order), their
+    non-detections at :attr:`limits` (set by the run: the depths it measured);
     :meth:`apply` then adds the ``weight`` column to the frames as they are written.
     """
 
@@ -274,7 +283,12 @@ class Weigher:
         self.config = config
         self.bands = check_bands(config, photometry.bands)
         self.key_columns = [photometry.output_names(b)[0] for b in photometry.bands]
+        self.dereddened = photometry.ebv is not None
+        if self.dereddened:
+            self.key_columns.append(EBV_COLUMN)
+        self.limits: Callable[[], Mapping[str, float]] | None = None
         self.phot_mags = np.zeros((0, len(photometry.bands)))
+        self.phot_ebv: np.ndarray | None = None
         self.n_objects = 0
         self.n_objects_after_cuts = 0
         self.cut_counts: dict[str, int] = {}
@@ -316,14 +330,28 @@ class Weigher:
         self.cut_counts = {f"{kinds[cut.key == RELEASE_CUT]} {cut.expression}": int(n) for cut, n in zip(cuts, removed)}
         self.n_objects_after_cuts = self.n_objects - int(removed.sum())
         if parts:
-            self.phot_mags = pd.concat(parts, ignore_index=True).to_numpy(dtype=np.float64)
+            sample = pd.concat(parts, ignore_index=True)
+            self.phot_mags = sample[list(self.photometry.bands)].to_numpy(dtype=np.float64)
+            if EBV_COLUMN in sample.columns:
+                self.phot_ebv = sample[EBV_COLUMN].to_numpy(dtype=np.float64)
 
     def fit(self, keys: pd.DataFrame) -> None:
         """Weights of the rows of ``keys`` (the written rows, in order)."""
         used = [self.photometry.bands.index(b) for b in self.bands]
-        self.weights, self.summary = assess(
-            magnitudes(keys, self.photometry)[:, used], self.phot_mags[:, used], self.bands, self.config
-        )
+        train, phot = magnitudes(keys, self.photometry)[:, used], self.phot_mags[:, used]
+        limits = dict(self.limits()) if self.limits is not None else {}
+        if limits:  # non-detections at the band's limit, in the system of the magnitudes
+            at = [limits.get(b, np.nan) for b in self.bands]
+            r_b = [self.photometry.coefficients[b] for b in self.bands] if self.dereddened else None
+            ebv = keys[EBV_COLUMN].to_numpy(dtype=np.float64) if self.dereddened else None
+            train = fill_non_detections(train, at, r_b, ebv)
+            phot = fill_non_detections(phot, at, r_b, self.phot_ebv if self.dereddened else None)
+        self.weights, self.summary = assess(train, phot, self.bands, self.config)
+        self.summary["non_detections"] = {
+            "rule": "a missing magnitude enters at the band's 1-sigma limit"
+            + (" less R_b * E(B-V) of the row" if self.dereddened else ""),
+            "limits": {b: limits.get(b) for b in self.bands},
+        }
         self.summary["objects"] = self.n_objects
         self.summary["objects_after_cuts"] = self.n_objects_after_cuts
         self.summary["removed_by_cut"] = self.cut_counts

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from tsm_core import service
 from tsm_core.config import tsm_home
 from tsm_core.errors import TooManyRuns, TSMError
+from tsm_core.products.reading import product_files
 from tsm_core.products.records import ProductRecord
 from tsm_core.products.registry import Registry
 from tsm_web import trust
@@ -76,6 +77,9 @@ class ProductOut(BaseModel):
     finished_at: str | None
     file_name: str | None
     download_url: str | None
+    #: with ``output.unmatched``, once done: the file of the redshifts the run lost, and its download
+    unmatched_file_name: str | None = None
+    unmatched_url: str | None = None
     release: str | None = None
     format: str | None = None
     redshift_catalog: str | None = None
@@ -90,6 +94,7 @@ class ProductOut(BaseModel):
         """``p`` as answered; ``catalog_names`` (ID to name, default: the registry's) names
         the redshift catalog a config gives by ID."""
         done = p.status == "done" and bool(p.output_path)
+        lost = _unmatched(p) if done else None
         given = p.config.get("redshift_catalog") or {}
         named = []
         for source in given if isinstance(given, list) else [given]:  # one catalog, or several
@@ -116,7 +121,15 @@ class ProductOut(BaseModel):
             finished_at=p.finished_at,
             file_name=Path(p.output_path).name if done else None,
             download_url=f"/api/training-sets/{p.id}/file" if done else None,
+            unmatched_file_name=lost.name if lost else None,
+            unmatched_url=f"/api/training-sets/{p.id}/unmatched" if lost else None,
         )
+
+
+def _unmatched(p: ProductRecord) -> Path | None:
+    """The unmatched file of product ``p`` (``output.unmatched``), None if it has none."""
+    found = product_files(p).get("unmatched")
+    return found[0] if found else None
 
 
 def _catalog_names(request: Request) -> dict[int, str]:
@@ -275,6 +288,25 @@ def download(request: Request, product_id: int, who: Caller = Depends(caller)) -
     path = Path(p.output_path)
     if not path.is_file():
         raise APIError(410, f"the file of training set {product_id} is gone from the server", "id")
+    return FileResponse(path, filename=path.name)
+
+
+@router.get(
+    "/training-sets/{product_id}/unmatched",
+    summary="Download the redshifts a finished training set lost, with the reason (output.unmatched)",
+    response_class=FileResponse,
+)
+def download_unmatched(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
+    p = _get_product(request, product_id, who)
+    if p.status != "done" or not p.output_path:
+        raise APIError(409, f"training set {product_id} is {p.status}; there is no file to download", "id")
+    path = _unmatched(p)
+    if path is None:
+        raise APIError(
+            404, f"training set {product_id} has no unmatched file (run it with output.unmatched: true)", "id"
+        )
+    if not path.is_file():
+        raise APIError(410, f"the unmatched file of training set {product_id} is gone from the server", "id")
     return FileResponse(path, filename=path.name)
 
 

@@ -112,11 +112,18 @@ class FITSWriter(Writer):
         frame = Table.read(path, hdu=EXTNAME).to_pandas()  # by name: files of earlier versions too
         for name in frame.columns:
             if frame[name].dtype == object:
-                frame[name] = [_unescape(v.decode() if isinstance(v, bytes) else v).rstrip() for v in frame[name]]
+                frame[name] = [_text(v) for v in frame[name]]
         return frame
 
 
 _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+
+
+def _text(value: object) -> str:
+    """A string cell as written: padding removed, escapes decoded; an empty one (astropy masks it) as ``""``."""
+    if isinstance(value, bytes):
+        value = value.decode()
+    return _unescape(value).rstrip() if isinstance(value, str) else ""
 
 
 def _unescape(text: str) -> str:

@@ -1,6 +1,6 @@
 """The Photo-z Server's ``product-files/`` (a product's main file, and its upload, streamed
 within the operator's limits) and the download routes (the main file, or a zip of it with
-the product's metadata)."""
+the product's metadata and, for a training set with ``output.unmatched``, its unmatched file)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from tsm_core.products.output import slugify
+from tsm_core.products.reading import product_files
 from tsm_core.redshifts.store import is_store, parquet_copy
 from tsm_web.auth import Caller
 from tsm_web.pzserver.access import caller, readable, writable
@@ -85,6 +86,9 @@ def archive_download(request: Request, product_id: int, who: Caller = Depends(ca
     try:
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as archive:
             archive.write(f.path, f.name)
+            lost = _unmatched_file(pz, product)
+            if lost is not None:  # output.unmatched: the redshifts the run lost, beside the training set
+                archive.write(lost, lost.name)
             archive.writestr(f"{internal_name(product)}_metadata.json", metadata_json)
     except BaseException:
         os.unlink(tmp)
@@ -95,6 +99,13 @@ def archive_download(request: Request, product_id: int, who: Caller = Depends(ca
         media_type="application/zip",
         background=BackgroundTask(os.unlink, tmp),
     )
+
+
+def _unmatched_file(pz: PzSettings, product: PzProduct) -> Path | None:
+    """The unmatched file of a training-set product (``output.unmatched``), if it has one on disk."""
+    ts = training_set(pz.registry(), product)
+    found = product_files(ts).get("unmatched") if ts is not None and ts.status == "done" else None
+    return found[0] if found and found[0].is_file() else None
 
 
 # -- product files ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The Photo-z Server's Training Set Maker parameters, mapped onto a :class:`~tsm_core.config.RunConfig`.
 
 A client chooses science options only: the flux type, dereddening, magnitudes, the
-crossmatch radius and neighbours, the duplicate rule and the output format. Everything
+crossmatch radius and neighbours, the duplicate rule, the output format and (ours)
+``unmatched``, the file of the redshifts the run lost. Everything
 else of the run (the object catalog's location, margins, dust-map directory, output
 directory, compute) is the server's: :class:`PzUsedConfig` refuses any other key, and
 :func:`run_config` builds the config from the whitelisted options alone.
@@ -39,6 +40,7 @@ FIELD_OF_KEY = {
     "crossmatch.n_neighbors": "crossmatch",
     "unique_galaxies": "duplicate_criteria",
     "output.format": "output_format",
+    "output.unmatched": "unmatched",
     "redshift_catalog": "inputs",
     "name": "display_name",
     "description": "description",
@@ -76,6 +78,9 @@ class PzParam(_Strict):
     dereddening: str | None = DEFAULT_PARAM["dereddening"]
     convert_flux_to_mag: bool = DEFAULT_PARAM["convert_flux_to_mag"]
     duplicate_criteria: str | None = DEFAULT_PARAM["duplicate_criteria"]
+    #: ours, not the Photo-z Server's: also write the redshifts the run lost (``output.unmatched``),
+    #: downloaded in the product's archive
+    unmatched: bool = False
 
 
 class PzUsedConfig(_Strict):
@@ -179,5 +184,6 @@ def run_config(
             "format": _choice(
                 "output_format", used_config.output_format or DEFAULT_OUTPUT_FORMAT, list(plugins.writers())
             ),
+            "unmatched": param.unmatched,
         },
     }

@@ -52,7 +52,14 @@ async function poll() {
       const link = document.createElement("a");
       link.id = "download"; link.href = p.download_url; link.textContent = `Download ${p.file_name}`;
       link.addEventListener("click", (e) => { if (TSM.token()) { e.preventDefault(); download(p.download_url, p.file_name); } });
-      document.getElementById("file").replaceChildren(link);
+      const links = [link];
+      if (p.unmatched_url) {  // output.unmatched: the redshifts the run lost, with the reason
+        const lost = document.createElement("a");
+        lost.id = "download-unmatched"; lost.href = p.unmatched_url; lost.textContent = `Download ${p.unmatched_file_name} (redshifts not matched)`;
+        lost.addEventListener("click", (e) => { if (TSM.token()) { e.preventDefault(); download(p.unmatched_url, p.unmatched_file_name); } });
+        links.push(document.createElement("br"), lost);
+      }
+      document.getElementById("file").replaceChildren(...links);
     }
     showFunnel(p.funnel);
     if (p.report_url && !reportShown) { reportShown = true; showReport(p.report_url); }
