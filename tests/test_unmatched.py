@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import astropy.units as u
-import h5py
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -147,14 +146,7 @@ def read_standard(path: Path, fmt: str) -> pd.DataFrame:
         for c in ("id", "survey", "reason", "detail"):
             frame[c] = frame[c].map(lambda v: v.decode() if isinstance(v, bytes) else v).str.rstrip()
         return frame
-    with h5py.File(path, "r") as fh:
-        group = fh["training_set"]
-        return pd.DataFrame(
-            {
-                c: group[c].asstr()[()] if h5py.check_string_dtype(group[c].dtype) else group[c][()]
-                for c in group.attrs["columns"]
-            }
-        )
+    return pd.read_hdf(path)  # one table, no key (the HDF5 writer's default layout)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
