@@ -273,6 +273,9 @@ def test_config_errors_name_the_catalog_of_the_list(base_config: dict, tmp_path:
             | {"redshift_catalog": [source, source | {"label": "b"}], "filters": {"redshift": ["SPECTYPE == 'GALAXY'"]}}
         )
     assert err.value.message == f"{single} (in redshift_catalog.0, {source['path']})"
+    with pytest.raises(ConfigError) as err:  # not yet with several catalogs, refused before any read
+        prepare(base_config | {"redshift_catalog": [source, source | {"label": "b"}], "output": {"unmatched": True}})
+    assert err.value.key == "output.unmatched"
     # relative paths of every catalog resolve against the YAML file's folder
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "run.yaml").write_text(
