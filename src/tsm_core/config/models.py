@@ -313,7 +313,13 @@ class RunConfig(_Model):
     redshift_catalog: RedshiftCatalogConfig
     object_catalog: ObjectCatalogConfig = Field(default_factory=ObjectCatalogConfig)
     crossmatch: CrossmatchConfig = Field(default_factory=CrossmatchConfig)
-    unique_galaxies: Literal["none", "closest", "best_redshift"] = "none"
+    unique_galaxies: Literal["none", "closest", "best_redshift", "best_redshift_per_object"] = Field(
+        "none",
+        description="one row per galaxy: none (every match), closest (each redshift its nearest object, then "
+        "each object its nearest redshift), best_redshift (each object its best redshift by z_flag, z_err, "
+        "distance, then each redshift its nearest kept object: one-to-one), best_redshift_per_object "
+        "(each object its best redshift only: a redshift may stay with several objects)",
+    )
     filters: FiltersConfig = Field(default_factory=FiltersConfig)
     split: SplitConfig | None = None
     output: OutputConfig = Field(default_factory=OutputConfig)
