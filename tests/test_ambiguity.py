@@ -181,3 +181,39 @@ def test_run_writes_ambiguity_columns(scene, base_config):
     np.testing.assert_allclose(got["second_dist_arcsec"].to_numpy(float), second.reindex(got["id"]), atol=1e-6)
     assert ((got["p_chance"] > 0) & (got["p_chance"] < 1)).all()
 
+
+def test_match_filters_on_ambiguity(scene, base_config):
+    """``filters.match`` cuts matched rows on their ambiguity; each removed row is counted
+    under the first filter it fails, and the unique-galaxy rule sees only the rows that passed."""
+    base_config["crossmatch"] = {"radius_arcsec": 3.0, "n_neighbors": 3}
+    base_config["filters"] = {"match": ["n_candidates <= 2", "_dist_arcsec < 1.5"]}
+    base_config["unique_galaxies"] = "closest"
+    result = tsm_core.run(base_config)
+    got = pq.read_table(result.output_path).to_pandas()
+    every = brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1000)
+    n_cand = every.groupby("id")["dist"].transform("size")
+    kept3 = every.groupby("id").head(3)
+    first = n_cand[kept3.index] > 2
+    second = ~first & (kept3["dist"] >= 1.5)
+    passed = kept3[~first & ~second]
+    # closest over the rows that passed, as a plain loop
+    best_z: dict = {}
+    for r in passed.itertuples():
+        if r.id not in best_z or r.dist < best_z[r.id].dist:
+            best_z[r.id] = r
+    best_o: dict = {}
+    for r in best_z.values():
+        if r.objectId not in best_o or r.dist < best_o[r.objectId].dist:
+            best_o[r.objectId] = r
+    assert set(zip(got["id"], got["objectId"])) == {(r.id, r.objectId) for r in best_o.values()}
+    assert result.removed["filters.match: n_candidates <= 2"] == int(first.sum()) > 0
+    assert result.removed["filters.match: _dist_arcsec < 1.5"] == int(second.sum()) > 0
+    steps = {s["label"]: s["count"] for s in result.funnel["steps"]}
+    assert steps["filters.match: n_candidates <= 2"] == int(first.sum())
+
+
+def test_match_filter_on_an_unknown_column_fails_before_work(base_config):
+    base_config["filters"] = {"match": ["n_candidate == 1"]}
+    with pytest.raises(tsm_core.TSMError) as err:
+        tsm_core.run(base_config)
+    assert "filters.match[0]" in str(err.value) and "n_candidates" in str(err.value)

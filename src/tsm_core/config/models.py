@@ -141,7 +141,8 @@ class FiltersConfig(_Model):
 
     ``object`` cuts apply to the object catalog before the crossmatch (simple
     ``column op value`` cuts are pushed into the Parquet read); ``redshift`` cuts apply to
-    the redshift catalog (canonical column names). ``preset`` names a cut set of the
+    the redshift catalog (canonical column names); ``match`` cuts apply to the matched
+    rows, over the output columns and the ambiguity of each match. ``preset`` names a cut set of the
     release (``tsm catalogs`` lists them, e.g. ``recommended``), whose expressions go in
     front of ``object``. Each list holds at most :data:`MAX_FILTERS` expressions, so that
     checking a config stays bounded work.
@@ -150,6 +151,13 @@ class FiltersConfig(_Model):
     preset: str | None = None
     object: list[str] = Field(default_factory=list, max_length=MAX_FILTERS)
     redshift: list[str] = Field(default_factory=list, max_length=MAX_FILTERS)
+    match: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FILTERS,
+        description="cuts on the matched rows, before the unique-galaxy rule, over the output columns "
+        "(redshift and object columns, _dist_arcsec, n_candidates, second_dist_arcsec, p_chance, magnitudes), "
+        "e.g. 'p_chance < 0.05' or 'n_candidates == 1'",
+    )
 
 
 SPLIT_METHODS = ("random", "kfold", "healpix")

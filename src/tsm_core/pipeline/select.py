@@ -1,5 +1,6 @@
-"""The select stage: the unique-galaxy rule, the split and the representativeness fit,
-which need the whole matched set, applied to the run's matches (the science itself is in
+"""The select stage: the match filters (``filters.match``), the unique-galaxy rule, the
+split and the representativeness fit, which need the whole matched set, applied to the
+run's matches (the science itself is in
 :mod:`tsm_core.science.selection` and :mod:`tsm_core.science.representativeness`)."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from tsm_core.pipeline.timing import stage
+from tsm_core.science.filters import Filter, parse_filters
 from tsm_core.science.photometry import DIST_COLUMN, ZROW_COLUMN
 from tsm_core.science.selection import SPLIT_KEY_COLUMNS, Spool, assign_split, unique_galaxies
 
@@ -43,23 +45,30 @@ class Selection:
 def select(
     plan: Plan, frames: Iterator[pd.DataFrame], weigher: Weigher | None, folder: Path, written: Any
 ) -> Selection:
-    """Apply the unique-galaxy rule, the split and the representativeness fit, which need the
-    whole matched set: every match is spooled to ``folder`` (only its keys kept in memory) and
+    """Apply the match filters, then the unique-galaxy rule (over the rows that passed), the
+    split and the representativeness fit, which need the whole matched set: every match is spooled to ``folder`` (only its keys kept in memory) and
     replayed, kept rows only. Without any of them the matches stream straight through."""
     cfg, release = plan.config, plan.release
-    if cfg.unique_galaxies == "none" and cfg.split is None and weigher is None:
+    match_filters = parse_filters(cfg.filters.match, "filters.match")
+    if cfg.unique_galaxies == "none" and cfg.split is None and weigher is None and not match_filters:
         return Selection(frames)
     key_columns = [ZROW_COLUMN, release.id_column, DIST_COLUMN, "z_flag", "z_err"]
     key_columns += [c for c in (SPLIT_KEY_COLUMNS if cfg.split else []) if c not in key_columns]
     key_columns += [c for c in (weigher.key_columns if weigher else []) if c not in key_columns]
     spool = Spool(folder, key_columns)
+    passed: list[np.ndarray] = []
+    removed = {f"filters.match: {f.expression}": 0 for f in match_filters}
     with stage("match and photometry (spooled for selection)"):
         for frame in frames:
             with written:
                 spool.add(frame)
+            passed.append(_match_filter(frame, match_filters, removed))
     keys = spool.all_keys()
-    mask, removed = unique_galaxies(keys, cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
-    for rule, count in removed.items():
+    mask = np.concatenate(passed) if passed else np.zeros(0, dtype=bool)
+    unique, removed_unique = unique_galaxies(keys[mask], cfg.unique_galaxies, ZROW_COLUMN, release.id_column)
+    mask[np.flatnonzero(mask)[~unique]] = False
+    removed |= removed_unique
+    for rule, count in removed_unique.items():
         log.info("unique galaxies (%s): removed %d rows %s", cfg.unique_galaxies, count, rule)
     training = fold = None
     if cfg.split:
@@ -68,3 +77,14 @@ def select(
     if weigher:
         weigher.fit(keys[mask])
     return Selection(spool.replay(mask), removed, training, fold, keys[ZROW_COLUMN].to_numpy())
+
+
+def _match_filter(frame: pd.DataFrame, filters: list[Filter], removed: dict[str, int]) -> np.ndarray:
+    """Rows of ``frame`` that pass every match filter; each removed row is counted in
+    ``removed`` under the first filter it fails."""
+    mask = np.ones(len(frame), dtype=bool)
+    for f in filters:
+        fails = mask & ~f.mask(frame)
+        removed[f"filters.match: {f.expression}"] += int(fails.sum())
+        mask &= ~fails
+    return mask
