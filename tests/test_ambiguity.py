@@ -217,3 +217,22 @@ def test_match_filter_on_an_unknown_column_fails_before_work(base_config):
     with pytest.raises(tsm_core.TSMError) as err:
         tsm_core.run(base_config)
     assert "filters.match[0]" in str(err.value) and "n_candidates" in str(err.value)
+
+
+def test_report_shows_the_ambiguity(scene, base_config, tmp_path, monkeypatch):
+    """The report's ambiguity numbers against counts of an astropy brute-force match."""
+    from tsm_core.reports import report_data, report_html
+
+    result = tsm_core.run(base_config)
+    numbers = report_data(result.product_id)["ambiguity"]
+    got = pq.read_table(result.output_path).to_pandas()
+    every = brute_force_match(scene["redshifts"], scene["objects"], 3.0, 1000)
+    n = every.groupby("id").size().reindex(got["id"]).to_numpy()
+    assert numbers["rows"] == len(got)
+    assert numbers["ambiguous_fraction"] == pytest.approx(np.mean(n > 1))
+    assert numbers["n_candidates"]["counts"] == [int((np.minimum(n, 6) == k).sum()) for k in range(1, 7)]
+    second = every.groupby("id")["dist"].nth(1).groupby(every["id"]).first().reindex(got["id"]).dropna()
+    assert sum(numbers["second_dist"]["counts"]) == len(second) == int((n > 1).sum())
+    assert sum(numbers["p_chance"]["counts"]) == len(got)
+    page = report_html(result.product_id)
+    assert 'id="fig-ambiguity"' in page and "are ambiguous" in page
