@@ -64,28 +64,25 @@ def _tree(points: np.ndarray) -> KDTree:
     return KDTree(points, compact_nodes=True, balanced_tree=True, copy_data=False)
 
 
-def _near(small: np.ndarray, large: np.ndarray, max_chord: float) -> np.ndarray:
-    """Rows of ``large`` within ``max_chord`` (a hair more) of some row of ``small``, from a
-    tree over ``small`` only."""
-    if not len(small) or not len(large):
-        return np.zeros(0, dtype=np.int64)
-    distance, _ = _tree(small).query(large, k=1, distance_upper_bound=max_chord * _LOOSE)
-    return np.flatnonzero(np.isfinite(distance))
-
-
 def all_pairs(left: np.ndarray, right: np.ndarray, max_chord: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every (left row, right row, chord) strictly within ``max_chord``, sorted by left row,
-    then chord, then right row; the tree is built over the smaller side first."""
-    if len(left) <= len(right):
-        left_rows, right_rows = np.arange(len(left)), _near(left, right, max_chord)
-    else:
-        left_rows, right_rows = _near(right, left, max_chord), np.arange(len(right))
-    if not len(left_rows) or not len(right_rows):
-        empty = np.zeros(0, dtype=np.int64)
+    then chord, then right row. One tree is built over the smaller side; the larger side is
+    reduced to its points within the radius (a hair more) of that side, and the pairs are
+    found between the tree and a tree over those points."""
+    empty = np.zeros(0, dtype=np.int64)
+    left_small = len(left) <= len(right)
+    small, large = (left, right) if left_small else (right, left)
+    if not len(small) or not len(large):
         return empty, empty, np.zeros(0)
-    pairs = _tree(left[left_rows]).sparse_distance_matrix(_tree(right[right_rows]), max_chord, output_type="ndarray")
+    small_tree = _tree(small)
+    nearest, _ = small_tree.query(large, k=1, distance_upper_bound=max_chord * _LOOSE)
+    near = np.flatnonzero(np.isfinite(nearest))
+    if not len(near):
+        return empty, empty, np.zeros(0)
+    pairs = small_tree.sparse_distance_matrix(_tree(large[near]), max_chord, output_type="ndarray")
     inside = pairs["v"] < max_chord  # KDTree.query's bound is strict, sparse_distance_matrix's is not
-    i, j, d = left_rows[pairs["i"][inside]], right_rows[pairs["j"][inside]], pairs["v"][inside]
+    small_rows, large_rows, d = pairs["i"][inside], near[pairs["j"][inside]], pairs["v"][inside]
+    i, j = (small_rows, large_rows) if left_small else (large_rows, small_rows)
     order = np.lexsort((j, d, i))
     return i[order], j[order], d[order]
 
