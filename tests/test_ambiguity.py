@@ -236,3 +236,22 @@ def test_report_shows_the_ambiguity(scene, base_config, tmp_path, monkeypatch):
     assert sum(numbers["p_chance"]["counts"]) == len(got)
     page = report_html(result.product_id)
     assert 'id="fig-ambiguity"' in page and "are ambiguous" in page
+
+
+@pytest.mark.parametrize("n_left, n_right", [(200, 3000), (3000, 200)])
+def test_all_pairs_whichever_side_is_smaller(n_left, n_right):
+    """The tree goes over the smaller side, redshifts or objects: the same pairs as astropy either way."""
+    from tsm_core.science.crossmatch import all_pairs, arc_arcsec, chord, unit_vectors
+
+    rng = np.random.default_rng(n_left)
+    left = SkyCoord(rng.uniform(-0.02, 0.02, n_left) % 360, rng.uniform(-0.02, 0.02, n_left), unit="deg")
+    right = SkyCoord(rng.uniform(-0.02, 0.02, n_right) % 360, rng.uniform(-0.02, 0.02, n_right), unit="deg")
+    i, j, d = all_pairs(
+        unit_vectors(left.ra.deg, left.dec.deg), unit_vectors(right.ra.deg, right.dec.deg), chord(RADIUS * 3)
+    )
+    zi, oi, sep, _ = right.search_around_sky(left, RADIUS * 3 * u.arcsec)
+    order = np.lexsort((oi, sep.arcsec, zi))
+    assert len(i) == len(zi) > 50
+    np.testing.assert_array_equal(i, zi[order])
+    np.testing.assert_array_equal(j, oi[order])
+    np.testing.assert_allclose(arc_arcsec(d), sep.arcsec[order], atol=1e-6)
