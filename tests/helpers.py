@@ -132,7 +132,7 @@ def select_unique(pairs: list[dict], rule: str) -> set[tuple]:
             if cur is None or p["dist"] < cur["dist"]:
                 best_for_o[p["objectId"]] = p
         return {(p["id"], p["objectId"]) for p in best_for_o.values()}
-    if rule == "best_redshift":
+    if rule in ("best_redshift", "best_redshift_per_object"):
 
         def rank(p):
             # homogenized scale: a star (6) ranks below any redshift, an unknown flag just above it
@@ -145,6 +145,13 @@ def select_unique(pairs: list[dict], rule: str) -> set[tuple]:
             cur = best.get(p["objectId"])
             if cur is None or rank(p) < rank(cur):
                 best[p["objectId"]] = p
+        if rule == "best_redshift":  # one-to-one: each redshift keeps its nearest kept object
+            nearest: dict = {}
+            for p in best.values():
+                cur = nearest.get(p["id"])
+                if cur is None or p["dist"] < cur["dist"]:
+                    nearest[p["id"]] = p
+            best = nearest
         return {(p["id"], p["objectId"]) for p in best.values()}
     return {(p["id"], p["objectId"]) for p in pairs}
 

@@ -28,8 +28,18 @@ def duplicated(scene, tmp_path_factory):
     return both, path
 
 
-@pytest.mark.parametrize("rule", ["none", "closest", "best_redshift"])
-@pytest.mark.parametrize("n_neighbors", [1, 3])
+@pytest.mark.parametrize(
+    "rule, n_neighbors",
+    [
+        ("none", 1),
+        ("none", 3),
+        ("closest", 1),
+        ("closest", 3),
+        ("best_redshift", 1),
+        ("best_redshift", 3),
+        ("best_redshift_per_object", 3),
+    ],
+)
 def test_unique_rules_match_plain_loops(scene, base_config, duplicated, rule, n_neighbors):
     redshifts, path = duplicated
     base_config["redshift_catalog"] = {"path": str(path)}
@@ -49,8 +59,15 @@ def test_unique_rules_match_plain_loops(scene, base_config, duplicated, rule, n_
     assert sum(result.removed.values()) == len(matches) - len(expected)
     if rule == "closest":
         assert got["id"].is_unique and got["objectId"].is_unique
-    if rule == "best_redshift":
-        assert got["objectId"].is_unique and len(expected) < len(matches)
+    if rule == "best_redshift":  # one-to-one (#28)
+        assert got["objectId"].is_unique and got["id"].is_unique and len(expected) < len(matches)
+    if rule == "best_redshift_per_object" and n_neighbors > 1:  # one per object, a redshift may stay with several
+        assert got["objectId"].is_unique and not got["id"].is_unique
+    if rule.startswith("best_redshift"):
+        removed = {"not the best redshift of its object"}
+        if rule == "best_redshift":
+            removed.add("not the nearest kept object of its redshift")
+        assert set(result.removed) == removed
 
 
 def test_object_matched_from_two_partitions(tmp_path):
@@ -142,7 +159,14 @@ def test_selection_unit_ties_and_missing_flags():
             "z_err": [0.002, 0.001, 0.0001, 0.001],
         }
     )
-    mask, removed = unique_galaxies(keys, "best_redshift", "zrow", "obj")
+    mask, removed = unique_galaxies(keys, "best_redshift_per_object", "zrow", "obj")
     assert mask.tolist() == [False, True, False, True] and removed == {"not the best redshift of its object": 2}
+    # one redshift (zrow 1) best for two objects: one-to-one keeps its nearer object only
+    shared = keys.assign(zrow=[0, 1, 2, 1])
+    mask, removed = unique_galaxies(shared, "best_redshift_per_object", "zrow", "obj")
+    assert mask.tolist() == [False, True, False, True]
+    mask, removed = unique_galaxies(shared, "best_redshift", "zrow", "obj")
+    assert mask.tolist() == [False, False, False, True]
+    assert removed == {"not the best redshift of its object": 2, "not the nearest kept object of its redshift": 1}
     mask, _ = unique_galaxies(keys, "closest", "zrow", "obj")
     assert mask.tolist() == [False, False, True, True]

@@ -399,3 +399,31 @@ def test_file_rows_of_normalized_rows_against_a_mask():
     np.testing.assert_array_equal(file_rows(np.arange(len(kept)), bad), kept)
     assert file_rows(np.arange(5), pd.DataFrame()).tolist() == [0, 1, 2, 3, 4]
     assert file_rows(np.arange(5), None) is None  # unknown: a catalog registered before bad rows were kept
+
+
+def test_a_match_filter_is_its_own_reason(lost_scene, tmp_path, monkeypatch):
+    """A redshift whose every match fails a match filter is lost to ``match_filter`` (the
+    filter as detail), one whose matches passed but lost the unique-galaxy rule to
+    ``unique_galaxies``: against astropy pairs and the rule as a loop."""
+    isolate(tmp_path / "home", monkeypatch)
+    cut = 0.5
+    config = _config(lost_scene, tmp_path / "out", "parquet")
+    config["filters"] = {"redshift": FILTERS, "match": [f"_dist_arcsec < {cut}"]}
+    found = pd.read_parquet(tsm_core.run(config).unmatched_path).set_index("id").sort_index()
+
+    z, objects = lost_scene["redshifts"], lost_scene["objects"]
+    before = expected_lost(z, objects)  # the same run without the match filter
+    matchable = z[~z["id"].isin(before.index) | z["id"].isin(before.index[before["reason"] == "unique_galaxies"])]
+    pairs = brute_force_match(matchable, objects, RADIUS, 1).merge(matchable[["id", "z_flag", "z_err"]], on="id")
+    failed = set(pairs["id"][pairs["dist"] >= cut])
+    kept = {zid for zid, _ in select_unique(pairs[pairs["dist"] < cut].to_dict("records"), "closest")}
+    expected = before[before["reason"] != "unique_galaxies"].copy()
+    rows = dict(zip(z["id"], range(len(z))))
+    for zid in sorted(set(pairs["id"]) - kept):
+        reason = ("match_filter", f"_dist_arcsec < {cut}") if zid in failed else ("unique_galaxies", "closest")
+        expected.loc[zid, ["reason", "detail", "row"]] = [*reason, rows[zid]]
+    expected = expected.sort_index()
+    assert len(failed) == 4  # the redshifts 0.6 arcsec from an object that has a closer one
+    assert found.index.tolist() == expected.index.tolist()
+    assert found["reason"].tolist() == expected["reason"].tolist()
+    assert found["detail"].tolist() == expected["detail"].tolist()

@@ -15,6 +15,12 @@ REQUIRED_REDSHIFT_COLUMNS: tuple[str, ...] = ("ra", "dec", "z")
 CATALOG_COLUMN = "catalog"
 #: angular distance between a redshift and its matched object, as LSDB names it
 DIST_COLUMN = "_dist_arcsec"
+#: the ambiguity of a match (see tsm_core.science.crossmatch): objects within the radius of
+#: the redshift, separation of the second-nearest of them, chance-coincidence probability
+N_CANDIDATES_COLUMN = "n_candidates"
+SECOND_DIST_COLUMN = "second_dist_arcsec"
+P_CHANCE_COLUMN = "p_chance"
+AMBIGUITY_COLUMNS: tuple[str, ...] = (N_CANDIDATES_COLUMN, SECOND_DIST_COLUMN, P_CHANCE_COLUMN)
 #: the k-nearest-neighbour representativeness weight of a training row
 WEIGHT_COLUMN = "weight"
 #: E(B-V) at the object position, as the releases that carry it name it

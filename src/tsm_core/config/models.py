@@ -130,7 +130,8 @@ class FiltersConfig(_Model):
 
     ``object`` cuts apply to the object catalog before the crossmatch (simple
     ``column op value`` cuts are pushed into the Parquet read); ``redshift`` cuts apply to
-    the redshift catalog (canonical column names). ``preset`` names a cut set of the
+    the redshift catalog (canonical column names); ``match`` cuts apply to the matched
+    rows, over the output columns and the ambiguity of each match. ``preset`` names a cut set of the
     release (``tsm catalogs`` lists them, e.g. ``recommended``), whose expressions go in
     front of ``object``. Each list holds at most :data:`MAX_FILTERS` expressions, so that
     checking a config stays bounded work.
@@ -142,6 +143,13 @@ class FiltersConfig(_Model):
     )
     redshift: list[str] = Field(
         default_factory=list, max_length=MAX_FILTERS, description="cuts on the redshift catalog's columns"
+    )
+    match: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FILTERS,
+        description="cuts on the matched rows, before the unique-galaxy rule, over the output columns "
+        "(redshift and object columns, _dist_arcsec, n_candidates, second_dist_arcsec, p_chance, magnitudes), "
+        "e.g. 'p_chance < 0.05' or 'n_candidates == 1'",
     )
 
 
@@ -202,8 +210,12 @@ class RunConfig(_Model):
         default_factory=ObjectCatalogConfig, description="the release and its photometry"
     )
     crossmatch: CrossmatchConfig = Field(default_factory=CrossmatchConfig, description="match radius and neighbours")
-    unique_galaxies: Literal["none", "closest", "best_redshift"] = Field(
-        "none", description="none keeps every match; closest: one-to-one nearest; best_redshift: best z_flag per object"
+    unique_galaxies: Literal["none", "closest", "best_redshift", "best_redshift_per_object"] = Field(
+        "none",
+        description="one row per galaxy: none (every match), closest (each redshift its nearest object, then "
+        "each object its nearest redshift), best_redshift (each object its best redshift by z_flag, z_err, "
+        "distance, then each redshift its nearest kept object: one-to-one), best_redshift_per_object "
+        "(each object its best redshift only: a redshift may stay with several objects)",
     )
     filters: FiltersConfig = Field(default_factory=FiltersConfig, description="quality cuts of both catalogs")
     split: SplitConfig | None = Field(None, description="a training/validation split; unset: no split")

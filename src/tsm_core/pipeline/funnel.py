@@ -347,7 +347,8 @@ def record_match(
     busy = [rule for rule, n in unique_removed.items() if n]
     for rule, n in unique_removed.items():
         per = gone if n and len(busy) == 1 else {}
-        funnel.removed_counts(f"unique:{rule}", f"unique-galaxy rule: {rule}", int(n), per, unit="rows")
+        label = rule if rule.startswith("filters.match") else f"unique-galaxy rule: {rule}"
+        funnel.removed_counts(f"unique:{rule}", label, int(n), per, unit="rows")
     funnel.total("written", "rows written", surveys_of(written_zrows), len(written_zrows), "rows")
     if training is not None:
         training = np.asarray(training, dtype=bool)

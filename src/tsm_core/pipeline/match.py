@@ -10,7 +10,6 @@ import pandas as pd
 
 from tsm_core.compute import numba_cache
 from tsm_core.config import tsm_home
-from tsm_core.science.photometry import DIST_COLUMN
 
 if TYPE_CHECKING:
     from tsm_core.pipeline.plan import Plan
@@ -20,9 +19,12 @@ log = logging.getLogger(__name__)
 
 def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     """The matched rows, lazily: the crossmatch of the redshifts (left) with the objects
-    (right) and the photometry of each matched partition (LSDB's ``map_partitions``, which
+    (right, :class:`~tsm_core.science.crossmatch.AmbiguityCrossmatch`: the k nearest and
+    the ambiguity of each match) and the photometry of each matched partition (LSDB's ``map_partitions``, which
     infers the columns by running the step on an empty frame). Returns one delayed task per
     partition and the empty frame that describes the rows."""
+    from tsm_core.science.crossmatch import AmbiguityCrossmatch  # imports LSDB, which a run needs anyway
+
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     cfg, release, objects = plan.config, plan.release, plan.objects
     if not (
@@ -32,12 +34,12 @@ def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
             log.warning("no redshift lies in the %s object catalog's partitions: no matches", release.name)
         else:
             log.warning("no redshifts left to match")
-        meta = pd.concat([plan.redshifts.meta(), objects.meta], axis=1)
-        return [], plan.photometry(meta.assign(**{DIST_COLUMN: pd.Series(dtype="float64")}))
+        meta = pd.concat([plan.redshifts.meta(), objects.meta, AmbiguityCrossmatch.extra_columns], axis=1)
+        return [], plan.photometry(meta)
+    algorithm = AmbiguityCrossmatch(n_neighbors=cfg.crossmatch.n_neighbors, radius_arcsec=cfg.crossmatch.radius_arcsec)
     xmatch = plan.redshifts.catalog(align_to=objects.get_healpix_pixels()).crossmatch(
         objects,
-        n_neighbors=cfg.crossmatch.n_neighbors,
-        radius_arcsec=cfg.crossmatch.radius_arcsec,
+        algorithm=algorithm,
         require_right_margin=True,
         suffixes=("", "_object"),
         suffix_method="overlapping_columns",

@@ -28,7 +28,7 @@ from tsm_core.redshifts.combine import open_combined_side
 from tsm_core.redshifts.side import RedshiftSide, open_redshift_side
 from tsm_core.science import layout, representativeness
 from tsm_core.science.dust import describe_source
-from tsm_core.science.filters import parse_filters
+from tsm_core.science.filters import check_filter_columns, parse_filters
 from tsm_core.science.photometry import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN, Photometry
 
 if TYPE_CHECKING:
@@ -148,6 +148,9 @@ def plan_run(config: RunConfig, home: Path, registry: Registry) -> Plan:
     if extra:
         _check_extra_columns(release, object_path, schema.names, photometry)
     layout.renames(photometry.column_info(), config.output)  # a layout the columns cannot take fails here
+    check_filter_columns(
+        parse_filters(config.filters.match, "filters.match"), list(photometry.column_info()), "matched"
+    )
     rail = layout.rail_fill(config.output, bands, photometry.coefficients if ebv is not None else None)
     if config.representativeness:
         representativeness.check_bands(config.representativeness, bands)

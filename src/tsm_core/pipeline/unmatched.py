@@ -50,7 +50,9 @@ REASONS: dict[str, str] = {
     "outside_footprint": "in no partition of the object catalog (no object could be there); detail: the release",
     "no_object_within_radius": "no object (after the object filters and release cuts) within the radius; "
     "detail: the radius",
-    "unique_galaxies": "each of its matches removed by the unique-galaxy rule; detail: the rule",
+    "match_filter": "each of its matches removed by a match filter (filters.match); detail: the first "
+    "filter (in the order written) that removed one of them",
+    "unique_galaxies": "each of its matches removed by the unique-galaxy rule (or a match filter); detail: the rule",
 }
 #: the file's name ends ``<product file stem>_unmatched.<ext>``
 SUFFIX = "_unmatched"
@@ -60,8 +62,11 @@ UNMATCHED = "unmatched"
 #: rows without coordinates (bad rows), so the file beside a ``.hats`` product is Parquet
 OTHER_FORMAT = {"hats": "parquet"}
 
-# what became of each normalized row (by ``_zrow``)
+# what became of each normalized row (by ``_zrow``): a label's index (the redshift filters'
+# labels start at _FILTERED), or _UNRESOLVED for a row a redshift filter removed (which one
+# is found when the row is read back)
 _KEPT, _OUTSIDE, _NO_MATCH, _UNIQUE, _FILTERED = range(5)
+_UNRESOLVED = -1
 
 
 def unmatched_format(fmt: str) -> str:
@@ -70,22 +75,38 @@ def unmatched_format(fmt: str) -> str:
 
 
 def outcomes(
-    zrows: np.ndarray, covered: np.ndarray, matched_zrows: np.ndarray, written_zrows: np.ndarray
+    zrows: np.ndarray,
+    covered: np.ndarray,
+    matched_zrows: np.ndarray,
+    written_zrows: np.ndarray,
+    match_failed: np.ndarray | None = None,
+    match_label: int = _FILTERED,  # the label of the first match filter
 ) -> np.ndarray:
     """What became of every normalized row below ``max(zrows) + 1``: kept, outside, no
     match, removed by the unique-galaxy rule, else filtered (a row not among ``zrows``, the
-    rows left after the filters, whose object partition ``covered`` says they have)."""
+    rows left after the filters, whose object partition ``covered`` says they have).
+    With ``match_failed`` (per match, the first match filter it failed, -1 if none), a row
+    all of whose matches failed a match filter is ``match_label + i``, ``i`` the first such
+    filter that removed one of them."""
     size = int(zrows.max()) + 1 if len(zrows) else 0
+    matched_zrows = np.asarray(matched_zrows, dtype=np.int64)
     matched = np.zeros(size, dtype=bool)
-    matched[np.asarray(matched_zrows, dtype=np.int64)] = True
+    matched[matched_zrows] = True
     written = np.zeros(size, dtype=bool)
     written[np.asarray(written_zrows, dtype=np.int64)] = True
-    codes = np.full(size, _FILTERED, dtype=np.int8)
+    codes = np.full(size, _UNRESOLVED, dtype=np.int16)
     codes[zrows] = np.where(
         written[zrows],
         _KEPT,
         np.where(matched[zrows], _UNIQUE, np.where(covered, _NO_MATCH, _OUTSIDE)),
     )
+    if match_failed is not None and len(matched_zrows):
+        passed = np.zeros(size, dtype=bool)
+        passed[matched_zrows[match_failed < 0]] = True
+        first = np.full(size, np.iinfo(np.int16).max, dtype=np.int16)
+        np.minimum.at(first, matched_zrows[match_failed >= 0], match_failed[match_failed >= 0])
+        by_filter = matched & ~written & ~passed
+        codes[by_filter] = match_label + first[by_filter]
     return codes
 
 
@@ -103,10 +124,15 @@ class LostRows:
     bad: pd.DataFrame | None = None
 
     @classmethod
-    def of(cls, plan: Plan, matched_zrows: np.ndarray, written_zrows: np.ndarray) -> LostRows:
+    def of(
+        cls,
+        plan: Plan,
+        matched_zrows: np.ndarray,
+        written_zrows: np.ndarray,
+        match_failed: np.ndarray | None = None,
+    ) -> LostRows:
         cfg = plan.config
         zrows = plan.redshifts.keys[ZROW_COLUMN].to_numpy(dtype=np.int64)
-        codes = outcomes(zrows, plan.redshift_partitions >= 0, matched_zrows, written_zrows)
         labels = [
             ("", ""),
             ("outside_footprint", plan.release.name),
@@ -114,6 +140,9 @@ class LostRows:
             ("unique_galaxies", cfg.unique_galaxies),
             *(("redshift_filter", one.expression) for one in plan.redshifts.filters),
         ]
+        match_label = len(labels)
+        labels += [("match_filter", expression) for expression in cfg.filters.match]
+        codes = outcomes(zrows, plan.redshift_partitions >= 0, matched_zrows, written_zrows, match_failed, match_label)
         bad = plan.redshifts.dropped_rows()
         if bad is not None and len(bad):
             labels += [("bad_row", str(what)) for what in pd.unique(bad[DETAIL_COLUMN])]
@@ -183,14 +212,14 @@ class LostRows:
         size = len(self.codes)
         for frame in side.scan(read):
             zrows = frame[ZROW_COLUMN].to_numpy(dtype=np.int64)
-            codes = np.full(len(zrows), _FILTERED, dtype=np.int64)
+            codes = np.full(len(zrows), _UNRESOLVED, dtype=np.int64)
             inside = zrows < size
             codes[inside] = self.codes[zrows[inside]]
             lost = codes != _KEPT
             if not lost.any():
                 continue
             frame, zrows, labels = frame[lost], zrows[lost], codes[lost]
-            filtered = np.flatnonzero(labels == _FILTERED)
+            filtered = np.flatnonzero(labels == _UNRESOLVED)
             if len(filtered):
                 labels[filtered] = _first_filter(frame.iloc[filtered], filters, zrows[filtered]) + _FILTERED
             yield self._table(frame, file_rows(zrows, bad), labels, schema)
@@ -284,7 +313,8 @@ def write_unmatched(
     (``unmatched``) before the file is closed, so that the file carries them too."""
     cfg = plan.config
     written = out.all_zrows()
-    lost = LostRows.of(plan, written if selection.matched_zrows is None else selection.matched_zrows, written)
+    matched = written if selection.matched_zrows is None else selection.matched_zrows
+    lost = LostRows.of(plan, matched, written, selection.match_failed)
     fmt = unmatched_format(cfg.output.format)
     schema = lost.schema()
     own = OutputMetadata(

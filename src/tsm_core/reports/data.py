@@ -2,7 +2,8 @@
 
 :func:`compute_numbers` gives the JSON-ready dict the page and the web show: the funnel,
 n(z) per survey (weighted where the set has weights), separations against the radius with
-the chance-match level expected from the local object density, magnitudes per band with
+the chance-match level expected from the local object density, the ambiguity of the
+matches (:mod:`.ambiguity`), magnitudes per band with
 their non-detection fractions, median colours per redshift bin, matched redshifts per
 HEALPix pixel over the object catalog's coverage, the representativeness summary and the
 depths per band (:mod:`.depths`).
@@ -24,6 +25,7 @@ from tsm_core.columns import DIST_COLUMN, WEIGHT_COLUMN
 from tsm_core.pipeline.funnel import NO_SURVEY
 from tsm_core.plugins.records import LSST_BANDS
 from tsm_core.products.registry import ProductRecord
+from tsm_core.reports import ambiguity
 from tsm_core.reports.depths import depth_numbers
 
 #: names a redshift column has in the default and the RAIL layout
@@ -179,6 +181,9 @@ def compute_numbers(record: ProductRecord, frame: pd.DataFrame) -> dict[str, Any
                 "density of each covered redshift's partition (objects per partition area)",
             )
     numbers["separation"] = sep
+    amb = ambiguity.numbers(frame, radius)  # None for a product made before the ambiguity columns
+    if amb is not None:
+        numbers["ambiguity"] = amb
     # magnitudes per band with non-detection fractions
     mags = magnitudes(frame, prov)
     rep = prov.get("representativeness") or {}

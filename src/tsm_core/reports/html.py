@@ -11,6 +11,7 @@ import base64
 import html
 from typing import Any
 
+from tsm_core.reports import ambiguity
 from tsm_core.reports.depths import depth_section
 from tsm_core.reports.figures import FIGURES
 
@@ -26,6 +27,7 @@ TITLES = {
     "funnel": "Funnel",
     "nz": "n(z) per survey",
     "separation": "Separations and chance matches",
+    "ambiguity": "Ambiguity of the matches",
     "magnitudes": "Magnitudes per band",
     "colours": "Colours against redshift",
     "sky": "Sky map",
@@ -120,6 +122,8 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool
         )
         + "</p>",
     }
+    if "ambiguity" in numbers:
+        notes["ambiguity"] = ambiguity.note(numbers["ambiguity"])
     rep = numbers.get("representativeness")
     if rep:
         w = rep.get("weights", {})

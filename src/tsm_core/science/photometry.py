@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tsm_core.columns import DIST_COLUMN, EBV_COLUMN, ZROW_COLUMN
+from tsm_core.columns import (
+    AMBIGUITY_COLUMNS,
+    DIST_COLUMN,
+    EBV_COLUMN,
+    N_CANDIDATES_COLUMN,
+    P_CHANCE_COLUMN,
+    SECOND_DIST_COLUMN,
+    ZROW_COLUMN,
+)
 from tsm_core.plugins.records import Z_FLAG_SCALE, ColumnInfo, EBVSource, ObjectCatalog
 from tsm_core.science import magnitudes
 
@@ -91,7 +99,15 @@ class Photometry:
         cat = self.catalog
         out: dict[str, object] = {}
         # .array keeps Arrow-backed dtypes (strings, nullable integers) as they are
-        passed = (ZROW_COLUMN, *self.redshift_columns, cat.id_column, cat.ra_column, cat.dec_column, DIST_COLUMN)
+        passed = (
+            ZROW_COLUMN,
+            *self.redshift_columns,
+            cat.id_column,
+            cat.ra_column,
+            cat.dec_column,
+            DIST_COLUMN,
+            *(c for c in AMBIGUITY_COLUMNS if c in frame),  # a crossmatch has them, the photometric sample not
+        )
         for col in dict.fromkeys(passed + self.extra_columns):
             out[col] = frame[col].array
         ebv = None
@@ -128,6 +144,13 @@ class Photometry:
         info[cat.ra_column] = ColumnInfo("deg", f"{cat.name} object right ascension (ICRS)")
         info[cat.dec_column] = ColumnInfo("deg", f"{cat.name} object declination (ICRS)")
         info[DIST_COLUMN] = ColumnInfo("arcsec", "angular distance between redshift source and object")
+        info[N_CANDIDATES_COLUMN] = ColumnInfo("", "objects within the match radius of the redshift source")
+        info[SECOND_DIST_COLUMN] = ColumnInfo(
+            "arcsec", "angular distance to the second-nearest object within the radius (null if none)"
+        )
+        info[P_CHANCE_COLUMN] = ColumnInfo(
+            "", "probability of an unrelated object this close, 1 - exp(-pi Sigma sep^2), Sigma of the partition"
+        )
         for col in self.extra_columns:
             info.setdefault(col, OBJECT_COLUMN_INFO.get(col) or ColumnInfo("", f"{cat.name} object column {col}"))
         dered = ""

@@ -21,7 +21,7 @@ from tsm_core.plugins.records import Z_FLAG_STAR
 
 log = logging.getLogger(__name__)
 
-UNIQUE_RULES = ("none", "closest", "best_redshift")
+UNIQUE_RULES = ("none", "closest", "best_redshift", "best_redshift_per_object")
 
 
 def _keep_first(keys: pd.DataFrame, by: str, order: list[str], ascending: list[bool]) -> np.ndarray:
@@ -44,10 +44,13 @@ def unique_galaxies(
     * ``none``: keep every match.
     * ``closest``: each redshift keeps its nearest object, then each object keeps its
       nearest remaining redshift: the result is one-to-one.
-    * ``best_redshift``: an object matched by several redshifts keeps the one with the
-      highest homogenized ``z_flag``, then the smallest ``z_err``, then the nearest; a
-      star (``z_flag`` 6) ranks below every other redshift, a missing flag just above
-      it, so a star is never chosen while a galaxy redshift of the object exists.
+    * ``best_redshift_per_object``: an object matched by several redshifts keeps the one
+      with the highest homogenized ``z_flag``, then the smallest ``z_err``, then the
+      nearest; a star (``z_flag`` 6) ranks below every other redshift, a missing flag just
+      above it, so a star is never chosen while a galaxy redshift of the object exists.
+      One row per object, but a redshift may still be kept by several objects.
+    * ``best_redshift``: ``best_redshift_per_object``, then each redshift keeps only its
+      nearest kept object: the result is one-to-one.
     """
     keys = keys.reset_index(drop=True).assign(_row=np.arange(len(keys)))
     mask = np.ones(len(keys), dtype=bool)
@@ -61,7 +64,7 @@ def unique_galaxies(
         second = _keep_first(survivors.assign(_row=np.arange(len(survivors))), object_key, [DIST_COLUMN], [True])
         mask[np.flatnonzero(mask)[~second]] = False
         removed["not the nearest redshift of its object"] = int((~second).sum())
-    elif rule == "best_redshift":
+    elif rule in ("best_redshift", "best_redshift_per_object"):
         order, ascending = [], []
         if "z_flag" in keys:
             flag = pd.to_numeric(keys["z_flag"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -74,6 +77,11 @@ def unique_galaxies(
             ascending.append(True)
         mask = _keep_first(keys, object_key, order + [DIST_COLUMN], ascending + [True])
         removed["not the best redshift of its object"] = int((~mask).sum())
+        if rule == "best_redshift":
+            survivors = keys[mask]
+            second = _keep_first(survivors.assign(_row=np.arange(len(survivors))), redshift_key, [DIST_COLUMN], [True])
+            mask[np.flatnonzero(mask)[~second]] = False
+            removed["not the nearest kept object of its redshift"] = int((~second).sum())
     else:
         raise ValueError(f"unknown unique-galaxy rule {rule!r}; valid: {', '.join(UNIQUE_RULES)}")
     return mask, removed
