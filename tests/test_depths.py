@@ -107,6 +107,17 @@ def test_report_shows_the_depths(real_runs):
     table = table[: table.index("</table>")]
     for band in DP1_BANDS:
         assert f"<td>{band}</td><td>{recorded[band]['depth']:.3f}</td><td>{recorded[band]['rows']}</td>" in table
+    section = page[page.index('<section id="depths">') :]
+    section = section[: section.index("</section>")]
+    assert 'id="fig-depths"' in section  # the figure, in the depths' own section
+    import base64
+    import io
+
+    from matplotlib.image import imread
+
+    png = section.split('src="data:image/png;base64,')[1].split('"')[0]
+    pixels = imread(io.BytesIO(base64.b64decode(png)), format="png")
+    assert pixels.shape[0] > 200 and pixels.std() > 0.05  # a drawn figure, not a blank
 
 
 def test_histogram_median_is_numpy_median_to_half_a_bin():

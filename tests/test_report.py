@@ -21,7 +21,7 @@ from helpers import DP1_BANDS, ab_mag, in_partitions_with, numpy_depth, sklearn_
 
 K = 5
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FIGURES = ("funnel", "nz", "separation", "ambiguity", "magnitudes", "colours", "sky", "representativeness")
+FIGURES = ("funnel", "nz", "separation", "ambiguity", "magnitudes", "colours", "sky", "depths", "representativeness")
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,8 @@
 """The figures of a training-set report, drawn from its numbers (see :mod:`.data`).
 
 The figures: the funnel, n(z) per survey, separations with the chance
-level, the ambiguity of the matches, magnitudes per band, colours against redshift, a HEALPix sky map split into one
-panel per patch of sky, and the representativeness (SOM cells, weights). Each is drawn
+level, the ambiguity of the matches, magnitudes per band, colours against redshift, a HEALPix sky
+map split into one panel per patch of sky, the depth per band, and the representativeness (SOM cells, weights). Each is drawn
 with matplotlib's Agg canvas on a figure made here (never pyplot, so no backend is set
 for the process) and returned as base64 PNG, by name (:data:`FIGURES`).
 """
@@ -19,10 +19,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsm_core.reports import ambiguity
+from tsm_core.reports import ambiguity, depths
 from tsm_core.reports.data import magnitudes, redshifts, weights
 
-FIGURES = ("funnel", "nz", "separation", "ambiguity", "magnitudes", "colours", "sky", "representativeness")
+FIGURES = (
+    "funnel",
+    "nz",
+    "separation",
+    "ambiguity",
+    "magnitudes",
+    "colours",
+    "sky",
+    "depths",
+    "representativeness",
+)
 
 
 def _figure(draw: Callable[[Any], None], size: tuple[float, float]) -> str:
@@ -327,6 +337,8 @@ def render_figures(numbers: dict[str, Any], frame: pd.DataFrame, prov: dict[str,
     }
     if "ambiguity" in numbers:
         figures["ambiguity"] = _figure(ambiguity.draw(numbers["ambiguity"]), (10, 3.4))
+    if numbers.get("depths"):
+        figures["depths"] = _figure(depths.draw(numbers["depths"]), (7, 3.4))
     if "representativeness" in numbers:
         figures["representativeness"] = _figure(_draw_representativeness(numbers, weights(frame)), (10, 3.4))
     return figures

@@ -143,14 +143,14 @@ def render_html(numbers: dict[str, Any], figures: dict[str, str], fragment: bool
             )
         )
     for name in FIGURES:
-        if name not in figures:
+        if name not in figures or name == "depths":  # the depths' figure is in their section, below
             continue
         parts.append(f'<section id="{name}"><h2>{TITLES[name]}</h2>{notes.get(name, "")}')
         parts.append(
             f'<img id="fig-{name}" class="figure" alt="{TITLES[name]}" src="data:image/png;base64,{figures[name]}">'
         )
         parts.append("</section>")
-    parts.append(depth_section(numbers))
+    parts.append(depth_section(numbers, figures.get("depths")))
     if fragment:
         return "".join(parts) + "</div>"
     parts.append(
