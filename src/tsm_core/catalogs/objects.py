@@ -29,8 +29,6 @@ def read_schema(path: str, release: str = "dp1", env_var: str | None = None) -> 
     collection's main catalog is named in ``collection.properties``); HATS opens the catalog
     (partition list, coverage map) only where that file is missing, or for a remote path.
     """
-    import hats
-
     local = _common_metadata(Path(path)) if "://" not in path else None
     if local is not None:
         import pyarrow.parquet as pq
@@ -39,6 +37,8 @@ def read_schema(path: str, release: str = "dp1", env_var: str | None = None) -> 
             return pq.read_schema(local)
         except Exception:  # noqa: BLE001 - damaged or odd: HATS opens it and says why
             pass
+    import hats
+
     try:
         opened: Any = hats.read_hats(path)  # a catalog or a collection, used by duck typing
     except Exception as exc:  # noqa: BLE001 - any failure means: not a readable HATS catalog
