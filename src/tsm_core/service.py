@@ -19,6 +19,7 @@ from tsm_core.config import tsm_home
 
 if TYPE_CHECKING:
     from tsm_core.pipeline.plan import Plan, Redact
+    from tsm_core.products.registry import Registry
 
 
 # -- listings ----------------------------------------------------------------------------
@@ -131,6 +132,7 @@ def submit(
     owner: str | None = None,
     max_active: int | None = None,
     redact: Redact | None = None,
+    registry: Registry | None = None,
 ) -> tuple[Plan, int]:
     """Plan a run config on behalf of ``owner`` and register it as a new, queued product.
 
@@ -142,12 +144,13 @@ def submit(
     and may have at most ``max_active`` products queued or running
     (:class:`~tsm_core.errors.TooManyRuns`). ``redact`` rewrites the run's provenance
     before it is stored (a shared service passes the function that hides its locations:
-    ``tsm_web.trust``, which also bounds what a client may set).
+    ``tsm_web.trust``, which also bounds what a client may set). ``registry``: the caller's
+    own (a server's, opened once), else the one of ``$TSM_HOME``.
     """
     from tsm_core.pipeline.main import prepare
     from tsm_core.products.registry import Registry
 
-    registry = Registry.at_home(tsm_home())
+    registry = registry or Registry.at_home(tsm_home())
     config = dict(config)
     if owner is not None:
         config["redshift_catalog"] = _visible_catalog(registry, config.get("redshift_catalog"), owner)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tsm_core.catalogs.in_process import IN_PROCESS_ROWS, count_rows, read_whole, write_in_process
+from tsm_core.catalogs.index import write_index
 from tsm_core.errors import CatalogError, ConfigError
 from tsm_core.plugins.locations import CollectionLayout
 from tsm_core.plugins.records import ObjectCatalog
@@ -226,73 +228,6 @@ def write_collection(
     return out
 
 
-def write_index(collection: Path, primary: str, name: str, column: str, rows_per_file: int = 4_000_000) -> int:
-    """Write the id index ``name`` of catalog ``primary`` inside ``collection`` (a HATS index
-    catalog: ``column``, ``Norder``, ``Npix`` in Parquet files sorted by ``column``) and
-    name it in ``collection.properties`` (``all_indexes``). Reads one partition at a time.
-
-    hats-import's own index pipeline refuses Python 3.11 with a Dask newer than 2025.3
-    (a dask-expr regression in its ``set_index``), which lsdb 0.11 needs; this writes the
-    same catalog without Dask."""
-    import hats
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from hats.catalog import TableProperties
-    from hats.catalog.dataset.collection_properties import CollectionProperties
-    from hats.io import parquet_metadata, paths
-
-    main: Any = hats.read_hats(collection / primary)  # a Catalog (its declared type is a union)
-    out = collection / name
-    data_dir = out / "dataset" / "index"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    pending: list[pa.Table] = []
-    n_pending = n_rows = n_files = 0
-
-    def flush() -> None:
-        nonlocal pending, n_pending, n_files
-        if not pending:
-            return
-        table = pa.concat_tables(pending).sort_by(column)
-        pq.write_table(
-            table, data_dir / f"part.{n_files}.parquet", sorting_columns=[pq.SortingColumn(0)], data_page_size=16 * 1024
-        )
-        n_files += 1
-        pending, n_pending = [], 0
-
-    for pixel in main.get_healpix_pixels():
-        path = paths.pixel_catalog_file(main.catalog_base_dir, pixel, npix_suffix=main.catalog_info.npix_suffix)
-        ids = pq.read_table(path, columns=[column]).column(column)
-        n = len(ids)
-        pending.append(
-            pa.table(
-                {
-                    column: ids,
-                    "Norder": pa.array(np.full(n, pixel.order, np.uint8)),
-                    "Npix": pa.array(np.full(n, pixel.pixel, np.uint64)),
-                }
-            )
-        )
-        n_pending += n
-        n_rows += n
-        if n_pending >= rows_per_file:
-            flush()
-    flush()
-    # hats declares some defaults inside Annotated[...], which the pydantic mypy plugin does not see
-    TableProperties(
-        catalog_name=name,
-        catalog_type="index",
-        total_rows=n_rows,
-        primary_catalog=primary,  # type: ignore[call-arg]
-        indexing_column=column,
-    ).to_properties_file(out)
-    parquet_metadata.write_parquet_metadata(out, order_by_healpix=False)
-    props = CollectionProperties.read_from_dir(collection)
-    indexes = dict(props.all_indexes or {}) | {column: name}
-    props.model_copy(update={"all_indexes": indexes}).to_properties_file(collection)
-    return n_rows
-
-
 def import_objects(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -305,15 +240,17 @@ def import_objects(
     partition_bytes: int = DEFAULT_PARTITION_BYTES,
     overwrite: bool = False,
     progress: bool = False,
+    in_process_rows: int = IN_PROCESS_ROWS,
 ) -> ImportResult:
     """Import a user's object table(s) as a HATS collection for ``release`` at ``out``.
 
     ``inputs``: files, folders or globs of Parquet, FITS or CSV files with the release's
-    id, RA and Dec columns (checked first). Runs hats-import on a local Dask cluster of
-    ``n_workers`` processes (one thread each, ``memory_limit`` each); see the module doc.
+    id, RA and Dec columns (checked first). Inputs of at most ``in_process_rows`` rows are
+    read whole and written in this process (:mod:`tsm_core.catalogs.in_process`); larger ones
+    run hats-import on a local Dask cluster of ``n_workers`` processes (one thread each,
+    ``memory_limit`` each); see the module doc.
     """
     import hats
-    from dask.distributed import Client, LocalCluster
 
     if margin_arcsec <= 0:
         raise ConfigError("margin_arcsec", f"must be > 0, not {margin_arcsec}")
@@ -331,15 +268,24 @@ def import_objects(
         partition_rows,
         margin_arcsec,
     )
+    layout = release.collection or CollectionLayout(index_column=release.id_column)
+    n_input = count_rows(files, fmt)
     sweep_staging(out.parent)  # what an import killed by SIGKILL left beside --out
     with owned_staging(out.parent, "import") as staging:  # removed on any exit, SIGTERM included
-        with (
-            LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=None
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            staged = write_collection(
+        if n_input <= in_process_rows:
+            log.info("%d rows: imported in this process, without a Dask cluster", n_input)
+            staged = write_in_process(
+                read_whole(files, fmt),
+                staging / out.name,
+                release,
+                layout,
+                margin_arcsec,
+                _margin_name(layout, margin_arcsec),
+                progress,
+            )
+            _name_collection(staged, out.name)
+        else:
+            staged = _import_on_cluster(
                 files,
                 fmt,
                 staging / out.name,
@@ -347,13 +293,33 @@ def import_objects(
                 margin_arcsec=margin_arcsec,
                 partition_rows=partition_rows,
                 chunk_rows=chunk_rows,
-                client=client,
                 progress=progress,
                 name=out.name,
+                n_workers=n_workers,
+                memory_limit=memory_limit,
             )
         if out.exists():  # --overwrite: the old collection goes into the staging folder, then away
             out.rename(staging / "replaced")
         staged.rename(out)
-    layout = release.collection or CollectionLayout(index_column=release.id_column)
     main: Any = hats.read_hats(out / layout.primary)  # a Catalog (its declared type is a union)
     return ImportResult(out, int(main.catalog_info.total_rows), len(main.get_healpix_pixels()), margin_arcsec, layout)
+
+
+def _import_on_cluster(*args: Any, n_workers: int, memory_limit: str, **kwargs: Any) -> Path:
+    """:func:`write_collection` on a local Dask cluster of ``n_workers`` processes, closed on return."""
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, memory_limit=memory_limit, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        return write_collection(*args, client=client, **kwargs)
+
+
+def _name_collection(collection: Path, name: str) -> None:
+    """Name ``collection`` ``name`` in its ``collection.properties`` (``obs_collection``)."""
+    props = collection / "collection.properties"
+    head, *lines = [line for line in props.read_text().splitlines() if not line.startswith("obs_collection=")]
+    props.write_text("\n".join([head, f"obs_collection={name}", *lines]) + "\n")

@@ -24,7 +24,19 @@ def read_schema(path: str, release: str = "dp1", env_var: str | None = None) -> 
     A path that is not a HATS catalog is refused saying what it is (missing, a plain
     Parquet or other file, a folder without HATS properties) with a hint of ``tsm import``
     for ``release``; ``env_var`` names the environment variable the path came from.
+
+    A local catalog's schema is read from its ``dataset/_common_metadata`` file alone (the
+    collection's main catalog is named in ``collection.properties``); HATS opens the catalog
+    (partition list, coverage map) only where that file is missing, or for a remote path.
     """
+    local = _common_metadata(Path(path)) if "://" not in path else None
+    if local is not None:
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_schema(local)
+        except Exception:  # noqa: BLE001 - damaged or odd: HATS opens it and says why
+            pass
     import hats
 
     try:
@@ -33,6 +45,22 @@ def read_schema(path: str, release: str = "dp1", env_var: str | None = None) -> 
         raise CatalogError("object_catalog.path", not_hats_message(path, release, env_var, exc)) from exc
     main = getattr(opened, "main_catalog", opened)
     return main.schema
+
+
+def _common_metadata(path: Path) -> Path | None:
+    """The ``_common_metadata`` file of the HATS catalog (or collection's main catalog) at
+    ``path``, None where there is none."""
+    props = path / "collection.properties"
+    if props.is_file():
+        lines = (line.partition("=") for line in props.read_text().splitlines())
+        primary = next((value.strip() for key, _, value in lines if key.strip() == "hats_primary_table_url"), None)
+        if not primary:
+            return None
+        path = path / primary
+    if not any((path / name).is_file() for name in ("hats.properties", "properties")):
+        return None
+    found = path / "dataset" / "_common_metadata"
+    return found if found.is_file() else None
 
 
 def not_hats_message(path: str, release: str, env_var: str | None, exc: Exception) -> str:

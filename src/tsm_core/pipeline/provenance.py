@@ -126,16 +126,27 @@ def run_provenance(
 
 
 def _partition_rows(path: str, pixels: list[Any]) -> list[int] | None:
-    """Rows of each partition before any cut, from the HATS metadata (None where unreadable);
-    read apart from the run's filtered catalog, whose statistics HATS rightly calls modified."""
+    """Rows of each partition before any cut, from the row groups named in the catalog's
+    ``dataset/_metadata`` footer (None where unreadable); read apart from the run's filtered
+    catalog, whose statistics HATS rightly calls modified. (HATS's ``per_partition_statistics``
+    reads every column's statistics into a nested frame: 4 s of a 7 s small run in a warm server.)"""
+    import re
+
     import hats
+    import pyarrow.parquet as pq
 
     try:
         opened = hats.read_hats(path)
         main = getattr(opened, "main_catalog", opened)
-        stats = main.per_partition_statistics(include_stats=["row_count"])  # type: ignore[union-attr]
-        counts = dict(zip(stats.index, stats.iloc[:, 0]))  # (the spatial index has none: not the schema's first)
-        return [int(counts[p]) for p in pixels]
+        meta = pq.read_metadata(Path(str(main.catalog_base_dir)) / "dataset" / "_metadata")  # type: ignore[union-attr]
+        counts: dict[tuple[int, int], int] = {}
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            found = re.search(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)", group.column(0).file_path)
+            if found:
+                key = (int(found[1]), int(found[2]))
+                counts[key] = counts.get(key, 0) + group.num_rows
+        return [counts[(p.order, p.pixel)] for p in pixels]
     except Exception as exc:  # noqa: BLE001 - optional metadata: the funnel says it is unknown
         log.info("no per-partition row counts for %s: %s", path, exc)
         return None

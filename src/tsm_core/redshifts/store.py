@@ -52,8 +52,12 @@ def write_store(table: RedshiftTable, directory: Path, progress: bool = False) -
     ``progress``: LSDB's progress bars on stderr)."""
     import lsdb
 
+    from tsm_core.compute import numba_cache
+    from tsm_core.config import tsm_home
     from tsm_core.redshifts.partitioning import partitioning_order
 
+    # the margin is found with HATS' numba code: compiled once per machine, not once per registration
+    numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
     # deeper than LSDB's default order 7 where a field is denser than a partition per pixel
     order, rows = partitioning_order(frame["ra"].to_numpy(float), frame["dec"].to_numpy(float), ROWS_PER_PARTITION)

@@ -249,11 +249,11 @@ def submit(request: Request, config: dict[str, Any], who: Caller = Depends(calle
     ``output.overwrite``, ``compute`` and ``redshift_catalog.path`` are refused (422).
     A user builds from their own and the operator's registered catalogs, with at most
     ``max_queued_per_user`` training sets queued or running (429)."""
+    reg = registry(request)
     try:
-        plan, product_id = trust.submit(config, settings(request), who.name, max_active(request, who))
+        plan, product_id = trust.submit(config, settings(request), who.name, max_active(request, who), reg)
     except TooManyRuns as exc:
         raise APIError(429, exc.message, "id") from None
-    reg = registry(request)
     request.app.state.runner.submit(plan, product_id, reg)
     return ProductOut.of(reg.product(product_id), request)
 

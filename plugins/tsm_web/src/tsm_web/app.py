@@ -38,6 +38,7 @@ def create_app(settings: ServerSettings | None = None, **overrides: Any) -> Fast
         settings = ServerSettings.model_validate(settings.model_dump() | overrides)
     recover_once(Registry.at_home(tsm_home()))  # runs a server that stopped left behind
     runner = Runner(settings.max_runs)
+    runner.warm()  # the run path imported while the server starts, not by its first training set
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

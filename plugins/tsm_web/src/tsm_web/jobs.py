@@ -6,11 +6,19 @@ work, marks the queued ones failed ("interrupted") and stops the running ones at
 next partition, which remove their files and are marked failed too. A cancel asked
 through the registry (``POST /api/training-sets/{id}/cancel``, ``tsm products cancel``)
 reaches a running product through its cancel token, which polls the registry.
+
+A server is a warm process: :meth:`Runner.warm` imports what a run uses (LSDB, HATS, the
+pipeline) in a background thread as the server starts, and turns on the numba cache, so
+that the first training set does not pay 2-3 s of imports either. A small training set then
+takes the time of its own work (plan, match, write), well under a second on a catalog of
+a few partitions (``benchmarks/web_jobs.py``).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
@@ -23,6 +31,8 @@ log = logging.getLogger(__name__)
 
 #: the reason recorded for runs the server did not finish
 STOPPED = "interrupted: the server stopped"
+#: imported by :meth:`Runner.warm` (what every run imports on its first use)
+RUN_MODULES = ("lsdb", "hats", "tsm_core.pipeline.match", "tsm_core.pipeline.write", "tsm_core.redshifts.side")
 
 
 class Runner:
@@ -32,6 +42,25 @@ class Runner:
         self.pool = ThreadPoolExecutor(max_workers=max_runs, thread_name_prefix="tsm-run")
         self.stopping = CancelToken()
         self.futures: dict[int, tuple[Future, Registry]] = {}
+
+    def warm(self) -> threading.Thread:
+        """Import :data:`RUN_MODULES` and turn on the numba cache, in a daemon thread (started;
+        returned). A failure is logged: the first run then imports what it needs itself."""
+
+        def work() -> None:
+            try:
+                from tsm_core.compute import numba_cache
+                from tsm_core.config import tsm_home
+
+                for name in RUN_MODULES:
+                    importlib.import_module(name)
+                numba_cache.enable(numba_cache.cache_dir(tsm_home()))
+            except Exception:  # noqa: BLE001 - only a head start: a run imports these again
+                log.exception("warming up the run path failed")
+
+        thread = threading.Thread(target=work, name="tsm-warm", daemon=True)
+        thread.start()
+        return thread
 
     def submit(self, plan: Plan, product_id: int, registry: Registry) -> Future:
         """Queue ``plan`` (registered as queued product ``product_id``)."""

@@ -23,6 +23,7 @@ from tsm_core.errors import ConfigError
 
 if TYPE_CHECKING:
     from tsm_core.pipeline.plan import Plan
+    from tsm_core.products.registry import Registry
 
 #: config keys that name server-side locations or resources: a client may not set them
 SERVER_KEYS: tuple[str, ...] = (
@@ -141,10 +142,14 @@ def _registered(source: Mapping[str, Any]) -> str:
 
 
 def submit(
-    data: Mapping[str, Any], operator: OperatorSettings, owner: str | None = None, max_active: int | None = None
+    data: Mapping[str, Any],
+    operator: OperatorSettings,
+    owner: str | None = None,
+    max_active: int | None = None,
+    registry: Registry | None = None,
 ) -> tuple[Plan, int]:
     """A client's config checked against the operator's bounds (:func:`client_config`),
     planned and registered as a new product whose provenance names no server location
-    (:func:`redact_provenance`); see :func:`tsm_core.service.submit`."""
+    (:func:`redact_provenance`), in ``registry`` (the app's); see :func:`tsm_core.service.submit`."""
     config = client_config(data, operator)
-    return service.submit(config, owner=owner, max_active=max_active, redact=redact_provenance)
+    return service.submit(config, owner=owner, max_active=max_active, redact=redact_provenance, registry=registry)

@@ -29,8 +29,9 @@ def submit_training_set(request: Request, config: dict[str, Any], who: Caller) -
     operator's bounds and the per-user queue limit) run in the background by the app's
     runner; returns the training set's ID and its future. Raises a
     :class:`~tsm_core.errors.TSMError` naming the bad key before anything is registered."""
-    plan, product_id = trust.submit(config, request.app.state.settings, who.name, max_active(request, who))
-    return product_id, request.app.state.runner.submit(plan, product_id, request.app.state.registry)
+    registry = request.app.state.registry
+    plan, product_id = trust.submit(config, request.app.state.settings, who.name, max_active(request, who), registry)
+    return product_id, request.app.state.runner.submit(plan, product_id, registry)
 
 
 @router.get("/processes/", summary="The caller's processes, newest first")

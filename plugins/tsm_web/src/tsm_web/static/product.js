@@ -6,6 +6,7 @@ async function download(url, name) {
   const link = document.createElement("a"); link.href = URL.createObjectURL(blob); link.download = name; link.click();
 }
 let reportShown = false;
+let pollDelay = 100;  // ms until the next look at a queued or running set
 function showFunnel(steps) {
   const rows = (steps || []).filter(s => s.kind !== "info" || s.count).map(s => {
     const tr = document.createElement("tr");
@@ -64,7 +65,8 @@ async function poll() {
     showFunnel(p.funnel);
     if (p.report_url && !reportShown) { reportShown = true; showReport(p.report_url); }
     if (p.error) { document.getElementById("error-row").classList.remove("hidden"); document.getElementById("error").textContent = p.error; }
-    if (p.status === "queued" || p.status === "running") setTimeout(poll, 1000);  // done, failed, cancelled: stop
+    // done, failed, cancelled: stop; else ask again soon (a small set is done in under a second), then every second
+    if (p.status === "queued" || p.status === "running") { setTimeout(poll, pollDelay); pollDelay = Math.min(1000, pollDelay * 2); }
   } catch (e) {
     if (e.status === 401) TSM.tokenBox(poll); else document.getElementById("status").textContent = e.message;
   }

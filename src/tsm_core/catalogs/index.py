@@ -1,0 +1,74 @@
+"""The id index of an imported collection (``object_lc_objectId``): a HATS index catalog
+written without Dask, one partition read at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write_index(collection: Path, primary: str, name: str, column: str, rows_per_file: int = 4_000_000) -> int:
+    """Write the id index ``name`` of catalog ``primary`` inside ``collection`` (a HATS index
+    catalog: ``column``, ``Norder``, ``Npix`` in Parquet files sorted by ``column``) and
+    name it in ``collection.properties`` (``all_indexes``). Reads one partition at a time.
+
+    hats-import's own index pipeline refuses Python 3.11 with a Dask newer than 2025.3
+    (a dask-expr regression in its ``set_index``), which lsdb 0.11 needs; this writes the
+    same catalog without Dask."""
+    import hats
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from hats.catalog import TableProperties
+    from hats.catalog.dataset.collection_properties import CollectionProperties
+    from hats.io import parquet_metadata, paths
+
+    main: Any = hats.read_hats(collection / primary)  # a Catalog (its declared type is a union)
+    out = collection / name
+    data_dir = out / "dataset" / "index"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pending: list[pa.Table] = []
+    n_pending = n_rows = n_files = 0
+
+    def flush() -> None:
+        nonlocal pending, n_pending, n_files
+        if not pending:
+            return
+        table = pa.concat_tables(pending).sort_by(column)
+        pq.write_table(
+            table, data_dir / f"part.{n_files}.parquet", sorting_columns=[pq.SortingColumn(0)], data_page_size=16 * 1024
+        )
+        n_files += 1
+        pending, n_pending = [], 0
+
+    for pixel in main.get_healpix_pixels():
+        path = paths.pixel_catalog_file(main.catalog_base_dir, pixel, npix_suffix=main.catalog_info.npix_suffix)
+        ids = pq.read_table(path, columns=[column]).column(column)
+        n = len(ids)
+        pending.append(
+            pa.table(
+                {
+                    column: ids,
+                    "Norder": pa.array(np.full(n, pixel.order, np.uint8)),
+                    "Npix": pa.array(np.full(n, pixel.pixel, np.uint64)),
+                }
+            )
+        )
+        n_pending += n
+        n_rows += n
+        if n_pending >= rows_per_file:
+            flush()
+    flush()
+    # hats declares some defaults inside Annotated[...], which the pydantic mypy plugin does not see
+    TableProperties(
+        catalog_name=name,
+        catalog_type="index",
+        total_rows=n_rows,
+        primary_catalog=primary,  # type: ignore[call-arg]
+        indexing_column=column,
+    ).to_properties_file(out)
+    parquet_metadata.write_parquet_metadata(out, order_by_healpix=False)
+    props = CollectionProperties.read_from_dir(collection)
+    indexes = dict(props.all_indexes or {}) | {column: name}
+    props.model_copy(update={"all_indexes": indexes}).to_properties_file(collection)
+    return n_rows
