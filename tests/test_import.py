@@ -39,9 +39,9 @@ def test_import_the_real_dp1_sample_and_match(reference, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    # --progress: hats-import's tqdm bars on stderr, one per stage, each run to its end
-    for stage in ("Catalog: Mapping", "Catalog: Reducing", "Margin: Reducing", "Margin: Finishing"):
-        assert re.search(rf"{stage} *: 100%\|", result.stderr), (stage, result.stderr[-2000:])
+    # --progress: a file this small is written in the tsm process (no cluster), with LSDB's
+    # tqdm bar on stderr, run to its end (a large one shows hats-import's bars per stage)
+    assert re.search(r"Writing Catalog *: 100%\|", result.stderr), result.stderr[-2000:]
     assert "1000 rows" in result.output and "margin 5 arcsec (object_lc_5arcs)" in result.output
     props = dict(l.split("=", 1) for l in (out / "collection.properties").read_text().splitlines() if "=" in l)
     assert props["hats_primary_table_url"] == "object_lc" and props["default_margin"] == "object_lc_5arcs"

@@ -4,6 +4,7 @@ file with pyarrow."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -71,14 +72,17 @@ def straddling(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_a_small_import_starts_no_cluster_and_writes_what_the_cluster_path_writes(straddling, tmp_path):
+def test_a_small_import_starts_no_cluster_and_writes_what_the_cluster_path_writes(straddling, tmp_path, capfd):
     from tsm_core.catalogs.importer import import_objects
 
     release = plugins.object_catalog("dp1")
     with counting_children() as small_children:
         small = import_objects([straddling], tmp_path / "small", release)
     with counting_children() as cluster_children:
-        cluster = import_objects([straddling], tmp_path / "cluster", release, in_process_rows=0)
+        cluster = import_objects([straddling], tmp_path / "cluster", release, in_process_rows=0, progress=True)
+    bars = capfd.readouterr().err  # the cluster path's progress: hats-import's bar per stage, run to its end
+    for stage in ("Catalog: Mapping", "Catalog: Reducing", "Margin: Reducing", "Margin: Finishing"):
+        assert re.search(rf"{stage} *: 100%\|", bars), (stage, bars[-2000:])
     assert small_children[0] == 0  # no worker process: the import ran in this one
     assert cluster_children[0] >= 1  # the sampler sees a cluster's workers
     assert (small.n_rows, small.n_partitions) == (cluster.n_rows, cluster.n_partitions) == (2000, 2)
