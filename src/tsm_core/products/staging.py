@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -64,7 +65,19 @@ def owned_staging(parent: Path, kind: str) -> Iterator[Path]:
         mark_owner(folder)
         yield folder
     finally:
+        _remove(folder)
+
+
+def _remove(folder: Path, patience: float = 10.0) -> None:
+    """Remove ``folder``, again while something still writes into it: after an interrupt,
+    the threads of a computation (LSDB writing partitions) may finish a file in it after
+    the main thread has left; they start no new task, so it empties within seconds."""
+    end = time.monotonic() + patience
+    while True:
         shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists() or time.monotonic() > end:
+            return
+        time.sleep(0.05)
 
 
 def sweep_staging(parent: Path, keep: Callable[[Path], bool] = lambda _path: False) -> list[Path]:

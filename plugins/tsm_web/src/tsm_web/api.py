@@ -282,13 +282,8 @@ def product(request: Request, product_id: int, who: Caller = Depends(caller)) ->
     response_class=FileResponse,
 )
 def download(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
-    p = _get_product(request, product_id, who)
-    if p.status != "done" or not p.output_path:
-        raise APIError(409, f"training set {product_id} is {p.status}; there is no file to download", "id")
-    path = Path(p.output_path)
-    if not path.is_file():
-        raise APIError(410, f"the file of training set {product_id} is gone from the server", "id")
-    return FileResponse(path, filename=path.name)
+    p = _finished(request, product_id, who)
+    return _file(Path(p.output_path or ""), f"the file of training set {product_id}")
 
 
 @router.get(
@@ -297,16 +292,26 @@ def download(request: Request, product_id: int, who: Caller = Depends(caller)) -
     response_class=FileResponse,
 )
 def download_unmatched(request: Request, product_id: int, who: Caller = Depends(caller)) -> FileResponse:
-    p = _get_product(request, product_id, who)
-    if p.status != "done" or not p.output_path:
-        raise APIError(409, f"training set {product_id} is {p.status}; there is no file to download", "id")
-    path = _unmatched(p)
+    path = _unmatched(_finished(request, product_id, who))
     if path is None:
         raise APIError(
             404, f"training set {product_id} has no unmatched file (run it with output.unmatched: true)", "id"
         )
+    return _file(path, f"the unmatched file of training set {product_id}")
+
+
+def _finished(request: Request, product_id: int, who: Caller) -> ProductRecord:
+    """The caller's finished training set ``product_id`` (409 while it is not done)."""
+    p = _get_product(request, product_id, who)
+    if p.status != "done" or not p.output_path:
+        raise APIError(409, f"training set {product_id} is {p.status}; there is no file to download", "id")
+    return p
+
+
+def _file(path: Path, what: str) -> FileResponse:
+    """``path`` as a download (410 if it is gone from the disk)."""
     if not path.is_file():
-        raise APIError(410, f"the unmatched file of training set {product_id} is gone from the server", "id")
+        raise APIError(410, f"{what} is gone from the server", "id")
     return FileResponse(path, filename=path.name)
 
 
