@@ -248,10 +248,17 @@ def test_a_single_catalog_is_read_as_before(base_config: dict) -> None:
 
 
 def test_config_errors_name_the_catalog_of_the_list(base_config: dict, tmp_path: Path) -> None:
+    import shutil
+
     from tsm_core.config import load_config
     from tsm_core.pipeline.main import prepare
 
     source = base_config["redshift_catalog"]
+    with pytest.raises(ConfigError) as err:  # one file twice: refused before it is read
+        prepare(base_config | {"redshift_catalog": [source, source | {"label": "b"}]})
+    assert err.value.key == "redshift_catalog.1" and "the same catalog as redshift_catalog.0" in str(err.value)
+    (tmp_path / "copy").mkdir()
+    twin = source | {"path": shutil.copy(source["path"], tmp_path / "copy")}  # another file of the same stem
     with pytest.raises(ConfigError) as err:
         load_config(base_config | {"redshift_catalog": [source, {"nam": "x"}]})
     assert err.value.key == "redshift_catalog.1.nam" and "did you mean 'name'" in str(err.value)
@@ -259,10 +266,10 @@ def test_config_errors_name_the_catalog_of_the_list(base_config: dict, tmp_path:
         load_config(base_config | {"redshift_catalog": []})
     assert err.value.key == "redshift_catalog"
     with pytest.raises(ConfigError) as err:  # two files of one stem
-        prepare(base_config | {"redshift_catalog": [source, source]})
+        prepare(base_config | {"redshift_catalog": [source, twin]})
     assert err.value.key == "redshift_catalog.1.label" and "give one a label" in str(err.value)
     with pytest.raises(ConfigError) as err:  # each catalog's own checks, named by its place
-        prepare(base_config | {"redshift_catalog": [source, source | {"label": "b", "keep_columns": ["nope"]}]})
+        prepare(base_config | {"redshift_catalog": [source, twin | {"label": "b", "keep_columns": ["nope"]}]})
     assert err.value.key == "redshift_catalog.1.keep_columns"
     with pytest.raises(ConfigError) as err:  # a filter on a column a catalog lacks names that catalog
         prepare(base_config | {"redshift_catalog": [source], "filters": {"redshift": ["SPECTYPE == 'GALAXY'"]}})
@@ -270,7 +277,7 @@ def test_config_errors_name_the_catalog_of_the_list(base_config: dict, tmp_path:
     with pytest.raises(ConfigError) as err:
         prepare(
             base_config
-            | {"redshift_catalog": [source, source | {"label": "b"}], "filters": {"redshift": ["SPECTYPE == 'GALAXY'"]}}
+            | {"redshift_catalog": [source, twin | {"label": "b"}], "filters": {"redshift": ["SPECTYPE == 'GALAXY'"]}}
         )
     assert err.value.message == f"{single} (in redshift_catalog.0, {source['path']})"
     with pytest.raises(ConfigError) as err:  # not yet with several catalogs, refused before any read
@@ -355,3 +362,40 @@ def test_the_duplicate_rule_on_three_catalogs_with_ties_stars_and_missing_values
     kept = brute_force_combination(keys.assign(row=np.arange(n)), 2.0)
     assert 50 < got.sum() < n - 50
     np.testing.assert_array_equal(np.flatnonzero(~got), kept["row"].to_numpy())
+
+
+def test_a_long_chain_of_overlapping_redshifts_is_walked_once() -> None:
+    """Redshifts 5 arcsec apart along the equator, alternating between two catalogs, each
+    worse than the last (a chain as long as the catalog): the rule as a plain loop over the
+    ranking gives the same duplicates, and 100,000 of them take well under the seconds the
+    round-by-round walk took."""
+    import time
+
+    from astropy.coordinates import SkyCoord
+
+    from tsm_core.redshifts.duplicates import duplicate_mask
+
+    def loop(ra, dec, flag, err, catalog, radius):
+        sky = SkyCoord(ra, dec, unit="deg")
+        kept: list[int] = []
+        dropped = np.zeros(len(ra), dtype=bool)
+        for i in sorted(range(len(ra)), key=lambda i: (-flag[i], err[i], catalog[i], i)):
+            near = [k for k in kept if catalog[k] != catalog[i] and sky[k].separation(sky[i]).arcsec < radius]
+            dropped[i] = bool(near)
+            if not near:
+                kept.append(i)
+        return dropped
+
+    for n in (300, 100_000):
+        ra = (np.arange(n) * 5.0 / 3600 + 359.9) % 360  # across RA 0/360
+        dec = np.zeros(n)
+        catalog = np.arange(n) % 2
+        err = np.arange(n, dtype=float) * 1e-4
+        flag = np.full(n, 4.0)
+        started = time.perf_counter()
+        got = duplicate_mask(ra, dec, flag, err, catalog, 6.0)
+        if n <= 300:
+            np.testing.assert_array_equal(got, loop(ra, dec, flag, err, catalog, 6.0))
+        else:
+            assert time.perf_counter() - started < 10
+            np.testing.assert_array_equal(got, np.arange(n) % 2 == 1)  # every other one, as the loop gives

@@ -126,3 +126,37 @@ def test_a_small_registration_starts_no_cluster(reference, tmp_path):
     stored = ds.dataset(Path(record.path) / CATALOG_NAME / "dataset", format="parquet", exclude_invalid_files=True)
     assert record.n_rows == len(good) == stored.count_rows()
     assert sorted(map(str, stored.to_table(columns=["ra"]).column("ra").to_pylist())) == sorted(map(str, good["ra"]))
+
+
+def test_csv_rows_counted_decompressed_and_only_up_to_the_threshold(tmp_path):
+    """A compressed CSV is counted by its lines, not guessed from its size: an xz file of
+    300,000 rows (a few kB) is over a 200,000-row threshold, found without reading past it."""
+    import lzma
+
+    from tsm_core.catalogs.in_process import count_rows
+
+    body = "objectId,coord_ra,coord_dec\n" + "".join(f"{i},1.0,2.0\n" for i in range(300_000))
+    (tmp_path / "big.csv.xz").write_bytes(lzma.compress(body.encode()))
+    (tmp_path / "small.csv.gz").write_bytes(__import__("gzip").compress(body[: body.index("1000,")].encode()))
+    assert (tmp_path / "big.csv.xz").stat().st_size < 100_000
+    assert 200_000 < count_rows([str(tmp_path / "big.csv.xz")], "csv", limit=200_000) <= 300_000
+    assert count_rows([str(tmp_path / "big.csv.xz")], "csv") == 300_000
+    assert count_rows([str(tmp_path / "small.csv.gz")], "csv") == 1000 == len(pd.read_csv(tmp_path / "small.csv.gz"))
+
+
+def test_the_queue_limit_is_checked_before_the_catalogs_are_read(tmp_path, monkeypatch):
+    """A user at the server's queue limit is refused before planning reads any catalog (a
+    config naming a file that does not exist still gets the limit's refusal, not the file's)."""
+    from tsm_core import service
+    from tsm_core.errors import TooManyRuns, TSMError
+    from tsm_core.products.registry import Registry
+
+    monkeypatch.setenv("TSM_HOME", str(tmp_path / "home"))
+    registry = Registry.at_home(tmp_path / "home")
+    registry.create_product("busy", "", {}, status="queued", owner="carol")
+    config = {"name": "x", "redshift_catalog": [{"path": str(tmp_path / f"missing{i}.parquet")} for i in range(3)]}
+    with pytest.raises(TooManyRuns, match="carol has 1 training sets queued or running"):
+        service.submit(config, owner="carol", max_active=1, registry=registry)
+    with pytest.raises(TSMError) as below:  # below the limit, planning goes on (and fails on what it opens)
+        service.submit(config, owner="carol", max_active=2, registry=registry)
+    assert not isinstance(below.value, TooManyRuns)

@@ -151,6 +151,8 @@ def submit(
     from tsm_core.products.registry import Registry
 
     registry = registry or Registry.at_home(tsm_home())
+    if max_active is not None:  # before planning, which reads the redshift catalogs
+        registry.check_active(owner, max_active)
     config = dict(config)
     if owner is not None:
         config["redshift_catalog"] = _visible_catalog(registry, config.get("redshift_catalog"), owner)

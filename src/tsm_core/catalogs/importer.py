@@ -269,7 +269,7 @@ def import_objects(
         margin_arcsec,
     )
     layout = release.collection or CollectionLayout(index_column=release.id_column)
-    n_input = count_rows(files, fmt)
+    n_input = count_rows(files, fmt, limit=in_process_rows)
     sweep_staging(out.parent)  # what an import killed by SIGKILL left beside --out
     with owned_staging(out.parent, "import") as staging:  # removed on any exit, SIGTERM included
         if n_input <= in_process_rows:

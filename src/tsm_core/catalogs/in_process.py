@@ -7,7 +7,8 @@ and given their margin by LSDB's ``from_dataframe`` and written by ``write_catal
 process (:func:`write_in_process`), in the same published layout as the cluster path of
 :mod:`tsm_core.catalogs.importer`: the main catalog, its margin and the id index, named in
 ``collection.properties``. :func:`count_rows` decides, from the files' metadata where they
-have it (Parquet footers, FITS headers) and from the size of CSV files.
+have it (Parquet footers, FITS headers) and by counting a CSV file's lines (decompressed, up
+to the threshold).
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ IN_PROCESS_ROWS = 200_000
 IN_PROCESS_PARTITION_ROWS = 50_000
 
 
-def count_rows(files: Sequence[str], fmt: str) -> int:
-    """The number of rows of ``files``: exact for Parquet and FITS (from their metadata),
-    estimated for CSV (file size over the mean length of the first lines; a compressed file
-    counts ten times its size)."""
+def count_rows(files: Sequence[str], fmt: str, limit: int | None = None) -> int:
+    """The number of rows of ``files``: from their metadata for Parquet and FITS; for CSV
+    (compressed or not, as pandas reads it) by counting lines, a stream at a time, and
+    stopping once more than ``limit`` are counted (the answer is then only "more than
+    ``limit``"), so a large or highly compressed file costs no more than ``limit`` lines."""
     total = 0
     for path in files:
         if fmt == "parquet":
@@ -45,11 +47,24 @@ def count_rows(files: Sequence[str], fmt: str) -> int:
                 hdu = next((h for h in hdul if isinstance(h, (fits.BinTableHDU, fits.TableHDU))), None)
                 total += int(hdu.header.get("NAXIS2", 0)) if hdu is not None else 0
         else:
-            size = Path(path).stat().st_size * (10 if path.lower().endswith((".gz", ".bz2")) else 1)
-            head = pd.read_csv(path, nrows=100)
-            line = max(len(head.to_csv(index=False, header=False)) / max(len(head), 1), 1.0)
-            total += int(size / line)
+            left = None if limit is None else max(limit - total, 0)
+            total += _csv_rows(path, left)
+        if limit is not None and total > limit:
+            break
     return total
+
+
+def _csv_rows(path: str, limit: int | None) -> int:
+    """Data lines of a CSV file (its header not counted), up to one more than ``limit``."""
+    from pandas.io.common import get_handle
+
+    lines = -1  # the header
+    with get_handle(path, "rb", compression="infer", is_text=False) as handle:
+        while chunk := handle.handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            if limit is not None and lines > limit:
+                return lines
+    return max(lines, 0)
 
 
 def read_whole(files: Sequence[str], fmt: str) -> pd.DataFrame:

@@ -225,20 +225,20 @@ class Registry:
         process = current_owner()
         with self._connect() as db:
             if max_active is not None:
-                active = db.execute(
-                    "SELECT COUNT(*) FROM products WHERE owner IS ? AND status IN ('queued', 'running')", (owner,)
-                ).fetchone()[0]
-                if active >= max_active:
-                    raise TooManyRuns(
-                        f"{owner or 'the operator'} has {active} training sets queued or running, the "
-                        f"limit of this server is {max_active}; wait for one to end or cancel one"
-                    )
+                _check_active(db, owner, max_active)
             cur = db.execute(
                 "INSERT INTO products (name, description, status, config, created_at, host, pid, start_token, owner) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (name, description, status, json.dumps(config), now(), process.host, process.pid, process.token, owner),
             )
             return _inserted_id(cur)
+
+    def check_active(self, owner: str | None, max_active: int) -> None:
+        """Fail with :class:`~tsm_core.errors.TooManyRuns` when ``owner`` has ``max_active``
+        training sets queued or running already (a check before planning; :meth:`create_product`
+        counts again in its own transaction)."""
+        with self._connect() as db:
+            _check_active(db, owner, max_active)
 
     def start_product(self, product_id: int) -> bool:
         """Mark a queued (or running) product running in this process; False if it was
@@ -380,3 +380,15 @@ def _as_int(key: str | int) -> int | None:
     except (TypeError, ValueError):
         return None
     return value if -MAX_ID <= value <= MAX_ID else None
+
+
+def _check_active(db: Any, owner: str | None, max_active: int) -> None:
+    """Refuse a new product of ``owner`` who has ``max_active`` queued or running ones."""
+    active = db.execute(
+        "SELECT COUNT(*) FROM products WHERE owner IS ? AND status IN ('queued', 'running')", (owner,)
+    ).fetchone()[0]
+    if active >= max_active:
+        raise TooManyRuns(
+            f"{owner or 'the operator'} has {active} training sets queued or running, the "
+            f"limit of this server is {max_active}; wait for one to end or cancel one"
+        )

@@ -23,6 +23,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -163,6 +164,7 @@ def open_combined_side(
             "output.unmatched",
             "is not available with several redshift catalogs yet; run each catalog on its own for its unmatched file",
         )
+    _each_once(config, registry)
     parts: list[RedshiftSide] = []
     funnels: list[Funnel] = []
     for i, source in enumerate(config.redshift_catalogs):
@@ -340,3 +342,27 @@ def _side(
         dtypes=dtypes,
         entries=entries,
     )
+
+
+def _each_once(config: RunConfig, registry: Registry) -> None:
+    """Refuse a list that names one catalog twice (the same file, or the same registered
+    catalog by name or id), before any of them is read: it would only be its own duplicate."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, source in enumerate(config.redshift_catalogs):
+        key = source.name or source.id
+        if source.path:
+            identity = ("file", str(Path(source.path).expanduser().resolve()))
+        elif key is not None:
+            try:
+                identity = ("registered", str(registry.redshift_catalog(key).id))
+            except TSMError:
+                continue  # unknown: opening it says so, naming its item
+        else:
+            continue
+        if identity in seen:
+            raise ConfigError(
+                f"redshift_catalog.{i}",
+                f"is the same catalog as redshift_catalog.{seen[identity]} "
+                f"({source.path or source.name or source.id}); list each catalog once",
+            )
+        seen[identity] = i

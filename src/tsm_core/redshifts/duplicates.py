@@ -16,8 +16,9 @@ The rule (:func:`duplicate_mask`): redshifts are ranked best first by
 Walking that ranking, each redshift not yet removed is kept and removes every redshift
 *of another catalog* within the radius. Two redshifts of one catalog are never duplicates
 of each other (a catalog's own repeats are its own business), and a redshift removed does
-not remove others. :func:`duplicate_mask` computes the walk in rounds over the close pairs
-(vectorized; the rounds are as many as the longest chain of overlapping pairs).
+not remove others. :func:`duplicate_mask` walks the ranking once, each redshift looking at
+its better neighbours only (compiled by numba: the work grows as N + the close pairs, however
+long a chain of overlapping pairs).
 
 Memory: the keys (about 42 bytes a redshift) and, while the duplicates are found, one unit
 vector and one KD-tree per catalog and the ranking: about 90 bytes a redshift more (measured:
@@ -26,6 +27,9 @@ busy cores), so about 130 bytes a redshift at the peak, 1.3 GB for ten million.
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import numpy as np
 
@@ -89,25 +93,40 @@ def duplicate_mask(
     pairs = close_pairs(ra, dec, catalog, radius_arcsec)
     if not len(pairs):
         return dropped
+    order = quality_order(z_flag, z_err, catalog)
     position = np.empty(n, dtype=np.int64)
-    position[quality_order(z_flag, z_err, catalog)] = np.arange(n)
+    position[order] = np.arange(n)
     first_better = position[pairs[:, 0]] < position[pairs[:, 1]]
     better = np.where(first_better, pairs[:, 0], pairs[:, 1])
     worse = np.where(first_better, pairs[:, 1], pairs[:, 0])
     del pairs, position
-    kept = np.zeros(n, dtype=bool)
-    decided = np.zeros(n, dtype=bool)
-    involved = np.zeros(n, dtype=bool)
-    involved[better] = involved[worse] = True
-    decided[~involved] = kept[~involved] = True  # alone: kept at once
-    while not decided.all():
-        # a redshift with a better neighbour kept is removed
-        removed = worse[kept[better]]
-        fresh = removed[~decided[removed]]
-        dropped[fresh] = decided[fresh] = True
-        # one whose better neighbours are all removed is kept
-        open_better = ~dropped[better]
-        waiting = np.bincount(worse[open_better], minlength=n)
-        ready = ~decided & (waiting == 0)
-        kept[ready] = decided[ready] = True
+    # each redshift's better neighbours, grouped by redshift (compressed rows)
+    by_worse = np.argsort(worse, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(worse, minlength=n), out=indptr[1:])
+    return _walk(order, indptr, better[by_worse])
+
+
+def _walk(order: np.ndarray, indptr: np.ndarray, better_of: np.ndarray) -> np.ndarray:
+    """The walk down the ranking: a redshift is removed when one of its better neighbours
+    (``better_of[indptr[i]:indptr[i + 1]]``) was kept; every better one is decided before
+    it, so one pass in rank order decides all (O(n + pairs), compiled by numba)."""
+    return _compiled_walk()(order, indptr, better_of)
+
+
+@functools.cache
+def _compiled_walk() -> Any:
+    """:func:`_walk_loop` compiled once per process (numba; cached on disk where the run enabled it)."""
+    from numba import njit
+
+    return njit(cache=True, nogil=True)(_walk_loop)
+
+
+def _walk_loop(order: np.ndarray, indptr: np.ndarray, better_of: np.ndarray) -> np.ndarray:
+    dropped = np.zeros(len(order), dtype=np.bool_)
+    for node in order:
+        for k in range(indptr[node], indptr[node + 1]):
+            if not dropped[better_of[k]]:
+                dropped[node] = True
+                break
     return dropped
