@@ -7,12 +7,14 @@ one is a warning, and `--strict` makes a warning fail the build).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -43,12 +45,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _nav_files(nav: object) -> list[str]:
-    if isinstance(nav, str):
-        return [nav]
-    if isinstance(nav, dict):
-        return [f for v in nav.values() for f in _nav_files(v)]
-    return [f for item in nav for f in _nav_files(item)] if isinstance(nav, list) else []
+@functools.cache
+def _docs_hook() -> Any:
+    """The site's MkDocs hook module (docs/hooks/tsm_docs.py), loaded as MkDocs loads it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tsm_docs_hook", ROOT / "docs" / "hooks" / "tsm_docs.py")
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    return hook
 
 
 def _mkdocs_config() -> dict:
@@ -60,7 +66,7 @@ def _mkdocs_config() -> dict:
 
 
 def test_every_page_of_the_nav_is_built(site: Path) -> None:
-    nav = _nav_files(_mkdocs_config()["nav"])
+    nav = _docs_hook()._nav_paths(_mkdocs_config()["nav"])
     assert "examples/example1_dp02.ipynb" in nav and "examples/example2_dp1.ipynb" in nav
     for page in nav:
         built = site / re.sub(r"\.(md|ipynb)$", ".html", page)
@@ -100,7 +106,6 @@ def test_configuration_reference_lists_every_key(site: Path) -> None:
 def test_every_field_of_every_config_model_has_a_description() -> None:
     """Every key of every config model (each model of ``tsm_core.config``, whether a run reaches
     it or not) says what it does, so that no row of the configuration reference is blank."""
-    import importlib.util
     import inspect
 
     from pydantic import BaseModel
@@ -116,10 +121,7 @@ def test_every_field_of_every_config_model_has_a_description() -> None:
         if not (field.description or "").strip()
     ]
     assert blank == []
-    spec = importlib.util.spec_from_file_location("tsm_docs_hook", ROOT / "docs" / "hooks" / "tsm_docs.py")
-    assert spec is not None and spec.loader is not None
-    hook = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(hook)
+    hook = _docs_hook()
     rows = [line for line in hook.config_reference().splitlines() if line.startswith("| `")]
     assert len(rows) == sum(len(m.model_fields) for m in hook._models_in_order(config.RunConfig)) > 50
     assert [row for row in rows if row.rstrip().endswith("|  |")] == []
@@ -153,7 +155,7 @@ def test_readme_is_a_landing_page() -> None:
     assert len(readme.splitlines()) < 200
     assert readme.index("make demo") < 300 and readme.index("make test") < 300
     assert "source .venv/bin/activate" in readme and ".venv/bin/tsm" in readme and "pip install" in readme
-    nav = set(_nav_files(_mkdocs_config()["nav"]))
+    nav = set(_docs_hook()._nav_paths(_mkdocs_config()["nav"]))
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme):
         if target.startswith("http"):
             continue
