@@ -241,7 +241,8 @@ def test_report_shows_the_ambiguity(scene, base_config, tmp_path, monkeypatch):
 @pytest.mark.parametrize("n_left, n_right", [(200, 3000), (3000, 200)])
 def test_all_pairs_whichever_side_is_smaller(n_left, n_right):
     """The tree goes over the smaller side, redshifts or objects: the same pairs as astropy either way."""
-    from tsm_core.science.crossmatch import all_pairs, arc_arcsec, chord, unit_vectors
+    from tsm_core.science.crossmatch import all_pairs
+    from tsm_core.science.sphere import arc_arcsec, chord, unit_vectors
 
     rng = np.random.default_rng(n_left)
     left = SkyCoord(rng.uniform(-0.02, 0.02, n_left) % 360, rng.uniform(-0.02, 0.02, n_left), unit="deg")

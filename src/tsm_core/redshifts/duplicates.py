@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from tsm_core.plugins.records import Z_FLAG_STAR
+from tsm_core.science.sphere import chord, unit_vectors
 
 
 def flag_rank(z_flag: np.ndarray) -> np.ndarray:
@@ -51,25 +52,18 @@ def quality_order(z_flag: np.ndarray, z_err: np.ndarray, catalog: np.ndarray) ->
     return np.lexsort((rows, np.asarray(catalog), err, -flag_rank(z_flag)))
 
 
-def unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """Positions in degrees as unit vectors (n x 3)."""
-    ra_r, dec_r = np.radians(np.asarray(ra, np.float64)), np.radians(np.asarray(dec, np.float64))
-    cos_dec = np.cos(dec_r)
-    return np.column_stack([cos_dec * np.cos(ra_r), cos_dec * np.sin(ra_r), np.sin(dec_r)])
-
-
 def close_pairs(ra: np.ndarray, dec: np.ndarray, catalog: np.ndarray, radius_arcsec: float) -> np.ndarray:
     """Every pair ``(i, j)`` of rows of *different* catalogs within ``radius_arcsec`` (k x 2)."""
     from scipy.spatial import cKDTree
 
     catalog = np.asarray(catalog)
-    chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
+    within = chord(radius_arcsec)
     members = [np.flatnonzero(catalog == c) for c in np.unique(catalog)]
     trees = [cKDTree(unit_vectors(ra[m], dec[m])) for m in members]
     found = [np.zeros((0, 2), dtype=np.int64)]
     for a in range(len(trees)):
         for b in range(a + 1, len(trees)):
-            near = trees[a].sparse_distance_matrix(trees[b], chord, output_type="ndarray")
+            near = trees[a].sparse_distance_matrix(trees[b], within, output_type="ndarray")
             if len(near):
                 found.append(np.column_stack([members[a][near["i"]], members[b][near["j"]]]))
     return np.concatenate(found)

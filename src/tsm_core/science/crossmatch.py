@@ -31,6 +31,7 @@ from lsdb.core.crossmatch.kdtree_match import KdTreeCrossmatch
 from scipy.spatial import KDTree
 
 from tsm_core.columns import DIST_COLUMN, N_CANDIDATES_COLUMN, P_CHANCE_COLUMN, SECOND_DIST_COLUMN
+from tsm_core.science.sphere import arc_arcsec, chord, unit_vectors
 
 if TYPE_CHECKING:
     from lsdb.core.crossmatch.crossmatch_args import CrossmatchArgs
@@ -41,23 +42,6 @@ _ARCSEC2_PER_SR = (180.0 / math.pi * 3600.0) ** 2
 #: the pre-selection of the larger side keeps points a hair beyond the radius; the pairs
 #: themselves are cut at the radius exactly as LSDB cuts them
 _LOOSE = 1.0 + 1e-9
-
-
-def chord(radius_arcsec: float) -> float:
-    """The chord on the unit sphere of an angle in arcseconds (LSDB's own formula)."""
-    return 2.0 * math.sin(math.radians(0.5 * radius_arcsec / 3600.0))
-
-
-def arc_arcsec(chords: np.ndarray) -> np.ndarray:
-    """Angles in arcseconds of chords on the unit sphere (LSDB's own formula)."""
-    return np.degrees(2.0 * np.arcsin(0.5 * chords)) * 3600
-
-
-def unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """Cartesian coordinates on the unit sphere of RA/Dec in degrees, one row per point."""
-    lon, lat = np.radians(ra), np.radians(dec)
-    cos_lat = np.cos(lat)
-    return np.stack([cos_lat * np.cos(lon), cos_lat * np.sin(lon), np.sin(lat)], axis=1)
 
 
 def _tree(points: np.ndarray) -> KDTree:
