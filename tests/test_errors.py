@@ -156,7 +156,7 @@ def test_missing_flux_column_named(scene, base_config, tmp_path):
 
 
 def test_existing_output_not_overwritten(base_config):
-    from tsm_core.products.output import staged_file
+    from tsm_core.products.claims import staged_file
 
     target = Path(base_config["output"]["directory"])
     target.mkdir(parents=True)

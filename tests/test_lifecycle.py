@@ -117,6 +117,8 @@ def test_signals_leave_nothing_behind(slow_config, tmp_path, tsm_home, scheduler
     slow_config["compute"]["scheduler"] = scheduler
     if scheduler == "processes":
         slow_config["compute"]["n_workers"] = 1  # a worker process to leave behind is all it takes
+    if signum == signal.SIGKILL:  # two outputs, two claims: recovery finds the second one too
+        slow_config["output"]["unmatched"] = True
     run = Run(slow_config, tmp_path, tsm_home)
     run.wait_for(moment)
     sent = run.signal(signum, group)
@@ -295,7 +297,7 @@ def test_corrupt_registry_and_home_named(tmp_path, monkeypatch):
 
 # -- output claims -------------------------------------------------------------------------
 def test_claim_is_exclusive_and_released(tmp_path):
-    from tsm_core.products.output import claim_output, staged_file
+    from tsm_core.products.claims import claim_output, staged_file
 
     final = tmp_path / "set_1.parquet"
     claim = claim_output(final, overwrite=True)

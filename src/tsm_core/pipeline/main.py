@@ -34,7 +34,8 @@ from tsm_core.pipeline.unmatched import UNMATCHED, check_columns, unmatched_path
 from tsm_core.pipeline.write import Finisher, column_info, output_files, with_split, write
 from tsm_core.plugins.records import OutputMetadata
 from tsm_core.products.cancel import CancelToken, registry_poll
-from tsm_core.products.output import claim_output, open_sinks, writing_into
+from tsm_core.products.claims import claim_output, commit_together
+from tsm_core.products.output import open_sinks, writing_into
 from tsm_core.products.recovery import recover_once
 from tsm_core.products.registry import Registry
 from tsm_core.science import layout, representativeness
@@ -198,8 +199,7 @@ def _execute(
         registry.set_files(product_id, str(first.final), str(first.staging), str(first.claim))
         cancel.check()
         result = _compute_and_write(plan, product_id, progress, cancel, finals, staged, started)
-        for side, claim in claims.items():
-            claim.commit(staged[side])
+        commit_together([(claim, staged[side]) for side, claim in claims.items()])
         return result
 
 

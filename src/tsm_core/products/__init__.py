@@ -6,5 +6,6 @@
 - :mod:`~tsm_core.products.cancel`: the token that stops a run between partitions;
 - :mod:`~tsm_core.products.lifecycle`: cancel and remove a training set;
 - :mod:`~tsm_core.products.recovery`: mark failed the runs whose process is gone (once per process);
-- :mod:`~tsm_core.products.output`: output file names, claims on them, staging and placement.
+- :mod:`~tsm_core.products.output`: output file names, the output folder, sinks, full-disk errors;
+- :mod:`~tsm_core.products.claims`: claims on output names, staging, all-or-none placement.
 """

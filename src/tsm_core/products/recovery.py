@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tsm_core.products.output import release_files
+from tsm_core.products.claims import CLAIM_SUFFIX, claimed_path, read_claim, release_files
 from tsm_core.products.process import Owner, owner_alive
 
 if TYPE_CHECKING:
+    from tsm_core.products.records import ProductRecord
     from tsm_core.products.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -40,11 +42,32 @@ def recover_interrupted(registry: Registry) -> list[int]:
         if product.pid is None or owner_alive(Owner(product.host or "", product.pid, product.start_token)) is not False:
             continue
         release_files(product.staging_path, product.claim_path, product.output_path, product.pid)
+        for claim in _other_claims(product, registry):
+            release_files(None, str(claim), str(claimed_path(claim)), product.pid)
         # the host and pid are the operator's business: logged, not stored in the error users see
         log.warning("training set %s interrupted: its process %s on %s is gone", product.id, product.pid, product.host)
         if registry.fail_product(product.id, INTERRUPTED):
             gone.append(product.id)
     return gone
+
+
+def _other_claims(product: ProductRecord, registry: Registry) -> list[Path]:
+    """The output claims of ``product`` beyond the one the registry records (its unmatched
+    file, a split's validation file): claim files beside it that name this product and registry."""
+    if not product.claim_path:
+        return []
+    first = Path(product.claim_path)
+    home = registry.path.resolve()
+    found = []
+    with suppress(OSError):
+        for claim in first.parent.glob(f".*{CLAIM_SUFFIX}"):
+            with suppress(FileNotFoundError):
+                holder = read_claim(claim)
+                registry_file = str(holder.get("registry") or "")
+                mine = holder.get("product_id") == product.id and registry_file != ""
+                if mine and claim != first and Path(registry_file).resolve() == home:
+                    found.append(claim)
+    return found
 
 
 def recover_once(registry: Registry) -> list[int]:
