@@ -22,6 +22,7 @@ import click
 
 from tsm_core import plugins
 from tsm_core.cli import catalogs, products, redshift, run
+from tsm_core.cli.leave import exit_code, fast_exit_allowed, leave
 from tsm_core.cli.signals import STOPPED
 from tsm_core.compute import PREFETCH_THREAD
 from tsm_core.errors import RunCancelled, TSMError, one_line
@@ -191,20 +192,20 @@ ARROW_POOL = ("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 def main() -> None:
     """Entry point of the ``tsm`` console script.
 
-    A run that stopped on an error (a full disk, a signal) may leave the batch it was
-    computing ahead in a daemon thread inside native code (Arrow, HDF5); the interpreter's
-    shutdown would then race that thread (a hang, or an abort from C++). Its files are
-    cleaned up already, so the process leaves at once in that case, output flushed."""
+    The process ends through :func:`~tsm_core.cli.leave.leave`: threads finished, atexit
+    handlers run, output flushed, and no teardown of the interpreter's objects, which took
+    longer than a small run itself. A run that stopped on an error (a full disk, a signal)
+    may leave the batch it was computing ahead in a daemon thread inside native code (Arrow,
+    HDF5); the interpreter's shutdown would then race that thread (a hang, or an abort from
+    C++). Its files are cleaned up already, so the process leaves at once in that case,
+    waiting for nothing."""
     os.environ.setdefault(*ARROW_POOL)
     try:
         get_cli()(obj={})
     except SystemExit as exc:
-        if not any(t.name == PREFETCH_THREAD and t.is_alive() for t in threading.enumerate()):
+        prefetching = any(t.name == PREFETCH_THREAD and t.is_alive() for t in threading.enumerate())
+        if not (prefetching or fast_exit_allowed()):
             raise
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        logging.shutdown()
-        os._exit(code)
+        leave(exit_code(exc.code), wait=not prefetching)
