@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _pair(frame: pd.DataFrame, *histograms: Any) -> tuple[pd.DataFrame, tuple[Any, ...]]:
-    return frame, histograms
+def _pair(counter: DepthCounter, frame: pd.DataFrame, *reads: pd.DataFrame) -> tuple[pd.DataFrame, tuple[Any, ...]]:
+    """A matched frame and the histograms of the object partitions ``reads``: one task."""
+    return frame, tuple(counter(part) for part in reads)
 
 
 def _object_reads(task: Any, targets: set[Any]) -> list[Any]:
@@ -75,8 +76,8 @@ class DepthMeter:
         for task in tasks:
             mine = [k for k in _object_reads(task, targets) if k not in counted]
             counted.update(mine)
-            counts = [dask.delayed(self.counter, pure=True)(reads[k]) for k in mine]
-            paired.append(dask.delayed(_pair, pure=True)(task, *counts))
+            # one task per partition, keyed without hashing its arguments
+            paired.append(dask.delayed(_pair, pure=False)(self.counter, task, *(reads[k] for k in mine)))
         if not counted:
             log.warning("no object partition found in the match tasks: depths fall back to the release's limits")
         return paired
