@@ -12,6 +12,7 @@ and its histogram. :class:`DepthMeter` adds the histograms up as the results arr
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -73,11 +74,13 @@ class DepthMeter:
         targets = set(reads)
         counted: set[Any] = set()
         paired = []
+        # one task per partition, bound to the counter (not an argument Dask would walk in
+        # each call), keyed without hashing
+        pair = dask.delayed(functools.partial(_pair, self.counter), pure=False)
         for task in tasks:
             mine = [k for k in _object_reads(task, targets) if k not in counted]
             counted.update(mine)
-            # one task per partition, keyed without hashing its arguments
-            paired.append(dask.delayed(_pair, pure=False)(self.counter, task, *(reads[k] for k in mine)))
+            paired.append(pair(task, *(reads[k] for k in mine)))
         if not counted:
             log.warning("no object partition found in the match tasks: depths fall back to the release's limits")
         return paired

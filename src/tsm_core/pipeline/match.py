@@ -3,6 +3,7 @@ photometry of each matched partition, as lazy per-partition tasks."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +50,10 @@ def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
         suffix_method="overlapping_columns",
     )
     meta = plan.photometry(pd.DataFrame(xmatch.meta))
-    step = dask.delayed(_photometry, pure=False)  # a key of its own, no hashing of the arguments
-    return [step(plan.photometry, part) for part in xmatch.to_delayed()], meta
+    # the step is bound to the photometry (an argument would be walked by Dask in each call);
+    # a key of its own, without hashing
+    step = dask.delayed(functools.partial(_photometry, plan.photometry), pure=False)
+    return [step(part) for part in xmatch.to_delayed()], meta
 
 
 def _photometry(photometry: Photometry, frame: pd.DataFrame) -> pd.DataFrame:
