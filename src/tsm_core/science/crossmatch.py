@@ -15,7 +15,9 @@ order of distance; exact ties are broken by the object's row in its partition), 
 
 The k-D tree is built over the smaller side of the pair (usually the redshifts): the
 larger side is first reduced to the points within the radius of any point of the smaller
-one, then the pairs are found between two small trees. The module imports LSDB: the
+one, then the pairs are found between two small trees. An inner join's matched rows are
+built by :meth:`~AmbiguityCrossmatch.crossmatch` itself, as LSDB builds them but with fewer
+copies (what a small partition costs). The module imports LSDB: the
 pipeline imports it when a run starts, not with the package.
 """
 
@@ -134,6 +136,7 @@ class AmbiguityCrossmatch(KdTreeCrossmatch):
         super().__init__(n_neighbors=n_neighbors, radius_arcsec=radius_arcsec)
 
     def perform_crossmatch(self, crossmatch_args: CrossmatchArgs) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """LSDB's override point: the pairs and the extra columns as a frame."""
         i, j, extra = self._match(crossmatch_args)
         return i, j, pd.DataFrame({name: pd.Series(values, copy=False) for name, values in extra.items()})
 
@@ -142,9 +145,10 @@ class AmbiguityCrossmatch(KdTreeCrossmatch):
     ) -> npd.NestedFrame:
         """The matched rows of one pair of partitions, as LSDB's own ``crossmatch`` builds them
         (left columns, right columns, the extra columns; the left rows' index), for an inner
-        join in one step: each column taken once at the matched rows, no intermediate frames
-        (LSDB renames both partitions, takes, resets and concatenates them, then sets the index
-        and adds each extra column: three times the time). Other joins are LSDB's."""
+        join in one step: each side taken once at the matched rows (block by block) and put
+        beside the other and the extra columns by one concat (LSDB renames both partitions,
+        takes, resets and concatenates them, then sets the index and adds each extra column:
+        three times the time). Other joins are LSDB's."""
         args = crossmatch_args
         left, right = args.left_df, args.right_df
         if how != "inner" or left is None or right is None:
