@@ -7,12 +7,16 @@ threads the profiler does not see. Imports are timed apart (they come first). Pr
 ``--top`` functions by cumulative time, and writes the merged profile to ``--out``.
 
     .venv/bin/python benchmarks/profile_run.py CONFIG.yaml --top 30
+
+``--gc`` also times the garbage collector's collections (``gc.callbacks``, in this script
+only): how many there were and their seconds, per generation.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import pstats
 import sys
 import time
@@ -25,6 +29,7 @@ def main() -> None:
     parser.add_argument("config", type=Path)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("run.prof"))
+    parser.add_argument("--gc", action="store_true", help="time the garbage collector's collections")
     args = parser.parse_args()
     started = time.perf_counter()
     import dask
@@ -48,6 +53,17 @@ def main() -> None:
             return profile.runcall(compute, *tasks, **options)
 
     scheduler.dask = Profiled()  # type: ignore[assignment]
+    collections: dict[int, list[float]] = {}
+    if args.gc:
+        began = [0.0]
+
+        def timed(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                began[0] = time.perf_counter()
+            else:
+                collections.setdefault(info["generation"], []).append(time.perf_counter() - began[0])
+
+        gc.callbacks.append(timed)
     started = time.perf_counter()
     result = profiles[0].runcall(tsm_core.run, str(args.config), overrides=["compute.scheduler=synchronous"])
     ran = time.perf_counter() - started
@@ -56,6 +72,8 @@ def main() -> None:
         stats.add(profile)
     stats.dump_stats(args.out)
     print(f"imports {imported:.2f} s, run {ran:.2f} s, {result.n_rows} rows (profiled: slower than unprofiled)")
+    for generation, seconds in sorted(collections.items()):
+        print(f"gc generation {generation}: {len(seconds)} collections, {sum(seconds):.3f} s")
     stats.sort_stats("cumulative").print_stats(args.top)
 
 

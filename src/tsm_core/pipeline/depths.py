@@ -12,6 +12,7 @@ and its histogram. :class:`DepthMeter` adds the histograms up as the results arr
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _pair(frame: pd.DataFrame, *histograms: Any) -> tuple[pd.DataFrame, tuple[Any, ...]]:
-    return frame, histograms
+def _pair(counter: DepthCounter, frame: pd.DataFrame, *reads: pd.DataFrame) -> tuple[pd.DataFrame, tuple[Any, ...]]:
+    """A matched frame and the histograms of the object partitions ``reads``: one task."""
+    return frame, tuple(counter(part) for part in reads)
 
 
 def _object_reads(task: Any, targets: set[Any]) -> list[Any]:
@@ -72,11 +74,13 @@ class DepthMeter:
         targets = set(reads)
         counted: set[Any] = set()
         paired = []
+        # one task per partition, bound to the counter (not an argument Dask would walk in
+        # each call), keyed without hashing
+        pair = dask.delayed(functools.partial(_pair, self.counter), pure=False)
         for task in tasks:
             mine = [k for k in _object_reads(task, targets) if k not in counted]
             counted.update(mine)
-            counts = [dask.delayed(self.counter, pure=True)(reads[k]) for k in mine]
-            paired.append(dask.delayed(_pair, pure=True)(task, *counts))
+            paired.append(pair(task, *(reads[k] for k in mine)))
         if not counted:
             log.warning("no object partition found in the match tasks: depths fall back to the release's limits")
         return paired

@@ -3,9 +3,11 @@ photometry of each matched partition, as lazy per-partition tasks."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
+import dask
 import pandas as pd
 
 from tsm_core.compute import numba_cache
@@ -13,6 +15,7 @@ from tsm_core.config import tsm_home
 
 if TYPE_CHECKING:
     from tsm_core.pipeline.plan import Plan
+    from tsm_core.science.photometry import Photometry
 
 log = logging.getLogger(__name__)
 
@@ -20,9 +23,11 @@ log = logging.getLogger(__name__)
 def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
     """The matched rows, lazily: the crossmatch of the redshifts (left) with the objects
     (right, :class:`~tsm_core.science.crossmatch.AmbiguityCrossmatch`: the k nearest and
-    the ambiguity of each match) and the photometry of each matched partition (LSDB's ``map_partitions``, which
-    infers the columns by running the step on an empty frame). Returns one delayed task per
-    partition and the empty frame that describes the rows."""
+    the ambiguity of each match) and the photometry of each matched partition, one Dask task
+    after each crossmatch task (not LSDB's ``map_partitions``, which turns every result into a
+    nested frame and checks it against the columns it expects, once more per partition). Returns
+    one delayed task per partition and the empty frame that describes the rows (the
+    photometry of the crossmatch's own empty frame)."""
     from tsm_core.science.crossmatch import AmbiguityCrossmatch  # imports LSDB, which a run needs anyway
 
     numba_cache.enable(numba_cache.cache_dir(tsm_home()))
@@ -44,5 +49,13 @@ def match(plan: Plan) -> tuple[list[Any], pd.DataFrame]:
         suffixes=("", "_object"),
         suffix_method="overlapping_columns",
     )
-    matched = xmatch.map_partitions(plan.photometry)
-    return list(matched.to_delayed()), matched.meta
+    meta = plan.photometry(pd.DataFrame(xmatch.meta))
+    # the step is bound to the photometry (an argument would be walked by Dask in each call);
+    # a key of its own, without hashing
+    step = dask.delayed(functools.partial(_photometry, plan.photometry), pure=False)
+    return [step(part) for part in xmatch.to_delayed()], meta
+
+
+def _photometry(photometry: Photometry, frame: pd.DataFrame) -> pd.DataFrame:
+    """The photometry of one crossmatched partition (LSDB's nested frame read as a plain one)."""
+    return photometry(pd.DataFrame(frame))

@@ -1,0 +1,145 @@
+"""The match stage's per-partition work, made cheaper, gives the same rows (issue 30).
+
+The crossmatch algorithm builds each partition pair's matched rows itself (not LSDB's
+generic builder): compared with LSDB's own builder on real catalogs. Object partitions that
+hold no redshift are never read (counted with a Dask callback on the executed keys). A run
+over many small partitions, computed by the threads scheduler (a server's), gives the pairs
+of an astropy brute force.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers import brute_force_match
+
+RADIUS = 3.0
+
+
+class _LSDBBuilt:
+    """Mixin: the matched rows built by LSDB's own ``AbstractCrossmatchAlgorithm.crossmatch``."""
+
+    def crossmatch(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201 - LSDB's signature
+        from lsdb.core.crossmatch.abstract_crossmatch_algorithm import AbstractCrossmatchAlgorithm
+
+        return AbstractCrossmatchAlgorithm.crossmatch(self, *args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def catalogs(scene: dict) -> tuple:
+    """The scene's objects (many small partitions) and its redshifts as LSDB catalogs; the
+    redshifts carry a column the objects have too (``refExtendedness``), to be suffixed."""
+    import lsdb
+
+    redshifts = scene["redshifts"].assign(refExtendedness=np.arange(len(scene["redshifts"]), dtype=np.float64))
+    left = lsdb.from_dataframe(redshifts, ra_column="ra", dec_column="dec", catalog_name="z", margin_threshold=None)
+    right = lsdb.open_catalog(
+        str(scene["objects_path"]), columns=["objectId", "coord_ra", "coord_dec", "refExtendedness", "g_cModelFlux"]
+    )
+    return left, right
+
+
+@pytest.mark.parametrize(("n_neighbors", "suffix_method"), [(1, "overlapping_columns"), (3, "all_columns")])
+def test_matched_rows_are_those_lsdb_builds(catalogs: tuple, n_neighbors: int, suffix_method: str) -> None:
+    """Column for column (names, dtypes, values, nulls) and index for index, the frame of every
+    partition pair is the one LSDB's generic builder makes from the same pairs."""
+    from tsm_core.science.crossmatch import AmbiguityCrossmatch
+
+    class LSDBBuilt(_LSDBBuilt, AmbiguityCrossmatch):
+        pass
+
+    left, right = catalogs
+    frames = []
+    for algorithm in (AmbiguityCrossmatch, LSDBBuilt):
+        xmatch = left.crossmatch(
+            right,
+            algorithm=algorithm(n_neighbors=n_neighbors, radius_arcsec=RADIUS),
+            require_right_margin=True,
+            suffixes=("_z", "_object"),
+            suffix_method=suffix_method,
+        )
+        frames.append(xmatch.compute())
+    ours, lsdbs = frames
+    assert len(ours) > 100 and "refExtendedness_object" in ours.columns
+    assert list(ours.columns) == list(lsdbs.columns)
+    assert ours.index.name == lsdbs.index.name
+    pd.testing.assert_frame_equal(pd.DataFrame(ours), pd.DataFrame(lsdbs), check_exact=True)
+
+
+def _partitions_holding(catalog_path: Path, ra: np.ndarray, dec: np.ndarray) -> int:
+    """How many partitions of the HATS catalog at ``catalog_path`` hold one of the points
+    (pixels from the catalog's partition list, positions placed with cdshealpix)."""
+    import astropy.units as u
+    import hats
+    from cdshealpix.nested import lonlat_to_healpix
+
+    opened = hats.read_hats(catalog_path)
+    pixels = getattr(opened, "main_catalog", opened).get_healpix_pixels()
+    held = 0
+    for order in sorted({p.order for p in pixels}):
+        points = set(lonlat_to_healpix(ra * u.deg, dec * u.deg, order).tolist())
+        held += sum(1 for p in pixels if p.order == order and p.pixel in points)
+    return held
+
+
+def test_partitions_without_redshifts_are_not_read(scene: dict, tmp_path: Path) -> None:
+    """Redshifts in one patch of the sky: the run's tasks (match, photometry, depths) read
+    exactly the object partitions that hold one, each once, and their margins; no other."""
+    import dask
+    from dask.callbacks import Callback
+
+    from tsm_core.pipeline.depths import DepthMeter
+    from tsm_core.pipeline.main import prepare
+    from tsm_core.pipeline.match import match
+
+    redshifts = scene["redshifts"]
+    few = redshifts[redshifts["ra"].between(44, 46)].iloc[::4]
+    few.to_parquet(tmp_path / "few.parquet", index=False)
+    config = {
+        "name": "few",
+        "redshift_catalog": {"path": str(tmp_path / "few.parquet")},
+        "object_catalog": {"release": "dp1", "path": str(scene["objects_path"])},
+        "crossmatch": {"radius_arcsec": RADIUS},
+        "output": {"directory": str(tmp_path / "out")},
+    }
+    plan = prepare(config)
+    object_reads = {d.key[0] for d in plan.objects.to_delayed()}
+    margin_reads = {d.key[0] for d in plan.objects.margin.to_delayed()}
+    tasks, _ = match(plan)
+    executed: list = []
+    with Callback(posttask=lambda key, *_: executed.append(key)):
+        dask.compute(*DepthMeter(plan).attach(tasks), scheduler="synchronous")
+    objects = [k for k in executed if isinstance(k, tuple) and k[0] in object_reads]
+    margins = [k for k in executed if isinstance(k, tuple) and k[0] in margin_reads]
+    holding = _partitions_holding(scene["objects_path"], few["ra"].to_numpy(), few["dec"].to_numpy())
+    assert 0 < holding < plan.objects.npartitions / 2
+    assert len(objects) == len(set(objects)) == holding
+    assert len(margins) == len(set(margins)) == holding
+
+
+@pytest.mark.parametrize("n_neighbors", [1, 3])
+def test_many_small_partitions_in_threads_give_brute_force_pairs(scene: dict, tmp_path: Path, n_neighbors: int) -> None:
+    """The scene's many small partitions (RA = 0 crossed), computed by the threads
+    scheduler: the pairs and separations of astropy's ``search_around_sky``."""
+    import tsm_core
+
+    config = {
+        "name": "threads",
+        "redshift_catalog": {"path": str(scene["redshift_path"])},
+        "object_catalog": {"release": "dp1", "path": str(scene["objects_path"])},
+        "crossmatch": {"radius_arcsec": RADIUS, "n_neighbors": n_neighbors},
+        "output": {"directory": str(tmp_path)},
+        "compute": {"scheduler": "threads", "n_workers": 2},
+    }
+    result = tsm_core.run(config)
+    got = result.to_pandas()
+    expected = brute_force_match(scene["redshifts"], scene["objects"], RADIUS, n_neighbors)
+    assert result.provenance["counts"]["matched"] == len(expected) == len(got)
+    key = ["id", "objectId"]
+    merged = expected.merge(got[[*key, "_dist_arcsec"]], on=key, how="outer", indicator=True)
+    assert (merged["_merge"] == "both").all()
+    np.testing.assert_allclose(merged["_dist_arcsec"], merged["dist"], rtol=0, atol=1e-6)
