@@ -9,6 +9,8 @@ of an astropy brute force.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -143,3 +145,21 @@ def test_many_small_partitions_in_threads_give_brute_force_pairs(scene: dict, tm
     merged = expected.merge(got[[*key, "_dist_arcsec"]], on=key, how="outer", indicator=True)
     assert (merged["_merge"] == "both").all()
     np.testing.assert_allclose(merged["_dist_arcsec"], merged["dist"], rtol=0, atol=1e-6)
+
+
+def test_the_server_freezes_its_startup_objects_once_warm():
+    """``tsm serve`` moves what is alive once the run path is imported out of the collector's
+    generations; in a process of its own (a freeze is process-wide: never in the test's)."""
+    code = (
+        "import gc, threading, time\n"
+        "from tsm_web.plugin import _freeze_when_warm\n"
+        "warming = threading.Thread(target=lambda: time.sleep(2.0)); warming.start()\n"
+        "_freeze_when_warm(warming)\n"
+        "assert gc.get_freeze_count() == 0  # not before the warm-up ends\n"
+        "deadline = time.monotonic() + 20\n"
+        "while gc.get_freeze_count() == 0 and time.monotonic() < deadline: time.sleep(0.05)\n"
+        "print(gc.get_freeze_count())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 1000

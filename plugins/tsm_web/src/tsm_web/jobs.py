@@ -42,6 +42,7 @@ class Runner:
         self.pool = ThreadPoolExecutor(max_workers=max_runs, thread_name_prefix="tsm-run")
         self.stopping = CancelToken()
         self.futures: dict[int, tuple[Future, Registry]] = {}
+        self.warming: threading.Thread | None = None
 
     def warm(self) -> threading.Thread:
         """Import :data:`RUN_MODULES` and turn on the numba cache, in a daemon thread (started;
@@ -58,7 +59,7 @@ class Runner:
             except Exception:  # noqa: BLE001 - only a head start: a run imports these again
                 log.exception("warming up the run path failed")
 
-        thread = threading.Thread(target=work, name="tsm-warm", daemon=True)
+        thread = self.warming = threading.Thread(target=work, name="tsm-warm", daemon=True)
         thread.start()
         return thread
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import threading
+
 import click
 
 from tsm_core import hookimpl
@@ -77,6 +80,7 @@ def tsm_register_commands(cli: click.Group) -> None:
         hosts = [*default_allowed_hosts(host, port), *(settings.allowed_hosts or [])]
         settings = settings.model_copy(update={"allowed_hosts": hosts})
         app = create_app(settings)
+        _freeze_when_warm(app.state.runner.warming)
         click.echo(f"Training Set Maker on http://{host}:{port}/  (API description: /docs)")
         click.echo(f"Photo-z Server API for the pzserver client: http://{host}:{port}/api/  (tokens: tsm users add)")
         # on SIGTERM or Ctrl-C uvicorn stops taking requests, then the app's shutdown marks
@@ -115,3 +119,18 @@ def _users():  # noqa: ANN202 - imported on use, like the rest of the command li
     from tsm_web.users import Users
 
     return Users(Registry.at_home(tsm_home()))
+
+
+def _freeze_when_warm(warming: threading.Thread | None) -> None:
+    """In the server's own process only: once the run path is imported, move the objects
+    alive then (LSDB's stack and the app, some 300,000) out of the garbage collector's
+    generations (``gc.freeze``), so that the full collections during each training set do
+    not scan them again (about 0.4 s each on a loaded machine)."""
+
+    def work() -> None:
+        if warming is not None:
+            warming.join()
+        gc.collect()
+        gc.freeze()
+
+    threading.Thread(target=work, name="tsm-gc-freeze", daemon=True).start()
