@@ -127,7 +127,7 @@ def _files(root: Path) -> dict[str, Path]:
 
 
 def _properties(path: Path) -> dict[str, str]:
-    drop = ("hats_creation_date", "hats_estsize")
+    drop = ("hats_builder", "hats_creation_date", "hats_estsize")  # ours names tsm-core
     lines = path.read_text().splitlines()
     return {k: v for k, _, v in (line.partition("=") for line in lines if "=" in line) if k not in drop}
 

@@ -60,7 +60,13 @@ def write_store(table: RedshiftTable, directory: Path, progress: bool = False) -
     frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
     # partitioned at order 7 as LSDB does, deeper where a field is denser than a partition per pixel
     write_collection(
-        directory, frame, name=CATALOG_NAME, ra="ra", dec="dec", rows_per_partition=ROWS_PER_PARTITION, progress=progress
+        directory,
+        frame,
+        name=CATALOG_NAME,
+        ra="ra",
+        dec="dec",
+        rows_per_partition=ROWS_PER_PARTITION,
+        progress=progress,
     )
     meta = {
         "source": table.source,
