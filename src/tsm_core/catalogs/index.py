@@ -25,6 +25,7 @@ def write_index(
     hats-import's own index pipeline refuses Python 3.11 with a Dask newer than 2025.3
     (a dask-expr regression in its ``set_index``), which lsdb 0.11 needs; this writes the
     same catalog without Dask."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq

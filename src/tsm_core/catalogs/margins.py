@@ -26,6 +26,7 @@ SPATIAL_ORDER = 29
 def margin_order(threshold_arcsec: float, highest_order: int) -> int:
     """The HEALPix order LSDB's ``from_dataframe`` finds a margin of ``threshold_arcsec`` at,
     checked as it checks it: deeper than every partition, its pixels wider than the margin."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
     import hats.pixel_math.healpix_shim as hp
 
     order = int(hp.margin2order(margin_thr_arcmin=np.asarray(threshold_arcsec / 60.0)))
@@ -40,6 +41,7 @@ def negative_pixels(pixels: Sequence[Any]) -> list[Any]:
     """The pixels that cover the sky outside ``pixels`` (which do not overlap), as few as the
     quadtree allows: HATS' ``compute_negative_tree_pixels`` (the sky's 12 base pixels aligned
     with the tree), without its numba code. Sorted as HATS sorts pixels (by spatial index)."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
     from hats.pixel_math import HealpixPixel
     from hats.pixel_math.healpix_pixel_function import get_pixel_argsort
 
@@ -83,6 +85,7 @@ def margin_rows(
     ``spatial``: each row's spatial index, ``home``: the index into ``pixels`` of its partition.
     Returns, for every pixel with margin rows, their row numbers sorted by spatial index (stable:
     rows at one position in table order), the pixels in HATS' order."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
     import hats.pixel_math.healpix_shim as hp
     from cdshealpix.nested import neighbours
     from hats.pixel_math.healpix_pixel_function import get_pixel_argsort

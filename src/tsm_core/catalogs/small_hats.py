@@ -13,6 +13,10 @@ HATS' Parquet settings, ``_metadata`` from the footers just written, ``_common_m
 LSDB's own output does, with the same partitions, rows and column types; its Parquet files
 are LSDB's byte for byte. Only HATS is imported (LSDB's import alone is a second).
 
+Every public function imports ``hats`` whole before any of its submodules: a submodule imported
+alone while another thread imports the package (``tsm serve`` warms its run path in a thread)
+finds the package half made and fails with a circular import.
+
 Not written: ``per_partition_statistics.parquet`` (HATS reads the same statistics from
 ``_metadata`` when it is absent) and the data thumbnail (LSDB does not write one either).
 """
@@ -66,6 +70,7 @@ def partition(frame: pd.DataFrame, ra: str, dec: str, *, rows_per_partition: int
     row counts at order 7, ``rows_per_partition`` at most, empty siblings dropped; deeper where a
     pixel of order 7 holds more rows than a partition, where LSDB refuses the table:
     :func:`tsm_core.redshifts.partitioning.sky_pixels`), the rows of each in the table's order."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
     from hats.pixel_math.spatial_index import compute_spatial_index
 
     from tsm_core.redshifts.partitioning import partition_of, sky_pixels
@@ -151,6 +156,7 @@ def _properties(base: Path, pixels: list[Any], counts: list[int], **fields: Any)
 def write_main(base: Path, name: str, ra: str, dec: str, parts: SkyPartitions, progress: bool = False) -> None:
     """The catalog ``name`` of ``parts`` at ``base``, with its point map and sky map
     (``progress``: a bar on stderr, as LSDB's)."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
     from hats.io import file_io, paths
     from hats.io.skymap import write_skymap
 
@@ -187,6 +193,8 @@ def write_margin(
     """The margin catalog ``name`` of ``primary`` at ``base``: the rows LSDB's ``from_dataframe``
     puts in a margin of ``threshold_arcsec`` (:func:`tsm_core.catalogs.margins.margin_rows`).
     Returns its rows (``progress``: a bar on stderr, as LSDB's)."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
+
     found = margin_rows(
         parts.table.column(ra).to_numpy(),
         parts.table.column(dec).to_numpy(),
@@ -228,6 +236,7 @@ def write_collection(
     ``name`` is partitioned as :func:`partition` cuts it, with the margin catalog ``margin``
     (its name and width in arcseconds) where given, and name them in ``collection.properties``
     (``progress``: LSDB's bars on stderr, one per catalog)."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
     from hats.catalog.dataset.collection_properties import CollectionProperties
 
     if not len(frame):

@@ -289,6 +289,7 @@ def sky_pixels(spatial: np.ndarray, rows_per_partition: int) -> list[Any]:
     with the fullest pixel's rows as the threshold where even that cannot split a field.
     Computed with array operations: HATS loops over every pixel of the order in Python (0.3 s
     at order 7, whatever the number of rows)."""
+    import hats  # noqa: F401  # the package whole, first: see tsm_core.catalogs.small_hats
     from hats.pixel_math import HealpixPixel
     from hats.pixel_math.healpix_pixel_function import get_pixel_argsort
 
