@@ -18,7 +18,7 @@ import pytest
 import tsm_core
 from helpers import DP1_BANDS, ab_mag, brute_force_match
 from tsm_core.redshifts.registration import register_redshift_catalog, remove_redshift_catalog
-from tsm_core.redshifts.store import CATALOG_NAME, MARGIN_ARCSEC, ROWS_PER_PARTITION
+from tsm_core.redshifts.store import CATALOG_NAME, ROWS_PER_PARTITION
 
 
 def _read(path) -> pd.DataFrame:
@@ -59,7 +59,7 @@ def test_registered_catalog_gives_the_file_s_training_set_and_brute_force(scene,
     assert removed["filter:z_flag >= 2"]["by_survey"] == low_flag["survey"].value_counts().sort_index().to_dict()
 
 
-def test_stored_copy_is_a_partitioned_hats_collection_with_a_margin(scene):
+def test_stored_copy_is_a_partitioned_hats_collection(scene):
     import hats
     import lsdb
 
@@ -69,17 +69,13 @@ def test_stored_copy_is_a_partitioned_hats_collection_with_a_margin(scene):
     assert main.catalog_info.catalog_name == CATALOG_NAME
     assert main.catalog_info.total_rows == len(scene["redshifts"]) == record.n_rows
     assert len(main.get_healpix_pixels()) >= 2  # two patches far apart on the sky
-    margin = hats.read_hats(collection.default_margin_catalog_dir)
-    assert margin.catalog_info.margin_threshold == MARGIN_ARCSEC
+    assert collection.default_margin is None  # no margin: a run never reads one (issue 30)
     stats = main.per_partition_statistics(include_columns=["z"], include_stats=["row_count"])
     assert stats.iloc[:, 0].max() <= ROWS_PER_PARTITION
     rows = lsdb.open_catalog(record.path).compute().sort_values("id")
     expected = scene["redshifts"].sort_values("id")
     assert rows["id"].tolist() == expected["id"].tolist()
     np.testing.assert_array_equal(rows["z"].to_numpy(float), expected["z"].to_numpy())
-    # margin rows lie within the margin of a neighbouring partition, and are catalog rows
-    margin_rows = lsdb.read_hats(collection.default_margin_catalog_dir).compute()
-    assert set(margin_rows["id"]) <= set(expected["id"])
 
     remove_redshift_catalog("scene")  # unregistering deletes the stored folder
     assert not Path(record.path).exists()

@@ -2,24 +2,24 @@
 
 Below :data:`IN_PROCESS_ROWS` rows a local ``dask.distributed`` cluster costs more than the
 import itself (its worker processes start in 5-20 s; 1,000 rows took 19-28 s). Such inputs
-are read whole (:func:`read_whole`: pandas for Parquet and CSV, astropy for FITS), partitioned
-and given their margin by LSDB's ``from_dataframe`` and written by ``write_catalog`` in this
-process (:func:`write_in_process`), in the same published layout as the cluster path of
-:mod:`tsm_core.catalogs.importer`: the main catalog, its margin and the id index, named in
-``collection.properties``. :func:`count_rows` decides, from the files' metadata where they
+are read whole (:func:`read_whole`: pandas for Parquet and CSV, astropy for FITS) and written in
+this process (:func:`write_in_process`) as LSDB's ``from_dataframe`` and ``write_catalog`` would
+write them, without their fixed costs (:mod:`tsm_core.catalogs.small_hats`), in the same
+published layout as the cluster path of :mod:`tsm_core.catalogs.importer`: the main catalog,
+its margin and the id index (from the ids in memory), named in ``collection.properties``. :func:`count_rows` decides, from the files' metadata where they
 have it (Parquet footers, FITS headers) and by counting a CSV file's lines (decompressed, up
 to the threshold).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from tsm_core.catalogs.index import write_index
+from tsm_core.catalogs.small_hats import write_collection
 from tsm_core.plugins.locations import CollectionLayout
 from tsm_core.plugins.records import ObjectCatalog
 
@@ -90,34 +90,20 @@ def write_in_process(
     progress: bool = False,
 ) -> Path:
     """Write ``frame`` at ``out`` (which must not exist) as a collection in ``layout``: the
-    catalog ``layout.primary``, its margin ``margin_name`` of ``margin_arcsec`` and the id index."""
-    import lsdb
-
-    from tsm_core.compute import numba_cache
-    from tsm_core.config import tsm_home
-
-    numba_cache.enable(numba_cache.cache_dir(tsm_home()))  # the margin is found with HATS' numba code
-    with warnings.catch_warnings():  # "from_dataframe is not intended for large datasets": this one is small
-        warnings.filterwarnings("ignore", message="from_dataframe is not intended", category=RuntimeWarning)
-        catalog = lsdb.from_dataframe(
-            frame,
-            ra_column=release.ra_column,
-            dec_column=release.dec_column,
-            catalog_name=layout.primary,
-            partition_rows=IN_PROCESS_PARTITION_ROWS,
-            margin_threshold=margin_arcsec,
-        )
-    catalog.write_catalog(out, as_collection=True, catalog_name=layout.primary, progress_bar=progress)
-    written = next(p.name for p in out.iterdir() if p.is_dir() and p.name.startswith(f"{layout.primary}_"))
-    if written != margin_name:  # LSDB names it after the whole arcseconds of its width
-        (out / written).rename(out / margin_name)
-        _rename_in_properties(out / margin_name / "hats.properties", written, margin_name)
-        _rename_in_properties(out / "collection.properties", written, margin_name)
+    catalog ``layout.primary``, its margin ``margin_name`` of ``margin_arcsec`` and the id index
+    (``progress``: a bar per catalog on stderr, as LSDB's)."""
+    parts = write_collection(
+        out,
+        frame,
+        name=layout.primary,
+        ra=release.ra_column,
+        dec=release.dec_column,
+        rows_per_partition=IN_PROCESS_PARTITION_ROWS,
+        margin=(margin_name, margin_arcsec),
+        progress=progress,
+    )
     if layout.index:
-        write_index(out, layout.primary, layout.index, release.id_column)
+        ids = parts.table.column(release.id_column)
+        by_pixel = {pixel: ids.take(rows) for pixel, rows in zip(parts.pixels, parts.rows)}
+        write_index(out, layout.primary, layout.index, release.id_column, ids=by_pixel)
     return out
-
-
-def _rename_in_properties(path: Path, old: str, new: str) -> None:
-    lines = path.read_text().splitlines()
-    path.write_text("\n".join(line.replace(f"={old}", f"={new}") for line in lines) + "\n")

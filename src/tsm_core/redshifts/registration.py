@@ -3,7 +3,7 @@ them by name or ID.
 
 A registered catalog is a stored copy: the normalized table (canonical columns, the
 homogenized ``z_flag``, every other column of the file, bad rows dropped) is written as a
-HATS collection partitioned on the sky, with a margin, under
+HATS collection partitioned on the sky (in this process, without Dask), under
 ``$TSM_HOME/redshift_catalogs/`` (:mod:`tsm_core.redshifts.store`). It keeps working after
 the original file moves or is deleted, and runs open it lazily instead of reading and
 re-partitioning the whole catalog each time.

@@ -3,21 +3,24 @@
 ``tsm redshift register`` normalizes a catalog once (convention, homogenized flags, bad
 rows dropped and counted, unique ids) and stores it under ``$TSM_HOME/redshift_catalogs/``
 as a HATS collection: the catalog ``redshifts`` partitioned on the sky (at most
-:data:`ROWS_PER_PARTITION` rows a partition) with a :data:`MARGIN_ARCSEC` margin, and
-``tsm_redshift.json`` beside it (what normalization did, column notes, the longest text of
+:data:`ROWS_PER_PARTITION` rows a partition), and ``tsm_redshift.json`` beside it (what normalization did, column notes, the longest text of
 each string column). Each row keeps its row number in the normalized table
 (``_zrow``): runs tell redshifts apart by it.
 
 A run opens the collection lazily (:class:`tsm_core.redshifts.side.StoredSide`): only the
 partitions that overlap the object catalog are read for the crossmatch, with the run's
 columns and its simple filters pushed into the Parquet read.
+
+Catalogs registered before this version also have a :data:`MARGIN_ARCSEC` margin catalog
+(``redshifts_10arcs``): a run never reads it (the redshifts are the left side of the
+crossmatch, whose margin LSDB does not use), so new copies are written without one; the
+old ones open and run as before.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ META_FILE = "tsm_redshift.json"
 BAD_ROWS_FILE = "bad_rows.parquet"
 #: name of the partitioned catalog inside the collection
 CATALOG_NAME = "redshifts"
-#: width of the stored margin: a crossmatch of another catalog against the redshifts can use up to this radius
+#: width of the margin of copies registered by earlier versions (new copies have none)
 MARGIN_ARCSEC = 10.0
 #: partition size: small enough that each object partition reads little of the redshifts
 ROWS_PER_PARTITION = 50_000
@@ -48,31 +51,23 @@ def is_store(path: str | Path) -> bool:
 
 
 def write_store(table: RedshiftTable, directory: Path, progress: bool = False) -> None:
-    """Write ``table`` as a HATS collection at ``directory`` (which must not exist;
-    ``progress``: LSDB's progress bars on stderr)."""
-    import lsdb
+    """Write ``table`` as a HATS collection at ``directory`` (which must not exist), in this
+    process (:func:`tsm_core.catalogs.small_hats.write_collection`; ``progress``: a bar on
+    stderr). No margin: a run matches the redshifts as the left side of its crossmatch, which
+    reads none."""
+    from tsm_core.catalogs.small_hats import write_collection
 
-    from tsm_core.compute import numba_cache
-    from tsm_core.config import tsm_home
-    from tsm_core.redshifts.partitioning import partitioning_order
-
-    # the margin is found with HATS' numba code: compiled once per machine, not once per registration
-    numba_cache.enable(numba_cache.cache_dir(tsm_home()))
     frame = table.frame.assign(**{ZROW_COLUMN: np.arange(len(table.frame), dtype=np.int64)})
-    # deeper than LSDB's default order 7 where a field is denser than a partition per pixel
-    order, rows = partitioning_order(frame["ra"].to_numpy(float), frame["dec"].to_numpy(float), ROWS_PER_PARTITION)
-    with warnings.catch_warnings():  # "from_dataframe is not intended for large datasets": ours are
-        warnings.filterwarnings("ignore", message="from_dataframe is not intended", category=RuntimeWarning)
-        catalog = lsdb.from_dataframe(
-            frame,
-            ra_column="ra",
-            dec_column="dec",
-            margin_threshold=MARGIN_ARCSEC,
-            highest_order=order,
-            partition_rows=rows,
-            catalog_name=CATALOG_NAME,
-        )
-    catalog.write_catalog(directory, catalog_name=CATALOG_NAME, as_collection=True, progress_bar=progress)
+    # partitioned at order 7 as LSDB does, deeper where a field is denser than a partition per pixel
+    write_collection(
+        directory,
+        frame,
+        name=CATALOG_NAME,
+        ra="ra",
+        dec="dec",
+        rows_per_partition=ROWS_PER_PARTITION,
+        progress=progress,
+    )
     meta = {
         "source": table.source,
         "convention": table.convention,
