@@ -225,10 +225,12 @@ def test_stored_partitions_finer_than_the_objects_are_read_together(
     import lsdb
     from hats.pixel_math.healpix_shim import radec2pix
 
+    from tsm_core.redshifts import side as redshift_side
     from tsm_core.redshifts import store as redshift_store
     from tsm_core.redshifts.partitioning import merged_on
 
     monkeypatch.setattr(redshift_store, "ROWS_PER_PARTITION", 60)
+    monkeypatch.setattr(redshift_side, "READ_WHOLE_ROWS", 0)  # a large catalog's path: LSDB reads the partitions
     record = register_redshift_catalog("fine", scene["redshift_path"])
     stored = hats.read_hats(record.path).main_catalog.get_healpix_pixels()
     objects = lsdb.open_catalog(coarse_objects_path)

@@ -153,11 +153,20 @@ class TableSide(RedshiftSide):
         return as_arrow_types(self.frame.iloc[:0])
 
 
+#: a stored catalog of at most this many rows is read whole, once, when it is matched, and cut
+#: on the object partitions in memory: LSDB would read its partition once per object partition
+#: that the partition covers (a 2,000-row catalog stored as one partition, matched against 50
+#: object partitions, was read 50 times)
+READ_WHOLE_ROWS = 200_000
+
+
 @dataclass
 class StoredSide(RedshiftSide):
     """A registered catalog stored as HATS, opened lazily with the run's columns and filters."""
 
     store: StoredCatalog | None = field(default=None, repr=False)
+    #: tasks run in worker processes: a catalog read whole ships each task its own rows
+    ship_rows: bool = False
 
     def scan(self, columns: list[str], batch_rows: int = SCAN_BATCH_ROWS) -> Iterator[pd.DataFrame]:
         assert self.store is not None
@@ -174,7 +183,7 @@ class StoredSide(RedshiftSide):
     def catalog(self, align_to: Sequence[Any] | None = None) -> lsdb.Catalog:
         import lsdb
 
-        from tsm_core.redshifts.partitioning import merged_on
+        from tsm_core.redshifts.partitioning import merged_on, sky_partitions
 
         assert self.store is not None
         pushed: list[tuple[str, str, Any]] = []  # simple cuts, evaluated by the Parquet reader
@@ -187,11 +196,16 @@ class StoredSide(RedshiftSide):
                 pushed.append(cut)
         wanted = [*self.columns, ZROW_COLUMN]
         load = list(dict.fromkeys(wanted + [c for f in general for c in f.columns]))
+        keep = RowFilter(tuple(general), tuple(wanted))
+        if align_to is not None and self.store.n_rows <= READ_WHOLE_ROWS:
+            frame = keep(self.store.read(load, pushed))
+            if len(frame):
+                return sky_partitions(frame, pixels=align_to, ship_rows=self.ship_rows)
         catalog = lsdb.open_catalog(str(self.store.path), columns=load, filters=pushed or None)  # type: ignore[arg-type]
         if align_to is not None:  # stored partitions finer than the objects' read together
             catalog = merged_on(catalog, align_to)
         if general:
-            catalog = catalog.map_partitions(RowFilter(tuple(general), tuple(wanted)), meta=catalog.meta[wanted])
+            catalog = catalog.map_partitions(keep, meta=catalog.meta[wanted])
         return catalog
 
 
@@ -234,7 +248,13 @@ def side_from_table(
 
 
 def side_from_store(
-    store: StoredCatalog, label: str, keep: Any, filters: Sequence[Filter], funnel: Funnel, quality: bool = False
+    store: StoredCatalog,
+    label: str,
+    keep: Any,
+    filters: Sequence[Filter],
+    funnel: Funnel,
+    quality: bool = False,
+    ship_rows: bool = False,
 ) -> StoredSide:
     """A :class:`StoredSide`: the keys scanned partition by partition, filters counted per batch."""
     import pyarrow.dataset as ds
@@ -264,6 +284,7 @@ def side_from_store(
         string_lengths=lengths,
         store=store,
         filters=tuple(filters),
+        ship_rows=ship_rows,
     )
 
 
@@ -349,7 +370,7 @@ def _open_registered(
             )
     if is_store(record.path):
         try:
-            return side_from_store(read_store(record.path), label, keep, filters, funnel, quality)
+            return side_from_store(read_store(record.path), label, keep, filters, funnel, quality, ship)
         except TSMError:
             raise
         except Exception as exc:  # a partition unreadable (truncated, deleted): the stored copy is damaged

@@ -128,6 +128,21 @@ class StoredCatalog:
         for batch in ds.dataset(self.dataset, format="parquet").to_batches(columns=columns, batch_size=batch_rows):
             yield batch.to_pandas(types_mapper=pd.ArrowDtype)
 
+    @property
+    def n_rows(self) -> int:
+        """How many rows are stored."""
+        return int(self.table.summary()["rows"])  # type: ignore[call-overload]
+
+    def read(self, columns: list[str], filters: list[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
+        """Every stored row's ``columns`` (those passing ``filters``: cuts as
+        ``pyarrow.parquet`` takes them), partition after partition, as one frame of Arrow types."""
+        import pyarrow.dataset as ds
+        import pyarrow.parquet as pq
+
+        cut = pq.filters_to_expression(filters) if filters else None
+        table = ds.dataset(self.dataset, format="parquet").to_table(columns=columns, filter=cut)
+        return table.to_pandas(types_mapper=pd.ArrowDtype)
+
     def schema(self) -> Any:
         """The Arrow schema of the stored rows."""
         import pyarrow.parquet as pq
