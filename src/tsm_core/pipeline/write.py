@@ -4,6 +4,7 @@ split); and the names of the run's output files."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,32 @@ class Written:
         return float(np.median(dist)) if len(dist) else None
 
 
+#: selected frames are gathered up to this many rows and written together: the many small
+#: partitions of a small training set make one conversion and one row group, not one each
+GATHER_ROWS = 65_536
+
+
+def gathered(frames: Iterable[pd.DataFrame], rows: int = GATHER_ROWS) -> Iterator[pd.DataFrame]:
+    """``frames`` in the same order, consecutive ones joined until they hold ``rows`` rows
+    (a frame as large alone passes as it is); empty frames are left out, unless all are."""
+    held: list[pd.DataFrame] = []
+    n = 0
+    empty = None
+    for frame in frames:
+        if not len(frame):
+            empty = frame if empty is None else empty
+            continue
+        held.append(frame)
+        n += len(frame)
+        if n >= rows:
+            yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+            held, n, empty = [], 0, None
+    if held:
+        yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+    elif empty is not None:
+        yield empty
+
+
 def write(
     plan: Plan,
     selection: Selection,
@@ -143,7 +170,7 @@ def write(
     """Finish each selected frame and write it to its sink (one, or one per side of the split)."""
     out = Written()
     with stage("match, photometry and write"):
-        for frame in selection.frames:
+        for frame in gathered(selection.frames):
             cancel.check()
             frame = finish(frame, plan.config, selection, out.n_rows, weigher)
             out.add(frame)
