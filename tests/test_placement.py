@@ -53,3 +53,64 @@ def test_reserved_names_are_freed_when_a_later_placement_fails(tmp_path):
     for claim in claims:
         claim.release()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_run_killed_between_placements_gets_its_older_files_back(tmp_path):
+    """A process that placed its first file (replacing an older one under overwrite) and was
+    SIGKILLed before the second: the recovery of interrupted runs puts the older file back."""
+    import subprocess
+    import sys
+
+    from tsm_core.products.claims import release_files
+
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    first.write_bytes(b"old a")
+    second.write_bytes(b"old b")
+    code = (
+        "import os, signal, sys, json\n"
+        "from pathlib import Path\n"
+        "from tsm_core.products.claims import claim_output\n"
+        f"first, second = Path({str(first)!r}), Path({str(second)!r})\n"
+        "claims = [claim_output(first, overwrite=True), claim_output(second, overwrite=True)]\n"
+        "folder = claims[0].stage().parent\n"
+        "(folder / first.name).write_bytes(b'new a')\n"
+        "(folder / second.name).write_bytes(b'new b')\n"
+        "claims[0].commit(folder / first.name)\n"
+        "print(json.dumps([str(folder), str(claims[0].claim), str(claims[1].claim)]), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    import json
+
+    staging, claim_a, claim_b = json.loads(done.stdout)
+    assert first.read_bytes() == b"new a"  # half placed when it died
+    release_files(staging, claim_a, str(first), pid=None)
+    release_files(None, claim_b, str(second), pid=None)
+    assert first.read_bytes() == b"old a" and second.read_bytes() == b"old b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]
+
+
+def test_recovery_ignores_a_claim_file_that_is_not_this_users_own(tmp_path):
+    """A claim planted in a shared output folder (here a link; as root also a file of another
+    user) naming a product is not acted on: the empty file it points at stays."""
+    import json
+    import os
+
+    from tsm_core.products.claims import claim_path, release_files
+
+    victim = tmp_path / "victim.txt"
+    victim.touch()
+    record = {"host": os.uname().nodename, "pid": 12345, "placeholder": victim.stat().st_ino}
+    planted = tmp_path / "planted.json"
+    planted.write_text(json.dumps(record))
+    linked = claim_path(victim)
+    linked.symlink_to(planted)
+    release_files(None, str(linked), str(victim), pid=12345)
+    assert victim.exists()
+    if os.getuid() == 0:  # a regular file of another user
+        linked.unlink()
+        linked.write_text(json.dumps(record))
+        os.chown(linked, 65534, 65534)
+        release_files(None, str(linked), str(victim), pid=12345)
+        assert victim.exists()

@@ -152,20 +152,29 @@ def test_many_small_partitions_in_threads_give_brute_force_pairs(scene: dict, tm
 
 def test_the_server_freezes_its_startup_objects_once_warm():
     """``tsm serve`` moves what is alive once the run path is imported out of the collector's
-    generations; in a process of its own (a freeze is process-wide: never in the test's)."""
+    generations, unless a training set is already queued or running; in a process of its own
+    (a freeze is process-wide: never in the test's)."""
     code = (
         "import gc, threading, time\n"
+        "from concurrent.futures import Future\n"
+        "from tsm_web.jobs import Runner\n"
         "from tsm_web.plugin import _freeze_when_warm\n"
-        "warming = threading.Thread(target=lambda: time.sleep(2.0)); warming.start()\n"
-        "_freeze_when_warm(warming)\n"
-        "assert gc.get_freeze_count() == 0  # not before the warm-up ends\n"
-        "deadline = time.monotonic() + 20\n"
-        "while gc.get_freeze_count() == 0 and time.monotonic() < deadline: time.sleep(0.05)\n"
-        "print(gc.get_freeze_count())\n"
+        "def frozen(busy):\n"
+        "    runner = Runner(1)\n"
+        "    if busy: runner.futures[1] = (Future(), None)  # a run submitted during the warm-up\n"
+        "    runner.warming = threading.Thread(target=lambda: time.sleep(2.0)); runner.warming.start()\n"
+        "    _freeze_when_warm(runner)\n"
+        "    assert gc.get_freeze_count() == 0  # not before the warm-up ends\n"
+        "    runner.warming.join(); time.sleep(0.5)\n"
+        "    deadline = time.monotonic() + 20\n"
+        "    while not busy and gc.get_freeze_count() == 0 and time.monotonic() < deadline: time.sleep(0.05)\n"
+        "    return gc.get_freeze_count()\n"
+        "print(frozen(True), frozen(False))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert int(done.stdout) > 1000
+    busy, idle = map(int, done.stdout.split())
+    assert busy == 0 and idle > 1000
 
 
 def test_gathered_frames_keep_every_row_in_order():
@@ -185,3 +194,4 @@ def test_gathered_frames_keep_every_row_in_order():
     pd.testing.assert_frame_equal(joined, pd.concat(frames, ignore_index=True))
     empty = list(gathered(iter([frames[0], frames[2]]), rows=12))
     assert len(empty) == 1 and len(empty[0]) == 0 and list(empty[0].columns) == ["row", "x"]
+    assert [len(f) for f in gathered(iter([frames[1], frames[0]]), rows=5)] == [5]  # no trailing empty batch

@@ -139,23 +139,25 @@ GATHER_ROWS = 65_536
 
 def gathered(frames: Iterable[pd.DataFrame], rows: int = GATHER_ROWS) -> Iterator[pd.DataFrame]:
     """``frames`` in the same order, consecutive ones joined until they hold ``rows`` rows
-    (a frame as large alone passes as it is); empty frames are left out, unless all are."""
+    (a frame as large alone passes as it is); empty frames are left out, unless all are
+    (then the first one is yielded, so that its columns are written)."""
     held: list[pd.DataFrame] = []
     n = 0
-    empty = None
+    first_empty = None
+    yielded = False
     for frame in frames:
         if not len(frame):
-            empty = frame if empty is None else empty
+            first_empty = frame if first_empty is None else first_empty
             continue
         held.append(frame)
         n += len(frame)
         if n >= rows:
             yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
-            held, n, empty = [], 0, None
+            held, n, yielded = [], 0, True
     if held:
         yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
-    elif empty is not None:
-        yield empty
+    elif not yielded and first_empty is not None:
+        yield first_empty
 
 
 def write(

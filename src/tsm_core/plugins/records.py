@@ -273,7 +273,9 @@ class OutputMetadata:
 
 
 class Sink(Protocol):
-    """An open output file that takes Arrow tables one after another."""
+    """An open output file that takes Arrow tables one after another. ``close`` writes out
+    everything: the ``tsm`` command ends without the interpreter's teardown (``os._exit``
+    after the atexit handlers), so nothing may rely on an object being freed to flush."""
 
     def write(self, table: pa.Table) -> None: ...
 

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -28,6 +29,9 @@ from tsm_core.products.output import STAGING_PREFIX, write_failure
 from tsm_core.products.process import Owner, current_owner, owner_alive
 
 CLAIM_SUFFIX = ".tsm-claim"
+#: what a placed file replaced (``output.overwrite``) is kept in the staging folder under this
+#: prefix until the run ends (a leading dot: no output name, which is slugged, starts so)
+KEPT_PREFIX = ".old-"
 
 
 def claim_path(final: Path) -> Path:
@@ -65,7 +69,7 @@ class OutputClaim:
         until :meth:`release`, so that :meth:`undo` can put it back."""
         if not staged.exists():
             raise OutputError(f"the writer did not create {self.final.name}")
-        kept = staged.parent / f"old-{self.final.name}"
+        kept = staged.parent / f"{KEPT_PREFIX}{self.final.name}"
         try:
             if staged.is_dir():  # a folder (a HATS catalog) cannot replace a file or a folder in one rename
                 if self.placeholder is not None:
@@ -166,11 +170,14 @@ def claim_output(final: Path, overwrite: bool = False, owner: dict | None = None
 
 
 def release_files(staging: str | None, claim: str | None, final: str | None, pid: int | None = None) -> None:
-    """Remove what an interrupted run (process ``pid``) left: its staging folder, its
-    reservation of ``final`` (if still empty) and its claim (if still its own)."""
+    """Remove what an interrupted run (process ``pid``) left: its staging folder (after putting
+    back the older files it had replaced, if it stopped between two placements), its
+    reservation of ``final`` (if still empty) and its claim (if still its own, and a file of
+    this user's: a claim planted by someone else is left alone)."""
     if staging and Path(staging).name.startswith(STAGING_PREFIX):
+        _put_back(Path(staging))
         shutil.rmtree(staging, ignore_errors=True)
-    if not claim:
+    if not claim or not own_file(Path(claim)):
         return
     try:
         holder = read_claim(Path(claim))
@@ -182,6 +189,26 @@ def release_files(staging: str | None, claim: str | None, final: str | None, pid
         _remove_placeholder(Path(final), holder["placeholder"])
     with suppress(OSError):
         Path(claim).unlink()
+
+
+def own_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file (not a link) of this process's user."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid()
+
+
+def _put_back(staging: Path) -> None:
+    """Move the older outputs kept in ``staging`` (see :meth:`OutputClaim.commit`) back over the
+    files of a run that stopped before it ended: all or none holds after a SIGKILL too."""
+    for kept in staging.glob(f"{KEPT_PREFIX}*"):
+        final = staging.parent / kept.name[len(KEPT_PREFIX) :]
+        with suppress(OSError):
+            if final.is_dir() and not final.is_symlink():
+                shutil.rmtree(final)
+            os.replace(kept, final)
 
 
 def read_claim(claim: Path) -> dict:

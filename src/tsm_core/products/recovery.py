@@ -16,7 +16,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tsm_core.products.claims import CLAIM_SUFFIX, claimed_path, read_claim, release_files
+from tsm_core.products.claims import CLAIM_SUFFIX, claimed_path, own_file, read_claim, release_files
 from tsm_core.products.process import Owner, owner_alive
 
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ def recover_interrupted(registry: Registry) -> list[int]:
 
 def _other_claims(product: ProductRecord, registry: Registry) -> list[Path]:
     """The output claims of ``product`` beyond the one the registry records (its unmatched
-    file, a split's validation file): claim files beside it that name this product and registry."""
+    file, a split's validation file): claim files of this user's beside it that name this
+    product and registry (a file planted by another user is not trusted)."""
     if not product.claim_path:
         return []
     first = Path(product.claim_path)
@@ -61,6 +62,8 @@ def _other_claims(product: ProductRecord, registry: Registry) -> list[Path]:
     found = []
     with suppress(OSError):
         for claim in first.parent.glob(f".*{CLAIM_SUFFIX}"):
+            if not own_file(claim):
+                continue
             with suppress(FileNotFoundError):
                 holder = read_claim(claim)
                 registry_file = str(holder.get("registry") or "")

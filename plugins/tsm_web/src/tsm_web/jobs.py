@@ -88,6 +88,10 @@ class Runner:
         self.futures[product_id] = (future, registry)
         return future
 
+    def busy(self) -> bool:
+        """Whether a training set is queued or running."""
+        return any(not future.done() for future, _registry in list(self.futures.values()))
+
     def shutdown(self, wait_seconds: float = 20.0) -> None:
         """Stop taking work; queued runs are marked interrupted, running ones stop at their
         next partition (waiting up to ``wait_seconds`` for them to clean up)."""

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import gc
+import logging
 import threading
+from typing import TYPE_CHECKING
 
 import click
 
 from tsm_core import hookimpl
+
+if TYPE_CHECKING:
+    from tsm_web.jobs import Runner
+
+log = logging.getLogger(__name__)
 
 
 @hookimpl
@@ -80,7 +87,7 @@ def tsm_register_commands(cli: click.Group) -> None:
         hosts = [*default_allowed_hosts(host, port), *(settings.allowed_hosts or [])]
         settings = settings.model_copy(update={"allowed_hosts": hosts})
         app = create_app(settings)
-        _freeze_when_warm(app.state.runner.warming)
+        _freeze_when_warm(app.state.runner)
         click.echo(f"Training Set Maker on http://{host}:{port}/  (API description: /docs)")
         click.echo(f"Photo-z Server API for the pzserver client: http://{host}:{port}/api/  (tokens: tsm users add)")
         # on SIGTERM or Ctrl-C uvicorn stops taking requests, then the app's shutdown marks
@@ -121,15 +128,19 @@ def _users():  # noqa: ANN202 - imported on use, like the rest of the command li
     return Users(Registry.at_home(tsm_home()))
 
 
-def _freeze_when_warm(warming: threading.Thread | None) -> None:
+def _freeze_when_warm(runner: Runner) -> None:
     """In the server's own process only: once the run path is imported, move the objects
     alive then (LSDB's stack and the app, some 300,000) out of the garbage collector's
     generations (``gc.freeze``), so that the full collections during each training set do
-    not scan them again (about 0.4 s each on a loaded machine)."""
+    not scan them again (about 0.4 s each on a loaded machine). Not while a training set is
+    queued or running (one submitted during the warm-up): its objects would never be collected."""
 
     def work() -> None:
-        if warming is not None:
-            warming.join()
+        if runner.warming is not None:
+            runner.warming.join()
+        if runner.busy():
+            log.info("a training set started during the warm-up: the startup objects are not frozen")
+            return
         gc.collect()
         gc.freeze()
 
