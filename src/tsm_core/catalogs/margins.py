@@ -19,9 +19,6 @@ from typing import Any
 
 import numpy as np
 
-#: HEALPix order of the spatial index (``_healpix_29``)
-SPATIAL_ORDER = 29
-
 
 def margin_order(threshold_arcsec: float, highest_order: int) -> int:
     """The HEALPix order LSDB's ``from_dataframe`` finds a margin of ``threshold_arcsec`` at,

@@ -31,9 +31,8 @@ import numpy as np
 import pandas as pd
 
 from tsm_core.catalogs.margins import margin_rows
+from tsm_core.science.sphere import SPATIAL_ORDER
 
-#: HEALPix order of the spatial index and its column, as HATS names it
-SPATIAL_ORDER = 29
 SPATIAL_INDEX_COLUMN = "_healpix_29"
 #: the lowest order of the point map (LSDB's and hats-import's default)
 SKYMAP_ORDER = 8

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tsm_core.science.sphere import SPATIAL_ORDER
+
 if TYPE_CHECKING:
     import lsdb
 
@@ -41,7 +43,6 @@ HISTOGRAM_ORDER = 7
 DEEPEST_HISTOGRAM_ORDER = 10
 #: order of the coverage map (MOC) of the partitioned table
 MOC_ORDER = 10
-SPATIAL_ORDER = 29
 
 
 class _RandomToken:

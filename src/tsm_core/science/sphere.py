@@ -1,13 +1,16 @@
 """Positions on the unit sphere, as the k-D tree matches use them: unit vectors of RA/Dec,
 and the chord that stands for an angle (LSDB's own formulas). Shared by the run's crossmatch
 (:mod:`tsm_core.science.crossmatch`) and the duplicates across redshift catalogs
-(:mod:`tsm_core.redshifts.duplicates`); numpy only."""
+(:mod:`tsm_core.redshifts.duplicates`), and the order of HATS' spatial index; numpy only."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+#: the HEALPix order of HATS' spatial index (the ``_healpix_29`` column of every HATS catalog)
+SPATIAL_ORDER = 29
 
 
 def chord(radius_arcsec: float) -> float:
