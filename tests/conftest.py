@@ -41,6 +41,25 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     numba_cache.enable(Path(os.environ[numba_cache.CACHE_DIR_ENV]))
 
 
+#: what a test marked ``slow`` weighs, in quick tests, when files are handed to the workers
+SLOW_WEIGHT = 20
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadfile --no-loadscope-reorder``), the heaviest files are
+    handed out first, so that the workers finish together: a file weighs its number of tests,
+    a test marked ``slow`` :data:`SLOW_WEIGHT` of them. (xdist's own order, by the number of
+    tests alone, sent the files of a few long tests -- real processes, servers, kernels --
+    last, where one of them kept a worker busy alone.) Without xdist, pytest's order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    weight: dict[str, int] = {}
+    for item in items:
+        file = item.nodeid.split("::")[0]
+        weight[file] = weight.get(file, 0) + (SLOW_WEIGHT if item.get_closest_marker("slow") else 1)
+    items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])  # stable: each file keeps its order
+
+
 def shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
     """A folder ``name`` filled once per test run by ``build(folder)``, then only read.
 
