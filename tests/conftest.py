@@ -41,6 +41,33 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     numba_cache.enable(Path(os.environ[numba_cache.CACHE_DIR_ENV]))
 
 
+#: what a test marked ``slow``, or a module fixture (a server, runs its tests share), weighs in
+#: quick tests when files are handed to the workers
+SLOW_WEIGHT = 40
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadfile --no-loadscope-reorder``), the heaviest files are
+    handed out first, so that the workers finish together: a file weighs its number of tests,
+    and :data:`SLOW_WEIGHT` more for each test marked ``slow`` and each module fixture its
+    tests use. (xdist's own order, by the number of tests alone, sent the files of a few long
+    tests -- real processes, servers, kernels, shared runs -- last, where one of them kept a
+    worker busy alone.) Without xdist, pytest's order."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    weight: dict[str, int] = {}
+    module_fixtures: dict[str, set[str]] = {}
+    for item in items:
+        file = item.nodeid.split("::")[0]
+        weight[file] = weight.get(file, 0) + (SLOW_WEIGHT if item.get_closest_marker("slow") else 1)
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        shared = {name for name, defs in definitions.items() if defs and defs[-1].scope == "module"}
+        module_fixtures.setdefault(file, set()).update(shared)
+    for file, names in module_fixtures.items():
+        weight[file] += SLOW_WEIGHT * len(names)
+    items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])  # stable: each file keeps its order
+
+
 def shared_build(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
     """A folder ``name`` filled once per test run by ``build(folder)``, then only read.
 

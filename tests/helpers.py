@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -166,6 +167,19 @@ def writers_plugin(*writers):
             return list(writers)
 
     return Plugin()
+
+
+def tsm_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``tsm ARGS`` in this process, through click's test runner, as ``subprocess.run(...,
+    capture_output=True, text=True)`` would return it (exit code, stdout, stderr apart). For
+    tests of what the command parses, prints and exits with; a test of the process itself
+    (signals, start-up, memory, entry points) starts a real one (each pays some 3 s of imports)."""
+    from click.testing import CliRunner
+
+    from tsm_core.cli.main import get_cli
+
+    result = CliRunner().invoke(get_cli(), list(args), obj={})
+    return subprocess.CompletedProcess(["tsm", *args], result.exit_code, result.stdout, result.stderr)
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import tsm_core
-from helpers import register_csv, tsm_serve
+from helpers import register_csv, tsm_cli, tsm_serve
 from tsm_core.config import MAX_YAML_BYTES, load_config, load_yaml
 from tsm_core.errors import ConfigError
 from tsm_core.products.registry import Registry
@@ -237,13 +237,7 @@ def test_config_over_the_size_limit_refused_in_one_line(tmp_path, base_config):
     with pytest.raises(ConfigError) as caught:
         load_config(str(path))
     assert str(caught.value) == f"{path} is over the limit of {MAX_YAML_BYTES:,} bytes"
-    out = subprocess.run(
-        [sys.executable, "-m", "tsm_core", "run", str(path)],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, TSM_HOME=str(tmp_path / "home")),
-        timeout=60,
-    )
+    out = tsm_cli("run", str(path))
     assert out.returncode == 1 and out.stderr.splitlines() == [f"Error: {caught.value}"], out.stderr
 
 

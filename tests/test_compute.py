@@ -15,6 +15,7 @@ def _read(path) -> pd.DataFrame:
     return pq.read_table(path).to_pandas()
 
 
+@pytest.mark.slow
 def test_registered_catalog_on_a_cluster_given_by_address(scene, base_config):
     """The README's cluster form: a running dask.distributed scheduler's address (here a
     LocalCluster of two worker processes, as dask-jobqueue's SLURMCluster gives one), with a

@@ -3,15 +3,12 @@ refuses (named, before any data is read), and that no filter can run code."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 import tsm_core
+from helpers import tsm_cli
 from tsm_core.errors import ConfigError
 from tsm_core.science.filters import apply_filters, parse_filter
 
@@ -201,8 +198,7 @@ def test_injection_through_a_yaml_file_and_the_cli(base_config, tmp_path):
     base_config["filters"] = {"object": ["refExtendedness == 1", f"__import__('os').system('touch {target}') == 0"]}
     config = tmp_path / "set.yaml"
     config.write_text(yaml.safe_dump(base_config))
-    tsm = Path(sys.executable).with_name("tsm")
-    proc = subprocess.run([str(tsm), "run", str(config)], capture_output=True, text=True, timeout=120)
+    proc = tsm_cli("run", str(config))
     assert proc.returncode == 1 and not target.exists()
     assert proc.stderr.strip().splitlines()[0].startswith("Error: filters.object[1]: ")
     assert "uses attribute access" in proc.stderr

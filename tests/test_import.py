@@ -17,6 +17,7 @@ from tsm_core import plugins
 from tsm_core.cli.main import get_cli
 
 
+@pytest.mark.slow
 def test_import_the_real_dp1_sample_and_match(reference, tmp_path):
     import lsdb
 

@@ -14,6 +14,7 @@ import pytest
 import tsm_core
 
 
+@pytest.mark.slow
 def test_run_leaves_warnings_dask_and_environment_alone(base_config):
     filters = list(warnings.filters)
     config = copy.deepcopy(dask.config.config)

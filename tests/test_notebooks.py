@@ -84,6 +84,7 @@ def check_real_dp02(reference: Path, cwd: Path) -> None:
     assert set(frame["id"]) == set(expected["id"]) and set(frame["objectId"]) == set(expected["objectId"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "release"), [("example1_dp02.ipynb", "dp02"), ("example2_dp1.ipynb", "dp1")])
 def test_example_notebook_runs(
     name: str,

@@ -109,6 +109,7 @@ def test_products_list_and_show(base_config, tmp_path):
     assert runner.invoke(get_cli(), ["products", "list", "--search", "other"]).output == ""
 
 
+@pytest.mark.slow
 def test_concurrent_processes_share_one_registry(base_config, tmp_path):
     configs = []
     for k in range(2):

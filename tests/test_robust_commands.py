@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from helpers import tsm_cli
 from tsm_core.products.registry import Registry
 from tsm_core.products.staging import OWNER_FILE, PREFIX
 
@@ -87,10 +88,11 @@ def test_register_killed_leaves_nothing_and_reruns(tmp_path, tsm_home, sig, stag
     else:
         assert [p.name[: len(PREFIX)] for p in store.iterdir()] == [PREFIX]  # what SIGKILL leaves
     assert Registry.at_home(tsm_home).redshift_catalogs() == []
-    listed = subprocess.run([*TSM, "redshift", "list"], capture_output=True, text=True, timeout=120)
+    # the next commands run in this process: what they do is under test, not their process
+    listed = tsm_cli("-q", "redshift", "list")
     assert listed.returncode == 0 and listed.stdout == "", listed.stderr
     assert list(store.iterdir()) == []  # the next `tsm redshift` swept what SIGKILL left
-    again = subprocess.run([*TSM, "redshift", "register", "big", str(source)], capture_output=True, text=True)
+    again = tsm_cli("-q", "redshift", "register", "big", str(source))
     assert again.returncode == 0, again.stderr
     [record] = Registry.at_home(tsm_home).redshift_catalogs()
     assert record.n_rows == 40_000 and [p.name for p in store.iterdir()] == [Path(record.path).name]

@@ -11,6 +11,8 @@ import json
 import time
 import urllib.request
 
+import pytest
+
 from helpers import brute_force_match, register_csv, tsm_serve
 
 TOKEN = "warm-token"
@@ -34,6 +36,7 @@ def _done(url: str, product_id: int, timeout: float = 120) -> dict:
     raise AssertionError(f"training set {product_id} not finished after {timeout} s")
 
 
+@pytest.mark.slow
 def test_a_small_training_set_in_a_warm_server_is_done_within_seconds(scene, coarse_objects_path, tmp_path):
     env = {"TSM_HOME": str(tmp_path / "home"), "TSM_API_TOKEN": TOKEN}
     with tsm_serve(env, "--release-path", f"dp1={coarse_objects_path}") as url:

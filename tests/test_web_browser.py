@@ -71,6 +71,7 @@ def _api(url: str, path: str, body: dict | None = None, token: str = "") -> obje
         return json.loads(r.read())
 
 
+@pytest.mark.slow
 def test_website_end_to_end(server, scene, tsm_home, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (make test installs it with apt-get; needs root)")

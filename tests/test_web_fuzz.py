@@ -17,6 +17,7 @@ ADMIN = "fuzz-admin-token"
 EXAMPLES = 30
 
 
+@pytest.mark.slow
 def test_openapi_fuzzed_without_server_errors(tmp_path):
     pytest.importorskip("schemathesis")
     env = {"TSM_HOME": str(tmp_path / "home"), "TSM_API_TOKEN": ADMIN, "TSM_MAX_UPLOAD_MB": "1"}

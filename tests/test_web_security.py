@@ -546,48 +546,46 @@ def test_pzserver_errors_redact_the_servers_locations(service, scene):
 
 
 @pytest.mark.parametrize("headers", [{"Referer": "http://evil.example/"}, {"Sec-Fetch-Site": "cross-site"}])
-def test_cross_site_get_that_changes_state_refused(tmp_path, headers):
+def test_cross_site_get_that_changes_state_refused(open_service, headers):
     """The Photo-z Server API's GET routes that change state (stop a process, read an upload
     into its product) are refused from another site like a POST, in open mode too; a client
     sending neither header (LIneA's pzserver) reaches them."""
     import requests
 
-    with tsm_serve({"TSM_HOME": str(tmp_path / "home")}) as url:
-        for path in ("/api/processes/1/stop/", "/api/products/1/registry/"):
-            refused = requests.get(url + path, headers=headers, timeout=30)
-            assert refused.status_code == 403, refused.text
-            assert refused.headers["x-content-type-options"] == "nosniff"
-            assert requests.get(url + path, timeout=30).status_code == 404  # no such process/product: not refused
+    url = open_service["url"]
+    for path in ("/api/processes/999999/stop/", "/api/products/999999/registry/"):
+        refused = requests.get(url + path, headers=headers, timeout=30)
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["x-content-type-options"] == "nosniff"
+        assert requests.get(url + path, timeout=30).status_code == 404  # no such process/product: not refused
 
 
-def test_deeply_nested_json_is_a_bad_request(tmp_path):
+def test_deeply_nested_json_is_a_bad_request(open_service):
     """A body nested deeper than the JSON parser goes is refused as bad JSON (400), not a 500,
     as the whole body and as a `used_config` string of the Photo-z Server API."""
     import requests
 
+    url = open_service["url"]
     nested = "[" * 100_000 + "]" * 100_000
-    with tsm_serve({"TSM_HOME": str(tmp_path / "home")}) as url:
-        body = '{"pipeline": 1, "display_name": "x", "release": 1, "inputs": [1], "used_config": ' + nested + "}"
-        whole = requests.post(
-            url + "/api/processes/", data=body, headers={"Content-Type": "application/json"}, timeout=30
-        )
-        assert whole.status_code == 400, whole.text
-        as_text = requests.post(
-            url + "/api/processes/",
-            json={"pipeline": 1, "display_name": "x", "release": 1, "inputs": [1], "used_config": nested},
-            timeout=30,
-        )
-        assert as_text.status_code == 400, as_text.text
+    body = '{"pipeline": 1, "display_name": "x", "release": 1, "inputs": [1], "used_config": ' + nested + "}"
+    whole = requests.post(url + "/api/processes/", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert whole.status_code == 400, whole.text
+    as_text = requests.post(
+        url + "/api/processes/",
+        json={"pipeline": 1, "display_name": "x", "release": 1, "inputs": [1], "used_config": nested},
+        timeout=30,
+    )
+    assert as_text.status_code == 400, as_text.text
 
 
-def test_a_json_body_is_bounded_apart_from_uploads(tmp_path):
+def test_a_json_body_is_bounded_apart_from_uploads(open_service):
     """A JSON body over 1 MB is refused (413) before it is read, however large uploads may be."""
     import requests
 
-    with tsm_serve({"TSM_HOME": str(tmp_path / "home")}) as url:
-        body = b'{"name": "' + b"x" * (2 << 20) + b'"}'
-        answer = requests.post(
-            url + "/api/training-sets", data=body, headers={"Content-Type": "application/json"}, timeout=30
-        )
-        assert answer.status_code == 413, answer.text
-        assert f"over the limit of {1 << 20} bytes" in answer.json()["message"]
+    url = open_service["url"]
+    body = b'{"name": "' + b"x" * (2 << 20) + b'"}'
+    answer = requests.post(
+        url + "/api/training-sets", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert answer.status_code == 413, answer.text
+    assert f"over the limit of {1 << 20} bytes" in answer.json()["message"]
