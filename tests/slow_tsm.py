@@ -1,6 +1,8 @@
 """``python slow_tsm.py ARGS``: the ``tsm`` command with an extra output format
 ``slow-parquet`` that sleeps ``$TSM_TEST_WRITE_DELAY`` seconds (default 0.3) per batch
-it writes, so that tests can signal a run at chosen moments."""
+it writes, so that tests can signal a run at chosen moments. Each partition's rows are
+written as a batch of their own (the run gathers small partitions' rows into one batch
+otherwise), so that a small run writes many batches, with a cancel check between them."""
 
 from __future__ import annotations
 
@@ -40,6 +42,9 @@ class Plugin:
 
 
 if __name__ == "__main__":
+    from tsm_core.pipeline import write as run_write
+
+    run_write.GATHER_ROWS = 1  # this test process only
     tsm_core.get_plugin_manager().register(Plugin(), name="slow-writer")
     from tsm_core.cli.main import main
 

@@ -172,7 +172,7 @@ def write(
     """Finish each selected frame and write it to its sink (one, or one per side of the split)."""
     out = Written()
     with stage("match, photometry and write"):
-        for frame in gathered(selection.frames):
+        for frame in gathered(selection.frames, GATHER_ROWS):
             cancel.check()
             frame = finish(frame, plan.config, selection, out.n_rows, weigher)
             out.add(frame)
