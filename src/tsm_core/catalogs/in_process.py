@@ -6,9 +6,9 @@ are read whole (:func:`read_whole`: pandas for Parquet and CSV, astropy for FITS
 this process (:func:`write_in_process`) as LSDB's ``from_dataframe`` and ``write_catalog`` would
 write them, without their fixed costs (:mod:`tsm_core.catalogs.small_hats`), in the same
 published layout as the cluster path of :mod:`tsm_core.catalogs.importer`: the main catalog,
-its margin and the id index (from the ids in memory), named in ``collection.properties``. :func:`count_rows` decides, from the files' metadata where they
-have it (Parquet footers, FITS headers) and by counting a CSV file's lines (decompressed, up
-to the threshold).
+its margin and the id index (from the ids in memory), named in ``collection.properties``.
+:func:`count_rows` decides, from the files' metadata where they have it (Parquet footers,
+FITS headers) and by counting a CSV file's lines (decompressed, up to the threshold).
 """
 
 from __future__ import annotations

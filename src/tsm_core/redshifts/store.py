@@ -3,8 +3,8 @@
 ``tsm redshift register`` normalizes a catalog once (convention, homogenized flags, bad
 rows dropped and counted, unique ids) and stores it under ``$TSM_HOME/redshift_catalogs/``
 as a HATS collection: the catalog ``redshifts`` partitioned on the sky (at most
-:data:`ROWS_PER_PARTITION` rows a partition), and ``tsm_redshift.json`` beside it (what normalization did, column notes, the longest text of
-each string column). Each row keeps its row number in the normalized table
+:data:`ROWS_PER_PARTITION` rows a partition), and ``tsm_redshift.json`` beside it (what
+normalization did, column notes, the longest text of each string column). Each row keeps its row number in the normalized table
 (``_zrow``): runs tell redshifts apart by it.
 
 A run opens the collection lazily (:class:`tsm_core.redshifts.side.StoredSide`): only the
