@@ -257,8 +257,6 @@ def side_from_store(
     ship_rows: bool = False,
 ) -> StoredSide:
     """A :class:`StoredSide`: the keys scanned partition by partition, filters counted per batch."""
-    import pyarrow.dataset as ds
-
     table = store.table
     present = [str(c) for c in table.frame.columns]
     check_filter_columns(filters, present, "redshift")
@@ -268,9 +266,8 @@ def side_from_store(
     read = list(dict.fromkeys(keys + [c for f in filters for c in f.columns]))
     tally = FilterTally(filters)
     scanned = KeyColumns(keys)
-    dataset = ds.dataset(store.dataset, format="parquet")
-    for batch in dataset.to_batches(columns=read, batch_size=SCAN_BATCH_ROWS):
-        scanned.add(tally.apply(batch.to_pandas(types_mapper=pd.ArrowDtype)))
+    for batch in store.scan(read, SCAN_BATCH_ROWS):
+        scanned.add(tally.apply(batch))
     tally.record(funnel, table.dropped)
     found = scanned.frame()
     lengths = {c: n for c, n in store.string_lengths.items() if c in columns}

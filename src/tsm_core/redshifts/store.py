@@ -4,8 +4,8 @@
 rows dropped and counted, unique ids) and stores it under ``$TSM_HOME/redshift_catalogs/``
 as a HATS collection: the catalog ``redshifts`` partitioned on the sky (at most
 :data:`ROWS_PER_PARTITION` rows a partition), and ``tsm_redshift.json`` beside it (what
-normalization did, column notes, the longest text of each string column). Each row keeps its row number in the normalized table
-(``_zrow``): runs tell redshifts apart by it.
+normalization did, column notes, the longest text of each string column). Each row keeps its
+row number in the normalized table (``_zrow``): runs tell redshifts apart by it.
 
 A run opens the collection lazily (:class:`tsm_core.redshifts.side.StoredSide`): only the
 partitions that overlap the object catalog are read for the crossmatch, with the run's
@@ -123,9 +123,7 @@ class StoredCatalog:
 
     def scan(self, columns: list[str], batch_rows: int) -> Any:
         """Every stored row's ``columns``, ``batch_rows`` at a time, partition by partition (frames of Arrow types)."""
-        import pyarrow.dataset as ds
-
-        for batch in ds.dataset(self.dataset, format="parquet").to_batches(columns=columns, batch_size=batch_rows):
+        for batch in self._partitions().to_batches(columns=columns, batch_size=batch_rows):
             yield batch.to_pandas(types_mapper=pd.ArrowDtype)
 
     @property
@@ -136,12 +134,16 @@ class StoredCatalog:
     def read(self, columns: list[str], filters: list[tuple[str, str, Any]] | None = None) -> pd.DataFrame:
         """Every stored row's ``columns`` (those passing ``filters``: cuts as
         ``pyarrow.parquet`` takes them), partition after partition, as one frame of Arrow types."""
-        import pyarrow.dataset as ds
         import pyarrow.parquet as pq
 
         cut = pq.filters_to_expression(filters) if filters else None
-        table = ds.dataset(self.dataset, format="parquet").to_table(columns=columns, filter=cut)
-        return table.to_pandas(types_mapper=pd.ArrowDtype)
+        return self._partitions().to_table(columns=columns, filter=cut).to_pandas(types_mapper=pd.ArrowDtype)
+
+    def _partitions(self) -> Any:
+        """The stored partitions' Parquet files as one ``pyarrow.dataset``."""
+        import pyarrow.dataset as ds
+
+        return ds.dataset(self.dataset, format="parquet")
 
     def schema(self) -> Any:
         """The Arrow schema of the stored rows."""
