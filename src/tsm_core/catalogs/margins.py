@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from tsm_core.science.sphere import SPATIAL_ORDER
+
 
 def margin_order(threshold_arcsec: float, highest_order: int) -> int:
     """The HEALPix order LSDB's ``from_dataframe`` finds a margin of ``threshold_arcsec`` at,
@@ -58,14 +60,6 @@ def negative_pixels(pixels: Sequence[Any]) -> list[Any]:
     return [found[i] for i in get_pixel_argsort(found)] if found else []
 
 
-def _region_of(regions: Sequence[Any], cells: np.ndarray, order: int) -> np.ndarray:
-    """Index into ``regions`` (which tile the sky, none deeper than ``order``) of the region
-    holding each pixel ``cells`` of ``order``: the last region starting at or before it."""
-    starts = np.array([int(r.pixel) << (2 * (order - int(r.order))) for r in regions], dtype=np.int64)
-    sorter = np.argsort(starts)
-    return sorter[np.searchsorted(starts[sorter], cells, side="right") - 1]
-
-
 def margin_rows(
     ra: np.ndarray,
     dec: np.ndarray,
@@ -87,6 +81,8 @@ def margin_rows(
     from cdshealpix.nested import neighbours
     from hats.pixel_math.healpix_pixel_function import get_pixel_argsort
 
+    from tsm_core.redshifts.partitioning import partition_of
+
     if not len(ra):
         return {}
     order = margin_order(threshold_arcsec, max(int(p.order) for p in pixels))
@@ -98,7 +94,7 @@ def margin_rows(
     around = around.ravel()
     real = around >= 0
     rows, around = rows[real], around[real]
-    region = _region_of(regions, around, order)
+    region = partition_of(regions, around << (2 * (SPATIAL_ORDER - order)))  # the regions tile the sky
     own = np.asarray(home, dtype=np.int64)[rows]
     outside = region != own
     pairs = np.unique(region[outside].astype(np.int64) * len(cells) + rows[outside])  # each row once per region
